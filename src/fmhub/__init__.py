@@ -1,0 +1,7 @@
+"""fmhub: a self-hosted model catalog for foundation models.
+
+Browse the catalog, fine-tune a model on your own data for a language task, evaluate it, register
+the result and (later) deploy it. See the README for the two commands that do everything.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,39 @@
+"""The ``fmhub`` command line: one Typer app, one module per resource."""
+
+from __future__ import annotations
+
+import typer
+
+from fmhub import __version__
+from fmhub.cli import data, jobs, models
+from fmhub.cli.finetune import finetune_cmd
+from fmhub.cli.predict import predict_cmd
+
+app = typer.Typer(
+    name="fmhub",
+    help="fmhub: a self-hosted model catalog. Browse models, fine-tune one on your data, evaluate, "
+         "register and predict — offline on this machine. State lives in FMHUB_HOME (default ~/.fmhub).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(models.app, name="models")
+app.add_typer(data.app, name="data")
+app.add_typer(jobs.app, name="jobs")
+app.command("finetune", help=finetune_cmd.__doc__)(finetune_cmd)
+app.command("predict", help=predict_cmd.__doc__)(predict_cmd)
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print the fmhub version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

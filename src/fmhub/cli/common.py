@@ -1,0 +1,95 @@
+"""Shared CLI plumbing: the service context, error handling, JSON output, consoles."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from fmhub.errors import FmhubError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout (the REST API's objects).")
+
+
+def context():
+    """The service context from the environment (``FMHUB_HOME``, ``FMHUB_DATABASE_URL``)."""
+    from fmhub.services.context import Context
+
+    return Context.from_settings()
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as one JSON document on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter (load reports, warnings) off the terminal; jobs log it to their file."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover - transformers missing is reported elsewhere
+        pass
+
+
+def handle_errors(func: F) -> F:
+    """Turn :class:`FmhubError` into one line on stderr (or a JSON error body) and exit code 1.
+
+    Any other exception is logged with its traceback to ``FMHUB_HOME/logs/cli.log`` and shown as a
+    generic error naming that file.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        try:
+            return func(*args, **kwargs)
+        except FmhubError as exc:
+            if as_json:
+                print_json(exc.to_dict())
+            else:
+                err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+                if exc.hint:
+                    err.print(f"[yellow]hint:[/] {exc.hint}", markup=True, highlight=False)
+            raise typer.Exit(code=1) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # unexpected: keep the traceback in a log file
+            from fmhub.config import get_settings
+
+            log_dir = get_settings().home / "logs"
+            log_dir.mkdir(parents=True, exist_ok=True)
+            path = log_dir / "cli.log"
+            logging.basicConfig(filename=path, level=logging.INFO)
+            logging.getLogger("fmhub.cli").exception("unexpected error")
+            message = f"unexpected error: {type(exc).__name__}: {exc}"
+            if as_json:
+                print_json({"error": {"code": "internal", "message": message, "hint": f"see {path}"}})
+            else:
+                err.print(f"[bold red]{message}[/] (traceback in {path})", markup=True, highlight=False)
+            raise typer.Exit(code=1) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,106 @@
+"""``fmhub finetune``: fine-tune a catalog or workspace model on a data file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from fmhub.cli.common import JSON_OPTION, context, err, handle_errors, out, print_json, quiet_libraries
+from fmhub.cli.render import ProgressBar, print_metrics, print_report
+
+HP_FLAGS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
+            "max_seq_length", "warmup_steps", "weight_decay", "seed", "max_steps", "metric_for_best_model",
+            "gradient_accumulation_steps", "save_steps")
+
+
+def build_finetune_spec(job_file: Optional[Path], flags: dict[str, Any]) -> Any:
+    """Merge a YAML job file with command-line flags (flags win) into a ``FinetuneSpec``."""
+    from fmhub.services.specs import FinetuneSpec, build_spec, deep_merge, load_spec_file, parse_map_options
+
+    data: dict[str, Any] = load_spec_file(job_file) if job_file else {}
+    over: dict[str, Any] = {}
+    for key in ("model", "task", "registered_model_name", "device"):
+        if flags.get(key) is not None:
+            over[key] = flags[key]
+    if flags.get("no_register"):
+        over["register_model"] = False
+    data_over = {k: flags[k] for k in ("train", "validation", "test", "validation_size", "test_size", "format",
+                                       "encoding", "on_invalid_row") if flags.get(k) is not None}
+    if flags.get("map"):
+        data_over["column_mapping"] = parse_map_options(flags["map"])
+    if data_over:
+        over["data"] = data_over
+    hp_over = {k: flags[k] for k in HP_FLAGS if flags.get(k) is not None}
+    if hp_over:
+        over["hyperparameters"] = hp_over
+    merged = deep_merge(data, over)
+    where = f"job file {job_file} and flags" if job_file else "the command-line flags"
+    return build_spec(FinetuneSpec, merged, where)
+
+
+@handle_errors
+def finetune_cmd(
+    job_file: Optional[Path] = typer.Option(None, "-f", "--file", help="YAML job file (same keys as the REST body); flags override it."),
+    model: Optional[str] = typer.Option(None, "--model", help="Catalog name or workspace NAME[:VERSION], e.g. all-MiniLM-L6-v2."),
+    task: Optional[str] = typer.Option(None, "--task", help="text-classification (more tasks: see `fmhub models list`)."),
+    train: Optional[str] = typer.Option(None, "--train", help="Training data: JSONL, JSON, CSV, TSV or Parquet file."),
+    validation: Optional[str] = typer.Option(None, "--validation", help="FILE, auto (split from --train; default) or none."),
+    test: Optional[str] = typer.Option(None, "--test", help="FILE, auto (split from --train; default) or none (no test evaluation)."),
+    map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable, e.g. --map sentence1=review --map label=stars."),
+    validation_size: Optional[float] = typer.Option(None, "--validation-size", help="Fraction for an automatic validation split (default 0.1)."),
+    test_size: Optional[float] = typer.Option(None, "--test-size", help="Fraction for an automatic test split (default 0.1)."),
+    format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet."),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of the files (default utf-8)."),
+    on_invalid_row: Optional[str] = typer.Option(None, "--on-invalid-row", help="error (default: stop and list bad rows) or drop (leave them out, listed in the report)."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Peak learning rate (task default 5e-5)."),
+    num_train_epochs: Optional[float] = typer.Option(None, "--num-train-epochs", help="Epochs (default 3)."),
+    per_device_train_batch_size: Optional[int] = typer.Option(None, "--per-device-train-batch-size", "--batch-size", help="Training batch size (default 32)."),
+    per_device_eval_batch_size: Optional[int] = typer.Option(None, "--per-device-eval-batch-size", help="Evaluation batch size (default 64)."),
+    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Truncate inputs to this many tokens (default 128)."),
+    warmup_steps: Optional[float] = typer.Option(None, "--warmup-steps", help="Warm-up: steps (>= 1) or a ratio of all steps (< 1; default 0.06)."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW weight decay (default 0.01)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the head, data order and automatic splits (default 42)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after N optimizer steps (smoke runs)."),
+    gradient_accumulation_steps: Optional[int] = typer.Option(None, "--gradient-accumulation-steps", help="Accumulate N batches per optimizer step (default 1)."),
+    save_steps: Optional[int] = typer.Option(None, "--save-steps", help="Also checkpoint (and evaluate) every N steps."),
+    metric_for_best_model: Optional[str] = typer.Option(None, "--metric-for-best-model", help="Validation metric that picks the best checkpoint (default f1_macro)."),
+    registered_model_name: Optional[str] = typer.Option(None, "--registered-model-name", "--output-model", help="Workspace name for the result (default <model>-<task>)."),
+    no_register: bool = typer.Option(False, "--no-register", help="Do not register the fine-tuned model."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto (GPU when present; default), cpu, cuda or cuda:N."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate data and mapping, print the report, do not train."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Fine-tune a model on your data file, evaluate it and register the result.
+
+    The data is read, mapped and checked first; nothing trains while the report has errors.
+    Example: fmhub finetune --model all-MiniLM-L6-v2 --task text-classification --train train.csv
+    """
+    quiet_libraries()
+    flags = dict(locals())
+    spec = build_finetune_spec(job_file, flags)
+    from fmhub.services.finetune import run_finetune
+
+    console = err if as_json else out
+    bar = ProgressBar(err)
+
+    def on_report(report: Any) -> None:
+        print_report(console, report)
+
+    try:
+        result = run_finetune(context(), spec, sink=bar, on_report=on_report, dry_run=dry_run)
+    finally:
+        bar.close()
+    if as_json:
+        print_json(result.to_dict())
+        return
+    if result.dry_run:
+        out.print("[green]data and mapping are valid[/] (dry run: nothing trained)")
+        return
+    print_metrics(out, result.metrics)
+    out.print(f"job [bold]{result.job.id}[/] {result.job.status.value}; "
+              f"{result.train.get('samples_per_s')} samples/s on {result.train.get('device')}", highlight=False)
+    if result.model_version:
+        out.print(f"registered [bold]{result.model_version.ref}[/]  (try: fmhub predict "
+                  f"{result.model_version.ref} --text \"...\")", highlight=False)

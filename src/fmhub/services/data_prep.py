@@ -1,0 +1,166 @@
+"""Data intake for a job: read the files, map columns, check rows and splits, build the report.
+
+Nothing trains until this has run and found no error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fmhub.data.mapping import apply_mapping, resolve_mapping
+from fmhub.data.problems import Problem
+from fmhub.data.readers import Table, read_table
+from fmhub.data.report import SplitReport, ValidationReport, length_stats
+from fmhub.data.splits import SplitSizes, split_indices
+from fmhub.services.specs import DataSpec
+from fmhub.tasks.base import Examples, LabelInfo, Task
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class PreparedData:
+    """The checked splits of a job and their report.
+
+    Attributes:
+        splits: ``train`` always; ``validation`` / ``test`` when present.
+        info: The label space learned from ``train`` (None when the report has errors early).
+        report: The validation report.
+        files: Split -> the file its rows came from (automatic splits name the training file).
+    """
+
+    splits: dict[str, Examples]
+    info: LabelInfo | None
+    report: ValidationReport
+    files: dict[str, str]
+
+
+def _is_keyword(value: str | None, *words: str) -> bool:
+    return value is not None and value.strip().lower() in words
+
+
+def _read(path: str, spec: DataSpec, task: Task, report: ValidationReport) -> tuple[Table, Examples, list[str]]:
+    table = read_table(path, format=spec.format, encoding=spec.encoding)
+    report.warnings.extend(table.warnings)
+    if table.skipped_blank_lines:
+        report.notes.append(f"{path}: skipped {table.skipped_blank_lines} blank line(s)")
+    mapping = resolve_mapping(table.columns, task.schema, spec.column_mapping, file=path)
+    rows = apply_mapping(table, mapping)
+    return table, Examples("", path, rows, list(table.lines)), mapping.describe()
+
+
+def _check(examples: Examples, task: Task, spec: DataSpec, report: ValidationReport) -> tuple[Examples, list[Problem]]:
+    good, problems = task.check_rows(examples)
+    if spec.on_invalid_row == "error":
+        report.errors.extend(problems)
+        return examples, []
+    for p in problems:
+        p.severity = "warning"
+    return examples.subset(good, examples.split), problems
+
+
+def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_length: int, seed: int) -> PreparedData:
+    """Read, map, check and split the data of a job.
+
+    Args:
+        spec: Files, mapping and split sizes.
+        task: The task module (row checks, label space, distributions).
+        tokenizer: The model's tokenizer, for token-length statistics (None to skip them).
+        max_seq_length: Truncation limit in tokens (for the "would be truncated" count).
+        seed: Seed of automatic splits.
+
+    Returns:
+        The prepared splits and the report. Check ``report.ok`` before training.
+
+    Raises:
+        DataError: when a file cannot be read or a column mapping cannot be resolved.
+    """
+    report = ValidationReport(task=task.name)
+    files: dict[str, str] = {}
+    read: dict[str, tuple[Examples, int]] = {}
+    dropped: dict[str, list[Problem]] = {}
+
+    table, train, mapping_lines = _read(spec.train, spec, task, report)
+    report.mapping = mapping_lines
+    train.split = "train"
+    rows_read = {"train": len(train)}
+    train, dropped["train"] = _check(train, task, spec, report)
+    files["train"] = spec.train
+
+    for split in ("validation", "test"):
+        value = getattr(spec, split)
+        if _is_keyword(value, "auto", "none", ""):
+            continue
+        _, ex, _ = _read(value, spec, task, report)
+        ex.split = split
+        rows_read[split] = len(ex)
+        ex, dropped[split] = _check(ex, task, spec, report)
+        read[split] = (ex, len(ex))
+        files[split] = value
+
+    sizes = SplitSizes(
+        validation=spec.validation_size if _is_keyword(spec.validation, "auto") else 0.0,
+        test=spec.test_size if _is_keyword(spec.test, "auto") else 0.0,
+    )
+    sources = {"train": spec.train}
+    splits: dict[str, Examples] = {}
+    if sizes.validation > 0 or sizes.test > 0:
+        strat = task.stratify_values(train) if report.ok else None
+        idx = split_indices(len(train), sizes, seed=seed, stratify=strat)
+        full = train
+        train = full.subset(idx["train"], "train")
+        for split in ("validation", "test"):
+            if split in idx:
+                splits[split] = full.subset(idx[split], split)
+                frac = getattr(sizes, split)
+                how = ", stratified on the label" if strat is not None else ""
+                sources[split] = f"auto: {len(idx[split])} rows ({frac:.0%}) of {spec.train}{how}, seed {seed}"
+                rows_read[split] = len(idx[split])
+                files[split] = spec.train
+                dropped.setdefault(split, [])
+        report.notes.append(
+            "automatic split of " + spec.train + ": "
+            + ", ".join(f"{k} {len(v)}" for k, v in [("train", idx['train'])] + [(s, idx[s]) for s in ("validation", "test") if s in idx])
+        )
+    for split, (ex, _) in read.items():
+        splits[split] = ex
+        sources[split] = files[split]
+    splits["train"] = train
+    if "test" not in splits:
+        report.notes.append("no test data: the job will not report test metrics")
+    if "validation" not in splits:
+        report.notes.append("no validation data: no per-epoch evaluation, the last checkpoint is kept")
+
+    info: LabelInfo | None = None
+    if report.ok:
+        info = task.label_info(train)
+        for p in task.check_splits(splits, info):
+            (report.errors if p.severity == "error" else report.warnings).append(p)
+
+    ordered = {name: splits[name] for name in SPLITS if name in splits}
+    for name, ex in ordered.items():
+        sr = SplitReport(name=name, source=sources[name], rows_read=rows_read.get(name, len(ex)),
+                         rows_kept=len(ex), dropped=dropped.get(name, []))
+        if report.ok:
+            sr.distribution = task.distribution(ex)
+            if tokenizer is not None and len(ex):
+                sr.lengths = length_stats(_token_counts(tokenizer, task.texts_for_length(ex)), max_seq_length)
+        report.splits.append(sr)
+    return PreparedData(splits=ordered, info=info, report=report, files=files)
+
+
+def _token_counts(tokenizer: Any, texts: list[Any]) -> list[int]:
+    first = [t[0] if isinstance(t, (list, tuple)) else t for t in texts]
+    second = [t[1] if isinstance(t, (list, tuple)) else None for t in texts]
+    if any(s is not None for s in second):
+        enc = tokenizer(first, [s or "" for s in second], truncation=False)
+    else:
+        enc = tokenizer(first, truncation=False)
+    return [len(ids) for ids in enc["input_ids"]]
+
+
+def resolve_path(value: str) -> Path:
+    """The path of a data file as given (relative to the current folder)."""
+    return Path(value).expanduser()

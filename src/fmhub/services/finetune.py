@@ -1,0 +1,223 @@
+"""The fine-tune use case: validate data, train, evaluate, register — as one job."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fmhub.data.report import ValidationReport
+from fmhub.entities import Job, JobStatus, ModelVersion
+from fmhub.errors import DataError, FmhubError, SpecError
+from fmhub.services import assets as assets_service
+from fmhub.services import jobs as jobs_service
+from fmhub.services.context import Context
+from fmhub.services.data_prep import PreparedData, prepare_data
+from fmhub.services.evaluation import evaluate_split
+from fmhub.services.models import ResolvedModel, register_folder, resolve_model
+from fmhub.services.specs import FinetuneSpec
+from fmhub.tasks import get_task
+from fmhub.tasks.base import Task
+from fmhub.training.device import choose_device
+from fmhub.training.progress import ProgressSink, SinkFanout
+
+log = logging.getLogger("fmhub.finetune")
+
+
+@dataclass
+class FinetuneResult:
+    """The outcome of :func:`run_finetune`.
+
+    Attributes:
+        report: The validation report (always).
+        job: The job row (None for a dry run).
+        metrics: ``{"validation": {...}, "test": {...}}`` (splits that exist).
+        model_version: The registered version (None for a dry run or ``register_model: false``).
+        train: Training figures: runtime_s, samples_per_s, global_step, device.
+    """
+
+    report: ValidationReport
+    job: Job | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    model_version: ModelVersion | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document ``fmhub finetune --json`` prints (the REST API returns the same)."""
+        return {
+            "job_id": self.job.id if self.job else None,
+            "status": self.job.status.value if self.job else "validated",
+            "dry_run": self.dry_run,
+            "registered_model": self.model_version.ref if self.model_version else None,
+            "validation": self.metrics.get("validation"),
+            "test": self.metrics.get("test"),
+            "train": self.train,
+            "report": self.report.to_dict(),
+        }
+
+
+def _report_error(report: ValidationReport) -> DataError:
+    lines = [str(p) for p in report.errors[:20]]
+    more = f"\n... and {len(report.errors) - 20} more" if len(report.errors) > 20 else ""
+    return DataError(f"{len(report.errors)} problem(s) in the data:\n" + "\n".join(lines) + more,
+                     hint=report.errors[0].hint or "fix the rows listed and run again",
+                     details=report.to_dict())
+
+
+def _check_model_task(resolved: ResolvedModel, task: str) -> None:
+    card = resolved.card
+    if card.registry == "system" and task not in card.finetuning_tasks:
+        raise SpecError(f"model '{card.name}' cannot be fine-tuned for {task}",
+                        hint=f"its fine-tuning tasks are: {', '.join(card.finetuning_tasks) or 'none'}; "
+                             f"find others with `fmhub models list --task {task}`")
+
+
+def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any, Any, PreparedData]:
+    """Resolve the model, fill hyperparameter defaults and check the data (no training).
+
+    Returns:
+        (task, resolved model, tokenizer, resolved hyperparameters, prepared data).
+    """
+    from transformers import AutoTokenizer
+
+    task = get_task(spec.task)
+    resolved = resolve_model(ctx, spec.model)
+    _check_model_task(resolved, spec.task)
+    hp = spec.hyperparameters.resolve(task.default_hyperparameters, resolved.card.defaults,
+                                      task.metric_for_best_model)
+    tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
+    prepared = prepare_data(spec.data, task, tokenizer, hp.max_seq_length, hp.seed)
+    return task, resolved, tokenizer, hp, prepared
+
+
+def run_finetune(ctx: Context, spec: FinetuneSpec, sink: ProgressSink | None = None,
+                 on_report: Callable[[ValidationReport], None] | None = None,
+                 dry_run: bool = False) -> FinetuneResult:
+    """Fine-tune ``spec.model`` on the user's data, evaluate it and register the result.
+
+    Args:
+        ctx: Service context.
+        spec: The job spec.
+        sink: Extra progress sink (e.g. the terminal's progress bar); the job's own event log is
+            always written.
+        on_report: Called with the validation report before any training (and before raising
+            when the data has errors).
+        dry_run: Validate data and mapping only.
+
+    Raises:
+        DataError: the data has errors (all listed; the report is in ``details``).
+        SpecError, ModelUnavailableError, NotFoundError: bad spec or model.
+        JobFailedError: training or evaluation failed (the job row says why; see its log).
+    """
+    task, resolved, tokenizer, hp, prepared = validate(ctx, spec)
+    report = prepared.report
+    if on_report:
+        on_report(report)
+    if not report.ok:
+        raise _report_error(report)
+    if dry_run:
+        return FinetuneResult(report=report, dry_run=True)
+
+    full_spec = spec.model_dump(mode="json")
+    full_spec["hyperparameters"] = hp.model_dump(mode="json")
+    job = jobs_service.new_job(ctx, "finetune", full_spec, compute=spec.compute)
+    folder = Path(job.folder)
+    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    events = jobs_service.JobEventSink(ctx, job)
+    fan = SinkFanout(events, sink)
+    job = jobs_service.mark(ctx, job, JobStatus.running)
+    try:
+        with jobs_service.job_log(job):
+            result = _train_and_register(ctx, spec, job, task, resolved, tokenizer, hp, prepared, fan)
+    except KeyboardInterrupt:
+        jobs_service.mark(ctx, job, JobStatus.canceled, error="interrupted by the user")
+        raise
+    except FmhubError as exc:
+        jobs_service.mark(ctx, job, JobStatus.failed, error=str(exc))
+        raise
+    except Exception as exc:
+        log.exception("job %s failed", job.id)
+        jobs_service.mark(ctx, job, JobStatus.failed, error=f"{type(exc).__name__}: {exc}")
+        from fmhub.errors import JobFailedError
+
+        raise JobFailedError(f"job {job.id} failed: {type(exc).__name__}: {exc}",
+                             hint=f"see the log: {folder / jobs_service.LOG_FILE}") from exc
+    result.report = report
+    return result
+
+
+def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, resolved: ResolvedModel,
+                        tokenizer: Any, hp: Any, prepared: PreparedData, sink: SinkFanout) -> FinetuneResult:
+    from fmhub.training.trainer import train_model
+
+    folder = Path(job.folder)
+    device = choose_device(spec.device)
+    sink.event("stage", {"stage": "preparing", "device": device.description, "model": resolved.ref})
+    data_assets = []
+    for split, file in prepared.files.items():
+        asset = assets_service.register_data_file(ctx, file, format=spec.data.format, encoding=spec.data.encoding)
+        entry = {"split": split, "asset": asset.ref, "sha256": asset.sha256, "file": file}
+        if entry not in data_assets:
+            data_assets.append(entry)
+    splits, info = prepared.splits, prepared.info
+    train_ds = task.encode(splits["train"], tokenizer, info, hp.max_seq_length)
+    eval_ds = task.encode(splits["validation"], tokenizer, info, hp.max_seq_length) if "validation" in splits else None
+    model = task.load_model(str(resolved.path), info)
+    outcome = train_model(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device, sink)
+    model = outcome.model
+    train_figures = {"runtime_s": round(outcome.train_runtime_s, 2),
+                     "eval_runtime_s": round(outcome.eval_runtime_s, 2),
+                     "samples_per_s": round(outcome.train_samples_per_s, 2),
+                     "global_step": outcome.global_step, "device": device.description,
+                     "best_checkpoint": Path(outcome.best_checkpoint).name if outcome.best_checkpoint else None}
+    metrics: dict[str, Any] = {}
+    for split in ("validation", "test"):
+        if split in splits:
+            sink.event("stage", {"stage": f"evaluating {split}"})
+            t0 = time.perf_counter()
+            metrics[split] = evaluate_split(task, model, tokenizer, splits[split], info,
+                                            batch_size=hp.per_device_eval_batch_size,
+                                            max_seq_length=hp.max_seq_length)
+            sink.event("eval", {"split": split, "metrics": metrics[split], "runtime_s": round(time.perf_counter() - t0, 2)})
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+
+    version = None
+    if spec.register_model:
+        sink.event("stage", {"stage": "registering"})
+        out_dir = folder / "model"
+        model.save_pretrained(str(out_dir), safe_serialization=True)
+        tokenizer.save_pretrained(str(out_dir))
+        card = resolved.card
+        lineage = {
+            "base_model": resolved.ref,
+            "base_model_source": card.source.model_dump(exclude_none=True),
+            "architecture": card.architecture,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "languages": card.languages,
+            "finetuning_tasks": [spec.task],
+            "task": spec.task,
+            "labels": info.labels,
+            "data": data_assets,
+            "column_mapping": prepared.report.mapping,
+            "hyperparameters": hp.model_dump(mode="json"),
+            "metrics": metrics,
+            "job_id": job.id,
+            "train": train_figures,
+        }
+        version = register_folder(ctx, out_dir, spec.output_name(), spec.task, license=card.license,
+                                  description=f"{card.name} fine-tuned for {spec.task} by job {job.id}.",
+                                  base_model=resolved.ref, lineage=lineage, metrics=metrics, move=True)
+        sink.event("stage", {"stage": "registered", "model": version.ref})
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # the registered copy is what counts
+    outputs = {"registered_model": version.ref if version else None, "metrics": metrics, "train": train_figures,
+               "data": data_assets}
+    job = jobs_service.mark(ctx, job, JobStatus.completed, outputs=outputs)
+    sink.event("done", {"status": "completed", "registered_model": outputs["registered_model"]})
+    return FinetuneResult(report=prepared.report, job=job, metrics=metrics, model_version=version,
+                          train=train_figures)

@@ -1,0 +1,197 @@
+"""Model use cases: list and show the catalog (system + workspace registries), import a folder,
+resolve a model reference to local files, register a fine-tuned version.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fmhub.catalog.cards import filter_cards, get_system_card, load_system_cards
+from fmhub.catalog.importer import copy_model_folder, inspect_model_folder
+from fmhub.catalog.sources import is_available_offline, require_local_path
+from fmhub.entities import ModelCard, ModelSource, ModelVersion
+from fmhub.errors import NotFoundError, SpecError
+from fmhub.services.context import Context
+from fmhub.store import models_repo
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+@dataclass
+class ResolvedModel:
+    """A model reference resolved to files on this machine.
+
+    Attributes:
+        ref: ``name`` (system registry) or ``name:version`` (workspace).
+        path: The Hugging Face folder.
+        card: The card (a workspace version gets a card built from its row).
+        version: The workspace version, if the reference is one.
+    """
+
+    ref: str
+    path: Path
+    card: ModelCard
+    version: ModelVersion | None = None
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """Split ``name[:version]``.
+
+    Raises:
+        SpecError: when the version is not a positive integer.
+    """
+    name, sep, version = ref.strip().partition(":")
+    if not sep:
+        return name, None
+    if not version.isdigit() or int(version) < 1:
+        raise SpecError(f"'{ref}' is not NAME or NAME:VERSION with VERSION a positive integer")
+    return name, int(version)
+
+
+def version_card(v: ModelVersion) -> ModelCard:
+    """A card for a workspace version (registry ``workspace``)."""
+    lineage = v.lineage or {}
+    return ModelCard(
+        name=v.name,
+        description=v.description,
+        architecture=lineage.get("architecture", "unknown"),
+        parameters=int(lineage.get("parameters") or 0),
+        inference_tasks=[v.task],
+        finetuning_tasks=[v.task] if v.task in lineage.get("finetuning_tasks", [v.task]) else [],
+        license=v.license or "unknown",
+        languages=lineage.get("languages", []),
+        source=ModelSource(kind="local", url=v.path),
+        registry="workspace",
+        version=v.version,
+        available_offline=Path(v.path).is_dir(),
+    )
+
+
+def list_models(ctx: Context, task: str | None = None, license: str | None = None, search: str | None = None,
+                registry: str | None = None) -> list[ModelCard]:
+    """List catalog entries: system cards and the latest version of each workspace model.
+
+    Args:
+        ctx: Service context.
+        task: Keep models that serve or fine-tune this task.
+        license: Keep models with this license (case-insensitive).
+        search: Case-insensitive text search over name, description and architecture.
+        registry: ``system``, ``workspace`` or None for both.
+    """
+    if registry not in (None, "system", "workspace"):
+        raise SpecError(f"unknown registry '{registry}'", hint="use system or workspace")
+    cards: list[ModelCard] = []
+    if registry in (None, "system"):
+        for card in load_system_cards():
+            cards.append(card.model_copy(update={"available_offline": is_available_offline(card)}))
+    if registry in (None, "workspace"):
+        cards.extend(version_card(v) for v in models_repo.list_versions(ctx.db_url, latest_only=True))
+    return filter_cards(cards, task=task, license=license, search=search)
+
+
+def show_model(ctx: Context, ref: str) -> dict[str, Any]:
+    """The card of ``ref``; for workspace models also the version, lineage, metrics and versions."""
+    name, version = parse_ref(ref)
+    if version is None:
+        try:
+            card = get_system_card(name)
+            return {"card": card.model_copy(update={"available_offline": is_available_offline(card)}).model_dump()}
+        except NotFoundError:
+            if not models_repo.list_versions(ctx.db_url, name=name):
+                raise
+    v = models_repo.get_version(ctx.db_url, name, version)
+    versions = [x.version for x in models_repo.list_versions(ctx.db_url, name=name)]
+    return {"card": version_card(v).model_dump(), "version": v.model_dump(mode="json"), "versions": versions}
+
+
+def resolve_model(ctx: Context, ref: str) -> ResolvedModel:
+    """Find the local files of a system model name or workspace ``name[:version]``.
+
+    Raises:
+        NotFoundError: no such model.
+        ModelUnavailableError: a hub model whose weights are not on this machine (the hint says
+            how to import them).
+    """
+    name, version = parse_ref(ref)
+    if version is None:
+        try:
+            card = get_system_card(name)
+        except NotFoundError:
+            if not models_repo.list_versions(ctx.db_url, name=name):
+                raise
+        else:
+            offline = ctx.settings.offline or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+            return ResolvedModel(card.name, require_local_path(card, allow_download=not offline), card)
+    v = models_repo.get_version(ctx.db_url, name, version)
+    return ResolvedModel(v.ref, Path(v.path), version_card(v), v)
+
+
+def register_folder(ctx: Context, folder: Path, name: str, task: str, *, license: str | None,
+                    description: str = "", base_model: str | None = None, lineage: dict[str, Any] | None = None,
+                    metrics: dict[str, Any] | None = None, move: bool = False) -> ModelVersion:
+    """Place a Hugging Face folder in the artifact store and register it as the next version.
+
+    The folder is copied (or moved) into place before the row is written, so a registered version
+    always has its files; a failed insert removes the copy.
+
+    Raises:
+        SpecError: when ``name`` is not a valid model name.
+    """
+    if not NAME_RE.match(name):
+        raise SpecError(f"'{name}' is not a valid model name",
+                        hint="use letters, digits, '.', '_' and '-' (up to 200 characters)")
+    for _ in range(5):
+        version = models_repo.next_version(ctx.db_url, name)
+        dest = ctx.artifacts.model_dir(name, version)
+        if dest.exists():
+            shutil.rmtree(dest)  # files of a version whose registration never completed
+        ctx.artifacts.place_dir(folder, dest, move=move)
+        entity = ModelVersion(name=name, version=version, task=task, path=str(dest), license=license,
+                              description=description, base_model=base_model, lineage=lineage or {},
+                              metrics=metrics or {})
+        try:
+            return models_repo.add_version(ctx.db_url, entity)
+        except Exception as exc:  # a concurrent registration took this version number
+            from sqlalchemy.exc import IntegrityError
+
+            if move:
+                shutil.move(str(dest), str(folder))
+            else:
+                shutil.rmtree(dest, ignore_errors=True)
+            if not isinstance(exc, IntegrityError):
+                raise
+    raise SpecError(f"could not register '{name}': too many concurrent registrations", hint="try again")
+
+
+def import_model(ctx: Context, path: str | Path, name: str, task: str, license: str | None = None,
+                 allow_pickle: bool = False, description: str = "") -> ModelVersion:
+    """Register a local Hugging Face folder (config + safetensors + tokenizer) as a workspace model.
+
+    Never runs remote code; refuses pickle weights unless ``allow_pickle``.
+
+    Raises:
+        ImportRefusedError: missing files, remote code, or pickle weights not allowed.
+        SpecError: unknown task or invalid name.
+    """
+    from fmhub.tasks import task_names
+
+    if task not in task_names():
+        raise SpecError(f"unknown task '{task}'", hint=f"choose one of: {', '.join(task_names())}")
+    info = inspect_model_folder(Path(path), allow_pickle=allow_pickle)
+    staging = ctx.artifacts.cache_dir("staging", f"{name}-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    copy_model_folder(Path(path), staging, allow_pickle=allow_pickle)
+    lineage = {"source": "import", "imported_from": str(Path(path).resolve()),
+               "architecture": ", ".join(info.architectures) or (info.model_type or "unknown"),
+               "parameters": info.parameters, "model_type": info.model_type, "weights": info.weight_files}
+    try:
+        return register_folder(ctx, staging, name, task, license=license, description=description,
+                               lineage=lineage, move=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

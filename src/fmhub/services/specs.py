@@ -1,0 +1,146 @@
+"""The job specs: one pydantic model per use case, filled alike by CLI flags, a YAML job file, a
+REST body or the wizard. Unknown keys are errors, and all problems are reported at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fmhub.data.mapping import parse_map_options
+from fmhub.errors import SpecError
+from fmhub.training.hyperparameters import Hyperparameters
+
+
+class DataSpec(BaseModel):
+    """Where the data comes from and how its columns map to the task's keys.
+
+    Attributes:
+        train: Training file (JSONL, JSON, CSV, TSV, Parquet) or data asset ``name:version``.
+        validation: A file, ``auto`` (split from train) or ``none``.
+        test: A file, ``auto`` (split from train) or ``none`` (no test evaluation).
+        validation_size / test_size: Fractions of the training file for automatic splits
+            (default 0.1 each: an 80/10/10 split, stratified on the label, seeded).
+        column_mapping: Task key -> user column (``--map sentence1=review``); keys not given are
+            matched automatically by name.
+        format: Force a reader (``jsonl``, ``json``, ``csv``, ``tsv``, ``parquet``).
+        encoding: Text encoding of CSV/TSV/JSON files.
+        on_invalid_row: ``error`` stops before training and lists every bad row; ``drop`` leaves
+            such rows out and lists them in the report.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    train: str
+    validation: str = "auto"
+    test: str = "auto"
+    validation_size: float = Field(default=0.1, ge=0, lt=1)
+    test_size: float = Field(default=0.1, ge=0, lt=1)
+    column_mapping: dict[str, str] = Field(default_factory=dict)
+    format: Literal["jsonl", "json", "csv", "tsv", "parquet"] | None = None
+    encoding: str = "utf-8"
+    on_invalid_row: Literal["error", "drop"] = "error"
+
+
+class FinetuneSpec(BaseModel):
+    """A fine-tuning job.
+
+    Attributes:
+        model: Catalog name (``all-MiniLM-L6-v2``) or workspace ``name[:version]``.
+        task: One of the five fine-tuning tasks.
+        data: Data and column mapping.
+        hyperparameters: Training hyperparameters; missing ones take documented defaults.
+        registered_model_name: Workspace name for the result (default ``<model>-<task>``).
+        register_model: Register the fine-tuned model as a new workspace version.
+        compute: ``local`` (this machine).
+        device: ``auto`` (a CUDA GPU when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    task: str
+    data: DataSpec
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    registered_model_name: str | None = None
+    register_model: bool = True
+    compute: Literal["local"] = "local"
+    device: str = "auto"
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        from fmhub.tasks import task_names
+
+        if value not in task_names():
+            raise ValueError(f"unknown task '{value}'; choose one of {task_names()}")
+        return value
+
+    def output_name(self) -> str:
+        """The workspace model name the result is registered under."""
+        if self.registered_model_name:
+            return self.registered_model_name
+        base = self.model.split(":", 1)[0]
+        return f"{base}-{self.task}"
+
+
+__all__ = ["DataSpec", "FinetuneSpec", "build_spec", "deep_merge", "load_spec_file", "parse_map_options"]
+
+
+def _format_errors(exc: ValidationError, where: str) -> SpecError:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append({"field": loc, "message": msg})
+    lines = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return SpecError(f"{len(problems)} problem(s) in {where}: {lines}",
+                     hint="fix the fields named (see `fmhub finetune --help` for every option)",
+                     details=problems)
+
+
+def build_spec(model_cls: type[BaseModel], data: dict[str, Any], where: str) -> Any:
+    """Validate ``data`` into ``model_cls``; every problem is reported at once.
+
+    Raises:
+        SpecError: listing each invalid or unknown field.
+    """
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise _format_errors(exc, where) from None
+
+
+def load_spec_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (or JSON) job file into a dict.
+
+    Raises:
+        SpecError: when the file is missing, not YAML, or not a mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"job file '{p}' does not exist", hint="give the path of a YAML job file with -f")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"job file '{p}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}",
+                        hint="check the indentation and quoting there") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"job file '{p}' must hold a mapping (key: value), not {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into ``base`` recursively (flags override the job file)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

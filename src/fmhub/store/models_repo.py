@@ -1,0 +1,107 @@
+"""Queries on workspace model versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from fmhub.entities import ModelVersion
+from fmhub.errors import NotFoundError
+from fmhub.store.db import session_scope
+from fmhub.store.tables import ModelVersionRow
+
+
+def _to_entity(row: ModelVersionRow) -> ModelVersion:
+    return ModelVersion(
+        name=row.name,
+        version=row.version,
+        task=row.task,
+        path=row.path,
+        license=row.license,
+        description=row.description or "",
+        base_model=row.base_model,
+        lineage=row.lineage or {},
+        metrics=row.metrics or {},
+        created_at=row.created_at,
+    )
+
+
+def next_version(url: str, name: str) -> int:
+    """Return the version number the next registration of ``name`` would get (max + 1, from 1)."""
+    with session_scope(url) as s:
+        current = s.scalar(select(func.max(ModelVersionRow.version)).where(ModelVersionRow.name == name))
+        return (current or 0) + 1
+
+
+def add_version(url: str, version: ModelVersion) -> ModelVersion:
+    """Insert a model version row (the files must already be in place).
+
+    Raises:
+        sqlalchemy.exc.IntegrityError: when ``name:version`` exists (a concurrent registration).
+    """
+    with session_scope(url) as s:
+        row = ModelVersionRow(
+            name=version.name,
+            version=version.version,
+            task=version.task,
+            path=version.path,
+            license=version.license,
+            description=version.description,
+            base_model=version.base_model,
+            lineage=version.lineage,
+            metrics=version.metrics,
+        )
+        s.add(row)
+        s.flush()
+        return _to_entity(row)
+
+
+def list_versions(url: str, name: str | None = None, latest_only: bool = False) -> list[ModelVersion]:
+    """List workspace model versions, newest first within each name (all names sorted).
+
+    Args:
+        url: Database URL.
+        name: Only this model's versions.
+        latest_only: One row per name, its highest version.
+    """
+    with session_scope(url) as s:
+        q = select(ModelVersionRow)
+        if name:
+            q = q.where(ModelVersionRow.name == name)
+        rows = s.scalars(q.order_by(ModelVersionRow.name, ModelVersionRow.version.desc())).all()
+        out = [_to_entity(r) for r in rows]
+    if latest_only:
+        seen: set[str] = set()
+        out = [v for v in out if not (v.name in seen or seen.add(v.name))]
+    return out
+
+
+def get_version(url: str, name: str, version: int | None = None) -> ModelVersion:
+    """Return ``name:version`` (the latest version when ``version`` is None).
+
+    Raises:
+        NotFoundError: when there is no such model or version.
+    """
+    versions = list_versions(url, name=name)
+    if not versions:
+        raise NotFoundError(
+            f"no workspace model named '{name}'",
+            hint="list models with `fmhub models list --registry workspace`",
+        )
+    if version is None:
+        return versions[0]
+    for v in versions:
+        if v.version == version:
+            return v
+    have = ", ".join(str(v.version) for v in versions)
+    raise NotFoundError(f"model '{name}' has no version {version}", hint=f"versions: {have}")
+
+
+def update_metrics(url: str, name: str, version: int, metrics: dict[str, Any]) -> None:
+    """Replace the stored metrics of ``name:version``."""
+    with session_scope(url) as s:
+        row = s.scalars(
+            select(ModelVersionRow).where(ModelVersionRow.name == name, ModelVersionRow.version == version)
+        ).one()
+        row.metrics = metrics

@@ -1,0 +1,137 @@
+"""The interface every task module implements (one module per task, all the same shape)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from fmhub.data.problems import Problem
+from fmhub.tasks.schema import TaskSchema
+
+
+@dataclass
+class Examples:
+    """The rows of one split after column mapping.
+
+    Attributes:
+        split: ``train``, ``validation`` or ``test``.
+        file: The user's file the rows came from (for messages).
+        rows: One dict per example, keyed by the task's keys.
+        lines: 1-based line in ``file`` where each row starts (same length as ``rows``).
+    """
+
+    split: str
+    file: str
+    rows: list[dict[str, Any]]
+    lines: list[int]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subset(self, indices: list[int], split: str) -> "Examples":
+        """Return the rows at ``indices`` as a split named ``split`` (lines are kept)."""
+        return Examples(split, self.file, [self.rows[i] for i in indices], [self.lines[i] for i in indices])
+
+
+@dataclass
+class LabelInfo:
+    """What a task learned about the label space from the training split.
+
+    Attributes:
+        labels: Label (or tag) names in id order; ``id2label[i] == labels[i]``.
+        extra: Task-specific facts (e.g. ``is_pair`` for sentence pairs).
+    """
+
+    labels: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        """Index -> name, as saved in the model config."""
+        return dict(enumerate(self.labels))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        """Name -> index."""
+        return {name: i for i, name in enumerate(self.labels)}
+
+
+class Task(ABC):
+    """A fine-tuning task: schema, checks, preprocessing, model class, metrics, prediction.
+
+    Subclasses set the class attributes and implement the abstract methods. Adding a task means one
+    module with one subclass and one line in :mod:`fmhub.tasks` (the registry).
+    """
+
+    name: str
+    schema: TaskSchema
+    metric_for_best_model: str
+    greater_is_better: bool = True
+    default_hyperparameters: dict[str, Any] = {}
+
+    @abstractmethod
+    def check_rows(self, examples: Examples) -> tuple[list[int], list[Problem]]:
+        """Check each row of one split on its own.
+
+        Returns:
+            (indices of rows that are fine, problems found: one per bad row, naming file, line,
+            column and value).
+        """
+
+    @abstractmethod
+    def label_info(self, train: Examples) -> LabelInfo:
+        """Derive the label space from the training split."""
+
+    @abstractmethod
+    def check_splits(self, splits: dict[str, Examples], info: LabelInfo) -> list[Problem]:
+        """Checks across splits (e.g. a label only in test), after row checks."""
+
+    def stratify_values(self, examples: Examples) -> list[Any] | None:
+        """Values to stratify an automatic split on (None: no stratification)."""
+        return None
+
+    @abstractmethod
+    def distribution(self, examples: Examples) -> dict[str, int]:
+        """Per-label (or per-tag) counts, for the validation report."""
+
+    @abstractmethod
+    def texts_for_length(self, examples: Examples) -> list[Any]:
+        """What the tokenizer sees per example, for token-length statistics in the report."""
+
+    @abstractmethod
+    def load_model(self, path: str, info: LabelInfo | None) -> Any:
+        """Load the model for fine-tuning (``info`` given) or prediction (``info`` None)."""
+
+    @abstractmethod
+    def encode(self, examples: Examples, tokenizer: Any, info: LabelInfo, max_seq_length: int) -> Any:
+        """Tokenise a split into a ``datasets.Dataset`` (no padding; a ``length`` column)."""
+
+    @abstractmethod
+    def data_collator(self, tokenizer: Any) -> Any:
+        """The collator that pads each batch to its own longest row."""
+
+    @abstractmethod
+    def compute_metrics(self, predictions: Any, references: Any, info: LabelInfo) -> dict[str, Any]:
+        """The task's metrics (DESIGN.md "Metrics") from predictions and references."""
+
+    @abstractmethod
+    def trainer_metrics(self, info: LabelInfo) -> Any:
+        """A ``compute_metrics`` function for the transformers Trainer (scalars only)."""
+
+    @abstractmethod
+    def references(self, examples: Examples) -> list[Any]:
+        """The gold answers of a split, in the form :meth:`compute_metrics` takes."""
+
+    @abstractmethod
+    def predictions_for_metrics(self, results: list[Any]) -> list[Any]:
+        """Turn :meth:`predict` results into the form :meth:`compute_metrics` takes."""
+
+    @abstractmethod
+    def model_inputs(self, examples: Examples) -> list[Any]:
+        """Raw inputs for :meth:`predict` from a split's rows."""
+
+    @abstractmethod
+    def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
+                max_seq_length: int = 512, top_k: int = 1) -> list[Any]:
+        """Predict for raw inputs; results speak label names, never ``LABEL_0``."""

@@ -1,0 +1,277 @@
+"""Text classification: single sentences or sentence pairs -> a label name.
+
+Keys: ``sentence1``, ``label`` (required), ``sentence2`` (optional, for pairs). Labels are names
+(strings) end to end: the model config's ``id2label`` holds the user's names and predictions return
+them. Metrics follow scikit-learn (accuracy, macro precision/recall/F1, MCC, per-class report,
+confusion matrix).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from fmhub.data.problems import Problem, shorten_value
+from fmhub.tasks.base import Examples, LabelInfo, Task
+from fmhub.tasks.schema import TaskSchema
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def label_name(value: Any) -> str:
+    """The name of a label value as read from a file.
+
+    Strings are kept as they are (after trimming); integers become their decimal text; floats keep
+    their text form (``1.0`` stays ``"1.0"``: a different name from ``"1"`` unless the user maps it).
+    Booleans become ``"true"``/``"false"``.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value.strip()
+    return str(value)
+
+
+def _sort_key(name: str) -> tuple[int, float, str]:
+    """Numeric names in numeric order first, then the rest alphabetically."""
+    try:
+        return (0, float(name), name)
+    except ValueError:
+        return (1, 0.0, name)
+
+
+class TextClassification(Task):
+    """Sequence classification with a transformers ``AutoModelForSequenceClassification``."""
+
+    name = "text-classification"
+    schema = TaskSchema(
+        required=("sentence1", "label"),
+        optional=("sentence2",),
+        aliases={
+            "sentence1": ("sentence", "text", "sentence1", "review", "content", "document", "premise",
+                          "question1", "input", "text_a"),
+            "sentence2": ("sentence2", "hypothesis", "question2", "text_b", "text_pair"),
+            "label": ("label", "labels", "class", "category", "target", "sentiment", "stars", "rating", "y"),
+        },
+    )
+    metric_for_best_model = "f1_macro"
+    # Defaults from the BERT fine-tuning recipe (Devlin et al. 2019, Appendix A.3: lr in
+    # {5e-5, 3e-5, 2e-5}, batch 32, 2-4 epochs) and the transformers text-classification example
+    # (max_seq_length 128); warmup 6% and weight decay 0.01 as in RoBERTa's GLUE recipe.
+    default_hyperparameters = {
+        "learning_rate": 5e-5,
+        "num_train_epochs": 3.0,
+        "per_device_train_batch_size": 32,
+        "max_seq_length": 128,
+        "warmup_steps": 0.06,
+        "weight_decay": 0.01,
+    }
+
+    # -- data checks -------------------------------------------------------------------------
+    def check_rows(self, examples: Examples) -> tuple[list[int], list[Problem]]:
+        good: list[int] = []
+        problems: list[Problem] = []
+        for i, (row, line) in enumerate(zip(examples.rows, examples.lines)):
+            bad = False
+            for key in ("sentence1", "sentence2"):
+                if key not in row:
+                    continue
+                value = row[key]
+                if _is_missing(value) or (isinstance(value, str) and not value.strip()):
+                    problems.append(Problem(f"empty text for '{key}'", file=examples.file, line=line,
+                                            column=key, value=shorten_value(value),
+                                            hint="fill in the text or remove the row (or --on-invalid-row drop)"))
+                    bad = True
+                elif not isinstance(value, str):
+                    row[key] = str(value)
+            label = row.get("label")
+            if _is_missing(label) or (isinstance(label, str) and not label.strip()):
+                problems.append(Problem("missing label", file=examples.file, line=line, column="label",
+                                        value=shorten_value(label), hint="give every row a label (or --on-invalid-row drop)"))
+                bad = True
+            elif isinstance(label, (list, dict)):
+                problems.append(Problem("a label must be a single value, not a list or object",
+                                        file=examples.file, line=line, column="label", value=shorten_value(label)))
+                bad = True
+            else:
+                row["label"] = label_name(label)
+            if not bad:
+                good.append(i)
+        return good, problems
+
+    def label_info(self, train: Examples) -> LabelInfo:
+        names = sorted({row["label"] for row in train.rows}, key=_sort_key)
+        is_pair = any(row.get("sentence2") is not None for row in train.rows)
+        return LabelInfo(labels=names, extra={"is_pair": is_pair})
+
+    def check_splits(self, splits: dict[str, Examples], info: LabelInfo) -> list[Problem]:
+        problems: list[Problem] = []
+        train = splits["train"]
+        if len(info.labels) < 2:
+            only = info.labels[0] if info.labels else "(none)"
+            problems.append(Problem(f"the training data has fewer than two classes (only {only!r})",
+                                    file=train.file, column="label", value=shorten_value(only),
+                                    hint="a classifier needs at least two labels; check the label column mapping"))
+        known = set(info.labels)
+        for split in ("validation", "test"):
+            ex = splits.get(split)
+            if ex is None:
+                continue
+            reported: set[str] = set()
+            for row, line in zip(ex.rows, ex.lines):
+                lab = row["label"]
+                if lab not in known and lab not in reported:
+                    reported.add(lab)
+                    problems.append(Problem(f"label {lab!r} in the {split} data does not occur in the training data",
+                                            file=ex.file, line=line, column="label", value=shorten_value(lab),
+                                            hint=f"training labels are {sorted(known, key=_sort_key)}; fix the "
+                                                 "label or add training rows for it"))
+        numeric = {}
+        for lab in info.labels:
+            try:
+                numeric.setdefault(float(lab), []).append(lab)
+            except ValueError:
+                pass
+        for same in numeric.values():
+            if len(same) > 1:
+                problems.append(Problem(f"labels {same} look like one class written two ways",
+                                        file=train.file, column="label", value=shorten_value(same[0]), severity="warning",
+                                        hint="they are kept as different classes; make the column consistent "
+                                             "if they are the same class"))
+        return problems
+
+    def stratify_values(self, examples: Examples) -> list[Any]:
+        return [row["label"] for row in examples.rows]
+
+    def distribution(self, examples: Examples) -> dict[str, int]:
+        counts = Counter(row["label"] for row in examples.rows)
+        return {k: counts[k] for k in sorted(counts, key=_sort_key)}
+
+    def texts_for_length(self, examples: Examples) -> list[Any]:
+        return self.model_inputs(examples)
+
+    # -- model ---------------------------------------------------------------------------------
+    def load_model(self, path: str, info: LabelInfo | None) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        if info is None:
+            return AutoModelForSequenceClassification.from_pretrained(path)
+        return AutoModelForSequenceClassification.from_pretrained(
+            path,
+            num_labels=len(info.labels),
+            id2label=info.id2label,
+            label2id=info.label2id,
+            ignore_mismatched_sizes=True,
+        )
+
+    def encode(self, examples: Examples, tokenizer: Any, info: LabelInfo, max_seq_length: int) -> Any:
+        from datasets import Dataset
+
+        first = [row["sentence1"] for row in examples.rows]
+        second = [row.get("sentence2") or "" for row in examples.rows] if info.extra.get("is_pair") else None
+        enc = tokenizer(first, second, truncation=True, max_length=max_seq_length)
+        columns = dict(enc)
+        columns["length"] = [len(ids) for ids in enc["input_ids"]]
+        label2id = info.label2id
+        columns["labels"] = [label2id[row["label"]] for row in examples.rows]
+        return Dataset.from_dict(columns)
+
+    def data_collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer)
+
+    # -- metrics -------------------------------------------------------------------------------
+    def compute_metrics(self, predictions: list[str], references: list[str], info: LabelInfo) -> dict[str, Any]:
+        """Accuracy, macro P/R/F1, MCC, per-class report and confusion matrix (scikit-learn).
+
+        Args:
+            predictions: Predicted label names, one per example.
+            references: Gold label names, same length.
+            info: The label space; its order fixes the rows/columns of the confusion matrix.
+        """
+        from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix,
+                                     matthews_corrcoef, precision_recall_fscore_support)
+
+        labels = list(info.labels)
+        p, r, f, _ = precision_recall_fscore_support(references, predictions, labels=labels, average="macro",
+                                                     zero_division=0)
+        report = classification_report(references, predictions, labels=labels, output_dict=True, zero_division=0)
+        per_class = {lab: {"precision": report[lab]["precision"], "recall": report[lab]["recall"],
+                           "f1": report[lab]["f1-score"], "support": int(report[lab]["support"])}
+                     for lab in labels}
+        return {
+            "accuracy": float(accuracy_score(references, predictions)),
+            "f1_macro": float(f),
+            "precision_macro": float(p),
+            "recall_macro": float(r),
+            "mcc": float(matthews_corrcoef(references, predictions)),
+            "per_class": per_class,
+            "confusion_matrix": {"labels": labels,
+                                 "matrix": confusion_matrix(references, predictions, labels=labels).tolist()},
+            "n": len(references),
+        }
+
+    def trainer_metrics(self, info: LabelInfo) -> Any:
+        labels = info.labels
+
+        def compute(eval_pred: Any) -> dict[str, float]:
+            logits, label_ids = eval_pred.predictions, eval_pred.label_ids
+            if isinstance(logits, tuple):
+                logits = logits[0]
+            pred = [labels[i] for i in np.asarray(logits).argmax(-1)]
+            ref = [labels[i] for i in np.asarray(label_ids)]
+            full = self.compute_metrics(pred, ref, info)
+            return {k: v for k, v in full.items() if isinstance(v, float)}
+
+        return compute
+
+    def references(self, examples: Examples) -> list[str]:
+        return [row["label"] for row in examples.rows]
+
+    def predictions_for_metrics(self, results: list[Any]) -> list[str]:
+        return [r[0]["label"] for r in results]
+
+    def model_inputs(self, examples: Examples) -> list[Any]:
+        return [[row["sentence1"], row["sentence2"]] if row.get("sentence2") else row["sentence1"]
+                for row in examples.rows]
+
+    # -- prediction ----------------------------------------------------------------------------
+    def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
+                max_seq_length: int = 512, top_k: int = 1) -> list[list[dict[str, Any]]]:
+        """Classify texts (or ``[text, text_pair]`` pairs).
+
+        Inputs are sorted by length and run in batches of ``batch_size`` under
+        ``torch.inference_mode()``; results come back in input order.
+
+        Returns:
+            Per input, the ``top_k`` best ``{"label": name, "score": probability}``, best first.
+        """
+        import torch
+
+        from fmhub.evaluation.batching import length_sorted_batches
+
+        id2label = {int(k): v for k, v in model.config.id2label.items()}
+        k = max(1, min(top_k, len(id2label)))
+        pairs = [x if isinstance(x, (list, tuple)) else [x, None] for x in inputs]
+        lengths = [len(a) + len(b or "") for a, b in pairs]
+        out: list[Any] = [None] * len(inputs)
+        device = next(model.parameters()).device
+        model.eval()
+        with torch.inference_mode():
+            for idx in length_sorted_batches(lengths, batch_size):
+                first = [pairs[i][0] for i in idx]
+                second = [pairs[i][1] or "" for i in idx] if any(pairs[i][1] for i in idx) else None
+                enc = tokenizer(first, second, truncation=True, max_length=max_seq_length, padding=True,
+                                return_tensors="pt").to(device)
+                probs = torch.softmax(model(**enc).logits.float(), dim=-1)
+                scores, ids = probs.topk(k, dim=-1)
+                for row, i in enumerate(idx):
+                    out[i] = [{"label": id2label[int(c)], "score": float(s)}
+                              for s, c in zip(scores[row].tolist(), ids[row].tolist())]
+        return out

@@ -1,0 +1,57 @@
+"""Choosing the device and precision for training and prediction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fmhub.errors import SpecError
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """The device a job runs on.
+
+    Attributes:
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        bf16: Train and predict in bfloat16 mixed precision (CUDA with bf16 support only).
+        description: Human-readable, e.g. ``cuda:0 (NVIDIA H200, bf16)``.
+    """
+
+    device: str
+    bf16: bool
+    description: str
+
+    @property
+    def is_cuda(self) -> bool:
+        """True for a CUDA device."""
+        return self.device.startswith("cuda")
+
+
+def choose_device(requested: str = "auto") -> DeviceChoice:
+    """Pick the device: a CUDA GPU when present (bf16 where supported), else the CPU.
+
+    Args:
+        requested: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        SpecError: when CUDA is requested but not available, or the value is unknown.
+    """
+    import torch
+
+    requested = (requested or "auto").strip().lower()
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cpu":
+        return DeviceChoice("cpu", False, f"cpu ({torch.get_num_threads()} threads, fp32)")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SpecError(f"device '{requested}' requested but no CUDA GPU is available",
+                            hint="use --device cpu or --device auto")
+        index = int(requested.split(":", 1)[1]) if ":" in requested else 0
+        if index >= torch.cuda.device_count():
+            raise SpecError(f"device '{requested}' does not exist ({torch.cuda.device_count()} GPU(s))",
+                            hint="use --device cuda:0")
+        bf16 = torch.cuda.is_bf16_supported()
+        name = torch.cuda.get_device_name(index)
+        return DeviceChoice(f"cuda:{index}", bf16, f"cuda:{index} ({name}, {'bf16' if bf16 else 'fp32'})")
+    raise SpecError(f"unknown device '{requested}'", hint="use auto, cpu, cuda or cuda:N")

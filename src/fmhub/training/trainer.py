@@ -1,0 +1,177 @@
+"""Fine-tuning with the transformers ``Trainer``: dynamic padding, length-grouped batches, best
+checkpoint by a named metric, progress through a callback.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fmhub.tasks.base import LabelInfo, Task
+from fmhub.training.device import DeviceChoice
+from fmhub.training.hyperparameters import Hyperparameters
+from fmhub.training.progress import ProgressCallback, ProgressSink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOutcome:
+    """What training produced.
+
+    Attributes:
+        model: The trained model (the best checkpoint when validation data was given).
+        train_runtime_s: Wall time of ``Trainer.train`` in seconds (evaluations included).
+        eval_runtime_s: Part of ``train_runtime_s`` spent in per-epoch evaluation.
+        train_samples_per_s: Training rows per second of training time, i.e.
+            ``rows / (train_runtime_s - eval_runtime_s)``.
+        global_step: Optimizer steps taken.
+        best_checkpoint: Folder of the best checkpoint, if one was chosen.
+        best_metric: Its validation metric value.
+        log_history: The Trainer's log history (loss and evaluations).
+    """
+
+    model: Any
+    train_runtime_s: float
+    eval_runtime_s: float
+    train_samples_per_s: float
+    global_step: int
+    best_checkpoint: str | None = None
+    best_metric: float | None = None
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _supports(name: str) -> bool:
+    from transformers import TrainingArguments
+
+    return name in inspect.signature(TrainingArguments).parameters
+
+
+def build_training_arguments(hp: Hyperparameters, output_dir: Path, device: DeviceChoice, has_eval: bool,
+                             n_train: int, greater_is_better: bool, resume: bool = False) -> Any:
+    """Translate resolved hyperparameters into ``TrainingArguments``.
+
+    Length-grouped batches use ``train_sampling_strategy="group_by_length"`` (transformers 5) or
+    ``group_by_length=True`` (older releases). Evaluation and checkpoints happen once per epoch (and
+    every ``save_steps`` when set); the best checkpoint by ``metric_for_best_model`` is loaded at
+    the end when validation data exists.
+
+    Args:
+        hp: Resolved hyperparameters (no ``None`` among the core values).
+        output_dir: Checkpoint folder.
+        device: Where to train.
+        has_eval: Whether a validation split exists.
+        n_train: Training rows (to size ``logging_steps``).
+        greater_is_better: Direction of ``metric_for_best_model``.
+        resume: Unused here; kept for symmetry with ``Trainer.train(resume_from_checkpoint=...)``.
+    """
+    from transformers import TrainingArguments
+
+    steps_per_epoch = max(1, math.ceil(n_train / (hp.per_device_train_batch_size * hp.gradient_accumulation_steps)))
+    total = hp.max_steps or math.ceil(steps_per_epoch * hp.num_train_epochs)
+    logging_steps = hp.logging_steps or max(1, total // 50)
+    strategy = "steps" if hp.save_steps else "epoch"
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        learning_rate=hp.learning_rate,
+        num_train_epochs=hp.num_train_epochs,
+        max_steps=hp.max_steps or -1,
+        per_device_train_batch_size=hp.per_device_train_batch_size,
+        per_device_eval_batch_size=hp.per_device_eval_batch_size,
+        gradient_accumulation_steps=hp.gradient_accumulation_steps,
+        weight_decay=hp.weight_decay,
+        lr_scheduler_type=hp.lr_scheduler_type,
+        seed=hp.seed,
+        data_seed=hp.seed,
+        logging_strategy="steps",
+        logging_steps=logging_steps,
+        save_strategy=strategy,
+        eval_strategy=strategy if has_eval else "no",
+        save_total_limit=2,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model=hp.metric_for_best_model if has_eval else None,
+        greater_is_better=greater_is_better,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        bf16=device.bf16,
+        use_cpu=not device.is_cuda,
+        save_only_model=False,
+    )
+    if hp.save_steps:
+        kwargs["save_steps"] = hp.save_steps
+        kwargs["eval_steps"] = hp.save_steps
+    warmup = hp.warmup_steps or 0.0
+    if _supports("warmup_ratio") and 0 < warmup < 1:  # transformers 4.x
+        kwargs["warmup_ratio"] = warmup
+        kwargs["warmup_steps"] = 0
+    else:
+        kwargs["warmup_steps"] = warmup if warmup < 1 else int(warmup)
+    if _supports("train_sampling_strategy"):
+        kwargs["train_sampling_strategy"] = "group_by_length"
+    else:  # transformers < 5
+        kwargs["group_by_length"] = True
+    return TrainingArguments(**kwargs)
+
+
+def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: Any | None, info: LabelInfo,
+                hp: Hyperparameters, output_dir: Path, device: DeviceChoice, sink: ProgressSink,
+                resume_from_checkpoint: str | bool | None = None) -> TrainOutcome:
+    """Run ``Trainer.train`` and return the (best) model.
+
+    Args:
+        task: The task module (collator and metrics).
+        model: The model to fine-tune (head sized for ``info``).
+        tokenizer: Its tokenizer.
+        train_ds: Tokenised training split (``datasets.Dataset`` with ``input_ids``, ``labels``,
+            ``length``).
+        eval_ds: Tokenised validation split, or None.
+        info: Label space.
+        hp: Resolved hyperparameters.
+        output_dir: Where checkpoints go.
+        device: Where to train.
+        sink: Progress events go here.
+        resume_from_checkpoint: A checkpoint folder, True for the latest in ``output_dir``, or None.
+    """
+    from transformers import Trainer
+
+    args = build_training_arguments(hp, output_dir, device, eval_ds is not None, len(train_ds),
+                                    task.greater_is_better)
+    callback = ProgressCallback(sink, hp.per_device_train_batch_size * hp.gradient_accumulation_steps)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        data_collator=task.data_collator(tokenizer),
+        compute_metrics=task.trainer_metrics(info) if eval_ds is not None else None,
+        callbacks=[callback],
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # progress goes through ``sink``, not print()
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    runtime = time.perf_counter() - t0
+    state = trainer.state
+    rows = state.global_step * hp.per_device_train_batch_size * hp.gradient_accumulation_steps
+    rows = min(rows, round(len(train_ds) * (state.epoch or 1)))
+    eval_s = sum(float(h.get("eval_runtime", 0.0)) for h in state.log_history)
+    train_s = max(runtime - eval_s, 1e-9)
+    log.info("training finished: %s steps in %.1f s (%s)", state.global_step, runtime, result.metrics)
+    return TrainOutcome(
+        model=trainer.model,
+        train_runtime_s=runtime,
+        eval_runtime_s=eval_s,
+        train_samples_per_s=rows / train_s,
+        global_step=state.global_step,
+        best_checkpoint=state.best_model_checkpoint,
+        best_metric=state.best_metric,
+        log_history=list(state.log_history),
+    )

@@ -1,0 +1,73 @@
+"""Shared fixtures: an isolated FMHUB_HOME per test and a tiny random BERT built from a config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO.parent / "shared" / "datasets"
+
+WORDS = ("good great fine love wonderful best fun bad awful boring worst dull hate poor movie film the a "
+         "is was it this and not very plot acting story").split()
+
+
+@pytest.fixture()
+def ctx(tmp_path, monkeypatch):
+    """A service context on a fresh FMHUB_HOME (SQLite file, artifacts) under tmp_path."""
+    from fmhub.config import reset_settings
+    from fmhub.services.context import Context
+
+    home = tmp_path / "fmhub-home"
+    monkeypatch.setenv("FMHUB_HOME", str(home))
+    monkeypatch.delenv("FMHUB_DATABASE_URL", raising=False)
+    reset_settings()
+    yield Context.from_settings()
+    reset_settings()
+
+
+def build_tiny_bert(folder: Path) -> Path:
+    """Save a tiny random BERT (2 layers, hidden 32) and a WordPiece tokenizer to ``folder``."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", ".", "!"] + WORDS
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(str(folder), safe_serialization=True)
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """Folder of a tiny random BERT in Hugging Face format (built once per test session)."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def write_sentiment_csv(path: Path, n: int = 40, labels: tuple[str, str] = ("neg", "pos")) -> Path:
+    """A small sentiment CSV with columns ``review,stars``: positive words -> labels[1]."""
+    import csv
+
+    pos = ["good movie", "great film", "love this plot", "wonderful acting", "the best story", "very fun"]
+    neg = ["bad movie", "awful film", "hate this plot", "boring acting", "the worst story", "very dull"]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "stars"])
+        for i in range(n):
+            if i % 2:
+                w.writerow([pos[i % len(pos)], labels[1]])
+            else:
+                w.writerow([neg[i % len(neg)], labels[0]])
+    return path

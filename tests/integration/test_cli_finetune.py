@@ -1,0 +1,90 @@
+"""The main job from the CLI on real parts: the packaged MiniLM, SST-2 from shared/datasets, a real
+SQLite file under FMHUB_HOME, the installed ``fmhub`` console script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DATASETS
+
+pytestmark = pytest.mark.integration
+SST2 = DATASETS / "text-classification"
+
+
+def fmhub(home: Path, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    exe = shutil.which("fmhub") or ""
+    cmd = [exe] if exe else [sys.executable, "-m", "fmhub.cli.app"]
+    env = {**os.environ, "FMHUB_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"fmhub {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    if not (SST2 / "train.csv").is_file():
+        pytest.skip(f"real data not found under {SST2}")
+    return tmp_path_factory.mktemp("home")
+
+
+def test_finetune_few_steps_then_predict(home):
+    proc = fmhub(home, "finetune", "--model", "all-MiniLM-L6-v2", "--task", "text-classification",
+                 "--train", str(SST2 / "train.csv"), "--validation", str(SST2 / "validation.csv"),
+                 "--test", str(SST2 / "test.csv"), "--max-steps", "3", "--json")
+    result = json.loads(proc.stdout)
+    assert result["status"] == "completed"
+    assert result["registered_model"] == "all-MiniLM-L6-v2-text-classification:1"
+    assert result["test"]["n"] == 500 and 0.0 <= result["test"]["accuracy"] <= 1.0
+    assert result["report"]["splits"][0]["rows_read"] == 4000
+    assert "Validation report" in proc.stderr  # the report goes to stderr when stdout is JSON
+
+    pred = json.loads(fmhub(home, "predict", result["registered_model"], "--text", "a gorgeous, witty film",
+                            "--text", "a dull mess", "--json").stdout)
+    assert [len(p) for p in pred["predictions"]] == [1, 1]
+    assert {p[0]["label"] for p in pred["predictions"]} <= {"0", "1"}
+
+    shown = json.loads(fmhub(home, "models", "show", result["registered_model"], "--json").stdout)
+    assert shown["version"]["lineage"]["base_model"] == "all-MiniLM-L6-v2"
+    assert [d["split"] for d in shown["version"]["lineage"]["data"]] == ["train", "validation", "test"]
+
+    jobs = json.loads(fmhub(home, "jobs", "list", "--json").stdout)
+    assert jobs["count"] == 1 and jobs["jobs"][0]["id"] == result["job_id"]
+
+
+def test_automatic_split_is_announced(home):
+    proc = fmhub(home, "finetune", "--model", "all-MiniLM-L6-v2", "--task", "text-classification",
+                 "--train", str(SST2 / "train.csv"), "--dry-run")
+    assert "automatic split" in proc.stdout
+    assert "train 3200, validation 400, test 400" in proc.stdout
+
+
+def test_hub_model_offline_says_how_to_import(home):
+    proc = fmhub(home, "finetune", "--model", "bert-base-uncased", "--task", "text-classification",
+                 "--train", str(SST2 / "train.csv"), check=False)
+    assert proc.returncode == 1
+    assert "fmhub models import" in proc.stderr
+
+
+def test_data_validate_reports_errors_with_line_and_exit_code(home, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sentence,label\ngood,1\n,0\nbad,0\nfine,\n", encoding="utf-8")
+    proc = fmhub(home, "data", "validate", str(bad), "--task", "text-classification",
+                 "--validation", "none", "--test", "none", "--json", check=False)
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert [(e["line"], e["column"]) for e in report["errors"]] == [(3, "sentence1"), (5, "label")]
+
+
+def test_models_list_filters(home):
+    data = json.loads(fmhub(home, "models", "list", "--task", "translation", "--license", "cc-by-4.0",
+                            "--json").stdout)
+    assert [m["name"] for m in data["models"]] == ["opus-mt-en-de"]

@@ -1,0 +1,55 @@
+"""The store: migrations from the first table, version numbering, the artifact store."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+
+from fmhub.entities import JobStatus, ModelVersion
+from fmhub.errors import NotFoundError
+from fmhub.store import db, jobs_repo, models_repo
+from fmhub.store.artifacts import ArtifactStore
+
+
+def test_migrations_create_all_tables(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    engine = db.get_engine(url)
+    names = set(inspect(engine).get_table_names())
+    assert {"model_versions", "data_assets", "jobs", "job_events", "alembic_version"} <= names
+
+
+def test_versions_increase_and_lookup(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    for v in (1, 2):
+        assert models_repo.next_version(url, "m") == v
+        models_repo.add_version(url, ModelVersion(name="m", version=v, task="text-classification", path="/p"))
+    assert models_repo.get_version(url, "m").version == 2
+    assert models_repo.get_version(url, "m", 1).version == 1
+    with pytest.raises(NotFoundError) as exc:
+        models_repo.get_version(url, "m", 7)
+    assert "1, 2" in exc.value.hint or "2, 1" in exc.value.hint
+
+
+def test_job_status_and_events(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    jobs_repo.create_job(url, "j1", "finetune", {"a": 1}, str(tmp_path))
+    jobs_repo.set_status(url, "j1", JobStatus.running)
+    for step in range(3):
+        jobs_repo.append_event(url, "j1", "train", {"step": step})
+    job = jobs_repo.set_status(url, "j1", JobStatus.completed, outputs={"x": 1})
+    assert job.started_at is not None and job.finished_at is not None
+    events = jobs_repo.list_events(url, "j1", after_seq=1)
+    assert [e.seq for e in events] == [2, 3] and events[-1].data == {"step": 2}
+
+
+def test_place_dir_is_atomic(tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("x")
+    dest = store.model_dir("m", 1)
+    store.place_dir(src, dest)
+    assert (dest / "a.txt").read_text() == "x"
+    with pytest.raises(FileExistsError):
+        store.place_dir(src, dest)
+    assert not [p for p in dest.parent.iterdir() if p.name.startswith(".tmp")]
