@@ -109,9 +109,10 @@ def _fmhub(data: Path, epochs: float, seed: int) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="bench_fmhub_home_") as home:
         os.environ["FMHUB_HOME"] = home
-        spec = FinetuneSpec(model=MODEL_NAME, task=TASK,
+        register = "register_model" if "register_model" in FinetuneSpec.model_fields else "register"
+        spec = FinetuneSpec(model=MODEL_NAME, task=TASK, device="cpu", **{register: True},
                             data={split: str(data / f"{split}.csv") for split in ("train", "validation", "test")},
-                            hyperparameters={"num_train_epochs": epochs, "seed": seed}, register=True, device="cpu")
+                            hyperparameters={"num_train_epochs": epochs, "seed": seed})
         ctx = Context.from_settings(Settings(home=Path(home)))
         t0 = time.perf_counter()
         result = run_finetune(ctx, spec)
@@ -120,7 +121,7 @@ def _fmhub(data: Path, epochs: float, seed: int) -> dict:
             "samples_per_s": result.train["samples_per_s"],
             "test_accuracy": round(float(result.metrics["test"]["accuracy"]), 4),
             "end_to_end_s": round(end_to_end, 2), "eval_runtime_s": result.train.get("eval_runtime_s"),
-            "registered_model": result.model_version.ref if result.model_version else None}
+            "registered_model": getattr(getattr(result, "model_version", None), "ref", None)}
 
 
 def run_child(config: str, data: Path, epochs: float, seed: int) -> None:
@@ -147,15 +148,15 @@ def run_config(config: str, args: argparse.Namespace) -> dict:
 
 
 def checks(results: dict[str, dict]) -> list[dict]:
-    """Each check passes, fails, or is skipped when a configuration it needs was not run (a failed
-    run fails every check that needs it)."""
+    """Each check passes, fails, or is skipped when a configuration it needs was not run (a run
+    that failed fails every check that needs it)."""
     out: list[dict] = []
 
     def check(name: str, needs: list[str], test) -> None:
-        if any("error" in results.get(c, {}) for c in needs):
-            out.append({"check": name, "status": "FAIL", "detail": "a run failed"})
-        elif not all(c in results for c in needs):
+        if not all(c in results for c in needs):
             out.append({"check": name, "status": "skipped", "detail": "not run"})
+        elif any("error" in results[c] for c in needs):
+            out.append({"check": name, "status": "FAIL", "detail": "a run failed"})
         else:
             passed, detail = test()
             out.append({"check": name, "status": "pass" if passed else "FAIL", "detail": detail})

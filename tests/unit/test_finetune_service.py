@@ -119,3 +119,22 @@ def test_failure_marks_the_job_failed_and_keeps_its_log(ctx, base, tmp_path, mon
     assert job.status == JobStatus.failed and "simulated out of memory" in job.error
     assert "log.txt" in exc.value.hint
     assert list_models(ctx, registry="workspace")[0].name == "tiny-bert"  # nothing half-registered
+
+
+def test_evaluate_a_registered_model_on_a_test_file(ctx, base, tmp_path):
+    from fmhub.services.evaluate import run_evaluate
+    from fmhub.services.specs import EvaluateSpec
+
+    train = write_sentiment_csv(tmp_path / "reviews.csv", n=40)
+    run_finetune(ctx, spec_for(train, test="none"))
+    test = write_sentiment_csv(tmp_path / "holdout.csv", n=12)
+    result = run_evaluate(ctx, EvaluateSpec(model="sentiment:1", data={"test": str(test)}, device="cpu"))
+    assert result["status"] == "completed" and result["test"]["n"] == 12
+    assert result["test"]["confusion_matrix"]["labels"] == ["neg", "pos"]
+    assert jobs_service.get_job(ctx, result["job_id"]).kind == "evaluate"
+
+    odd = tmp_path / "odd.csv"
+    odd.write_text("review,stars\ngood,pos\nmeh,neutral\n", encoding="utf-8")
+    with pytest.raises(DataError) as exc:
+        run_evaluate(ctx, EvaluateSpec(model="sentiment:1", data={"test": str(odd)}, device="cpu"))
+    assert f"{odd}:3" in exc.value.message and "labels of model sentiment:1" in exc.value.message

@@ -6,6 +6,7 @@ import typer
 
 from fmhub import __version__
 from fmhub.cli import data, jobs, models
+from fmhub.cli.evaluate import evaluate_cmd
 from fmhub.cli.finetune import finetune_cmd
 from fmhub.cli.predict import predict_cmd
 
@@ -21,6 +22,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(jobs.app, name="jobs")
 app.command("finetune", help=finetune_cmd.__doc__)(finetune_cmd)
+app.command("evaluate", help=evaluate_cmd.__doc__)(evaluate_cmd)
 app.command("predict", help=predict_cmd.__doc__)(predict_cmd)
 
 

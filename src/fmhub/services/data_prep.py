@@ -14,6 +14,7 @@ from fmhub.data.problems import Problem
 from fmhub.data.readers import Table, read_table
 from fmhub.data.report import SplitReport, ValidationReport, length_stats
 from fmhub.data.splits import SplitSizes, split_indices
+from fmhub.errors import DataError
 from fmhub.services.specs import DataSpec
 from fmhub.tasks.base import Examples, LabelInfo, Task
 
@@ -41,7 +42,15 @@ def _is_keyword(value: str | None, *words: str) -> bool:
     return value is not None and value.strip().lower() in words
 
 
-def _read(path: str, spec: DataSpec, task: Task, report: ValidationReport) -> tuple[Table, Examples, list[str]]:
+def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationReport) -> tuple[Table, Examples, list[str]]:
+    """Read one file and map its columns; reader warnings go into ``report``.
+
+    Returns:
+        (the table, its rows as task examples with their line numbers, the mapping as shown).
+
+    Raises:
+        DataError: unreadable file or unresolvable column mapping.
+    """
     table = read_table(path, format=spec.format, encoding=spec.encoding)
     report.warnings.extend(table.warnings)
     if table.skipped_blank_lines:
@@ -82,7 +91,7 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
     read: dict[str, tuple[Examples, int]] = {}
     dropped: dict[str, list[Problem]] = {}
 
-    table, train, mapping_lines = _read(spec.train, spec, task, report)
+    table, train, mapping_lines = read_examples(spec.train, spec, task, report)
     report.mapping = mapping_lines
     train.split = "train"
     rows_read = {"train": len(train)}
@@ -93,7 +102,7 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
         value = getattr(spec, split)
         if _is_keyword(value, "auto", "none", ""):
             continue
-        _, ex, _ = _read(value, spec, task, report)
+        _, ex, _ = read_examples(value, spec, task, report)
         ex.split = split
         rows_read[split] = len(ex)
         ex, dropped[split] = _check(ex, task, spec, report)
@@ -159,6 +168,15 @@ def _token_counts(tokenizer: Any, texts: list[Any]) -> list[int]:
     else:
         enc = tokenizer(first, truncation=False)
     return [len(ids) for ids in enc["input_ids"]]
+
+
+def report_error(report: ValidationReport) -> DataError:
+    """One ``DataError`` listing a report's errors (first 20), with the report in ``details``."""
+    lines = [str(p) for p in report.errors[:20]]
+    more = f"\n... and {len(report.errors) - 20} more" if len(report.errors) > 20 else ""
+    return DataError(f"{len(report.errors)} problem(s) in the data:\n" + "\n".join(lines) + more,
+                     hint=report.errors[0].hint or "fix the rows listed and run again",
+                     details=report.to_dict())
 
 
 def resolve_path(value: str) -> Path:

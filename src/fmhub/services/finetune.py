@@ -13,11 +13,11 @@ from typing import Any
 
 from fmhub.data.report import ValidationReport
 from fmhub.entities import Job, JobStatus, ModelVersion
-from fmhub.errors import DataError, FmhubError, SpecError
+from fmhub.errors import FmhubError, SpecError
 from fmhub.services import assets as assets_service
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
-from fmhub.services.data_prep import PreparedData, prepare_data
+from fmhub.services.data_prep import PreparedData, prepare_data, report_error
 from fmhub.services.evaluation import evaluate_split
 from fmhub.services.models import ResolvedModel, register_folder, resolve_model
 from fmhub.services.specs import FinetuneSpec
@@ -62,14 +62,6 @@ class FinetuneResult:
         }
 
 
-def _report_error(report: ValidationReport) -> DataError:
-    lines = [str(p) for p in report.errors[:20]]
-    more = f"\n... and {len(report.errors) - 20} more" if len(report.errors) > 20 else ""
-    return DataError(f"{len(report.errors)} problem(s) in the data:\n" + "\n".join(lines) + more,
-                     hint=report.errors[0].hint or "fix the rows listed and run again",
-                     details=report.to_dict())
-
-
 def _check_model_task(resolved: ResolvedModel, task: str) -> None:
     card = resolved.card
     if card.registry == "system" and task not in card.finetuning_tasks:
@@ -91,6 +83,10 @@ def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any
     _check_model_task(resolved, spec.task)
     hp = spec.hyperparameters.resolve(task.default_hyperparameters, resolved.card.defaults,
                                       task.metric_for_best_model)
+    allowed = (*task.metric_names, "loss")
+    if hp.metric_for_best_model not in allowed:
+        raise SpecError(f"unknown metric_for_best_model '{hp.metric_for_best_model}' for {task.name}",
+                        hint=f"choose one of: {', '.join(allowed)}")
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
     prepared = prepare_data(spec.data, task, tokenizer, hp.max_seq_length, hp.seed)
     return task, resolved, tokenizer, hp, prepared
@@ -120,7 +116,7 @@ def run_finetune(ctx: Context, spec: FinetuneSpec, sink: ProgressSink | None = N
     if on_report:
         on_report(report)
     if not report.ok:
-        raise _report_error(report)
+        raise report_error(report)
     if dry_run:
         return FinetuneResult(report=report, dry_run=True)
 

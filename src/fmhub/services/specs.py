@@ -87,7 +87,7 @@ class FinetuneSpec(BaseModel):
         return f"{base}-{self.task}"
 
 
-__all__ = ["DataSpec", "FinetuneSpec", "build_spec", "deep_merge", "load_spec_file", "parse_map_options"]
+__all__ = ["DataSpec", "EvaluateDataSpec", "EvaluateSpec", "FinetuneSpec", "build_spec", "deep_merge", "load_spec_file", "parse_map_options"]
 
 
 def _format_errors(exc: ValidationError, where: str) -> SpecError:
@@ -144,3 +144,37 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             out[key] = value
     return out
+
+
+class EvaluateDataSpec(BaseModel):
+    """The test data of an evaluation and how its columns map to the task's keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    test: str
+    column_mapping: dict[str, str] = Field(default_factory=dict)
+    format: Literal["jsonl", "json", "csv", "tsv", "parquet"] | None = None
+    encoding: str = "utf-8"
+    on_invalid_row: Literal["error", "drop"] = "error"
+
+
+class EvaluateSpec(BaseModel):
+    """An evaluation job: a model's metrics on the user's test data.
+
+    Attributes:
+        model: Workspace ``name[:version]`` (or a catalog model with a task head).
+        task: The task (default: the model version's task).
+        data: Test file and column mapping.
+        per_device_eval_batch_size: Rows per forward pass.
+        max_seq_length: Truncation limit in tokens.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    task: str | None = None
+    data: EvaluateDataSpec
+    per_device_eval_batch_size: int = Field(default=64, ge=1)
+    max_seq_length: int = Field(default=512, ge=8)
+    device: str = "auto"

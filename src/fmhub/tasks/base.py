@@ -68,6 +68,8 @@ class Task(ABC):
     schema: TaskSchema
     metric_for_best_model: str
     greater_is_better: bool = True
+    metric_names: tuple[str, ...] = ()
+    """Scalar validation metrics a checkpoint can be chosen by (``loss`` is always allowed)."""
     default_hyperparameters: dict[str, Any] = {}
 
     @abstractmethod

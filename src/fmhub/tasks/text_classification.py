@@ -60,6 +60,7 @@ class TextClassification(Task):
         },
     )
     metric_for_best_model = "f1_macro"
+    metric_names = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc")
     # Defaults from the BERT fine-tuning recipe (Devlin et al. 2019, Appendix A.3: lr in
     # {5e-5, 3e-5, 2e-5}, batch 32, 2-4 epochs) and the transformers text-classification example
     # (max_seq_length 128); warmup 6% and weight decay 0.01 as in RoBERTa's GLUE recipe.
@@ -112,7 +113,7 @@ class TextClassification(Task):
     def check_splits(self, splits: dict[str, Examples], info: LabelInfo) -> list[Problem]:
         problems: list[Problem] = []
         train = splits["train"]
-        if len(info.labels) < 2:
+        if len(info.labels) < 2 and len(train):
             only = info.labels[0] if info.labels else "(none)"
             problems.append(Problem(f"the training data has fewer than two classes (only {only!r})",
                                     file=train.file, column="label", value=shorten_value(only),
@@ -127,7 +128,8 @@ class TextClassification(Task):
                 lab = row["label"]
                 if lab not in known and lab not in reported:
                     reported.add(lab)
-                    problems.append(Problem(f"label {lab!r} in the {split} data does not occur in the training data",
+                    source = info.extra.get("label_source", "the training data")
+                    problems.append(Problem(f"label {lab!r} in the {split} data does not occur in {source}",
                                             file=ex.file, line=line, column="label", value=shorten_value(lab),
                                             hint=f"training labels are {sorted(known, key=_sort_key)}; fix the "
                                                  "label or add training rows for it"))

@@ -140,8 +140,8 @@ def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: 
     """
     from transformers import Trainer
 
-    args = build_training_arguments(hp, output_dir, device, eval_ds is not None, len(train_ds),
-                                    task.greater_is_better)
+    greater = task.greater_is_better and not (hp.metric_for_best_model or "").endswith("loss")
+    args = build_training_arguments(hp, output_dir, device, eval_ds is not None, len(train_ds), greater)
     callback = ProgressCallback(sink, hp.per_device_train_batch_size * hp.gradient_accumulation_steps)
     trainer = Trainer(
         model=model,

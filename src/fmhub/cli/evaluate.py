@@ -1,0 +1,43 @@
+"""``fmhub evaluate``: a model's metrics on your own test data."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from fmhub.cli.common import JSON_OPTION, context, err, handle_errors, out, print_json, quiet_libraries
+from fmhub.cli.render import print_metrics, print_report
+
+
+@handle_errors
+def evaluate_cmd(
+    model: str = typer.Option(..., "--model", help="Workspace NAME[:VERSION] (latest when no version)."),
+    test: str = typer.Option(..., "--test", help="Test data: JSONL, JSON, CSV, TSV or Parquet."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task (default: the model version's task)."),
+    map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable."),
+    format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
+    on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error or drop."),
+    batch_size: int = typer.Option(64, "--per-device-eval-batch-size", "--batch-size", help="Rows per forward pass."),
+    max_seq_length: int = typer.Option(512, "--max-seq-length", help="Truncate inputs to this many tokens."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Evaluate a model on your test file: the task's metrics, stored as an evaluate job."""
+    quiet_libraries()
+    from fmhub.services.evaluate import run_evaluate
+    from fmhub.services.specs import EvaluateSpec, build_spec, parse_map_options
+
+    spec = build_spec(EvaluateSpec, {
+        "model": model, "task": task, "device": device, "per_device_eval_batch_size": batch_size,
+        "max_seq_length": max_seq_length,
+        "data": {"test": test, "column_mapping": parse_map_options(map or []), "format": format,
+                 "encoding": encoding, "on_invalid_row": on_invalid_row}}, "the command-line flags")
+    console = err if as_json else out
+    result = run_evaluate(context(), spec, on_report=lambda r: print_report(console, r))
+    if as_json:
+        print_json(result)
+        return
+    print_metrics(out, {"test": result["test"]})
+    out.print(f"job [bold]{result['job_id']}[/] {result['status']} ({result['model']})", highlight=False)
