@@ -109,8 +109,7 @@ def _fmhub(data: Path, epochs: float, seed: int) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="bench_fmhub_home_") as home:
         os.environ["FMHUB_HOME"] = home
-        register = "register_model" if "register_model" in FinetuneSpec.model_fields else "register"
-        spec = FinetuneSpec(model=MODEL_NAME, task=TASK, device="cpu", **{register: True},
+        spec = FinetuneSpec(model=MODEL_NAME, task=TASK, device="cpu", register_model=True,
                             data={split: str(data / f"{split}.csv") for split in ("train", "validation", "test")},
                             hyperparameters={"num_train_epochs": epochs, "seed": seed})
         ctx = Context.from_settings(Settings(home=Path(home)))
@@ -120,6 +119,7 @@ def _fmhub(data: Path, epochs: float, seed: int) -> dict:
     return {"config": "fmhub", "train_s": result.train["runtime_s"],
             "samples_per_s": result.train["samples_per_s"],
             "test_accuracy": round(float(result.metrics["test"]["accuracy"]), 4),
+            "validation_accuracy": round(float(result.metrics["validation"]["accuracy"]), 4),
             "end_to_end_s": round(end_to_end, 2), "eval_runtime_s": result.train.get("eval_runtime_s"),
             "registered_model": getattr(getattr(result, "model_version", None), "ref", None)}
 

@@ -119,3 +119,20 @@ def test_encode_has_lengths_and_label_ids(tiny_bert):
     ds = task.encode(train, AutoTokenizer.from_pretrained(str(tiny_bert)), info, max_seq_length=16)
     assert ds["length"] == [4, 3]  # [CLS] good movie [SEP] / [CLS] bad [SEP]: no padding
     assert ds["labels"] == [info.label2id["pos"], info.label2id["neg"]]
+
+
+def test_sentence_pairs_are_encoded_as_pairs(tiny_bert):
+    from transformers import AutoTokenizer
+
+    task = get_task("text-classification")
+    train = ex([{"sentence1": "good movie", "sentence2": "great film", "label": "same"},
+                {"sentence1": "bad", "sentence2": "fun", "label": "different"}])
+    task.check_rows(train)
+    info = task.label_info(train)
+    assert info.extra["is_pair"] is True
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert))
+    ds = task.encode(train, tok, info, max_seq_length=16)
+    # [CLS] good movie [SEP] great film [SEP] -> 7 tokens, second segment has token_type_ids 1
+    assert ds["length"][0] == 7
+    assert ds["token_type_ids"][0] == [0, 0, 0, 0, 1, 1, 1]
+    assert task.model_inputs(train)[0] == ["good movie", "great film"]

@@ -155,19 +155,9 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
         if report.ok:
             sr.distribution = task.distribution(ex)
             if tokenizer is not None and len(ex):
-                sr.lengths = length_stats(_token_counts(tokenizer, task.texts_for_length(ex)), max_seq_length)
+                sr.lengths = length_stats(task.token_counts(tokenizer, ex), max_seq_length)
         report.splits.append(sr)
     return PreparedData(splits=ordered, info=info, report=report, files=files)
-
-
-def _token_counts(tokenizer: Any, texts: list[Any]) -> list[int]:
-    first = [t[0] if isinstance(t, (list, tuple)) else t for t in texts]
-    second = [t[1] if isinstance(t, (list, tuple)) else None for t in texts]
-    if any(s is not None for s in second):
-        enc = tokenizer(first, [s or "" for s in second], truncation=False)
-    else:
-        enc = tokenizer(first, truncation=False)
-    return [len(ids) for ids in enc["input_ids"]]
 
 
 def report_error(report: ValidationReport) -> DataError:

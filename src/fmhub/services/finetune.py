@@ -164,6 +164,9 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
     splits, info = prepared.splits, prepared.info
     train_ds = task.encode(splits["train"], tokenizer, info, hp.max_seq_length)
     eval_ds = task.encode(splits["validation"], tokenizer, info, hp.max_seq_length) if "validation" in splits else None
+    from transformers import set_seed
+
+    set_seed(hp.seed)  # the new head's initial weights come from the seed, so runs repeat exactly
     model = task.load_model(str(resolved.path), info)
     outcome = train_model(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device, sink)
     model = outcome.model

@@ -101,6 +101,20 @@ class Task(ABC):
     def texts_for_length(self, examples: Examples) -> list[Any]:
         """What the tokenizer sees per example, for token-length statistics in the report."""
 
+    def token_counts(self, tokenizer: Any, examples: Examples) -> list[int]:
+        """Tokens per example (special tokens included), untruncated, for the report.
+
+        The default tokenises :meth:`texts_for_length`: strings, or ``[text, text_pair]`` pairs.
+        """
+        texts = self.texts_for_length(examples)
+        first = [t[0] if isinstance(t, (list, tuple)) else t for t in texts]
+        second = [t[1] if isinstance(t, (list, tuple)) else None for t in texts]
+        if any(s is not None for s in second):
+            enc = tokenizer(first, [s or "" for s in second], truncation=False)
+        else:
+            enc = tokenizer(first, truncation=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
     @abstractmethod
     def load_model(self, path: str, info: LabelInfo | None) -> Any:
         """Load the model for fine-tuning (``info`` given) or prediction (``info`` None)."""

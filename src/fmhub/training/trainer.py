@@ -16,6 +16,10 @@ from fmhub.tasks.base import LabelInfo, Task
 from fmhub.training.device import DeviceChoice
 from fmhub.training.hyperparameters import Hyperparameters
 from fmhub.training.progress import ProgressCallback, ProgressSink
+from fmhub.training.sampler import BucketedLengthSampler
+
+MEGA_BATCH_MULT = 32
+"""Batches per length bucket: padding about as low as a full sort, batch order still random."""
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +60,8 @@ def build_training_arguments(hp: Hyperparameters, output_dir: Path, device: Devi
                              n_train: int, greater_is_better: bool, resume: bool = False) -> Any:
     """Translate resolved hyperparameters into ``TrainingArguments``.
 
-    Length-grouped batches use ``train_sampling_strategy="group_by_length"`` (transformers 5) or
-    ``group_by_length=True`` (older releases). Evaluation and checkpoints happen once per epoch (and
+    The training order comes from :class:`~fmhub.training.sampler.BucketedLengthSampler` (see
+    :func:`train_model`). Evaluation and checkpoints happen once per epoch (and
     every ``save_steps`` when set); the best checkpoint by ``metric_for_best_model`` is loaded at
     the end when validation data exists.
 
@@ -112,11 +116,26 @@ def build_training_arguments(hp: Hyperparameters, output_dir: Path, device: Devi
         kwargs["warmup_steps"] = 0
     else:
         kwargs["warmup_steps"] = warmup if warmup < 1 else int(warmup)
-    if _supports("train_sampling_strategy"):
-        kwargs["train_sampling_strategy"] = "group_by_length"
-    else:  # transformers < 5
-        kwargs["group_by_length"] = True
     return TrainingArguments(**kwargs)
+
+
+def _bucketed_trainer_class() -> Any:
+    """A ``Trainer`` whose training order comes from :class:`BucketedLengthSampler`."""
+    from transformers import Trainer
+
+    class BucketedTrainer(Trainer):
+        """``Trainer`` with length-bucketed, batch-shuffled training order."""
+
+        def __init__(self, *args: Any, train_lengths: list[int], mega_batch_mult: int, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._train_lengths = train_lengths
+            self._mega_batch_mult = mega_batch_mult
+
+        def _get_train_sampler(self, *args: Any, **kwargs: Any) -> Any:  # signature differs across releases
+            batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return BucketedLengthSampler(self._train_lengths, batch, self.args.seed, self._mega_batch_mult)
+
+    return BucketedTrainer
 
 
 def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: Any | None, info: LabelInfo,
@@ -138,12 +157,14 @@ def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: 
         sink: Progress events go here.
         resume_from_checkpoint: A checkpoint folder, True for the latest in ``output_dir``, or None.
     """
-    from transformers import Trainer
-
+    if eval_ds is not None:  # order does not matter for metrics; sorted batches pad least
+        eval_ds = eval_ds.sort("length", reverse=True)
     greater = task.greater_is_better and not (hp.metric_for_best_model or "").endswith("loss")
     args = build_training_arguments(hp, output_dir, device, eval_ds is not None, len(train_ds), greater)
     callback = ProgressCallback(sink, hp.per_device_train_batch_size * hp.gradient_accumulation_steps)
-    trainer = Trainer(
+    trainer = _bucketed_trainer_class()(
+        train_lengths=list(train_ds["length"]),
+        mega_batch_mult=MEGA_BATCH_MULT,
         model=model,
         args=args,
         train_dataset=train_ds,

@@ -1,0 +1,276 @@
+"""Token classification (NER): a tag per word, IOB2 tag names end to end.
+
+Keys: ``tokens`` (list of words) and ``tags`` (list of IOB2 tag names, same length). Labels are
+aligned to sub-words: the first sub-word of a word carries its tag and the others are ignored in the
+loss (``-100``). Metrics: seqeval in strict IOB2 mode (entity precision/recall/F1, overall and per
+type) plus token accuracy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from fmhub.data.problems import Problem, shorten_value
+from fmhub.tasks.base import Examples, LabelInfo, Task
+from fmhub.tasks.iob import entity_spans, parse_list_cell, tag_sort_key
+from fmhub.tasks.schema import TaskSchema
+
+IGNORE = -100
+WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
+
+
+def align_labels(word_ids: list[int | None], tag_ids: list[int]) -> list[int]:
+    """Label per sub-word: the first sub-word of each word gets its tag, the rest ``-100``.
+
+    Args:
+        word_ids: The tokenizer's word index per sub-word (None for special tokens), [seq_len].
+        tag_ids: Tag id per word, [n_words].
+
+    Returns:
+        [seq_len] label ids with ``-100`` where the loss ignores the position.
+    """
+    labels, previous = [], None
+    for w in word_ids:
+        labels.append(IGNORE if w is None or w == previous else tag_ids[w])
+        previous = w
+    return labels
+
+
+def split_words(text: str) -> list[tuple[str, int, int]]:
+    """Words of a raw string with character offsets: ``(word, start, end)``."""
+    return [(m.group(), m.start(), m.end()) for m in WORD_RE.finditer(text)]
+
+
+class TokenClassification(Task):
+    """Token classification with ``AutoModelForTokenClassification``."""
+
+    name = "token-classification"
+    schema = TaskSchema(
+        required=("tokens", "tags"),
+        aliases={"tokens": ("tokens", "words", "token"),
+                 "tags": ("tags", "ner_tags", "ner", "labels", "label", "tag")},
+        list_keys=("tokens", "tags"),
+    )
+    metric_for_best_model = "f1"
+    metric_names = ("f1", "precision", "recall", "accuracy")
+    # lr 1e-4, 3 epochs: the CoNLL-2003 reference run in shared/baselines (strict F1 0.817);
+    # max_seq_length 256 sub-words keeps every CoNLL sentence whole.
+    default_hyperparameters = {
+        "learning_rate": 1e-4,
+        "num_train_epochs": 3.0,
+        "per_device_train_batch_size": 32,
+        "max_seq_length": 256,
+        "warmup_steps": 0.06,
+        "weight_decay": 0.01,
+    }
+
+    def check_rows(self, examples: Examples) -> tuple[list[int], list[Problem]]:
+        good, problems = [], []
+        for i, (row, line) in enumerate(zip(examples.rows, examples.lines)):
+            bad = False
+            for key in ("tokens", "tags"):
+                value, why = parse_list_cell(row.get(key))
+                if why:
+                    problems.append(Problem(f"'{key}' must be a list: {why}", file=examples.file, line=line,
+                                            column=key, value=shorten_value(row.get(key))))
+                    bad = True
+                else:
+                    row[key] = value
+            if bad:
+                continue
+            tokens, tags = row["tokens"], row["tags"]
+            if not tokens:
+                problems.append(Problem("empty token list", file=examples.file, line=line, column="tokens",
+                                        value="[]", hint="remove the row (or --on-invalid-row drop)"))
+                continue
+            if len(tokens) != len(tags):
+                problems.append(Problem(f"{len(tokens)} tokens but {len(tags)} tags", file=examples.file,
+                                        line=line, column="tags", value=shorten_value(tags),
+                                        hint="every token needs exactly one tag"))
+                continue
+            if any(not isinstance(t, str) for t in tags):
+                odd = next(t for t in tags if not isinstance(t, str))
+                problems.append(Problem("tags must be names such as 'B-PER', not numbers", file=examples.file,
+                                        line=line, column="tags", value=shorten_value(odd),
+                                        hint="write the tag names in the file (IOB2: O, B-TYPE, I-TYPE)"))
+                continue
+            row["tokens"] = [str(t) for t in tokens]
+            row["tags"] = [t.strip() for t in tags]
+            good.append(i)
+        return good, problems
+
+    def label_info(self, train: Examples) -> LabelInfo:
+        tags = sorted({t for row in train.rows for t in row["tags"]}, key=tag_sort_key)
+        return LabelInfo(labels=tags)
+
+    def check_splits(self, splits: dict[str, Examples], info: LabelInfo) -> list[Problem]:
+        problems = []
+        known = set(info.labels)
+        if len(info.labels) < 2 and len(splits["train"]):
+            problems.append(Problem("the training data has fewer than two distinct tags", file=splits["train"].file,
+                                    column="tags", hint="check the tags column mapping"))
+        for split in ("validation", "test"):
+            ex = splits.get(split)
+            if ex is None:
+                continue
+            seen: set[str] = set()
+            for row, line in zip(ex.rows, ex.lines):
+                for tag in row["tags"]:
+                    if tag not in known and tag not in seen:
+                        seen.add(tag)
+                        source = info.extra.get("label_source", "the training data")
+                        problems.append(Problem(f"tag {tag!r} in the {split} data does not occur in {source}",
+                                                file=ex.file, line=line, column="tags", value=shorten_value(tag),
+                                                hint=f"known tags: {', '.join(info.labels)}"))
+        return problems
+
+    def distribution(self, examples: Examples) -> dict[str, int]:
+        counts = Counter(t for row in examples.rows for t in row["tags"])
+        return {k: counts[k] for k in sorted(counts, key=tag_sort_key)}
+
+    def texts_for_length(self, examples: Examples) -> list[Any]:
+        return [row["tokens"] for row in examples.rows]
+
+    def token_counts(self, tokenizer: Any, examples: Examples) -> list[int]:
+        enc = tokenizer(self.texts_for_length(examples), is_split_into_words=True, truncation=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def load_model(self, path: str, info: LabelInfo | None) -> Any:
+        from transformers import AutoModelForTokenClassification
+
+        if info is None:
+            return AutoModelForTokenClassification.from_pretrained(path)
+        return AutoModelForTokenClassification.from_pretrained(
+            path, num_labels=len(info.labels), id2label=info.id2label, label2id=info.label2id,
+            ignore_mismatched_sizes=True)
+
+    def encode(self, examples: Examples, tokenizer: Any, info: LabelInfo, max_seq_length: int) -> Any:
+        from datasets import Dataset
+
+        enc = tokenizer([row["tokens"] for row in examples.rows], is_split_into_words=True, truncation=True,
+                        max_length=max_seq_length)
+        l2i = info.label2id
+        columns = dict(enc)
+        columns["labels"] = [align_labels(enc.word_ids(i), [l2i[t] for t in row["tags"]])
+                             for i, row in enumerate(examples.rows)]
+        columns["length"] = [len(ids) for ids in enc["input_ids"]]
+        return Dataset.from_dict(columns)
+
+    def data_collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorForTokenClassification
+
+        return DataCollatorForTokenClassification(tokenizer)
+
+    def compute_metrics(self, predictions: list[list[str]], references: list[list[str]],
+                        info: LabelInfo) -> dict[str, Any]:
+        """seqeval strict IOB2 entity P/R/F1 (overall, per type) and token accuracy.
+
+        Args:
+            predictions: Predicted tags per sentence, one per word.
+            references: Gold tags per sentence, same shapes.
+            info: The tag set (unused; kept for the common signature).
+        """
+        from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+        from seqeval.scheme import IOB2
+
+        kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
+        report = classification_report(references, predictions, output_dict=True, **kw)
+        per_type = {k: {"precision": float(v["precision"]), "recall": float(v["recall"]),
+                        "f1": float(v["f1-score"]), "support": int(v["support"])}
+                    for k, v in report.items() if not k.endswith(" avg")}
+        total = sum(len(r) for r in references)
+        correct = sum(p == g for ps, gs in zip(predictions, references) for p, g in zip(ps, gs))
+        return {"precision": float(precision_score(references, predictions, **kw)),
+                "recall": float(recall_score(references, predictions, **kw)),
+                "f1": float(f1_score(references, predictions, **kw)),
+                "accuracy": correct / total if total else 0.0,
+                "per_type": per_type, "n": len(references)}
+
+    def trainer_metrics(self, info: LabelInfo) -> Any:
+        labels = info.labels
+
+        def compute(eval_pred: Any) -> dict[str, float]:
+            logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+            pred_ids, label_ids = np.asarray(logits).argmax(-1), np.asarray(eval_pred.label_ids)
+            preds, refs = [], []
+            for p_row, l_row in zip(pred_ids, label_ids):
+                keep = l_row != IGNORE
+                preds.append([labels[i] for i in p_row[keep]])
+                refs.append([labels[i] for i in l_row[keep]])
+            full = self.compute_metrics(preds, refs, info)
+            return {k: v for k, v in full.items() if isinstance(v, float)}
+
+        return compute
+
+    def references(self, examples: Examples) -> list[list[str]]:
+        return [row["tags"] for row in examples.rows]
+
+    def predictions_for_metrics(self, results: list[Any]) -> list[list[str]]:
+        return [r["tags"] for r in results]
+
+    def model_inputs(self, examples: Examples) -> list[Any]:
+        return [row["tokens"] for row in examples.rows]
+
+    def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
+                max_seq_length: int = 512, top_k: int = 1) -> list[dict[str, Any]]:
+        """Tag words. An input is a list of words, or a string (split into words and punctuation).
+
+        Returns:
+            Per input: ``{"tokens", "tags" (one per word), "entities": [{"type", "text", "words":
+            [first, last + 1], "score", "start", "end"}], "truncated"}``; character offsets only
+            for string inputs. Words past ``max_seq_length`` sub-words get tag ``O``.
+        """
+        import torch
+
+        from fmhub.evaluation.batching import length_sorted_batches
+
+        id2label = {int(k): v for k, v in model.config.id2label.items()}
+        words, offsets = [], []
+        for x in inputs:
+            if isinstance(x, str):
+                parts = split_words(x)
+                words.append([w for w, _, _ in parts])
+                offsets.append([(s, e) for _, s, e in parts])
+            else:
+                words.append([str(w) for w in x])
+                offsets.append(None)
+        out: list[Any] = [None] * len(inputs)
+        device = next(model.parameters()).device
+        model.eval()
+        with torch.inference_mode():
+            for idx in length_sorted_batches([len(w) for w in words], batch_size):
+                batch = [words[i] or [""] for i in idx]
+                enc = tokenizer(batch, is_split_into_words=True, truncation=True, max_length=max_seq_length,
+                                padding=True, return_tensors="pt")
+                probs = torch.softmax(model(**enc.to(device)).logits.float(), dim=-1)
+                scores, ids = probs.max(-1)
+                for row, i in enumerate(idx):
+                    n = len(words[i])
+                    tags, tag_scores, previous = ["O"] * n, [1.0] * n, None
+                    for pos, w in enumerate(enc.word_ids(row)):
+                        if w is not None and w != previous and w < n:
+                            tags[w] = id2label[int(ids[row, pos])]
+                            tag_scores[w] = float(scores[row, pos])
+                        previous = w
+                    seen_words = {w for w in enc.word_ids(row) if w is not None}
+                    out[i] = self._result(words[i], tags, tag_scores, offsets[i], inputs[i],
+                                          truncated=len(seen_words) < n)
+        return out
+
+    @staticmethod
+    def _result(words: list[str], tags: list[str], scores: list[float], offsets: Any, raw: Any,
+                truncated: bool) -> dict[str, Any]:
+        entities = []
+        for kind, a, b in entity_spans(tags):
+            ent: dict[str, Any] = {"type": kind, "words": [a, b], "score": round(float(np.mean(scores[a:b])), 4)}
+            if offsets is not None:
+                ent["start"], ent["end"] = offsets[a][0], offsets[b - 1][1]
+                ent["text"] = raw[ent["start"]:ent["end"]]
+            else:
+                ent["text"] = " ".join(words[a:b])
+            entities.append(ent)
+        return {"tokens": words, "tags": tags, "entities": entities, "truncated": truncated}
