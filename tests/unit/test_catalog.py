@@ -249,7 +249,7 @@ def tiny_bert(folder: Path, pickle_weights: bool = False, tokenizer: bool = True
     if tokenizer:
         vocab = folder / "vocab.txt"
         vocab.write_text("\n".join(VOCAB) + "\n")
-        BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
+        BertTokenizerFast(vocab=str(vocab)).save_pretrained(folder)
     return sum(p.numel() for p in model.parameters())
 
 

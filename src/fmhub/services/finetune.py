@@ -162,8 +162,10 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
         if entry not in data_assets:
             data_assets.append(entry)
     splits, info = prepared.splits, prepared.info
-    train_ds = task.encode(splits["train"], tokenizer, info, hp.max_seq_length)
-    eval_ds = task.encode(splits["validation"], tokenizer, info, hp.max_seq_length) if "validation" in splits else None
+    options = {"doc_stride": hp.doc_stride}
+    train_ds = task.encode(splits["train"], tokenizer, info, hp.max_seq_length, **options)
+    eval_ds = (task.encode(splits["validation"], tokenizer, info, hp.max_seq_length, **options)
+               if "validation" in splits else None)
     from transformers import set_seed
 
     set_seed(hp.seed)  # the new head's initial weights come from the seed, so runs repeat exactly
@@ -182,7 +184,7 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
             t0 = time.perf_counter()
             metrics[split] = evaluate_split(task, model, tokenizer, splits[split], info,
                                             batch_size=hp.per_device_eval_batch_size,
-                                            max_seq_length=hp.max_seq_length)
+                                            max_seq_length=hp.max_seq_length, **options)
             sink.event("eval", {"split": split, "metrics": metrics[split], "runtime_s": round(time.perf_counter() - t0, 2)})
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 
@@ -190,6 +192,8 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
     if spec.register_model:
         sink.event("stage", {"stage": "registering"})
         out_dir = folder / "model"
+        for key, value in info.extra.items():  # e.g. version_2 for question answering
+            setattr(model.config, f"fmhub_{key}", value)
         model.save_pretrained(str(out_dir), safe_serialization=True)
         tokenizer.save_pretrained(str(out_dir))
         card = resolved.card

@@ -120,8 +120,12 @@ class Task(ABC):
         """Load the model for fine-tuning (``info`` given) or prediction (``info`` None)."""
 
     @abstractmethod
-    def encode(self, examples: Examples, tokenizer: Any, info: LabelInfo, max_seq_length: int) -> Any:
-        """Tokenise a split into a ``datasets.Dataset`` (no padding; a ``length`` column)."""
+    def encode(self, examples: Examples, tokenizer: Any, info: LabelInfo, max_seq_length: int,
+               **options: Any) -> Any:
+        """Tokenise a split into a ``datasets.Dataset`` (no padding; a ``length`` column).
+
+        ``options`` carries task-specific settings such as ``doc_stride``; others ignore them.
+        """
 
     @abstractmethod
     def data_collator(self, tokenizer: Any) -> Any:
@@ -149,5 +153,5 @@ class Task(ABC):
 
     @abstractmethod
     def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
-                max_seq_length: int = 512, top_k: int = 1) -> list[Any]:
+                max_seq_length: int = 512, top_k: int = 1, **options: Any) -> list[Any]:
         """Predict for raw inputs; results speak label names, never ``LABEL_0``."""

@@ -171,7 +171,8 @@ class TextClassification(Task):
             ignore_mismatched_sizes=True,
         )
 
-    def encode(self, examples: Examples, tokenizer: Any, info: LabelInfo, max_seq_length: int) -> Any:
+    def encode(self, examples: Examples, tokenizer: Any, info: LabelInfo, max_seq_length: int,
+               **options: Any) -> Any:
         from datasets import Dataset
 
         first = [row["sentence1"] for row in examples.rows]
@@ -245,7 +246,7 @@ class TextClassification(Task):
 
     # -- prediction ----------------------------------------------------------------------------
     def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
-                max_seq_length: int = 512, top_k: int = 1) -> list[list[dict[str, Any]]]:
+                max_seq_length: int = 512, top_k: int = 1, **options: Any) -> list[list[dict[str, Any]]]:
         """Classify texts (or ``[text, text_pair]`` pairs).
 
         Inputs are sorted by length and run in batches of ``batch_size`` under

@@ -148,7 +148,8 @@ class TokenClassification(Task):
             path, num_labels=len(info.labels), id2label=info.id2label, label2id=info.label2id,
             ignore_mismatched_sizes=True)
 
-    def encode(self, examples: Examples, tokenizer: Any, info: LabelInfo, max_seq_length: int) -> Any:
+    def encode(self, examples: Examples, tokenizer: Any, info: LabelInfo, max_seq_length: int,
+               **options: Any) -> Any:
         from datasets import Dataset
 
         enc = tokenizer([row["tokens"] for row in examples.rows], is_split_into_words=True, truncation=True,
@@ -216,7 +217,7 @@ class TokenClassification(Task):
         return [row["tokens"] for row in examples.rows]
 
     def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
-                max_seq_length: int = 512, top_k: int = 1) -> list[dict[str, Any]]:
+                max_seq_length: int = 512, top_k: int = 1, **options: Any) -> list[dict[str, Any]]:
         """Tag words. An input is a list of words, or a string (split into words and punctuation).
 
         Returns:

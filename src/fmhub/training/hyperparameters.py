@@ -29,7 +29,9 @@ class Hyperparameters(BaseModel):
         num_train_epochs: Passes over the training data (may be fractional).
         per_device_train_batch_size: Training rows per step per device.
         per_device_eval_batch_size: Rows per evaluation batch.
-        max_seq_length: Longest input in tokens; longer inputs are truncated.
+        max_seq_length: Longest input in tokens; longer inputs are truncated (question answering:
+            split into overlapping windows instead).
+        doc_stride: Question answering: tokens shared by consecutive context windows.
         warmup_steps: Linear warm-up; an integer >= 1 is a step count, a float in [0, 1) a ratio
             of all steps (transformers 5 semantics).
         weight_decay: AdamW decoupled weight decay.
@@ -50,6 +52,7 @@ class Hyperparameters(BaseModel):
     per_device_train_batch_size: int | None = Field(default=None, ge=1)
     per_device_eval_batch_size: int | None = Field(default=None, ge=1)
     max_seq_length: int | None = Field(default=None, ge=8)
+    doc_stride: int | None = Field(default=None, ge=0)
     warmup_steps: float | None = Field(default=None, ge=0)
     weight_decay: float | None = Field(default=None, ge=0)
     seed: int = 42
