@@ -12,7 +12,7 @@ from fmhub.cli.render import ProgressBar, print_metrics, print_report
 
 HP_FLAGS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
             "max_seq_length", "warmup_steps", "weight_decay", "seed", "max_steps", "metric_for_best_model",
-            "gradient_accumulation_steps", "save_steps")
+            "gradient_accumulation_steps", "save_steps", "doc_stride")
 
 
 def build_finetune_spec(job_file: Optional[Path], flags: dict[str, Any]) -> Any:
@@ -44,7 +44,7 @@ def build_finetune_spec(job_file: Optional[Path], flags: dict[str, Any]) -> Any:
 def finetune_cmd(
     job_file: Optional[Path] = typer.Option(None, "-f", "--file", help="YAML job file (same keys as the REST body); flags override it."),
     model: Optional[str] = typer.Option(None, "--model", help="Catalog name or workspace NAME[:VERSION], e.g. all-MiniLM-L6-v2."),
-    task: Optional[str] = typer.Option(None, "--task", help="text-classification (more tasks: see `fmhub models list`)."),
+    task: Optional[str] = typer.Option(None, "--task", help="text-classification, token-classification or question-answering."),
     train: Optional[str] = typer.Option(None, "--train", help="Training data: JSONL, JSON, CSV, TSV or Parquet file."),
     validation: Optional[str] = typer.Option(None, "--validation", help="FILE, auto (split from --train; default) or none."),
     test: Optional[str] = typer.Option(None, "--test", help="FILE, auto (split from --train; default) or none (no test evaluation)."),
@@ -54,16 +54,17 @@ def finetune_cmd(
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet."),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of the files (default utf-8)."),
     on_invalid_row: Optional[str] = typer.Option(None, "--on-invalid-row", help="error (default: stop and list bad rows) or drop (leave them out, listed in the report)."),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Peak learning rate (task default 5e-5)."),
-    num_train_epochs: Optional[float] = typer.Option(None, "--num-train-epochs", help="Epochs (default 3)."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Peak learning rate (default from the model card or task, e.g. 1e-4 for all-MiniLM-L6-v2)."),
+    num_train_epochs: Optional[float] = typer.Option(None, "--num-train-epochs", help="Epochs (task default: 3 for classification, 2 for question answering)."),
     per_device_train_batch_size: Optional[int] = typer.Option(None, "--per-device-train-batch-size", "--batch-size", help="Training batch size (default 32)."),
     per_device_eval_batch_size: Optional[int] = typer.Option(None, "--per-device-eval-batch-size", help="Evaluation batch size (default 64)."),
-    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Truncate inputs to this many tokens (default 128)."),
+    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Longest input in tokens (default 128; token classification 256; question answering 384, windowed)."),
     warmup_steps: Optional[float] = typer.Option(None, "--warmup-steps", help="Warm-up: steps (>= 1) or a ratio of all steps (< 1; default 0.06)."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW weight decay (default 0.01)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the head, data order and automatic splits (default 42)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after N optimizer steps (smoke runs)."),
     gradient_accumulation_steps: Optional[int] = typer.Option(None, "--gradient-accumulation-steps", help="Accumulate N batches per optimizer step (default 1)."),
+    doc_stride: Optional[int] = typer.Option(None, "--doc-stride", help="Question answering: tokens shared by consecutive context windows (default 128)."),
     save_steps: Optional[int] = typer.Option(None, "--save-steps", help="Also checkpoint (and evaluate) every N steps."),
     metric_for_best_model: Optional[str] = typer.Option(None, "--metric-for-best-model", help="Validation metric that picks the best checkpoint (default f1_macro)."),
     registered_model_name: Optional[str] = typer.Option(None, "--registered-model-name", "--output-model", help="Workspace name for the result (default <model>-<task>)."),

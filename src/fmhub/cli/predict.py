@@ -31,19 +31,27 @@ def _read_inputs(file: Path) -> list[Any]:
 def predict_cmd(
     ref: str = typer.Argument(..., help="Workspace NAME[:VERSION] (latest when no version)."),
     text: Optional[list[str]] = typer.Option(None, "--text", help="An input text (repeatable)."),
+    question: Optional[str] = typer.Option(None, "--question", help="Question answering: the question (with --context)."),
+    context_text: Optional[str] = typer.Option(None, "--context", help="Question answering: the context to answer from."),
     file: Optional[Path] = typer.Option(None, "--file", help="Inputs: one text per line, or a JSON list."),
     task: Optional[str] = typer.Option(None, "--task", help="Task (default: the model version's task)."),
     top_k: int = typer.Option(1, "--top-k", help="Labels per input, best first."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Predict label names (with scores) for texts."""
+    """Predict with a model: label names with scores (classification), tagged entities (token
+    classification) or the answer span (question answering)."""
     quiet_libraries()
     inputs: list[Any] = list(text or [])
+    if question is not None or context_text is not None:
+        if not (question and context_text):
+            raise SpecError("question answering needs both --question and --context")
+        inputs.append({"question": question, "context": context_text})
     if file:
         inputs.extend(_read_inputs(file))
     if not inputs:
-        raise SpecError("nothing to predict", hint='give --text "..." (repeatable) or --file FILE')
+        raise SpecError("nothing to predict",
+                        hint='give --text "..." (repeatable), --question/--context, or --file FILE')
     from fmhub.services.predict import predict
 
     result = predict(context(), ref, inputs, task=task, top_k=top_k, device=device)
@@ -51,5 +59,15 @@ def predict_cmd(
         print_json(result)
         return
     for inp, pred in zip(inputs, result["predictions"]):
-        shown = ", ".join(f"{p['label']} ({p['score']:.3f})" for p in pred) if isinstance(pred, list) else str(pred)
-        out.print(f"{shown}\t{inp if isinstance(inp, str) else json.dumps(inp)}", highlight=False)
+        out.print(_describe(pred) + "\t" + (inp if isinstance(inp, str) else json.dumps(inp)), highlight=False)
+
+
+def _describe(pred: Any) -> str:
+    """One line per prediction: labels with scores, tagged entities, or the answer."""
+    if isinstance(pred, list):
+        return ", ".join(f"{p['label']} ({p['score']:.3f})" for p in pred)
+    if isinstance(pred, dict) and "entities" in pred:
+        return "; ".join(f"{e['type']}: {e['text']}" for e in pred["entities"]) or "(no entities)"
+    if isinstance(pred, dict) and "answer" in pred:
+        return repr(pred["answer"]) if pred["answer"] else "(no answer)"
+    return json.dumps(pred)
