@@ -17,8 +17,9 @@ from fmhub.errors import FmhubError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Piped output gets a wide fixed width so tables do not fold at 80 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout (the REST API's objects).")
 

@@ -18,17 +18,21 @@ def print_report(console: Console, report: Any) -> None:
     if report.mapping:
         console.print("  column mapping: " + ", ".join(report.mapping), highlight=False)
     table = Table(show_edge=False, pad_edge=False)
-    for col in ("split", "source", "read", "kept", "dropped", "distribution", "tokens mean/p95/max", "truncated"):
+    for col in ("split", "read", "kept", "dropped", "tokens mean/p95/max", "truncated", "source"):
         table.add_column(col, overflow="fold")
     for s in report.splits:
         lengths = s.lengths
-        dist = ", ".join(f"{k}: {v}" for k, v in list(s.distribution.items())[:12])
-        if len(s.distribution) > 12:
-            dist += f", ... ({len(s.distribution)} labels)"
-        table.add_row(s.name, s.source, str(s.rows_read), str(s.rows_kept), str(len(s.dropped)), dist,
+        table.add_row(s.name, str(s.rows_read), str(s.rows_kept), str(len(s.dropped)),
                       f"{lengths.mean}/{lengths.p95}/{lengths.max}" if lengths else "-",
-                      f"{lengths.truncated} (> {lengths.max_seq_length})" if lengths else "-")
+                      f"{lengths.truncated} (> {lengths.max_seq_length})" if lengths else "-", s.source)
     console.print(table)
+    for s in report.splits:
+        if s.distribution:
+            items = list(s.distribution.items())
+            dist = ", ".join(f"{k}: {v}" for k, v in items[:20])
+            if len(items) > 20:
+                dist += f", ... ({len(items)} in all)"
+            console.print(f"  {s.name} distribution: {dist}", highlight=False)
     for s in report.splits:
         for p in s.dropped[:10]:
             console.print(f"  [yellow]dropped[/] {p}", highlight=False)

@@ -120,6 +120,7 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
         idx = split_indices(len(train), sizes, seed=seed, stratify=strat)
         full = train
         train = full.subset(idx["train"], "train")
+        rows_read["train"] = len(train) + len(dropped["train"])  # the others are counted in their split
         for split in ("validation", "test"):
             if split in idx:
                 splits[split] = full.subset(idx[split], split)

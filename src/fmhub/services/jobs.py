@@ -59,11 +59,12 @@ def job_log(job: Job) -> Iterator[Path]:
     handler.setLevel(logging.INFO)
     loggers = [logging.getLogger(n) for n in ("fmhub", "transformers", "py.warnings")]
     old_levels = [lg.level for lg in loggers]
-    # The libraries' own terminal handlers keep showing warnings only; INFO goes to the file.
+    # The libraries' own terminal handlers show errors only (load reports and the like are
+    # expected while fine-tuning); everything from INFO up goes to the job's log file.
     others = [(h, h.level) for lg in loggers for h in lg.handlers]
     logging.captureWarnings(True)
     for h, level in others:
-        h.setLevel(max(level, logging.WARNING))
+        h.setLevel(max(level, logging.ERROR))
     for lg in loggers:
         lg.addHandler(handler)
         if lg.level == logging.NOTSET or lg.level > logging.INFO:

@@ -15,34 +15,43 @@ from fmhub.errors import SpecError
 from fmhub.training.hyperparameters import Hyperparameters
 
 
-class DataSpec(BaseModel):
-    """Where the data comes from and how its columns map to the task's keys.
+class ReadOptions(BaseModel):
+    """How a data file is read and mapped (shared by every data spec).
 
     Attributes:
-        train: Training file (JSONL, JSON, CSV, TSV, Parquet) or data asset ``name:version``.
-        validation: A file, ``auto`` (split from train) or ``none``.
-        test: A file, ``auto`` (split from train) or ``none`` (no test evaluation).
-        validation_size / test_size: Fractions of the training file for automatic splits
-            (default 0.1 each: an 80/10/10 split, stratified on the label, seeded).
         column_mapping: Task key -> user column (``--map sentence1=review``); keys not given are
             matched automatically by name.
         format: Force a reader (``jsonl``, ``json``, ``csv``, ``tsv``, ``parquet``).
         encoding: Text encoding of CSV/TSV/JSON files.
-        on_invalid_row: ``error`` stops before training and lists every bad row; ``drop`` leaves
+        on_invalid_row: ``error`` stops before any job and lists every bad row; ``drop`` leaves
             such rows out and lists them in the report.
     """
 
     model_config = ConfigDict(extra="forbid")
+
+    column_mapping: dict[str, str] = Field(default_factory=dict)
+    format: Literal["jsonl", "json", "csv", "tsv", "parquet"] | None = None
+    encoding: str = "utf-8"
+    on_invalid_row: Literal["error", "drop"] = "error"
+
+
+class DataSpec(ReadOptions):
+    """Where the data comes from and how its columns map to the task's keys.
+
+    Attributes:
+        train: Training file (JSONL, JSON, CSV, TSV, Parquet).
+        validation: A file, ``auto`` (split from train) or ``none``.
+        test: A file, ``auto`` (split from train) or ``none`` (no test evaluation).
+        validation_size / test_size: Fractions of the training file for automatic splits
+            (default 0.1 each: an 80/10/10 split, stratified on the label, seeded).
+        Reading options: see :class:`ReadOptions`.
+    """
 
     train: str
     validation: str = "auto"
     test: str = "auto"
     validation_size: float = Field(default=0.1, ge=0, lt=1)
     test_size: float = Field(default=0.1, ge=0, lt=1)
-    column_mapping: dict[str, str] = Field(default_factory=dict)
-    format: Literal["jsonl", "json", "csv", "tsv", "parquet"] | None = None
-    encoding: str = "utf-8"
-    on_invalid_row: Literal["error", "drop"] = "error"
 
 
 class FinetuneSpec(BaseModel):
@@ -146,16 +155,10 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-class EvaluateDataSpec(BaseModel):
-    """The test data of an evaluation and how its columns map to the task's keys."""
-
-    model_config = ConfigDict(extra="forbid")
+class EvaluateDataSpec(ReadOptions):
+    """The test data of an evaluation (reading options: see :class:`ReadOptions`)."""
 
     test: str
-    column_mapping: dict[str, str] = Field(default_factory=dict)
-    format: Literal["jsonl", "json", "csv", "tsv", "parquet"] | None = None
-    encoding: str = "utf-8"
-    on_invalid_row: Literal["error", "drop"] = "error"
 
 
 class EvaluateSpec(BaseModel):
