@@ -87,6 +87,13 @@ class JobFailedError(FmhubError):
     http_status = 500
 
 
+class JobCanceledError(FmhubError):
+    """A job was canceled (by the user or an interruption) before it finished."""
+
+    code = "job_canceled"
+    http_status = 409
+
+
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     cls.code: cls.http_status
     for cls in (
@@ -98,5 +105,6 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
         ModelUnavailableError,
         ImportRefusedError,
         JobFailedError,
+        JobCanceledError,
     )
 }

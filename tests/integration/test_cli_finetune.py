@@ -81,10 +81,21 @@ def test_data_validate_reports_errors_with_line_and_exit_code(home, tmp_path):
                  "--validation", "none", "--test", "none", "--json", check=False)
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
-    assert [(e["line"], e["column"]) for e in report["errors"]] == [(3, "sentence1"), (5, "label")]
+    assert [(e["line"], e["column"]) for e in report["errors"]] == [(3, "sentence"), (5, "label")]
 
 
 def test_models_list_filters(home):
     data = json.loads(fmhub(home, "models", "list", "--task", "translation", "--license", "cc-by-4.0",
                             "--json").stdout)
     assert [m["name"] for m in data["models"]] == ["opus-mt-en-de"]
+
+
+def test_example_job_file_validates_from_any_folder(home, tmp_path):
+    job = Path(__file__).resolve().parents[2] / "examples" / "text-classification" / "job.yaml"
+    exe = shutil.which("fmhub") or ""
+    env = {**os.environ, "FMHUB_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([exe, "finetune", "-f", str(job), "--dry-run", "--json"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)["report"]
+    assert [s["rows_read"] for s in report["splits"]] == [4000, 500, 500]

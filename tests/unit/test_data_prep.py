@@ -50,7 +50,7 @@ def test_all_row_errors_are_reported_together_with_file_line_column(tmp_path):
                         None, 128, seed=0)
     assert not prep.report.ok
     where = [(e.file, e.line, e.column) for e in prep.report.errors]
-    assert where == [(str(f), 3, "sentence1"), (str(f), 4, "label")]
+    assert where == [(str(f), 3, "review"), (str(f), 4, "stars")]
 
 
 def test_drop_policy_keeps_going_and_lists_dropped_rows(tmp_path):

@@ -138,3 +138,37 @@ def test_evaluate_a_registered_model_on_a_test_file(ctx, base, tmp_path):
     with pytest.raises(DataError) as exc:
         run_evaluate(ctx, EvaluateSpec(model="sentiment:1", data={"test": str(odd)}, device="cpu"))
     assert f"{odd}:3" in exc.value.message and "labels of model sentiment:1" in exc.value.message
+
+
+def test_empty_or_tiny_files_stop_before_training(ctx, base, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("review,stars\n", encoding="utf-8")
+    with pytest.raises(DataError) as exc:
+        run_finetune(ctx, spec_for(empty))
+    assert "no training rows" in exc.value.message
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("review,stars\ngood,pos\nbad,neg\n", encoding="utf-8")
+    result = run_finetune(ctx, spec_for(tiny), dry_run=True)
+    assert set(result.report.split("train").distribution) == {"neg", "pos"}
+    assert any("too small for an automatic" in n for n in result.report.notes)
+    assert jobs_service.list_jobs(ctx) == []
+
+
+def test_max_seq_length_is_capped_at_the_model_limit(ctx, base, tmp_path):
+    train = write_sentiment_csv(tmp_path / "reviews.csv", n=20)
+    result = run_finetune(ctx, spec_for(train, hp={"max_seq_length": 100000}), dry_run=True)
+    assert result.report.split("train").lengths.max_seq_length == 64  # the tiny model's positions
+    assert any("using 64 tokens" in n for n in result.report.notes)
+
+
+def test_untrained_head_and_unknown_names_are_refused(ctx, base, tmp_path):
+    from fmhub.errors import ConflictError, NotFoundError, SpecError
+
+    with pytest.raises(SpecError) as exc:
+        predict(ctx, "tiny-bert", ["good"], task="text-classification")
+    assert "no trained text-classification head" in exc.value.message
+    with pytest.raises(NotFoundError) as exc:
+        predict(ctx, "tiny-brt", ["good"])
+    assert "tiny-bert" in exc.value.hint and "workspace" in exc.value.hint
+    with pytest.raises(ConflictError):
+        import_model(ctx, base.path, name="all-MiniLM-L6-v2", task="text-classification")

@@ -31,8 +31,9 @@ def test_yaml_job_file_equals_flags(tmp_path):
                    "  column_mapping: {sentence1: review}\nhyperparameters:\n  num_train_epochs: 2\n", encoding="utf-8")
     from_file = build_finetune_spec(job, {})
     from_flags = build_finetune_spec(None, {"model": "all-MiniLM-L6-v2", "task": "text-classification",
-                                            "train": "a.csv", "map": ["sentence1=review"], "num_train_epochs": 2})
-    assert from_file == from_flags
+                                            "train": str(tmp_path / "a.csv"), "map": ["sentence1=review"],
+                                            "num_train_epochs": 2})
+    assert from_file == from_flags  # paths in a job file are relative to the job file's folder
     overridden = build_finetune_spec(job, {"learning_rate": 1e-4})
     assert overridden.hyperparameters.learning_rate == 1e-4 and overridden.hyperparameters.num_train_epochs == 2
 

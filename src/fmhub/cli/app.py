@@ -26,6 +26,18 @@ app.command("evaluate", help=evaluate_cmd.__doc__)(evaluate_cmd)
 app.command("predict", help=predict_cmd.__doc__)(predict_cmd)
 
 
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                       help="Print the fmhub version and exit.")) -> None:
+    """fmhub: browse models, fine-tune, evaluate, register and predict."""
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the fmhub version."""

@@ -35,7 +35,7 @@ def evaluate_cmd(
         "data": {"test": test, "column_mapping": parse_map_options(map or []), "format": format,
                  "encoding": encoding, "on_invalid_row": on_invalid_row}}, "the command-line flags")
     console = err if as_json else out
-    result = run_evaluate(context(), spec, on_report=lambda r: print_report(console, r))
+    result = run_evaluate(context(), spec, on_report=lambda r: print_report(console, r, show_errors=False))
     if as_json:
         print_json(result)
         return

@@ -15,11 +15,28 @@ HP_FLAGS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", 
             "gradient_accumulation_steps", "save_steps", "doc_stride")
 
 
+def relative_to_file(spec: dict[str, Any], job_file: Path) -> dict[str, Any]:
+    """Data paths in a job file are relative to the job file's folder (flags: to the current one)."""
+    data = spec.get("data")
+    if not isinstance(data, dict):
+        return spec
+    data = dict(data)
+    for key in ("train", "validation", "test"):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip().lower() not in ("auto", "none", ""):
+            path = Path(value).expanduser()
+            if not path.is_absolute():
+                data[key] = str(job_file.parent / path)
+    return {**spec, "data": data}
+
+
 def build_finetune_spec(job_file: Optional[Path], flags: dict[str, Any]) -> Any:
     """Merge a YAML job file with command-line flags (flags win) into a ``FinetuneSpec``."""
     from fmhub.services.specs import FinetuneSpec, build_spec, deep_merge, load_spec_file, parse_map_options
 
     data: dict[str, Any] = load_spec_file(job_file) if job_file else {}
+    if job_file:
+        data = relative_to_file(data, Path(job_file))
     over: dict[str, Any] = {}
     for key in ("model", "task", "registered_model_name", "device"):
         if flags.get(key) is not None:
@@ -87,7 +104,7 @@ def finetune_cmd(
     bar = ProgressBar(err)
 
     def on_report(report: Any) -> None:
-        print_report(console, report)
+        print_report(console, report, show_errors=False)  # the error message lists them
 
     try:
         result = run_finetune(context(), spec, sink=bar, on_report=on_report, dry_run=dry_run)

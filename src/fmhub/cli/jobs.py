@@ -7,7 +7,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+import json
+
 from fmhub.cli.common import JSON_OPTION, context, handle_errors, out, print_json
+from fmhub.cli.render import print_metrics
 
 app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
 
@@ -19,7 +22,7 @@ def list_cmd(status: Optional[str] = typer.Option(None, "--status", help="queued
     """List jobs, newest first."""
     from fmhub.services.jobs import list_jobs
 
-    jobs = list_jobs(context(), status=status)
+    jobs = list_jobs(context(), status=status)  # raises SpecError for an unknown status
     if as_json:
         print_json({"jobs": [j.model_dump(mode="json") for j in jobs], "count": len(jobs)})
         return
@@ -49,7 +52,11 @@ def show_cmd(job_id: str = typer.Argument(..., help="Job id."), as_json: bool = 
     out.print(f"folder: {job.folder}", highlight=False)
     if job.error:
         out.print(f"[red]error:[/] {job.error}", highlight=False)
+    out.print("spec: " + json.dumps(job.spec, default=str), highlight=False)
+    out.print("last events:")
     for e in events[-10:]:
-        out.print(f"  {e.seq:>4} {e.kind}: {e.data}", highlight=False)
-    if job.outputs:
-        out.print(f"outputs: {job.outputs.get('registered_model')}", highlight=False)
+        out.print(f"  {e.seq:>4} {e.kind}: {json.dumps(e.data, default=str)}", highlight=False)
+    if job.outputs.get("registered_model"):
+        out.print(f"registered model: {job.outputs['registered_model']}", highlight=False)
+    if job.outputs.get("metrics"):
+        print_metrics(out, job.outputs["metrics"])

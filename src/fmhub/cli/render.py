@@ -11,7 +11,7 @@ from rich.table import Table
 
 
 
-def print_report(console: Console, report: Any) -> None:
+def print_report(console: Console, report: Any, show_errors: bool = True) -> None:
     """The validation report (``fmhub.data.report.ValidationReport``): mapping, per-split rows,
     distributions, lengths, problems."""
     console.print(f"[bold]Validation report[/] ({report.task})")
@@ -42,9 +42,9 @@ def print_report(console: Console, report: Any) -> None:
         console.print(f"  note: {note}", highlight=False)
     for p in report.warnings[:20]:
         console.print(f"  [yellow]warning:[/] {p}", highlight=False)
-    for p in report.errors[:50]:
+    for p in report.errors[:50] if show_errors else []:
         console.print(f"  [red]error:[/] {p}", highlight=False)
-    if len(report.errors) > 50:
+    if show_errors and len(report.errors) > 50:
         console.print(f"  ... and {len(report.errors) - 50} more errors")
 
 
@@ -175,7 +175,7 @@ class ProgressBar:
         elif kind == "eval":
             m = data.get("metrics", {})
             shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)
-                              and k in ("loss", "accuracy", "f1_macro", "mcc"))
+                              and "runtime" not in k and "per_second" not in k)
             self.console.print(f"[green]{data.get('split')}[/] epoch {data.get('epoch', '-')}: {shown}",
                                highlight=False)
 

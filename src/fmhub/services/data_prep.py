@@ -57,16 +57,30 @@ def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationRepor
         report.notes.append(f"{path}: skipped {table.skipped_blank_lines} blank line(s)")
     mapping = resolve_mapping(table.columns, task.schema, spec.column_mapping, file=path)
     rows = apply_mapping(table, mapping)
-    return table, Examples("", path, rows, list(table.lines)), mapping.describe()
+    return table, Examples("", path, rows, list(table.lines), dict(mapping.columns)), mapping.describe()
 
 
-def _check(examples: Examples, task: Task, spec: DataSpec, report: ValidationReport) -> tuple[Examples, list[Problem]]:
+def check_examples(examples: Examples, task: Task, on_invalid_row: str,
+                   report: ValidationReport) -> tuple[Examples, list[Problem]]:
+    """Run the task's row checks on one split.
+
+    Warnings go to ``report``. With ``on_invalid_row="error"`` the bad rows become report errors
+    and ``examples`` is returned whole; with ``"drop"`` they are left out and returned as dropped.
+    Problems name the user's column (the message names the task key).
+
+    Returns:
+        (the examples to use, the dropped rows' problems).
+    """
     good, problems = task.check_rows(examples)
-    if spec.on_invalid_row == "error":
+    for p in problems:
+        p.column = examples.columns.get(p.column or "", p.column)
+    report.warnings.extend(p for p in problems if p.severity == "warning")
+    problems = [p for p in problems if p.severity == "error"]
+    if on_invalid_row == "error":
         report.errors.extend(problems)
         return examples, []
     for p in problems:
-        p.severity = "warning"
+        p.severity, p.hint = "warning", ""
     return examples.subset(good, examples.split), problems
 
 
@@ -95,7 +109,7 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
     report.mapping = mapping_lines
     train.split = "train"
     rows_read = {"train": len(train)}
-    train, dropped["train"] = _check(train, task, spec, report)
+    train, dropped["train"] = check_examples(train, task, spec.on_invalid_row, report)
     files["train"] = spec.train
 
     for split in ("validation", "test"):
@@ -105,7 +119,7 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
         _, ex, _ = read_examples(value, spec, task, report)
         ex.split = split
         rows_read[split] = len(ex)
-        ex, dropped[split] = _check(ex, task, spec, report)
+        ex, dropped[split] = check_examples(ex, task, spec.on_invalid_row, report)
         read[split] = (ex, len(ex))
         files[split] = value
 
@@ -138,6 +152,17 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
         splits[split] = ex
         sources[split] = files[split]
     splits["train"] = train
+    if not len(train):
+        report.errors.append(Problem("no training rows", file=spec.train,
+                                     hint="the training file needs data rows below its header"))
+    for split in ("validation", "test"):
+        if split in splits and not len(splits[split]):
+            if split in read:
+                report.errors.append(Problem(f"no {split} rows", file=files[split],
+                                             hint=f"give a {split} file with rows, or --{split} auto/none"))
+            else:
+                del splits[split]
+                report.notes.append(f"the training file is too small for an automatic {split} split")
     if "test" not in splits:
         report.notes.append("no test data: the job will not report test metrics")
     if "validation" not in splits:

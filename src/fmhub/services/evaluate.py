@@ -13,9 +13,11 @@ from fmhub.errors import FmhubError, SpecError
 from fmhub.services import assets as assets_service
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
-from fmhub.services.data_prep import read_examples, report_error
+from fmhub.data.problems import Problem
+from fmhub.services.data_prep import check_examples, read_examples, report_error
 from fmhub.services.evaluation import evaluate_split
 from fmhub.services.models import resolve_model
+from fmhub.services.predict import require_trained_head
 from fmhub.services.specs import DataSpec, EvaluateSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import LabelInfo
@@ -44,6 +46,7 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
         raise SpecError(f"'{spec.model}' is a catalog model; say which task to evaluate with --task")
     task = get_task(task_name)
     model = task.load_model(str(resolved.path), None)
+    require_trained_head(model, resolved.ref, task.name)
     labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
     info = LabelInfo(labels=labels, extra={"label_source": f"the labels of model {resolved.ref}"})
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
@@ -54,12 +57,9 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
     report.mapping = mapping
     examples.split = "test"
     read = len(examples)
-    good, problems = task.check_rows(examples)
-    dropped = []
-    if spec.data.on_invalid_row == "error":
-        report.errors.extend(problems)
-    else:
-        examples, dropped = examples.subset(good, "test"), problems
+    examples, dropped = check_examples(examples, task, spec.data.on_invalid_row, report)
+    if not read:
+        report.errors.append(Problem("no test rows", file=spec.data.test, hint="give a test file with rows"))
     if report.ok:
         from fmhub.tasks.base import Examples
 

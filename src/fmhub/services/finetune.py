@@ -13,7 +13,7 @@ from typing import Any
 
 from fmhub.data.report import ValidationReport
 from fmhub.entities import Job, JobStatus, ModelVersion
-from fmhub.errors import FmhubError, SpecError
+from fmhub.errors import FmhubError, JobCanceledError, SpecError
 from fmhub.services import assets as assets_service
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
@@ -87,9 +87,31 @@ def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any
     if hp.metric_for_best_model not in allowed:
         raise SpecError(f"unknown metric_for_best_model '{hp.metric_for_best_model}' for {task.name}",
                         hint=f"choose one of: {', '.join(allowed)}")
+    choose_device(spec.device)  # an unknown or missing device is an error before any data is read
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
+    limit = model_max_length(resolved.path)
+    capped = limit is not None and hp.max_seq_length > limit
+    if capped:
+        requested = hp.max_seq_length
+        hp = hp.model_copy(update={"max_seq_length": limit})
     prepared = prepare_data(spec.data, task, tokenizer, hp.max_seq_length, hp.seed)
+    if capped:
+        prepared.report.notes.append(f"max_seq_length {requested} is more than {resolved.ref} takes; "
+                                     f"using {limit} tokens")
     return task, resolved, tokenizer, hp, prepared
+
+
+def model_max_length(path: Path) -> int | None:
+    """The longest input (tokens) a model's position embeddings allow, from its config.json."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for key in ("max_position_embeddings", "n_positions", "max_seq_len"):
+        value = config.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def run_finetune(ctx: Context, spec: FinetuneSpec, sink: ProgressSink | None = None,
@@ -133,7 +155,10 @@ def run_finetune(ctx: Context, spec: FinetuneSpec, sink: ProgressSink | None = N
             result = _train_and_register(ctx, spec, job, task, resolved, tokenizer, hp, prepared, fan)
     except KeyboardInterrupt:
         jobs_service.mark(ctx, job, JobStatus.canceled, error="interrupted by the user")
-        raise
+        checkpoints = folder / "checkpoints"
+        if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+            checkpoints.rmdir()
+        raise JobCanceledError(f"job {job.id} canceled: interrupted", hint=f"its folder is kept: {folder}") from None
     except FmhubError as exc:
         jobs_service.mark(ctx, job, JobStatus.failed, error=str(exc))
         raise
@@ -158,7 +183,7 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
     data_assets = []
     for split, file in prepared.files.items():
         asset = assets_service.register_data_file(ctx, file, format=spec.data.format, encoding=spec.data.encoding)
-        entry = {"split": split, "asset": asset.ref, "sha256": asset.sha256, "file": file}
+        entry = {"split": split, "asset": asset.ref, "sha256": asset.sha256, "file": str(Path(file).resolve())}
         if entry not in data_assets:
             data_assets.append(entry)
     splits, info = prepared.splits, prepared.info

@@ -87,7 +87,15 @@ def get_job(ctx: Context, job_id: str) -> Job:
 
 
 def list_jobs(ctx: Context, status: str | None = None, limit: int = 100) -> list[Job]:
-    """Jobs, newest first."""
+    """Jobs, newest first.
+
+    Raises:
+        SpecError: for an unknown status.
+    """
+    if status is not None and status not in {s.value for s in JobStatus}:
+        from fmhub.errors import SpecError
+
+        raise SpecError(f"unknown job status '{status}'", hint=f"use one of: {', '.join(s.value for s in JobStatus)}")
     return jobs_repo.list_jobs(ctx.db_url, status=status, limit=limit)
 
 

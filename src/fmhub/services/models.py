@@ -15,7 +15,7 @@ from fmhub.catalog.cards import filter_cards, get_system_card, load_system_cards
 from fmhub.catalog.importer import copy_model_folder, inspect_model_folder
 from fmhub.catalog.sources import is_available_offline, require_local_path
 from fmhub.entities import ModelCard, ModelSource, ModelVersion
-from fmhub.errors import NotFoundError, SpecError
+from fmhub.errors import ConflictError, NotFoundError, SpecError
 from fmhub.services.context import Context
 from fmhub.store import models_repo
 
@@ -53,6 +53,16 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return name, int(version)
 
 
+def _not_found(ctx: Context, name: str) -> NotFoundError:
+    import difflib
+
+    names = [c.name for c in load_system_cards()] + [v.name for v in models_repo.list_versions(ctx.db_url, latest_only=True)]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = (f"did you mean {', '.join(close)}? " if close else "") + \
+        "see `fmhub models list` (catalog) and `fmhub models list --registry workspace` (yours)"
+    return NotFoundError(f"no model named '{name}' in the catalog or the workspace", hint=hint)
+
+
 def version_card(v: ModelVersion) -> ModelCard:
     """A card for a workspace version (registry ``workspace``)."""
     lineage = v.lineage or {}
@@ -85,6 +95,10 @@ def list_models(ctx: Context, task: str | None = None, license: str | None = Non
     """
     if registry not in (None, "system", "workspace"):
         raise SpecError(f"unknown registry '{registry}'", hint="use system or workspace")
+    if task is not None:
+        known = sorted({t for c in load_system_cards() for t in (*c.inference_tasks, *c.finetuning_tasks)})
+        if task not in known:
+            raise SpecError(f"unknown task '{task}'", hint=f"tasks in the catalog: {', '.join(known)}")
     cards: list[ModelCard] = []
     if registry in (None, "system"):
         for card in load_system_cards():
@@ -103,7 +117,7 @@ def show_model(ctx: Context, ref: str) -> dict[str, Any]:
             return {"card": card.model_copy(update={"available_offline": is_available_offline(card)}).model_dump()}
         except NotFoundError:
             if not models_repo.list_versions(ctx.db_url, name=name):
-                raise
+                raise _not_found(ctx, name) from None
     v = models_repo.get_version(ctx.db_url, name, version)
     versions = [x.version for x in models_repo.list_versions(ctx.db_url, name=name)]
     return {"card": version_card(v).model_dump(), "version": v.model_dump(mode="json"), "versions": versions}
@@ -123,7 +137,7 @@ def resolve_model(ctx: Context, ref: str) -> ResolvedModel:
             card = get_system_card(name)
         except NotFoundError:
             if not models_repo.list_versions(ctx.db_url, name=name):
-                raise
+                raise _not_found(ctx, name) from None
         else:
             offline = ctx.settings.offline or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
             return ResolvedModel(card.name, require_local_path(card, allow_download=not offline), card)
@@ -145,6 +159,9 @@ def register_folder(ctx: Context, folder: Path, name: str, task: str, *, license
     if not NAME_RE.match(name):
         raise SpecError(f"'{name}' is not a valid model name",
                         hint="use letters, digits, '.', '_' and '-' (up to 200 characters)")
+    if any(c.name.lower() == name.lower() for c in load_system_cards()):
+        raise ConflictError(f"'{name}' is the name of a catalog model",
+                            hint="choose another name for your workspace model, e.g. my-" + name)
     for _ in range(5):
         version = models_repo.next_version(ctx.db_url, name)
         dest = ctx.artifacts.model_dir(name, version)

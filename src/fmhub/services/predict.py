@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 from fmhub.errors import SpecError
 from fmhub.services.context import Context
 from fmhub.services.models import resolve_model
@@ -40,6 +42,22 @@ def predict(ctx: Context, ref: str, inputs: list[Any], *, task: str | None = Non
     t = get_task(task_name)
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
     model = t.load_model(str(resolved.path), None)
+    require_trained_head(model, resolved.ref, task_name)
     model.to(choose_device(device).device)
     predictions = t.predict(model, tokenizer, inputs, batch_size=batch_size, top_k=top_k) if inputs else []
     return {"model": resolved.ref, "task": task_name, "predictions": predictions}
+
+
+def require_trained_head(model: Any, ref: str, task: str) -> None:
+    """Refuse a classification model whose labels are the placeholders ``LABEL_0``, ``LABEL_1``...
+
+    Such a head was never trained (a base model loaded for a task); its answers would be noise.
+
+    Raises:
+        SpecError: naming the model and what to do instead.
+    """
+    labels = list(getattr(model.config, "id2label", {}).values())
+    if task in ("text-classification", "token-classification") and labels and \
+            all(re.fullmatch(r"LABEL_\d+", str(x)) for x in labels):
+        raise SpecError(f"model '{ref}' has no trained {task} head (its labels are {labels[:3]}...)",
+                        hint=f"fine-tune it first: fmhub finetune --model {ref} --task {task} --train FILE")

@@ -4,6 +4,7 @@ REST body or the wizard. Unknown keys are errors, and all problems are reported 
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,8 +85,13 @@ class FinetuneSpec(BaseModel):
     def _known_task(cls, value: str) -> str:
         from fmhub.tasks import task_names
 
+        from fmhub.entities import FINETUNE_TASKS
+
+        if value in FINETUNE_TASKS and value not in task_names():
+            raise ValueError(f"fine-tuning for {value} is not available in this release; "
+                             f"available: {', '.join(task_names())}")
         if value not in task_names():
-            raise ValueError(f"unknown task '{value}'; choose one of {task_names()}")
+            raise ValueError(f"unknown task '{value}'; choose one of {', '.join(task_names())}")
         return value
 
     def output_name(self) -> str:
@@ -103,12 +109,33 @@ def _format_errors(exc: ValidationError, where: str) -> SpecError:
     problems = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+            parent = model_fields_at(exc.title, err["loc"][:-1])
+            close = difflib.get_close_matches(str(err["loc"][-1]), parent, n=1)
+            if close:
+                msg += f" (did you mean '{close[0]}'?)"
+        elif err["type"] == "missing":
+            msg = "required"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
         problems.append({"field": loc, "message": msg})
     lines = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
     return SpecError(f"{len(problems)} problem(s) in {where}: {lines}",
-                     hint="fix the fields named (see `fmhub finetune --help` for every option)",
-                     details=problems)
+                     hint="fix the fields named (`--help` lists every option)", details=problems)
+
+
+def model_fields_at(title: str, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the spec model named ``title`` at nested location ``loc`` (for suggestions)."""
+    models = {cls.__name__: cls for cls in (FinetuneSpec, DataSpec, EvaluateSpec, EvaluateDataSpec)}
+    model: Any = models.get(title)
+    for part in loc:
+        if model is None:
+            return []
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return list(model.model_fields) if model is not None else []
 
 
 def build_spec(model_cls: type[BaseModel], data: dict[str, Any], where: str) -> Any:

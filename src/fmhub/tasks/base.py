@@ -19,19 +19,22 @@ class Examples:
         file: The user's file the rows came from (for messages).
         rows: One dict per example, keyed by the task's keys.
         lines: 1-based line in ``file`` where each row starts (same length as ``rows``).
+        columns: Task key -> the user's column it came from (for messages).
     """
 
     split: str
     file: str
     rows: list[dict[str, Any]]
     lines: list[int]
+    columns: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def subset(self, indices: list[int], split: str) -> "Examples":
         """Return the rows at ``indices`` as a split named ``split`` (lines are kept)."""
-        return Examples(split, self.file, [self.rows[i] for i in indices], [self.lines[i] for i in indices])
+        return Examples(split, self.file, [self.rows[i] for i in indices], [self.lines[i] for i in indices],
+                        dict(self.columns))
 
 
 @dataclass

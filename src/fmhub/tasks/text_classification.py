@@ -85,7 +85,7 @@ class TextClassification(Task):
                 value = row[key]
                 if _is_missing(value) or (isinstance(value, str) and not value.strip()):
                     problems.append(Problem(f"empty text for '{key}'", file=examples.file, line=line,
-                                            column=key, value=shorten_value(value),
+                                            column=key, value=shorten_value("" if value is None else value),
                                             hint="fill in the text or remove the row (or --on-invalid-row drop)"))
                     bad = True
                 elif not isinstance(value, str):
@@ -93,7 +93,7 @@ class TextClassification(Task):
             label = row.get("label")
             if _is_missing(label) or (isinstance(label, str) and not label.strip()):
                 problems.append(Problem("missing label", file=examples.file, line=line, column="label",
-                                        value=shorten_value(label), hint="give every row a label (or --on-invalid-row drop)"))
+                                        value=shorten_value("" if label is None else label), hint="give every row a label (or --on-invalid-row drop)"))
                 bad = True
             elif isinstance(label, (list, dict)):
                 problems.append(Problem("a label must be a single value, not a list or object",
