@@ -99,3 +99,24 @@ def test_example_job_file_validates_from_any_folder(home, tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)["report"]
     assert [s["rows_read"] for s in report["splits"]] == [4000, 500, 500]
+
+
+@pytest.mark.parametrize("task,folder,text", [
+    ("token-classification", "token-classification", "Angela Merkel met Emmanuel Macron in Paris ."),
+    ("question-answering", "question-answering", None),
+])
+def test_other_tasks_few_steps_on_real_data(home, task, folder, text):
+    data = DATASETS / folder
+    name = f"smoke-{task}"
+    proc = fmhub(home, "finetune", "--model", "all-MiniLM-L6-v2", "--task", task,
+                 "--train", str(data / "train.jsonl"), "--validation", "none", "--test", str(data / "test.jsonl"),
+                 "--max-steps", "2", "--per-device-train-batch-size", "8", "--registered-model-name", name, "--json")
+    result = json.loads(proc.stdout)
+    assert result["status"] == "completed" and result["registered_model"] == f"{name}:1"
+    assert result["test"]["n"] == 500 and "f1" in result["test"]
+    args = ["--text", text] if text else ["--question", "Where did they meet?", "--context", "They met in Paris in 1990."]
+    pred = json.loads(fmhub(home, "predict", name, *args, "--json").stdout)["predictions"][0]
+    if task == "token-classification":
+        assert len(pred["tags"]) == len(text.split())
+    else:
+        assert pred["answer"] == "They met in Paris in 1990."[pred["start"]:pred["end"]]
