@@ -172,3 +172,14 @@ def test_untrained_head_and_unknown_names_are_refused(ctx, base, tmp_path):
     assert "tiny-bert" in exc.value.hint and "workspace" in exc.value.hint
     with pytest.raises(ConflictError):
         import_model(ctx, base.path, name="all-MiniLM-L6-v2", task="text-classification")
+
+
+def test_predictions_are_written_next_to_the_metrics(ctx, base, tmp_path):
+    train = write_sentiment_csv(tmp_path / "reviews.csv", n=40, labels=("neg", "pos"))
+    result = run_finetune(ctx, spec_for(train))
+    lines = (Path(result.job.folder) / "predictions-test.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(x) for x in lines]
+    assert len(rows) == result.metrics["test"]["n"] == 4
+    assert all(r["reference"] in ("neg", "pos") and r["prediction"][0]["label"] in ("neg", "pos") for r in rows)
+    correct = sum(r["prediction"][0]["label"] == r["reference"] for r in rows)
+    assert correct / len(rows) == pytest.approx(result.metrics["test"]["accuracy"])

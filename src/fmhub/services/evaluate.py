@@ -82,7 +82,8 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
                                                   encoding=spec.data.encoding)
         model.to(choose_device(spec.device).device)
         metrics = evaluate_split(task, model, tokenizer, examples, info,
-                                 batch_size=spec.per_device_eval_batch_size, max_seq_length=spec.max_seq_length)
+                                 batch_size=spec.per_device_eval_batch_size, max_seq_length=spec.max_seq_length,
+                                 predictions_path=Path(job.folder) / "predictions-test.jsonl")
     except FmhubError as exc:
         jobs_service.mark(ctx, job, JobStatus.failed, error=str(exc))
         raise
@@ -93,6 +94,7 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
     (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     (folder / "metrics.json").write_text(json.dumps({"test": metrics}, indent=2), encoding="utf-8")
     outputs = {"model": resolved.ref, "metrics": {"test": metrics},
+               "predictions": str(folder / "predictions-test.jsonl"),
                "data": [{"split": "test", "asset": asset.ref, "sha256": asset.sha256, "file": spec.data.test}]}
     job = jobs_service.mark(ctx, job, JobStatus.completed, outputs=outputs)
     return {"job_id": job.id, "status": job.status.value, "model": resolved.ref, "task": task.name,

@@ -1,20 +1,35 @@
-"""Evaluation use cases: a model's metrics on one split, and on a user's test file."""
+"""Evaluation helpers shared by the fine-tune and evaluate use cases: a model's metrics on one
+split, with the predictions written beside them."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from fmhub.tasks.base import Examples, LabelInfo, Task
 
 
 def evaluate_split(task: Task, model: Any, tokenizer: Any, examples: Examples, info: LabelInfo, *,
-                   batch_size: int = 64, max_seq_length: int = 512, **options: Any) -> dict[str, Any]:
+                   batch_size: int = 64, max_seq_length: int = 512, predictions_path: Path | None = None,
+                   **options: Any) -> dict[str, Any]:
     """Predict ``examples`` in length-sorted batches and compute the task's metrics.
+
+    Args:
+        predictions_path: When given, one JSON line per example is written there: its ``line`` in
+            the user's file, the model ``input``, the ``prediction`` and the ``reference``.
 
     Returns:
         The metrics dict of :meth:`Task.compute_metrics` (e.g. accuracy, f1_macro, ...).
     """
     options = {**info.extra, **options}
-    results = task.predict(model, tokenizer, task.model_inputs(examples), batch_size=batch_size,
-                           max_seq_length=max_seq_length, **options)
-    return task.compute_metrics(task.predictions_for_metrics(results), task.references(examples), info)
+    inputs = task.model_inputs(examples)
+    results = task.predict(model, tokenizer, inputs, batch_size=batch_size, max_seq_length=max_seq_length,
+                           **options)
+    references = task.references(examples)
+    if predictions_path is not None:
+        with Path(predictions_path).open("w", encoding="utf-8") as f:
+            for line, inp, pred, ref in zip(examples.lines, inputs, results, references):
+                f.write(json.dumps({"line": line, "input": inp, "prediction": pred, "reference": ref},
+                                   ensure_ascii=False, default=str) + "\n")
+    return task.compute_metrics(task.predictions_for_metrics(results), references, info)

@@ -209,7 +209,8 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
             t0 = time.perf_counter()
             metrics[split] = evaluate_split(task, model, tokenizer, splits[split], info,
                                             batch_size=hp.per_device_eval_batch_size,
-                                            max_seq_length=hp.max_seq_length, **options)
+                                            max_seq_length=hp.max_seq_length,
+                                            predictions_path=folder / f"predictions-{split}.jsonl", **options)
             sink.event("eval", {"split": split, "metrics": metrics[split], "runtime_s": round(time.perf_counter() - t0, 2)})
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 
