@@ -102,10 +102,10 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
     """
     report = ValidationReport(task=task.name)
     files: dict[str, str] = {}
-    read: dict[str, tuple[Examples, int]] = {}
+    read: dict[str, Examples] = {}
     dropped: dict[str, list[Problem]] = {}
 
-    table, train, mapping_lines = read_examples(spec.train, spec, task, report)
+    _, train, mapping_lines = read_examples(spec.train, spec, task, report)
     report.mapping = mapping_lines
     train.split = "train"
     rows_read = {"train": len(train)}
@@ -120,7 +120,7 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
         ex.split = split
         rows_read[split] = len(ex)
         ex, dropped[split] = check_examples(ex, task, spec.on_invalid_row, report)
-        read[split] = (ex, len(ex))
+        read[split] = ex
         files[split] = value
 
     sizes = SplitSizes(
@@ -144,11 +144,9 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
                 rows_read[split] = len(idx[split])
                 files[split] = spec.train
                 dropped.setdefault(split, [])
-        report.notes.append(
-            "automatic split of " + spec.train + ": "
-            + ", ".join(f"{k} {len(v)}" for k, v in [("train", idx['train'])] + [(s, idx[s]) for s in ("validation", "test") if s in idx])
-        )
-    for split, (ex, _) in read.items():
+        counts = ", ".join(f"{name} {len(idx[name])}" for name in SPLITS if name in idx)
+        report.notes.append(f"automatic split of {spec.train}: {counts}")
+    for split, ex in read.items():
         splits[split] = ex
         sources[split] = files[split]
     splits["train"] = train
