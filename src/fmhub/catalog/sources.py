@@ -89,6 +89,11 @@ def resolve_local_path(card: ModelCard) -> Path | None:
         when the files are not on this machine.
     """
     kind = card.source.kind
+    if kind == "derived":
+        from fmhub.catalog.derived import derived_path
+
+        path = derived_path(card)
+        return path if _is_model_folder(path) else None
     if kind == "package":
         return _package_path(card)
     if kind == "hub":
@@ -103,9 +108,21 @@ def is_available_offline(card: ModelCard) -> bool:
         card: A catalog card.
 
     Returns:
-        True when :func:`resolve_local_path` finds the files.
+        True when :func:`resolve_local_path` finds the files (for a derived model: when its
+        base model is here, since it is built offline on first use).
     """
+    if card.source.kind == "derived":
+        return resolve_local_path(card) is not None or _base_card_available(card)
     return resolve_local_path(card) is not None
+
+
+def _base_card_available(card: ModelCard) -> bool:
+    from fmhub.catalog.cards import get_system_card
+
+    try:
+        return resolve_local_path(get_system_card(card.source.base or "")) is not None
+    except Exception:  # noqa: BLE001 - an unknown base means "not available"
+        return False
 
 
 def import_hint(card: ModelCard) -> str:
@@ -157,6 +174,14 @@ def require_local_path(card: ModelCard, allow_download: bool) -> Path:
     path = resolve_local_path(card)
     if path is not None:
         return path
+    if card.source.kind == "derived":
+        from fmhub.catalog.cards import get_system_card
+        from fmhub.catalog.derived import build_bert2bert, derived_path
+
+        if card.source.recipe != "bert2bert":
+            raise ModelUnavailableError(f"unknown recipe '{card.source.recipe}' for {card.name}")
+        base = require_local_path(get_system_card(card.source.base or ""), allow_download)
+        return build_bert2bert(base, derived_path(card))
     hint = import_hint(card)
     details = {"name": card.name, "source": card.source.model_dump(exclude_none=True)}
     if card.source.kind == "package":

@@ -55,8 +55,11 @@ def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationRepor
     report.warnings.extend(table.warnings)
     if table.skipped_blank_lines:
         report.notes.append(f"{path}: skipped {table.skipped_blank_lines} blank line(s)")
-    mapping = resolve_mapping(table.columns, task.schema, spec.column_mapping, file=path)
+    extra, constants = task.default_mapping(table.columns, spec.column_mapping)
+    mapping = resolve_mapping(table.columns, task.schema, {**extra, **spec.column_mapping}, file=path)
     rows = apply_mapping(table, mapping)
+    for row in rows:
+        row.update({k: v for k, v in constants.items() if row.get(k) is None})
     return table, Examples("", path, rows, list(table.lines), dict(mapping.columns)), mapping.describe()
 
 

@@ -62,6 +62,19 @@ class FinetuneResult:
         }
 
 
+def generation_options(defaults: dict[str, Any], task: str) -> dict[str, Any]:
+    """Per-model settings from the card for sequence tasks: ``source_prefix`` (a string, or a map
+    task -> string) and the ``generation`` map (``num_beams``, ``max_new_tokens``, ...)."""
+    prefix = defaults.get("source_prefix")
+    if isinstance(prefix, dict):
+        prefix = prefix.get(task)
+    out: dict[str, Any] = {"source_prefix": prefix} if prefix else {}
+    for key in ("num_beams", "max_new_tokens", "length_penalty"):
+        if key in (defaults.get("generation") or {}):
+            out[key] = defaults["generation"][key]
+    return out
+
+
 def _check_model_task(resolved: ResolvedModel, task: str) -> None:
     card = resolved.card
     if card.registry == "system" and task not in card.finetuning_tasks:
@@ -187,7 +200,8 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
         if entry not in data_assets:
             data_assets.append(entry)
     splits, info = prepared.splits, prepared.info
-    options = {"doc_stride": hp.doc_stride}
+    options = {"doc_stride": hp.doc_stride, **generation_options(resolved.card.defaults, spec.task)}
+    info.extra.update({k: v for k, v in options.items() if k != "doc_stride" and v is not None})
     train_ds = task.encode(splits["train"], tokenizer, info, hp.max_seq_length, **options)
     eval_ds = (task.encode(splits["validation"], tokenizer, info, hp.max_seq_length, **options)
                if "validation" in splits else None)

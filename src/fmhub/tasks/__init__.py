@@ -8,13 +8,17 @@ from __future__ import annotations
 from fmhub.errors import SpecError
 from fmhub.tasks.base import Task
 from fmhub.tasks.question_answering import QuestionAnswering
+from fmhub.tasks.summarization import Summarization
 from fmhub.tasks.text_classification import TextClassification
 from fmhub.tasks.token_classification import TokenClassification
+from fmhub.tasks.translation import Translation
 
 _REGISTRY: dict[str, type[Task]] = {
     TextClassification.name: TextClassification,
     TokenClassification.name: TokenClassification,
     QuestionAnswering.name: QuestionAnswering,
+    Summarization.name: Summarization,
+    Translation.name: Translation,
 }
 
 

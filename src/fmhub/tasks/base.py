@@ -92,6 +92,14 @@ class Task(ABC):
     def check_splits(self, splits: dict[str, Examples], info: LabelInfo) -> list[Problem]:
         """Checks across splits (e.g. a label only in test), after row checks."""
 
+    def default_mapping(self, columns: list[str], user_map: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+        """Task-specific automatic mapping before the generic name matching.
+
+        Returns:
+            (extra ``key -> column`` entries, constant ``key -> value`` entries added to every row).
+        """
+        return {}, {}
+
     def stratify_values(self, examples: Examples) -> list[Any] | None:
         """Values to stratify an automatic split on (None: no stratification)."""
         return None
