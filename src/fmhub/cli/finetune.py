@@ -61,7 +61,7 @@ def build_finetune_spec(job_file: Optional[Path], flags: dict[str, Any]) -> Any:
 def finetune_cmd(
     job_file: Optional[Path] = typer.Option(None, "-f", "--file", help="YAML job file (same keys as the REST body); flags override it."),
     model: Optional[str] = typer.Option(None, "--model", help="Catalog name or workspace NAME[:VERSION], e.g. all-MiniLM-L6-v2."),
-    task: Optional[str] = typer.Option(None, "--task", help="text-classification, token-classification or question-answering."),
+    task: Optional[str] = typer.Option(None, "--task", help="text-classification, token-classification, question-answering, summarization or translation."),
     train: Optional[str] = typer.Option(None, "--train", help="Training data: JSONL, JSON, CSV, TSV or Parquet file."),
     validation: Optional[str] = typer.Option(None, "--validation", help="FILE, auto (split from --train; default) or none."),
     test: Optional[str] = typer.Option(None, "--test", help="FILE, auto (split from --train; default) or none (no test evaluation)."),

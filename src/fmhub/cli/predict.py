@@ -40,7 +40,8 @@ def predict_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Predict with a model: label names with scores (classification), tagged entities (token
-    classification) or the answer span (question answering)."""
+    classification), the answer span (question answering) or generated text (summarization,
+    translation)."""
     quiet_libraries()
     inputs: list[Any] = list(text or [])
     if question is not None or context_text is not None:
@@ -68,6 +69,8 @@ def _describe(pred: Any) -> str:
         return ", ".join(f"{p['label']} ({p['score']:.3f})" for p in pred)
     if isinstance(pred, dict) and "entities" in pred:
         return "; ".join(f"{e['type']}: {e['text']}" for e in pred["entities"]) or "(no entities)"
+    if isinstance(pred, dict) and "generated_text" in pred:
+        return pred["generated_text"]
     if isinstance(pred, dict) and "answer" in pred:
         return repr(pred["answer"]) if pred["answer"] else "(no answer)"
     return json.dumps(pred)
