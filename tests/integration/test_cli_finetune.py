@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +18,12 @@ pytestmark = pytest.mark.integration
 SST2 = DATASETS / "text-classification"
 
 
-def fmhub(home: Path, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    exe = shutil.which("fmhub") or ""
-    cmd = [exe] if exe else [sys.executable, "-m", "fmhub.cli.app"]
+def fmhub(home: Path, *args: str, check: bool = True, timeout: int = 600,
+          cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would (the same interpreter, so no PATH set-up is needed)."""
+    cmd = [sys.executable, "-m", "fmhub.cli.app"]
     env = {**os.environ, "FMHUB_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env, timeout=timeout)
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"fmhub {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -92,11 +92,7 @@ def test_models_list_filters(home):
 
 def test_example_job_file_validates_from_any_folder(home, tmp_path):
     job = Path(__file__).resolve().parents[2] / "examples" / "text-classification" / "job.yaml"
-    exe = shutil.which("fmhub") or ""
-    env = {**os.environ, "FMHUB_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([exe, "finetune", "-f", str(job), "--dry-run", "--json"], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    proc = fmhub(home, "finetune", "-f", str(job), "--dry-run", "--json", cwd=tmp_path)
     report = json.loads(proc.stdout)["report"]
     assert [s["rows_read"] for s in report["splits"]] == [4000, 500, 500]
 
