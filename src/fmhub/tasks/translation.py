@@ -45,10 +45,12 @@ class Translation(Seq2SeqTask):
                  "source_lang": ("source_lang", "src_lang"), "target_lang": ("target_lang", "tgt_lang")},
     )
     # transformers run_translation.py defaults (lr 5e-5, 3 epochs); 128 tokens fit Multi30k.
+    # Batch 16: on Multi30k (4,000 pairs, 3 epochs, minilm-l6-bert2bert) batch 32 reached BLEU 0.56 /
+    # chrF 21.8 and batch 16 BLEU 1.01 / chrF 25.9 (twice the optimizer steps).
     default_hyperparameters = {
         "learning_rate": 5e-5,
         "num_train_epochs": 3.0,
-        "per_device_train_batch_size": 32,
+        "per_device_train_batch_size": 16,
         "max_seq_length": 128,
         "warmup_steps": 0.06,
         "weight_decay": 0.01,
