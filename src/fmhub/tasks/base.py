@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from fmhub.data.problems import Problem
+from fmhub.data.problems import Problem, shorten_value
 from fmhub.tasks.schema import TaskSchema
 
 
@@ -58,6 +58,40 @@ class LabelInfo:
     def label2id(self) -> dict[str, int]:
         """Name -> index."""
         return {name: i for i, name in enumerate(self.labels)}
+
+
+def unseen_labels(splits: dict[str, Examples], info: LabelInfo, labels_of: Any, column: str,
+                  noun: str = "label") -> list[Problem]:
+    """One error per label that occurs in validation/test but not in ``info.labels``.
+
+    Args:
+        splits: The splits by name.
+        info: The label space (``extra["label_source"]`` names where it came from, default the
+            training data).
+        labels_of: Row -> the labels it holds (one for classification, one per word for tags).
+        column: The task key the labels sit in (``label``, ``tags``).
+        noun: How messages call a label (``label``, ``tag``).
+
+    Returns:
+        Problems naming the split's file, the first line with each unknown label, and the label.
+    """
+    known = set(info.labels)
+    source = info.extra.get("label_source", "the training data")
+    problems: list[Problem] = []
+    for split in ("validation", "test"):
+        ex = splits.get(split)
+        if ex is None:
+            continue
+        reported: set[str] = set()
+        for row, line in zip(ex.rows, ex.lines):
+            for lab in labels_of(row):
+                if lab not in known and lab not in reported:
+                    reported.add(lab)
+                    problems.append(Problem(f"{noun} {lab!r} in the {split} data does not occur in {source}",
+                                            file=ex.file, line=line, column=column, value=shorten_value(lab),
+                                            hint=f"known {noun}s: {', '.join(info.labels)}; fix the {noun} "
+                                                 "or add training rows for it"))
+    return problems
 
 
 class Task(ABC):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fmhub.data.problems import Problem, shorten_value
-from fmhub.tasks.base import Examples, LabelInfo, Task
+from fmhub.tasks.base import Examples, LabelInfo, Task, unseen_labels
 from fmhub.tasks.schema import TaskSchema
 
 
@@ -118,21 +118,7 @@ class TextClassification(Task):
             problems.append(Problem(f"the training data has fewer than two classes (only {only!r})",
                                     file=train.file, column="label", value=shorten_value(only),
                                     hint="a classifier needs at least two labels; check the label column mapping"))
-        known = set(info.labels)
-        for split in ("validation", "test"):
-            ex = splits.get(split)
-            if ex is None:
-                continue
-            reported: set[str] = set()
-            for row, line in zip(ex.rows, ex.lines):
-                lab = row["label"]
-                if lab not in known and lab not in reported:
-                    reported.add(lab)
-                    source = info.extra.get("label_source", "the training data")
-                    problems.append(Problem(f"label {lab!r} in the {split} data does not occur in {source}",
-                                            file=ex.file, line=line, column="label", value=shorten_value(lab),
-                                            hint=f"training labels are {sorted(known, key=_sort_key)}; fix the "
-                                                 "label or add training rows for it"))
+        problems.extend(unseen_labels(splits, info, lambda row: [row["label"]], "label"))
         numeric = {}
         for lab in info.labels:
             try:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fmhub.data.problems import Problem, shorten_value
-from fmhub.tasks.base import Examples, LabelInfo, Task
+from fmhub.tasks.base import Examples, LabelInfo, Task, unseen_labels
 from fmhub.tasks.iob import entity_spans, parse_list_cell, tag_sort_key
 from fmhub.tasks.schema import TaskSchema
 
@@ -109,23 +109,10 @@ class TokenClassification(Task):
 
     def check_splits(self, splits: dict[str, Examples], info: LabelInfo) -> list[Problem]:
         problems = []
-        known = set(info.labels)
         if len(info.labels) < 2 and len(splits["train"]):
             problems.append(Problem("the training data has fewer than two distinct tags", file=splits["train"].file,
                                     column="tags", hint="check the tags column mapping"))
-        for split in ("validation", "test"):
-            ex = splits.get(split)
-            if ex is None:
-                continue
-            seen: set[str] = set()
-            for row, line in zip(ex.rows, ex.lines):
-                for tag in row["tags"]:
-                    if tag not in known and tag not in seen:
-                        seen.add(tag)
-                        source = info.extra.get("label_source", "the training data")
-                        problems.append(Problem(f"tag {tag!r} in the {split} data does not occur in {source}",
-                                                file=ex.file, line=line, column="tags", value=shorten_value(tag),
-                                                hint=f"known tags: {', '.join(info.labels)}"))
+        problems.extend(unseen_labels(splits, info, lambda row: row["tags"], "tags", noun="tag"))
         return problems
 
     def distribution(self, examples: Examples) -> dict[str, int]:
