@@ -42,6 +42,8 @@ class ModelSource(BaseModel):
         module: Importable module name inside that distribution.
         subdir: Folder with the HF files inside the module, e.g. ``model``.
         install: The command that installs the package.
+        gguf_file: For ``package`` sources that carry a GGUF file instead of a model folder: its
+            file name inside the distribution (dequantised once into FMHUB_HOME on first use).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -55,6 +57,7 @@ class ModelSource(BaseModel):
     subdir: str | None = None
     install: str | None = None
     url: str | None = None
+    gguf_file: str | None = None
 
 
 class ModelCard(BaseModel):

@@ -124,3 +124,163 @@ def test_finetune_summarization_on_16_rows(ctx, tiny_b2b, tmp_path):
     assert any("left out of training" in p.message for p in result.report.warnings)
     out = predict(ctx, "tiny-b2b-summarization", ["the movie was good"])
     assert isinstance(out["predictions"][0]["generated_text"], str)
+
+
+# --- several references per row -------------------------------------------------------------
+
+def test_multi_reference_bleu_equals_sacrebleu_and_rows_may_have_fewer_references():
+    import sacrebleu
+
+    task = get_task("translation")
+    preds = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen.", "Eine Frau liest."]
+    refs = [["Ein Mann fährt ein Fahrrad.", "Ein Mann fährt Fahrrad."], ["Zwei Hunde spielen im Schnee."],
+            ["Eine Frau liest ein Buch.", "Eine Dame liest."]]
+    m = task.compute_metrics(preds, refs, task.label_info(ex([])))
+    streams = [[r[0] for r in refs], [r[1] if len(r) > 1 else None for r in refs]]
+    assert m["bleu"] == pytest.approx(sacrebleu.corpus_bleu(preds, streams).score)
+    assert m["chrf"] == pytest.approx(sacrebleu.corpus_chrf(preds, streams).score)
+    assert m["bleu_signature"].startswith("nrefs:var")
+    single = task.compute_metrics(preds, [r[0] for r in refs], task.label_info(ex([])))
+    assert m["bleu"] > single["bleu"]  # the second reference of row 1 matches exactly
+
+
+def test_multi_reference_rouge_takes_the_best_reference_per_row():
+    from rouge_score import rouge_scorer
+
+    task = get_task("summarization")
+    m = task.compute_metrics(["the cat sat on the mat"], [["a dog ran", "the cat sat on a mat"]], None)
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
+    best = scorer.score_multi(["a dog ran", "the cat sat on a mat"], "the cat sat on the mat")
+    assert m["rouge1"] == pytest.approx(100 * best["rouge1"].fmeasure)
+    assert m["rouge1"] == pytest.approx(100 * scorer.score("the cat sat on a mat", "the cat sat on the mat")["rouge1"].fmeasure)
+
+
+def test_list_targets_train_on_every_reference_and_bad_lists_name_the_line(tiny_bert):
+    from transformers import AutoTokenizer
+
+    task = get_task("translation")
+    rows = [{"source": "good movie", "target": ["good film", "great movie", " "]},
+            {"source": "bad plot", "target": ["bad"]}, {"source": "fun", "target": []},
+            {"source": "dull", "target": [1, "x"]}]
+    good, problems = task.check_rows(ex(rows, file="pairs.jsonl"))
+    assert good == [0, 1, 2]
+    assert rows[0]["target"] == ["good film", "great movie"] and rows[1]["target"] == "bad" and rows[2]["target"] == ""
+    assert [(p.line, p.severity) for p in problems] == [(3, "warning"), (4, "error")]
+    assert "list of texts" in problems[1].message and problems[1].file == "pairs.jsonl"
+    kept = ex(rows).subset(good, "train")
+    ds = task.encode(kept, AutoTokenizer.from_pretrained(str(tiny_bert)), task.label_info(kept), 16)
+    assert len(ds) == 3  # two references of row 1 + one of row 2; row 3 has none
+
+
+# --- T5 (encoder-decoder) and Llama (decoder-only) from configs ----------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_t5(tiny_bert, tmp_path_factory):
+    import torch
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    folder = tmp_path_factory.mktemp("t5") / "model"
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert))
+    config = T5Config(vocab_size=tok.vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=2,
+                      decoder_start_token_id=tok.pad_token_id, pad_token_id=tok.pad_token_id,
+                      eos_token_id=tok.sep_token_id)
+    torch.manual_seed(0)
+    T5ForConditionalGeneration(config).save_pretrained(str(folder))
+    tok.save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_llama(tiny_bert, folder, chat_template=None):
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert))
+    if chat_template:
+        tok.chat_template = chat_template
+    config = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128,
+                         pad_token_id=tok.pad_token_id, eos_token_id=tok.sep_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(str(folder))
+    tok.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tiny_bert, tmp_path_factory):
+    return build_tiny_llama(tiny_bert, tmp_path_factory.mktemp("llama") / "model")
+
+
+def test_t5_generates_and_encodes_with_the_card_prefix(tiny_t5):
+    from transformers import AutoTokenizer
+
+    task = get_task("summarization")
+    tok = AutoTokenizer.from_pretrained(str(tiny_t5))
+    model = task.load_model(str(tiny_t5), None)
+    assert model.config.model_type == "t5"
+    kept = ex([{"document": "good movie", "summary": "good"}])
+    ds = task.encode(kept, tok, task.label_info(kept), 16, source_prefix="fun ")
+    assert tok.convert_ids_to_tokens(ds["input_ids"][0])[1:4] == ["fun", "good", "movie"]
+    out = task.predict(model, tok, ["the plot was fun", "bad"], batch_size=2, max_new_tokens=3, num_beams=2)
+    assert [set(r) for r in out] == [{"generated_text", "truncated"}] * 2
+
+
+def test_causal_lm_loss_is_masked_on_the_prompt(tiny_llama):
+    from transformers import AutoTokenizer
+
+    task = get_task("translation")
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama))
+    rows = [{"source": "good movie", "target": "great film", "source_lang": "en", "target_lang": "de"}]
+    kept = ex(rows)
+    info = task.label_info(kept)
+    assert info.extra == {"source_lang": "en", "target_lang": "de"}
+    assert task.instruction(info.extra) == "Translate from English to German."
+    ds = task.encode(kept, tok, info, 16, causal_lm=True)
+    ids, labels = ds["input_ids"][0], ds["labels"][0]
+    target = tok("great film", add_special_tokens=False)["input_ids"] + [tok.sep_token_id]
+    assert ids[-len(target):] == target and labels[-len(target):] == target
+    assert labels[:-len(target)] == [-100] * (len(ids) - len(target))
+    from fmhub.tasks.causal_lm import build_prompt
+
+    prompt = build_prompt(tok, "Translate from English to German.", "good movie", "Translation:")
+    assert prompt == "Translate from English to German.\n\ngood movie\n\nTranslation:"
+    assert ids[:-len(target)] == tok(prompt, add_special_tokens=False)["input_ids"]
+
+
+def test_causal_lm_uses_the_chat_template_when_there_is_one(tiny_bert, tmp_path):
+    from transformers import AutoTokenizer
+
+    from fmhub.tasks import causal_lm
+
+    template = "{% for m in messages %}[CLS] {{ m['content'] }} [SEP]{% endfor %}{% if add_generation_prompt %} the{% endif %}"
+    folder = build_tiny_llama(tiny_bert, tmp_path / "chat", chat_template=template)
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    prompt = causal_lm.build_prompt(tok, "Summarize the following text.", "good movie", "Summary:")
+    assert prompt == "[CLS] Summarize the following text.\n\ngood movie [SEP] the"
+
+
+def test_finetune_a_causal_lm_for_summarization_on_16_rows(ctx, tiny_llama, tmp_path):
+    from fmhub.services.evaluate import run_evaluate
+    from fmhub.services.finetune import run_finetune
+    from fmhub.services.models import import_model
+    from fmhub.services.predict import predict
+    from fmhub.services.specs import EvaluateSpec, FinetuneSpec
+
+    import_model(ctx, tiny_llama, name="tiny-llama", task="summarization")
+    data = tmp_path / "docs.jsonl"
+    rows = [{"document": f"the movie was {w} and the plot was {w}", "summary": f"{w} movie"}
+            for w in ["good", "bad", "fun", "dull"] * 4]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    spec = FinetuneSpec(model="tiny-llama:1", task="summarization", device="cpu",
+                        data={"train": str(data), "validation": "none", "test": "auto", "test_size": 0.25},
+                        hyperparameters={"max_steps": 2, "per_device_train_batch_size": 4},
+                        generation={"max_new_tokens": 4})
+    result = run_finetune(ctx, spec)
+    assert result.metrics["test"]["n"] == 4 and "rougeLsum" in result.metrics["test"]
+    preds = [json.loads(x) for x in (Path(result.job.folder) / "predictions-test.jsonl").read_text().splitlines()]
+    assert len(preds) == 4 and all(len(p["prediction"]["generated_text"].split()) <= 4 for p in preds)
+    out = predict(ctx, "tiny-llama-summarization", ["the movie was good"])
+    assert isinstance(out["predictions"][0]["generated_text"], str)
+    ev = run_evaluate(ctx, EvaluateSpec(model="tiny-llama-summarization", device="cpu", data={"test": str(data)},
+                                        generation={"num_beams": 2, "max_new_tokens": 2}))
+    assert ev["test"]["n"] == 16

@@ -86,13 +86,19 @@ def resolve_local_path(card: ModelCard) -> Path | None:
 
     Returns:
         The folder holding ``config.json`` (and, for hub sources, safetensors weights), or None
-        when the files are not on this machine.
+        when the files are not on this machine (a GGUF package source: until its dequantised copy
+        has been built).
     """
     kind = card.source.kind
     if kind == "derived":
         from fmhub.catalog.derived import derived_path
 
         path = derived_path(card)
+        return path if _is_model_folder(path) else None
+    if kind == "package" and card.source.gguf_file:
+        from fmhub.catalog.gguf import dequantised_path
+
+        path = dequantised_path(card)
         return path if _is_model_folder(path) else None
     if kind == "package":
         return _package_path(card)
@@ -113,6 +119,10 @@ def is_available_offline(card: ModelCard) -> bool:
     """
     if card.source.kind == "derived":
         return resolve_local_path(card) is not None or _base_card_available(card)
+    if card.source.kind == "package" and card.source.gguf_file:
+        from fmhub.catalog.gguf import gguf_file
+
+        return resolve_local_path(card) is not None or gguf_file(card) is not None
     return resolve_local_path(card) is not None
 
 
@@ -182,6 +192,12 @@ def require_local_path(card: ModelCard, allow_download: bool) -> Path:
             raise ModelUnavailableError(f"unknown recipe '{card.source.recipe}' for {card.name}")
         base = require_local_path(get_system_card(card.source.base or ""), allow_download)
         return build_bert2bert(base, derived_path(card))
+    if card.source.kind == "package" and card.source.gguf_file:
+        from fmhub.catalog.gguf import dequantise, dequantised_path, gguf_file
+
+        gguf = gguf_file(card)
+        if gguf is not None:
+            return dequantise(gguf, dequantised_path(card))
     hint = import_hint(card)
     details = {"name": card.name, "source": card.source.model_dump(exclude_none=True)}
     if card.source.kind == "package":

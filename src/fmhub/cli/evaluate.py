@@ -22,6 +22,9 @@ def evaluate_cmd(
     batch_size: int = typer.Option(64, "--per-device-eval-batch-size", "--batch-size", help="Rows per forward pass."),
     max_seq_length: int = typer.Option(512, "--max-seq-length", help="Truncate inputs to this many tokens."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    num_beams: Optional[int] = typer.Option(None, "--num-beams", help="Summarization/translation: beam width when generating (default from the model card, else 1 = greedy)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Summarization/translation: longest generated text in tokens (default from the model card, else 64)."),
+    length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Summarization/translation: beam-search length penalty (> 1 favours longer texts)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Evaluate a model on your test file: the task's metrics, stored as an evaluate job."""
@@ -32,6 +35,8 @@ def evaluate_cmd(
     spec = build_spec(EvaluateSpec, {
         "model": model, "task": task, "device": device, "per_device_eval_batch_size": batch_size,
         "max_seq_length": max_seq_length,
+        "generation": {k: v for k, v in {"num_beams": num_beams, "max_new_tokens": max_new_tokens,
+                                         "length_penalty": length_penalty}.items() if v is not None},
         "data": {"test": test, "column_mapping": parse_map_options(map or []), "format": format,
                  "encoding": encoding, "on_invalid_row": on_invalid_row}}, "the command-line flags")
     console = err if as_json else out

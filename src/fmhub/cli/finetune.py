@@ -52,6 +52,9 @@ def build_finetune_spec(job_file: Optional[Path], flags: dict[str, Any]) -> Any:
     hp_over = {k: flags[k] for k in HP_FLAGS if flags.get(k) is not None}
     if hp_over:
         over["hyperparameters"] = hp_over
+    gen_over = {k: flags[k] for k in ("num_beams", "max_new_tokens", "length_penalty") if flags.get(k) is not None}
+    if gen_over:
+        over["generation"] = gen_over
     merged = deep_merge(data, over)
     where = f"job file {job_file} and flags" if job_file else "the command-line flags"
     return build_spec(FinetuneSpec, merged, where)
@@ -84,6 +87,9 @@ def finetune_cmd(
     doc_stride: Optional[int] = typer.Option(None, "--doc-stride", help="Question answering: tokens shared by consecutive context windows (default 128)."),
     save_steps: Optional[int] = typer.Option(None, "--save-steps", help="Also checkpoint (and evaluate) every N steps."),
     metric_for_best_model: Optional[str] = typer.Option(None, "--metric-for-best-model", help="Validation metric that picks the best checkpoint (default f1_macro)."),
+    num_beams: Optional[int] = typer.Option(None, "--num-beams", help="Summarization/translation: beam width when generating (default from the model card, else 1 = greedy)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Summarization/translation: longest generated text in tokens (default from the model card, else 64)."),
+    length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Summarization/translation: beam-search length penalty (> 1 favours longer texts)."),
     registered_model_name: Optional[str] = typer.Option(None, "--registered-model-name", "--output-model", help="Workspace name for the result (default <model>-<task>)."),
     no_register: bool = typer.Option(False, "--no-register", help="Do not register the fine-tuned model."),
     device: Optional[str] = typer.Option(None, "--device", help="auto (GPU when present; default), cpu, cuda or cuda:N."),

@@ -15,12 +15,13 @@ from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
 from fmhub.data.problems import Problem
 from fmhub.services.data_prep import check_examples, read_examples, report_error
-from fmhub.services.evaluation import evaluate_split
+from fmhub.services.evaluation import evaluate_split, generation_options
 from fmhub.services.models import resolve_model
 from fmhub.services.predict import require_trained_head
 from fmhub.services.specs import DataSpec, EvaluateSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import LabelInfo
+from fmhub.tasks.generation import Seq2SeqTask
 from fmhub.training.device import choose_device
 
 
@@ -66,6 +67,8 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
         empty = Examples("train", "", [], [])
         for p in task.check_splits({"train": empty, "test": examples}, info):
             (report.errors if p.severity == "error" else report.warnings).append(p)
+    if report.ok and isinstance(task, Seq2SeqTask):
+        info.extra.update(task.label_info(examples).extra)  # e.g. the target language for BLEU
     split = SplitReport(name="test", source=spec.data.test, rows_read=read, rows_kept=len(examples), dropped=dropped)
     if report.ok:
         split.distribution = task.distribution(examples)
@@ -83,7 +86,9 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
         model.to(choose_device(spec.device).device)
         metrics = evaluate_split(task, model, tokenizer, examples, info,
                                  batch_size=spec.per_device_eval_batch_size, max_seq_length=spec.max_seq_length,
-                                 predictions_path=Path(job.folder) / "predictions-test.jsonl")
+                                 predictions_path=Path(job.folder) / "predictions-test.jsonl",
+                                 **{**generation_options(resolved.card.defaults, task.name),
+                                    **spec.generation.options()})
     except FmhubError as exc:
         jobs_service.mark(ctx, job, JobStatus.failed, error=str(exc))
         raise

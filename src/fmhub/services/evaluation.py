@@ -10,6 +10,31 @@ from typing import Any
 from fmhub.tasks.base import Examples, LabelInfo, Task
 
 
+def generation_options(defaults: dict[str, Any], task: str) -> dict[str, Any]:
+    """Per-model settings from the card for the text-to-text tasks.
+
+    Args:
+        defaults: The card's ``defaults`` map: ``source_prefix`` and ``instruction`` (a string, or a
+            map task -> string) and ``generation`` (``num_beams``, ``max_new_tokens``,
+            ``length_penalty``).
+        task: The task name.
+
+    Returns:
+        The options :meth:`Seq2SeqTask.predict` and ``encode`` take (only those the card sets).
+    """
+    out: dict[str, Any] = {}
+    for key in ("source_prefix", "instruction"):
+        value = defaults.get(key)
+        if isinstance(value, dict):
+            value = value.get(task)
+        if value:
+            out[key] = value
+    for key in ("num_beams", "max_new_tokens", "length_penalty"):
+        if key in (defaults.get("generation") or {}):
+            out[key] = defaults["generation"][key]
+    return out
+
+
 def evaluate_split(task: Task, model: Any, tokenizer: Any, examples: Examples, info: LabelInfo, *,
                    batch_size: int = 64, max_seq_length: int = 512, predictions_path: Path | None = None,
                    **options: Any) -> dict[str, Any]:

@@ -18,11 +18,12 @@ from fmhub.services import assets as assets_service
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
 from fmhub.services.data_prep import PreparedData, prepare_data, report_error
-from fmhub.services.evaluation import evaluate_split
+from fmhub.services.evaluation import evaluate_split, generation_options
 from fmhub.services.models import ResolvedModel, register_folder, resolve_model
 from fmhub.services.specs import FinetuneSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import Task
+from fmhub.tasks.causal_lm import is_causal_lm
 from fmhub.training.device import choose_device
 from fmhub.training.progress import ProgressSink, SinkFanout
 
@@ -62,19 +63,6 @@ class FinetuneResult:
         }
 
 
-def generation_options(defaults: dict[str, Any], task: str) -> dict[str, Any]:
-    """Per-model settings from the card for sequence tasks: ``source_prefix`` (a string, or a map
-    task -> string) and the ``generation`` map (``num_beams``, ``max_new_tokens``, ...)."""
-    prefix = defaults.get("source_prefix")
-    if isinstance(prefix, dict):
-        prefix = prefix.get(task)
-    out: dict[str, Any] = {"source_prefix": prefix} if prefix else {}
-    for key in ("num_beams", "max_new_tokens", "length_penalty"):
-        if key in (defaults.get("generation") or {}):
-            out[key] = defaults["generation"][key]
-    return out
-
-
 def _check_model_task(resolved: ResolvedModel, task: str) -> None:
     card = resolved.card
     if card.registry == "system" and task not in card.finetuning_tasks:
@@ -112,6 +100,13 @@ def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any
         prepared.report.notes.append(f"max_seq_length {requested} is more than {resolved.ref} takes; "
                                      f"using {limit} tokens")
     return task, resolved, tokenizer, hp, prepared
+
+
+def is_causal_lm_folder(path: Path) -> bool:
+    """True when the model folder holds a decoder-only model (its config is not encoder-decoder)."""
+    from transformers import AutoConfig
+
+    return is_causal_lm(AutoConfig.from_pretrained(str(path)))
 
 
 def model_max_length(path: Path) -> int | None:
@@ -200,8 +195,10 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
         if entry not in data_assets:
             data_assets.append(entry)
     splits, info = prepared.splits, prepared.info
-    options = {"doc_stride": hp.doc_stride, **generation_options(resolved.card.defaults, spec.task)}
+    options = {"doc_stride": hp.doc_stride, **generation_options(resolved.card.defaults, spec.task),
+               **spec.generation.options()}
     info.extra.update({k: v for k, v in options.items() if k != "doc_stride" and v is not None})
+    options["causal_lm"] = is_causal_lm_folder(resolved.path)
     train_ds = task.encode(splits["train"], tokenizer, info, hp.max_seq_length, **options)
     eval_ds = (task.encode(splits["validation"], tokenizer, info, hp.max_seq_length, **options)
                if "validation" in splits else None)

@@ -55,6 +55,27 @@ class DataSpec(ReadOptions):
     test_size: float = Field(default=0.1, ge=0, lt=1)
 
 
+class GenerationSpec(BaseModel):
+    """Decoding settings for summarization and translation (None: the model card's default, else
+    greedy decoding of up to 64 new tokens).
+
+    Attributes:
+        num_beams: Beam width (1 = greedy).
+        max_new_tokens: Longest generated text, in tokens.
+        length_penalty: Beam-search length penalty (> 1 favours longer outputs).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_beams: int | None = Field(default=None, ge=1)
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    length_penalty: float | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The settings that were given, as ``generate`` keyword arguments."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class FinetuneSpec(BaseModel):
     """A fine-tuning job.
 
@@ -67,6 +88,7 @@ class FinetuneSpec(BaseModel):
         register_model: Register the fine-tuned model as a new workspace version.
         compute: ``local`` (this machine).
         device: ``auto`` (a CUDA GPU when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        generation: Decoding settings for the evaluation of summarization and translation.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -75,6 +97,7 @@ class FinetuneSpec(BaseModel):
     task: str
     data: DataSpec
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
     registered_model_name: str | None = None
     register_model: bool = True
     compute: Literal["local"] = "local"
@@ -102,7 +125,7 @@ class FinetuneSpec(BaseModel):
         return f"{base}-{self.task}"
 
 
-__all__ = ["DataSpec", "EvaluateDataSpec", "EvaluateSpec", "FinetuneSpec", "build_spec", "deep_merge", "load_spec_file", "parse_map_options"]
+__all__ = ["DataSpec", "EvaluateDataSpec", "EvaluateSpec", "FinetuneSpec", "GenerationSpec", "build_spec", "deep_merge", "load_spec_file", "parse_map_options"]
 
 
 def _format_errors(exc: ValidationError, where: str) -> SpecError:
@@ -198,6 +221,7 @@ class EvaluateSpec(BaseModel):
         per_device_eval_batch_size: Rows per forward pass.
         max_seq_length: Truncation limit in tokens.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        generation: Decoding settings (summarization, translation).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -205,6 +229,7 @@ class EvaluateSpec(BaseModel):
     model: str
     task: str | None = None
     data: EvaluateDataSpec
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
     per_device_eval_batch_size: int = Field(default=64, ge=1)
     max_seq_length: int = Field(default=512, ge=8)
     device: str = "auto"

@@ -43,15 +43,23 @@ class Summarization(Seq2SeqTask):
         "weight_decay": 0.01,
     }
 
-    def compute_metrics(self, predictions: list[str], references: list[str], info: LabelInfo) -> dict[str, Any]:
-        """Mean ROUGE F-measures x 100 (rouge-score, stemming) over rows with a reference."""
+    answer_tag = "Summary:"
+
+    def instruction(self, options: dict[str, Any]) -> str:
+        """``Summarize the following text.`` unless ``options["instruction"]`` says otherwise."""
+        return options.get("instruction") or "Summarize the following text."
+
+    def compute_metrics(self, predictions: list[str], references: list[str | list[str]],
+                        info: LabelInfo) -> dict[str, Any]:
+        """Mean ROUGE F-measures x 100 (rouge-score, stemming) over rows with a reference; with several
+        references a row scores its best one per ROUGE type (rouge-score's ``score_multi``)."""
         from rouge_score import rouge_scorer
 
         preds, refs = pairs_with_reference(predictions, references)
         scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
         totals = dict.fromkeys(ROUGE_TYPES, 0.0)
         for p, r in zip(preds, refs):
-            scores = scorer.score(sentences_per_line(r), sentences_per_line(p))
+            scores = scorer.score_multi([sentences_per_line(x) for x in r], sentences_per_line(p))
             for key in ROUGE_TYPES:
                 totals[key] += scores[key].fmeasure
         n = len(refs)

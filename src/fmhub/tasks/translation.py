@@ -11,11 +11,27 @@ import re
 from typing import Any
 
 from fmhub.tasks.base import Examples, LabelInfo
-from fmhub.tasks.generation import Seq2SeqTask, pairs_with_reference
+from fmhub.tasks.generation import Seq2SeqTask, pairs_with_reference, reference_streams
 from fmhub.tasks.schema import TaskSchema
 
 
 LANG_CODE = re.compile(r"[a-z]{2,3}([-_][A-Za-z]{2,4})?")
+
+#: English names of common language codes, for a causal LM's instruction ("Translate from English
+#: to German."); an unknown code is used as is.
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "cs": "Czech", "de": "German", "en": "English", "es": "Spanish", "fi": "Finnish",
+    "fr": "French", "hi": "Hindi", "it": "Italian", "ja": "Japanese", "ko": "Korean", "nl": "Dutch",
+    "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sv": "Swedish", "tr": "Turkish",
+    "uk": "Ukrainian", "zh": "Chinese",
+}
+
+
+def language_name(code: str | None) -> str | None:
+    """``de`` -> ``German`` (``pt-BR`` -> ``Portuguese``); None for no code."""
+    if not code:
+        return None
+    return LANGUAGE_NAMES.get(code.lower().replace("_", "-").split("-")[0], code)
 
 
 def bleu_tokenizer(target_lang: str | None) -> str:
@@ -66,18 +82,40 @@ class Translation(Seq2SeqTask):
         src, tgt = codes
         return {"source": src, "target": tgt}, {"source_lang": src.strip(), "target_lang": tgt.strip()}
 
-    def label_info(self, train: Examples) -> LabelInfo:
-        langs = {row.get("target_lang") for row in train.rows if row.get("target_lang")}
-        return LabelInfo(extra={"target_lang": sorted(langs)[0]} if len(langs) == 1 else {})
+    answer_tag = "Translation:"
 
-    def compute_metrics(self, predictions: list[str], references: list[str], info: LabelInfo | None) -> dict[str, Any]:
-        """Corpus BLEU (cased and lower-cased) and chrF, with sacreBLEU signatures."""
+    def label_info(self, train: Examples) -> LabelInfo:
+        """``source_lang`` / ``target_lang`` when the training rows have exactly one of each."""
+        extra = {}
+        for key in ("source_lang", "target_lang"):
+            langs = {row.get(key) for row in train.rows if row.get(key)}
+            if len(langs) == 1:
+                extra[key] = langs.pop()
+        return LabelInfo(extra=extra)
+
+    def instruction(self, options: dict[str, Any]) -> str:
+        """``Translate from English to German.`` (from ``source_lang`` / ``target_lang``)."""
+        if options.get("instruction"):
+            return options["instruction"]
+        src, tgt = language_name(options.get("source_lang")), language_name(options.get("target_lang"))
+        if src and tgt:
+            return f"Translate from {src} to {tgt}."
+        return f"Translate to {tgt}." if tgt else "Translate the following text."
+
+    def compute_metrics(self, predictions: list[str], references: list[str | list[str]],
+                        info: LabelInfo | None) -> dict[str, Any]:
+        """Corpus BLEU (cased and lower-cased) and chrF, with sacreBLEU signatures.
+
+        A row may have several references (a list); rows with fewer references than others are
+        padded with None, which sacreBLEU skips (``nrefs:var`` in the signature).
+        """
         from sacrebleu.metrics import BLEU, CHRF
 
         preds, refs = pairs_with_reference(predictions, references)
+        streams = reference_streams(refs)
         tokenize = bleu_tokenizer((info.extra if info else {}).get("target_lang"))
         bleu, bleu_lc, chrf = BLEU(tokenize=tokenize), BLEU(tokenize=tokenize, lowercase=True), CHRF()
-        b, blc, c = (m.corpus_score(preds, [refs]) for m in (bleu, bleu_lc, chrf))
+        b, blc, c = (m.corpus_score(preds, streams) for m in (bleu, bleu_lc, chrf))
         return {"bleu": float(b.score), "bleu_lowercase": float(blc.score), "chrf": float(c.score),
                 "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature()),
                 "n": len(refs)}
