@@ -25,7 +25,7 @@ def tiny_b2b(tiny_bert, tmp_path_factory):
     return build_bert2bert(tiny_bert, tmp_path_factory.mktemp("b2b") / "model")
 
 
-def test_empty_source_is_an_error_empty_target_is_kept_out_of_training(tiny_bert):
+def test_empty_source_is_left_out_empty_target_is_kept_out_of_training(tiny_bert):
     from transformers import AutoTokenizer
 
     task = get_task("summarization")
@@ -33,7 +33,8 @@ def test_empty_source_is_an_error_empty_target_is_kept_out_of_training(tiny_bert
             {"document": "bad plot", "summary": ""}]
     good, problems = task.check_rows(ex(rows))
     assert good == [0, 2]
-    assert [(p.line, p.severity) for p in problems] == [(2, "error"), (3, "warning")]
+    assert [(p.line, p.severity) for p in problems] == [(2, "warning"), (3, "warning")]
+    assert problems[0].message == "empty document: row left out (nothing to summarize)"
     kept = ex(rows).subset(good, "train")
     assert task.distribution(kept) == {"with summary": 1, "without summary": 1}
     ds = task.encode(kept, AutoTokenizer.from_pretrained(str(tiny_bert)), task.label_info(kept), 16)
@@ -284,3 +285,23 @@ def test_finetune_a_causal_lm_for_summarization_on_16_rows(ctx, tiny_llama, tmp_
     ev = run_evaluate(ctx, EvaluateSpec(model="tiny-llama-summarization", device="cpu", data={"test": str(data)},
                                         generation={"num_beams": 2, "max_new_tokens": 2}))
     assert ev["test"]["n"] == 16
+
+
+def test_pairs_missing_a_side_are_reported_and_left_out_and_the_rest_stay_aligned(tmp_path):
+    from fmhub.data.report import ValidationReport
+    from fmhub.services.data_prep import check_examples, read_examples
+    from fmhub.services.specs import DataSpec
+
+    data = tmp_path / "pairs.tsv"
+    data.write_text("en\tde\nA dog.\tEin Hund.\n\tNur Ziel.\nA cat.\t\nA bird.\tEin Vogel.\n", encoding="utf-8")
+    task = get_task("translation")
+    report = ValidationReport(task=task.name)
+    spec = DataSpec(train=str(data), validation="none", test="none")
+    _, examples, _ = read_examples(str(data), spec, task, report)
+    kept, dropped = check_examples(examples, task, "error", report)
+    assert report.ok
+    assert [(r["source"], r["target"]) for r in kept.rows] == [("A dog.", "Ein Hund."), ("A cat.", ""),
+                                                               ("A bird.", "Ein Vogel.")]
+    assert kept.lines == [2, 4, 5]
+    assert [(p.line, p.column, p.message) for p in dropped] == [(3, "en", "empty source: row left out (nothing to translate)")]
+    assert [(w.line, w.column) for w in report.warnings] == [(4, "de")]

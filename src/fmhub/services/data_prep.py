@@ -69,6 +69,8 @@ def check_examples(examples: Examples, task: Task, on_invalid_row: str,
 
     Warnings go to ``report``. With ``on_invalid_row="error"`` the bad rows become report errors
     and ``examples`` is returned whole; with ``"drop"`` they are left out and returned as dropped.
+    Rows the task leaves out by design (a warning on a row it did not keep) are dropped in both
+    modes.
     Problems name the user's column (the message names the task key).
 
     Returns:
@@ -77,14 +79,20 @@ def check_examples(examples: Examples, task: Task, on_invalid_row: str,
     good, problems = task.check_rows(examples)
     for p in problems:
         p.column = examples.columns.get(p.column or "", p.column)
-    report.warnings.extend(p for p in problems if p.severity == "warning")
-    problems = [p for p in problems if p.severity == "error"]
+    kept_lines = {examples.lines[i] for i in good}
+    # A warning on a row the task did not keep means "left out by design" (e.g. a translation pair
+    # missing its source): the row is dropped in both modes and listed as dropped.
+    left_out = [p for p in problems if p.severity == "warning" and p.line not in kept_lines]
+    report.warnings.extend(p for p in problems if p.severity == "warning" and p.line in kept_lines)
+    errors = [p for p in problems if p.severity == "error"]
     if on_invalid_row == "error":
-        report.errors.extend(problems)
-        return examples, []
-    for p in problems:
+        report.errors.extend(errors)
+        if errors:
+            return examples, []
+        return examples.subset(good, examples.split), left_out
+    for p in errors:
         p.severity, p.hint = "warning", ""
-    return examples.subset(good, examples.split), problems
+    return examples.subset(good, examples.split), errors + left_out
 
 
 def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_length: int, seed: int) -> PreparedData:

@@ -28,15 +28,16 @@ class Seq2SeqTask(Task):
     metric_for_best_model = "loss"
     greater_is_better = False
     metric_names: tuple[str, ...] = ()
+    verb = "generate"
 
     def check_rows(self, examples: Examples) -> tuple[list[int], list[Problem]]:
         good, problems = [], []
         for i, (row, line) in enumerate(zip(examples.rows, examples.lines)):
             source, target = row.get(self.source_key), row.get(self.target_key)
             if not isinstance(source, str) or not source.strip():
-                problems.append(Problem(f"empty {self.source_key}", file=examples.file, line=line,
-                                        column=self.source_key, value=shorten_value("" if source is None else source),
-                                        hint="fill it in or remove the row (or --on-invalid-row drop)"))
+                problems.append(Problem(f"empty {self.source_key}: row left out (nothing to {self.verb})",
+                                        file=examples.file, line=line, column=self.source_key,
+                                        value=shorten_value("" if source is None else source), severity="warning"))
                 continue
             if isinstance(target, list):  # several references (JSON/JSONL): keep the non-empty ones
                 if not all(isinstance(t, str) for t in target):

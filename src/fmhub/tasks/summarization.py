@@ -27,6 +27,7 @@ class Summarization(Seq2SeqTask):
 
     name = "summarization"
     source_key, target_key = "document", "summary"
+    verb = "summarize"
     schema = TaskSchema(
         required=("document", "summary"),
         aliases={"document": ("document", "dialogue", "text", "article", "source", "input"),

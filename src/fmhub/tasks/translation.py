@@ -54,6 +54,7 @@ class Translation(Seq2SeqTask):
 
     name = "translation"
     source_key, target_key = "source", "target"
+    verb = "translate"
     schema = TaskSchema(
         required=("source", "target"),
         optional=("source_lang", "target_lang"),
