@@ -22,7 +22,7 @@ def validate_cmd(
     test: str = typer.Option("auto", "--test", help="FILE, auto or none."),
     model: str = typer.Option("all-MiniLM-L6-v2", "--model", help="Model whose tokenizer counts tokens."),
     max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Token limit for the truncation count."),
-    format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet."),
+    format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error or drop."),
     as_json: bool = JSON_OPTION,

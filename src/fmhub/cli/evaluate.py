@@ -16,7 +16,7 @@ def evaluate_cmd(
     test: str = typer.Option(..., "--test", help="Test data: JSONL, JSON, CSV, TSV or Parquet."),
     task: Optional[str] = typer.Option(None, "--task", help="Task (default: the model version's task)."),
     map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable."),
-    format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet."),
+    format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error or drop."),
     batch_size: int = typer.Option(64, "--per-device-eval-batch-size", "--batch-size", help="Rows per forward pass."),

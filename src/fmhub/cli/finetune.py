@@ -71,7 +71,7 @@ def finetune_cmd(
     map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable, e.g. --map sentence1=review --map label=stars."),
     validation_size: Optional[float] = typer.Option(None, "--validation-size", help="Fraction for an automatic validation split (default 0.1)."),
     test_size: Optional[float] = typer.Option(None, "--test-size", help="Fraction for an automatic test split (default 0.1)."),
-    format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet."),
+    format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of the files (default utf-8)."),
     on_invalid_row: Optional[str] = typer.Option(None, "--on-invalid-row", help="error (default: stop and list bad rows) or drop (leave them out, listed in the report)."),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Peak learning rate (default from the model card or task, e.g. 1e-4 for all-MiniLM-L6-v2)."),

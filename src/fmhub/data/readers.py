@@ -1,4 +1,4 @@
-"""Read a user's data file (JSONL, JSON, CSV, TSV, Parquet) into a :class:`Table` of rows.
+"""Read a user's data file (JSONL, JSON, CSV, TSV, Parquet, CoNLL) into a :class:`Table` of rows.
 
 Readers keep the physical line where each record starts so that every later problem can name it.
 They report every structural problem in a file at once (one :class:`~fmhub.errors.DataError`), and
@@ -18,9 +18,10 @@ from typing import Any
 from fmhub.data.problems import Problem, raise_if_errors, shorten_value
 from fmhub.errors import DataError
 
-FORMATS = ("jsonl", "json", "csv", "tsv", "parquet")
+FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "conll")
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
-              ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+              ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
+              ".conll": "conll", ".conllu": "conll", ".iob": "conll", ".bio": "conll"}
 FORMAT_HINT = "pass --format with one of: " + ", ".join(FORMATS)
 ENCODING_HINT = "pass --encoding with the file's encoding (e.g. --encoding latin-1), or save it as UTF-8"
 _JSON_SPACE = " \t\r\n"
@@ -33,7 +34,8 @@ class Table:
 
     Attributes:
         path: The file as the user named it.
-        format: One of ``"jsonl"``, ``"json"``, ``"csv"``, ``"tsv"``, ``"parquet"``.
+        format: One of ``"jsonl"``, ``"json"``, ``"csv"``, ``"tsv"``, ``"parquet"``, ``"conll"``
+            (one sentence per row: ``tokens`` and ``tags`` lists).
         columns: Column names: the header for CSV/TSV (trimmed), the schema for Parquet, the union
             of keys in first-seen order for JSON formats.
         rows: One dict per record. CSV/TSV values are ``str`` and an empty cell is ``None`` (the
@@ -114,6 +116,11 @@ def read_table(path: str | Path, format: str | None = None, encoding: str = "utf
         raise DataError(f"data file is empty: {path}", "check that the file was written completely")
     if fmt in ("csv", "tsv"):
         return _read_delimited(path, fmt, text)
+    if fmt == "conll":
+        from fmhub.data.conll import COLUMNS, parse_conll
+
+        rows, lines, separators = parse_conll(path, text)
+        return Table(path, fmt, list(COLUMNS), rows, lines, skipped_blank_lines=separators)
     first = text.lstrip(_JSON_SPACE)[0]
     if fmt == "jsonl" and first == "[":
         table = _read_json_array(path, text)

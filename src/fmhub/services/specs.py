@@ -31,7 +31,7 @@ class ReadOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     column_mapping: dict[str, str] = Field(default_factory=dict)
-    format: Literal["jsonl", "json", "csv", "tsv", "parquet"] | None = None
+    format: Literal["jsonl", "json", "csv", "tsv", "parquet", "conll"] | None = None
     encoding: str = "utf-8"
     on_invalid_row: Literal["error", "drop"] = "error"
 

@@ -10,6 +10,10 @@ from fmhub.data.problems import Problem, shorten_value
 from fmhub.tasks.schema import TaskSchema
 
 
+#: Texts tokenised at once for the report's length statistics (memory stays flat on large files).
+TOKEN_COUNT_CHUNK = 2048
+
+
 @dataclass
 class Examples:
     """The rows of one split after column mapping.
@@ -154,11 +158,17 @@ class Task(ABC):
         texts = self.texts_for_length(examples)
         first = [t[0] if isinstance(t, (list, tuple)) else t for t in texts]
         second = [t[1] if isinstance(t, (list, tuple)) else None for t in texts]
-        if any(s is not None for s in second):
-            enc = tokenizer(first, [s or "" for s in second], truncation=False)
-        else:
-            enc = tokenizer(first, truncation=False)
-        return [len(ids) for ids in enc["input_ids"]]
+        pairs = any(s is not None for s in second)
+        counts: list[int] = []
+        for start in range(0, len(first), TOKEN_COUNT_CHUNK):  # chunks keep memory flat on big files
+            chunk = first[start:start + TOKEN_COUNT_CHUNK]
+            if pairs:
+                enc = tokenizer(chunk, [s or "" for s in second[start:start + TOKEN_COUNT_CHUNK]],
+                                truncation=False, return_attention_mask=False, return_token_type_ids=False)
+            else:
+                enc = tokenizer(chunk, truncation=False, return_attention_mask=False, return_token_type_ids=False)
+            counts.extend(len(ids) for ids in enc["input_ids"])
+        return counts
 
     @abstractmethod
     def load_model(self, path: str, info: LabelInfo | None) -> Any:

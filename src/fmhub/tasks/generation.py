@@ -34,6 +34,8 @@ class Seq2SeqTask(Task):
         good, problems = [], []
         for i, (row, line) in enumerate(zip(examples.rows, examples.lines)):
             source, target = row.get(self.source_key), row.get(self.target_key)
+            if isinstance(source, list) and all(isinstance(x, str) for x in source):
+                source = row[self.source_key] = " ".join(x.strip() for x in source if x.strip())  # sentences
             if not isinstance(source, str) or not source.strip():
                 problems.append(Problem(f"empty {self.source_key}: row left out (nothing to {self.verb})",
                                         file=examples.file, line=line, column=self.source_key,
