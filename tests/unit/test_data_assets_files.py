@@ -312,6 +312,7 @@ def test_label_only_in_a_held_out_file_is_an_error_naming_label_and_line(split: 
     assert [(e.file, e.line, e.value, e.message) for e in prep.report.errors] == [
         (held_out, 3, "'meh'", f"label 'meh' in the {split} data does not occur in the training data")]
     assert prep.report.errors[0].hint == "known labels: neg, pos; fix the label or add training rows for it"
+    assert prep.report.errors[0].column == "sentiment"  # the user's column, not the task key
 
 
 # ====================================================================== token classification

@@ -57,6 +57,7 @@ def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationRepor
         report.notes.append(f"{path}: skipped {table.skipped_blank_lines} blank line(s)")
     extra, constants = task.default_mapping(table.columns, spec.column_mapping)
     mapping = resolve_mapping(table.columns, task.schema, {**extra, **spec.column_mapping}, file=path)
+    mapping.auto.extend(k for k in extra if k not in spec.column_mapping and k not in mapping.auto)
     rows = apply_mapping(table, mapping)
     for row in rows:
         row.update({k: v for k, v in constants.items() if row.get(k) is None})
@@ -181,6 +182,8 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
     if report.ok:
         info = task.label_info(train)
         for p in task.check_splits(splits, info):
+            owner = next((ex for ex in splits.values() if ex.file == p.file), train)
+            p.column = owner.columns.get(p.column or "", p.column)  # name the user's column
             (report.errors if p.severity == "error" else report.warnings).append(p)
 
     ordered = {name: splits[name] for name in SPLITS if name in splits}
