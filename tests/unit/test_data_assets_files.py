@@ -433,3 +433,54 @@ def test_translation_pairs_missing_a_side_are_reported_and_the_rest_stay_aligned
     task.encode(train, tok, prep.info, 64)
     assert list(zip(tok.sources, tok.targets)) == [("The door is open.", "Die Tür ist offen."),
                                                    ("Good night.", "Gute Nacht.")]
+
+
+# ====================================================================== label options
+
+
+def test_label_type_int_merges_one_and_one_point_zero_and_names_non_integers() -> None:
+    path = str(asset("labels_int.csv"))
+    task = get_task("text-classification")
+    as_text = prepare_data(DataSpec(train=path, validation="none", test="none", on_invalid_row="drop"), task, None,
+                           128, seed=0)
+    assert as_text.info.labels == ["0", "1", "1.0", "2.5", "pos"]
+    prep = prepare_data(DataSpec(train=path, validation="none", test="none", label_type="int"), task, None, 128,
+                        seed=0)
+    assert [(e.line, e.value, e.message) for e in prep.report.errors] == [
+        (5, "'2.5'", "label '2.5' is not a whole number"), (6, "'pos'", "label 'pos' is not a whole number")]
+    assert "--label-type string" in prep.report.errors[0].hint
+    dropped = prepare_data(DataSpec(train=path, validation="none", test="none", label_type="int",
+                                    on_invalid_row="drop"), task, None, 128, seed=0)
+    assert dropped.info.labels == ["0", "1"]
+    assert [r["label"] for r in dropped.splits["train"].rows] == ["1", "0", "1"]
+    assert [p.line for p in dropped.report.split("train").dropped] == [5, 6]
+
+
+@pytest.mark.parametrize("names", [str(asset("ner_tag_names.txt")), "O,B-PER,I-PER,B-LOC",
+                                   ["O", "B-PER", "I-PER", "B-LOC"]])
+def test_integer_tags_become_names_from_tag_names_and_unknown_ids_name_the_line(names) -> None:
+    path = str(asset("ner_int_tags.jsonl"))
+    task = get_task("token-classification")
+    prep = prepare_data(DataSpec(train=path, validation="none", test="none", tag_names=names), task, None, 128,
+                        seed=0)
+    assert [(e.line, e.value) for e in prep.report.errors] == [(3, "7")]
+    assert "tag id 7 has no name (--tag-names gives 4: 0-3)" == prep.report.errors[0].message
+    ok = prepare_data(DataSpec(train=path, validation="none", test="none", tag_names=names, on_invalid_row="drop"),
+                      task, None, 128, seed=0)
+    assert [r["tags"] for r in ok.splits["train"].rows] == [["B-PER", "I-PER", "O", "B-LOC"], ["B-PER", "O"]]
+    assert ok.info.labels == ["O", "B-LOC", "B-PER", "I-PER"]  # by entity type, B before I
+
+
+def test_integer_tags_without_names_say_how_to_name_them() -> None:
+    prep = prepare_data(DataSpec(train=str(asset("ner_int_tags.jsonl")), validation="none", test="none"),
+                        get_task("token-classification"), None, 128, seed=0)
+    assert [e.line for e in prep.report.errors] == [1, 3]
+    assert "--tag-names" in prep.report.errors[0].hint
+
+
+def test_missing_tag_names_file_is_a_data_error() -> None:
+    from fmhub.errors import DataError
+
+    with pytest.raises(DataError, match="tag names file not found: no-such-names.txt"):
+        prepare_data(DataSpec(train=str(asset("ner_int_tags.jsonl")), validation="none", test="none",
+                              tag_names="no-such-names.txt"), get_task("token-classification"), None, 128, seed=0)

@@ -25,6 +25,8 @@ def validate_cmd(
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error or drop."),
+    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default; 1 and 1.0 are two classes, with a warning) or int (1, 1.0 and \"1\" are class 1)."),
+    tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Token classification with integer tags: names in id order, comma-separated (O,B-PER,I-PER), or a file with one name per line."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Read, map and check a data file; print the validation report (exit 1 when it has errors)."""
@@ -34,6 +36,7 @@ def validate_cmd(
 
     flags = {"model": model, "task": task, "train": file, "validation": validation, "test": test, "map": map,
              "format": format, "encoding": encoding, "on_invalid_row": on_invalid_row,
+             "label_type": label_type, "tag_names": tag_names,
              "max_seq_length": max_seq_length}
     spec = build_finetune_spec(None, flags)
     _, _, _, _, prepared = validate(context(), spec)

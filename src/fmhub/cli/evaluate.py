@@ -19,6 +19,8 @@ def evaluate_cmd(
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error or drop."),
+    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default; 1 and 1.0 are two classes, with a warning) or int (1, 1.0 and \"1\" are class 1)."),
+    tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Token classification with integer tags: names in id order, comma-separated (O,B-PER,I-PER), or a file with one name per line."),
     batch_size: int = typer.Option(64, "--per-device-eval-batch-size", "--batch-size", help="Rows per forward pass."),
     max_seq_length: int = typer.Option(512, "--max-seq-length", help="Truncate inputs to this many tokens."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -38,7 +40,9 @@ def evaluate_cmd(
         "generation": {k: v for k, v in {"num_beams": num_beams, "max_new_tokens": max_new_tokens,
                                          "length_penalty": length_penalty}.items() if v is not None},
         "data": {"test": test, "column_mapping": parse_map_options(map or []), "format": format,
-                 "encoding": encoding, "on_invalid_row": on_invalid_row}}, "the command-line flags")
+                 "encoding": encoding, "on_invalid_row": on_invalid_row,
+                 **({"label_type": label_type} if label_type else {}),
+                 **({"tag_names": tag_names} if tag_names else {})}}, "the command-line flags")
     console = err if as_json else out
     bar = ProgressBar(err)
     try:

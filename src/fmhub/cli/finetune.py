@@ -44,7 +44,8 @@ def build_finetune_spec(job_file: Optional[Path], flags: dict[str, Any]) -> Any:
     if flags.get("no_register"):
         over["register_model"] = False
     data_over = {k: flags[k] for k in ("train", "validation", "test", "validation_size", "test_size", "format",
-                                       "encoding", "on_invalid_row") if flags.get(k) is not None}
+                                       "encoding", "on_invalid_row", "label_type", "tag_names")
+                 if flags.get(k) is not None}
     if flags.get("map"):
         data_over["column_mapping"] = parse_map_options(flags["map"])
     if data_over:
@@ -74,6 +75,8 @@ def finetune_cmd(
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of the files (default utf-8)."),
     on_invalid_row: Optional[str] = typer.Option(None, "--on-invalid-row", help="error (default: stop and list bad rows) or drop (leave them out, listed in the report)."),
+    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default; 1 and 1.0 are two classes, with a warning) or int (1, 1.0 and \"1\" are class 1)."),
+    tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Token classification with integer tags: names in id order, comma-separated (O,B-PER,I-PER), or a file with one name per line."),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Peak learning rate (default from the model card or task, e.g. 1e-4 for all-MiniLM-L6-v2)."),
     num_train_epochs: Optional[float] = typer.Option(None, "--num-train-epochs", help="Epochs (task default: 3 for classification, 2 for question answering)."),
     per_device_train_batch_size: Optional[int] = typer.Option(None, "--per-device-train-batch-size", "--batch-size", help="Training batch size (default 32)."),

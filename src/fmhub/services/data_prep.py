@@ -65,7 +65,8 @@ def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationRepor
 
 
 def check_examples(examples: Examples, task: Task, on_invalid_row: str,
-                   report: ValidationReport) -> tuple[Examples, list[Problem]]:
+                   report: ValidationReport, label_options: dict[str, Any] | None = None
+                   ) -> tuple[Examples, list[Problem]]:
     """Run the task's row checks on one split.
 
     Warnings go to ``report``. With ``on_invalid_row="error"`` the bad rows become report errors
@@ -77,7 +78,11 @@ def check_examples(examples: Examples, task: Task, on_invalid_row: str,
     Returns:
         (the examples to use, the dropped rows' problems).
     """
+    mapped = task.apply_label_options(examples, label_options or {})
+    bad_lines = {p.line for p in mapped if p.severity == "error"}
     good, problems = task.check_rows(examples)
+    good = [i for i in good if examples.lines[i] not in bad_lines]
+    problems = mapped + [p for p in problems if p.line not in bad_lines]
     for p in problems:
         p.column = examples.columns.get(p.column or "", p.column)
     kept_lines = {examples.lines[i] for i in good}
@@ -121,7 +126,7 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
     report.mapping = mapping_lines
     train.split = "train"
     rows_read = {"train": len(train)}
-    train, dropped["train"] = check_examples(train, task, spec.on_invalid_row, report)
+    train, dropped["train"] = check_examples(train, task, spec.on_invalid_row, report, spec.label_options())
     files["train"] = spec.train
 
     for split in ("validation", "test"):
@@ -131,7 +136,7 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
         _, ex, _ = read_examples(value, spec, task, report)
         ex.split = split
         rows_read[split] = len(ex)
-        ex, dropped[split] = check_examples(ex, task, spec.on_invalid_row, report)
+        ex, dropped[split] = check_examples(ex, task, spec.on_invalid_row, report, spec.label_options())
         read[split] = ex
         files[split] = value
 

@@ -62,7 +62,8 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
     report.mapping = mapping
     examples.split = "test"
     read = len(examples)
-    examples, dropped = check_examples(examples, task, spec.data.on_invalid_row, report)
+    examples, dropped = check_examples(examples, task, spec.data.on_invalid_row, report,
+                                       spec.data.label_options())
     if not read:
         report.errors.append(Problem("no test rows", file=spec.data.test, hint="give a test file with rows"))
     if report.ok:

@@ -26,6 +26,12 @@ class ReadOptions(BaseModel):
         encoding: Text encoding of CSV/TSV/JSON files.
         on_invalid_row: ``error`` stops before any job and lists every bad row; ``drop`` leaves
             such rows out and lists them in the report.
+        label_type: Classification labels as ``string`` (default: as written; ``1`` and ``1.0``
+            are two classes, with a warning) or ``int`` (``1``, ``1.0`` and ``"1"`` are class
+            ``1``; a label that is not a whole number is an error naming its line).
+        tag_names: Token classification with integer tags: the tag names in id order (``O``,
+            ``B-PER``, ...), or the path of a names file (one per line, or a JSON list). The saved
+            model then speaks names.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -34,6 +40,12 @@ class ReadOptions(BaseModel):
     format: Literal["jsonl", "json", "csv", "tsv", "parquet", "conll"] | None = None
     encoding: str = "utf-8"
     on_invalid_row: Literal["error", "drop"] = "error"
+    label_type: Literal["string", "int"] = "string"
+    tag_names: list[str] | str | None = None
+
+    def label_options(self) -> dict[str, Any]:
+        """The options the task's :meth:`~fmhub.tasks.base.Task.apply_label_options` takes."""
+        return {"label_type": self.label_type, "tag_names": self.tag_names}
 
 
 class DataSpec(ReadOptions):

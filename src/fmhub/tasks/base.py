@@ -150,6 +150,19 @@ class Task(ABC):
     def texts_for_length(self, examples: Examples) -> list[Any]:
         """What the tokenizer sees per example, for token-length statistics in the report."""
 
+    def apply_label_options(self, examples: Examples, options: dict[str, Any]) -> list[Problem]:
+        """Rewrite label values as the user's options say before the row checks (e.g. integer tags
+        to their names). The default does nothing.
+
+        Args:
+            examples: One split; rows are changed in place.
+            options: ``label_type``, ``tag_names`` (see ``ReadOptions``).
+
+        Returns:
+            Problems found (error severity for values the options cannot map), naming the line.
+        """
+        return []
+
     def token_counts(self, tokenizer: Any, examples: Examples) -> list[int]:
         """Tokens per example (special tokens included), untruncated, for the report.
 

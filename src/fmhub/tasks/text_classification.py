@@ -105,6 +105,29 @@ class TextClassification(Task):
                 good.append(i)
         return good, problems
 
+    def apply_label_options(self, examples: Examples, options: dict[str, Any]) -> list[Problem]:
+        """``label_type="int"``: ``1``, ``1.0``, ``"1"`` and ``"1.0"`` all become the label ``"1"``;
+        a label that is not a whole number is an error naming its line."""
+        if options.get("label_type") != "int":
+            return []
+        problems = []
+        for row, line in zip(examples.rows, examples.lines):
+            label = row.get("label")
+            if _is_missing(label) or isinstance(label, (bool, list, dict)) or (isinstance(label, str) and not label.strip()):
+                continue  # the row checks report these
+            try:
+                number = float(str(label).strip())
+                if not number.is_integer():
+                    raise ValueError
+            except ValueError:
+                problems.append(Problem(f"label {shorten_value(label)} is not a whole number", file=examples.file,
+                                        line=line, column="label", value=shorten_value(label),
+                                        hint="--label-type int needs integer labels; use --label-type string "
+                                             "to keep labels as text"))
+                continue
+            row["label"] = str(int(number))
+        return problems
+
     def label_info(self, train: Examples) -> LabelInfo:
         names = sorted({row["label"] for row in train.rows}, key=_sort_key)
         is_pair = any(row.get("sentence2") is not None for row in train.rows)
@@ -129,8 +152,8 @@ class TextClassification(Task):
             if len(same) > 1:
                 problems.append(Problem(f"labels {same} look like one class written two ways",
                                         file=train.file, column="label", value=shorten_value(same[0]), severity="warning",
-                                        hint="they are kept as different classes; make the column consistent "
-                                             "if they are the same class"))
+                                        hint="they are kept as different classes; if they are one class, "
+                                             "pass --label-type int (or make the column consistent)"))
         return problems
 
     def stratify_values(self, examples: Examples) -> list[Any]:

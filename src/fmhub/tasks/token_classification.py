@@ -8,19 +8,44 @@ type) plus token accuracy.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fmhub.data.problems import Problem, shorten_value
+from fmhub.errors import DataError
 from fmhub.tasks.base import Examples, LabelInfo, Task, unseen_labels
 from fmhub.tasks.iob import entity_spans, parse_list_cell, tag_sort_key
 from fmhub.tasks.schema import TaskSchema
 
 IGNORE = -100
 WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
+
+
+def resolve_tag_names(value: list[str] | str) -> list[str]:
+    """Tag names in id order from a list, a comma-separated string, or a names file (one name per
+    line, or a JSON list).
+
+    Raises:
+        DataError: the names file is missing or holds no names.
+    """
+    if isinstance(value, list):
+        return [str(v).strip() for v in value]
+    if "," in value and not Path(value).is_file():
+        return [v.strip() for v in value.split(",")]
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise DataError(f"tag names file not found: {value}",
+                        hint="give the names in id order, comma-separated (O,B-PER,I-PER), or a file with one per line")
+    text = path.read_text(encoding="utf-8")
+    names = json.loads(text) if text.lstrip().startswith("[") else [x.strip() for x in text.splitlines() if x.strip()]
+    if not names:
+        raise DataError(f"tag names file {value} holds no names", hint="write one tag name per line, in id order")
+    return [str(n).strip() for n in names]
 
 
 def align_labels(word_ids: list[int | None], tag_ids: list[int]) -> list[int]:
@@ -96,12 +121,43 @@ class TokenClassification(Task):
                 odd = next(t for t in tags if not isinstance(t, str))
                 problems.append(Problem("tags must be names such as 'B-PER', not numbers", file=examples.file,
                                         line=line, column="tags", value=shorten_value(odd),
-                                        hint="write the tag names in the file (IOB2: O, B-TYPE, I-TYPE)"))
+                                        hint="write the tag names in the file (IOB2: O, B-TYPE, I-TYPE), or "
+                                             "give them in id order: --tag-names O,B-PER,I-PER,... "
+                                             "(or --tag-names names.txt)"))
                 continue
             row["tokens"] = [str(t) for t in tokens]
             row["tags"] = [t.strip() for t in tags]
             good.append(i)
         return good, problems
+
+    def apply_label_options(self, examples: Examples, options: dict[str, Any]) -> list[Problem]:
+        """With ``tag_names``, integer tags (``3`` or ``"3"``) become ``tag_names[3]``; an id without a
+        name is an error naming the line. Tags that are already names are kept."""
+        if not options.get("tag_names"):
+            return []
+        names = resolve_tag_names(options["tag_names"])
+        problems = []
+        for row, line in zip(examples.rows, examples.lines):
+            tags, why = parse_list_cell(row.get("tags"))
+            if why or not isinstance(tags, list):
+                continue  # the row checks report it
+            mapped, bad = [], None
+            for tag in tags:
+                text = str(tag).strip() if isinstance(tag, (int, str)) and not isinstance(tag, bool) else None
+                if text is not None and text.isdigit():
+                    if int(text) >= len(names):
+                        bad = tag
+                        break
+                    mapped.append(names[int(text)])
+                else:
+                    mapped.append(tag)
+            if bad is not None:
+                problems.append(Problem(f"tag id {bad} has no name (--tag-names gives {len(names)}: 0-{len(names) - 1})",
+                                        file=examples.file, line=line, column="tags", value=shorten_value(bad),
+                                        hint="give every tag id a name, in id order"))
+                continue
+            row["tags"] = mapped
+        return problems
 
     def label_info(self, train: Examples) -> LabelInfo:
         tags = sorted({t for row in train.rows for t in row["tags"]}, key=tag_sort_key)
