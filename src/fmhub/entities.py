@@ -121,7 +121,17 @@ class ModelVersion(BaseModel):
 
 
 class DataAsset(BaseModel):
-    """A registered data file ``name:version``: a copy, its sha256, schema and row count."""
+    """A registered data file ``name:version``: a copy, its sha256, schema and row count.
+
+    Attributes:
+        path: The copy in the artifact store (what jobs read).
+        columns: The file's column names.
+        source_path: Where the user's file was when it was registered.
+        task: The task it was validated for, when one was given.
+        column_mapping: Task key -> column used for that validation.
+        read_options: ``format``, ``encoding``, ``label_type``, ``tag_names`` the file is read with.
+        report: The validation report (``ValidationReport.to_dict()``) for ``task``.
+    """
 
     name: str
     version: int
@@ -132,6 +142,10 @@ class DataAsset(BaseModel):
     columns: list[str]
     source_path: str | None = None
     created_at: datetime | None = None
+    task: str | None = None
+    column_mapping: dict[str, str] | None = None
+    read_options: dict[str, Any] | None = None
+    report: dict[str, Any] | None = None
 
     @property
     def ref(self) -> str:

@@ -48,3 +48,81 @@ def validate_cmd(
         out.print("[green]no errors[/]" if report.ok else f"[red]{len(report.errors)} error(s)[/]")
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@app.command("create")
+@handle_errors
+def create_cmd(
+    name: str = typer.Option(..., "--name", help="Asset name; identical content returns the existing version."),
+    path: str = typer.Option(..., "--path", help="The data file: JSONL, JSON, CSV, TSV, Parquet or CoNLL."),
+    task: Optional[str] = typer.Option(None, "--task", help="Validate the rows for this task first (the report is stored with the asset)."),
+    map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable (with --task)."),
+    format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
+    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default) or int."),
+    tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Names of integer tags, in id order (comma-separated or a file)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Register a data file as a versioned data asset (copied into the artifact store, with its sha256,
+    columns, row count and, with --task, its validation report). Jobs then take it as --train NAME:VERSION."""
+    quiet_libraries()
+    from fmhub.services.assets import create_data_asset
+    from fmhub.services.specs import ReadOptions, build_spec, parse_map_options
+
+    options = build_spec(ReadOptions, {"column_mapping": parse_map_options(map or []), "format": format,
+                                       "encoding": encoding, **({"label_type": label_type} if label_type else {}),
+                                       **({"tag_names": tag_names} if tag_names else {})}, "the command-line flags")
+    asset, created = create_data_asset(context(), path, name, task=task, options=options)
+    if as_json:
+        print_json({**asset.model_dump(mode="json"), "created": created})
+        return
+    verb = "registered" if created else "already registered (identical content)"
+    out.print(f"{verb}: [bold]{asset.ref}[/]  {asset.rows} rows, {asset.format}, sha256 {asset.sha256[:16]}...",
+              highlight=False)
+    out.print(f"use it with: fmhub finetune ... --train {asset.ref}", highlight=False)
+
+
+@app.command("list")
+@handle_errors
+def list_cmd(name: Optional[str] = typer.Option(None, "--name", help="Only versions of this asset."),
+             as_json: bool = JSON_OPTION) -> None:
+    """List registered data assets, newest version first."""
+    from rich.table import Table
+
+    from fmhub.services.assets import list_assets
+
+    assets = list_assets(context(), name)
+    if as_json:
+        print_json({"data_assets": [a.model_dump(mode="json", exclude={"report"}) for a in assets],
+                    "count": len(assets)})
+        return
+    table = Table(show_edge=False)
+    for col in ("asset", "rows", "format", "task", "columns", "sha256", "created"):
+        table.add_column(col)
+    for a in assets:
+        table.add_row(a.ref, str(a.rows), a.format, a.task or "", ", ".join(a.columns), a.sha256[:12],
+                      a.created_at.strftime("%Y-%m-%d %H:%M") if a.created_at else "")
+    out.print(table)
+    out.print(f"{len(assets)} data asset(s)")
+
+
+@app.command("show")
+@handle_errors
+def show_cmd(ref: str = typer.Argument(..., help="NAME[:VERSION] (latest without a version)."),
+             as_json: bool = JSON_OPTION) -> None:
+    """Show a data asset: file, sha256, columns, row count, mapping and validation report."""
+    from fmhub.data.report import ValidationReport
+    from fmhub.services.assets import get_data_asset
+
+    asset = get_data_asset(context(), ref)
+    if as_json:
+        print_json(asset.model_dump(mode="json"))
+        return
+    out.print(f"[bold]{asset.ref}[/]  {asset.rows} rows, {asset.format}", highlight=False)
+    for label, value in (("file", asset.path), ("registered from", asset.source_path), ("sha256", asset.sha256),
+                         ("columns", ", ".join(asset.columns)), ("task", asset.task),
+                         ("column mapping", asset.column_mapping), ("read options", asset.read_options)):
+        if value:
+            out.print(f"  {label}: {value}", highlight=False)
+    if asset.report:
+        print_report(out, ValidationReport.from_dict(asset.report))

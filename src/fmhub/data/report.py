@@ -85,6 +85,20 @@ class ValidationReport:
         """The report of split ``name``, if present."""
         return next((s for s in self.splits if s.name == name), None)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ValidationReport":
+        """Rebuild a report from :meth:`to_dict`'s output (e.g. one stored with a data asset)."""
+        def problems(items: list[dict[str, Any]]) -> list[Problem]:
+            return [Problem(**item) for item in items]
+
+        splits = [SplitReport(name=s["name"], source=s["source"], rows_read=s["rows_read"], rows_kept=s["rows_kept"],
+                              dropped=problems(s.get("dropped", [])), distribution=s.get("distribution", {}),
+                              lengths=LengthStats(**s["lengths"]) if s.get("lengths") else None)
+                  for s in data.get("splits", [])]
+        return cls(task=data["task"], mapping=list(data.get("mapping", [])), splits=splits,
+                   warnings=problems(data.get("warnings", [])), errors=problems(data.get("errors", [])),
+                   notes=list(data.get("notes", [])))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON (stored with the job as ``report.json``)."""
         return {

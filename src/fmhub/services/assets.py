@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fmhub.data.fingerprint import sha256_file
 from fmhub.data.readers import read_table
@@ -11,6 +12,9 @@ from fmhub.entities import DataAsset
 from fmhub.errors import DataError
 from fmhub.services.context import Context
 from fmhub.store import assets_repo
+
+if TYPE_CHECKING:
+    from fmhub.services.specs import ReadOptions
 
 
 def default_asset_name(path: Path) -> str:
@@ -20,11 +24,17 @@ def default_asset_name(path: Path) -> str:
 
 
 def register_data_file(ctx: Context, path: str | Path, name: str | None = None, format: str | None = None,
-                       encoding: str = "utf-8") -> DataAsset:
+                       encoding: str = "utf-8", *, task: str | None = None,
+                       column_mapping: dict[str, str] | None = None, read_options: dict[str, Any] | None = None,
+                       report: dict[str, Any] | None = None) -> DataAsset:
     """Register ``path`` as a data asset, or return the existing version with the same sha256.
 
     The file is copied into the artifact store, so later edits of the user's file do not change
-    what a job trained on.
+    what a job trained on. Without ``name``, any asset with the same content is returned (a job
+    reading a registered asset's copy does not register it again).
+
+    Args:
+        task, column_mapping, read_options, report: What the file was validated as (stored with it).
 
     Raises:
         DataError: when the file is missing or unreadable.
@@ -32,19 +42,122 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(f"data file '{path}' does not exist", hint="check the path")
-    asset_name = name or default_asset_name(p.resolve())
     digest = sha256_file(p)
-    existing = assets_repo.find_by_sha(ctx.db_url, asset_name, digest)
+    existing = (assets_repo.find_by_sha(ctx.db_url, name, digest) if name
+                else assets_repo.find_any_by_sha(ctx.db_url, digest))
     if existing is not None:
         return existing
+    asset_name = name or default_asset_name(p.resolve())
     table = read_table(p, format=format, encoding=encoding)
     version = assets_repo.next_version(ctx.db_url, asset_name)
     dest = ctx.artifacts.place_file(p, ctx.artifacts.data_dir(asset_name, version) / p.name)
     asset = DataAsset(name=asset_name, version=version, path=str(dest), format=table.format, sha256=digest,
-                      rows=len(table.rows), columns=table.columns, source_path=str(p.resolve()))
+                      rows=len(table.rows), columns=table.columns, source_path=str(p.resolve()), task=task,
+                      column_mapping=column_mapping, report=report,
+                      read_options={"format": table.format, "encoding": encoding, **(read_options or {})})
     return assets_repo.add_asset(ctx.db_url, asset)
+
+
+ASSET_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*):(?P<version>\d+|latest)$")
+
+
+def resolve_data_ref(ctx: Context, value: str) -> DataAsset | None:
+    """The data asset ``value`` names (``NAME:VERSION`` or ``NAME:latest``), or None when ``value``
+    is a file path (an existing file always wins) or ``auto``/``none``.
+
+    Raises:
+        NotFoundError: ``value`` looks like ``NAME:VERSION`` but no such asset exists.
+    """
+    if value.strip().lower() in ("auto", "none", "") or Path(value).expanduser().exists():
+        return None
+    match = ASSET_REF.match(value.strip())
+    if not match:
+        return None
+    version = None if match["version"] == "latest" else int(match["version"])
+    return assets_repo.get_asset(ctx.db_url, match["name"], version)
 
 
 def list_assets(ctx: Context, name: str | None = None) -> list[DataAsset]:
     """Registered data assets."""
     return assets_repo.list_assets(ctx.db_url, name)
+
+
+def create_data_asset(ctx: Context, path: str, name: str, task: str | None = None,
+                      options: "ReadOptions | None" = None) -> tuple[DataAsset, bool]:
+    """``fmhub data create``: validate ``path`` for ``task`` (when given) and register it as ``name``.
+
+    Args:
+        path: The data file.
+        name: Asset name; a new version is made unless this name already has identical content.
+        task: Validate the rows for this task first (the report is stored with the asset).
+        options: Column mapping and reading options (format, encoding, label_type, tag_names).
+
+    Returns:
+        (the asset, True when it was created; False when identical content was already registered).
+
+    Raises:
+        DataError: the file cannot be read, or has errors for ``task`` (all listed); nothing is
+            registered then.
+    """
+    from fmhub.services.data_prep import prepare_data, report_error
+    from fmhub.services.specs import DataSpec, ReadOptions
+    from fmhub.tasks import get_task
+
+    options = options or ReadOptions()
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"data file '{path}' does not exist", hint="check the path")
+    existing = assets_repo.find_by_sha(ctx.db_url, name, sha256_file(p))
+    if existing is not None and existing.task == task:
+        return existing, False
+    report, mapping = None, None
+    if task:
+        spec = DataSpec(train=str(p), validation="none", test="none", **options.model_dump())
+        prepared = prepare_data(spec, get_task(task), None, 512, 42)
+        if not prepared.report.ok:
+            raise report_error(prepared.report)
+        report, mapping = prepared.report.to_dict(), dict(prepared.splits["train"].columns)
+    read = {k: v for k, v in options.model_dump(include={"label_type", "tag_names"}).items() if v not in (None, "string")}
+    if existing is not None:  # same content, now validated for another task: a new version says so
+        name_version = assets_repo.next_version(ctx.db_url, name)
+        dest = ctx.artifacts.place_file(p, ctx.artifacts.data_dir(name, name_version) / p.name)
+        asset = existing.model_copy(update={"version": name_version, "path": str(dest), "task": task,
+                                            "column_mapping": mapping, "report": report, "created_at": None})
+        return assets_repo.add_asset(ctx.db_url, asset), True
+    asset = register_data_file(ctx, p, name=name, format=options.format, encoding=options.encoding, task=task,
+                               column_mapping=mapping, read_options=read, report=report)
+    return asset, True
+
+
+def get_data_asset(ctx: Context, ref: str) -> DataAsset:
+    """``NAME[:VERSION]`` (latest without a version).
+
+    Raises:
+        NotFoundError: no such asset or version.
+    """
+    name, _, version = ref.partition(":")
+    return assets_repo.get_asset(ctx.db_url, name, int(version) if version.isdigit() else None)
+
+
+def resolve_data_spec(ctx: Context, data: Any) -> Any:
+    """Replace ``NAME:VERSION`` data asset references in a data spec's ``train`` / ``validation`` /
+    ``test`` by the assets' files (their stored format and encoding apply unless the spec sets
+    them).
+
+    Raises:
+        NotFoundError: a reference names no registered asset.
+    """
+    update: dict[str, Any] = {}
+    for key in ("train", "validation", "test"):
+        value = getattr(data, key, None)
+        asset = resolve_data_ref(ctx, value) if isinstance(value, str) else None
+        if asset is None:
+            continue
+        update[key] = asset.path
+        stored = asset.read_options or {}
+        if key == "train" or key == "test" and not hasattr(data, "train"):
+            if data.format is None and stored.get("format"):
+                update["format"] = stored["format"]
+            if data.encoding == "utf-8" and stored.get("encoding"):
+                update["encoding"] = stored["encoding"]
+    return data.model_copy(update=update) if update else data

@@ -45,6 +45,7 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
     """
     from transformers import AutoTokenizer
 
+    spec = spec.model_copy(update={"data": assets_service.resolve_data_spec(ctx, spec.data)})
     resolved = resolve_model(ctx, spec.model)
     task_name = spec.task or (resolved.version.task if resolved.version else None)
     if task_name is None:

@@ -95,7 +95,13 @@ def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any
     if capped:
         requested = hp.max_seq_length
         hp = hp.model_copy(update={"max_seq_length": limit})
-    prepared = prepare_data(spec.data, task, tokenizer, hp.max_seq_length, hp.seed)
+    data = assets_service.resolve_data_spec(ctx, spec.data)
+    prepared = prepare_data(data, task, tokenizer, hp.max_seq_length, hp.seed)
+    for key in ("train", "validation", "test"):  # name data assets by their reference in the report
+        given, path = getattr(spec.data, key), getattr(data, key)
+        if given != path:
+            for split in prepared.report.splits:
+                split.source = split.source.replace(path, f"{given} ({path})")
     if capped:
         prepared.report.notes.append(f"max_seq_length {requested} is more than {resolved.ref} takes; "
                                      f"using {limit} tokens")

@@ -21,6 +21,10 @@ def _to_entity(row: DataAssetRow) -> DataAsset:
         columns=row.columns or [],
         source_path=row.source_path,
         created_at=row.created_at,
+        task=row.task,
+        column_mapping=row.column_mapping,
+        read_options=row.read_options,
+        report=row.report,
     )
 
 
@@ -39,6 +43,14 @@ def find_by_sha(url: str, name: str, sha256: str) -> DataAsset | None:
             .where(DataAssetRow.name == name, DataAssetRow.sha256 == sha256)
             .order_by(DataAssetRow.version.desc())
         ).first()
+        return _to_entity(row) if row else None
+
+
+def find_any_by_sha(url: str, sha256: str) -> DataAsset | None:
+    """Return the oldest asset version (any name) whose file has this sha256, if one exists."""
+    with session_scope(url) as s:
+        row = s.scalars(select(DataAssetRow).where(DataAssetRow.sha256 == sha256)
+                        .order_by(DataAssetRow.created_at, DataAssetRow.id)).first()
         return _to_entity(row) if row else None
 
 

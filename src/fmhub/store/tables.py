@@ -53,6 +53,10 @@ class DataAssetRow(Base):
     columns: Mapped[list[str]] = mapped_column(JSON, default=list)
     source_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    task: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    column_mapping: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    read_options: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class JobRow(Base):
