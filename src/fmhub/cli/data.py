@@ -111,8 +111,7 @@ def list_cmd(name: Optional[str] = typer.Option(None, "--name", help="Only versi
 def show_cmd(ref: str = typer.Argument(..., help="NAME[:VERSION] (latest without a version)."),
              as_json: bool = JSON_OPTION) -> None:
     """Show a data asset: file, sha256, columns, row count, mapping and validation report."""
-    from fmhub.data.report import ValidationReport
-    from fmhub.services.assets import get_data_asset
+    from fmhub.services.assets import asset_report, get_data_asset
 
     asset = get_data_asset(context(), ref)
     if as_json:
@@ -124,5 +123,6 @@ def show_cmd(ref: str = typer.Argument(..., help="NAME[:VERSION] (latest without
                          ("column mapping", asset.column_mapping), ("read options", asset.read_options)):
         if value:
             out.print(f"  {label}: {value}", highlight=False)
-    if asset.report:
-        print_report(out, ValidationReport.from_dict(asset.report))
+    report = asset_report(asset)
+    if report is not None:
+        print_report(out, report)

@@ -129,6 +129,13 @@ def create_data_asset(ctx: Context, path: str, name: str, task: str | None = Non
     return asset, True
 
 
+def asset_report(asset: DataAsset) -> Any:
+    """The validation report stored with ``asset`` as a ``ValidationReport``, or None."""
+    from fmhub.data.report import ValidationReport
+
+    return ValidationReport.from_dict(asset.report) if asset.report else None
+
+
 def get_data_asset(ctx: Context, ref: str) -> DataAsset:
     """``NAME[:VERSION]`` (latest without a version).
 
