@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import codecs
 import csv
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmhub.data.json_records import read_json_array, read_json_not_array, read_jsonl
 from fmhub.data.problems import Problem, raise_if_errors, shorten_value
+from fmhub.data.table import JSON_SPACE, Table, physical_lines
 from fmhub.errors import DataError
+
+__all__ = ["ENCODING_HINT", "EXTENSIONS", "FORMATS", "Table", "detect_format", "read_table"]
 
 FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "conll")
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
@@ -24,36 +25,7 @@ EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "c
               ".conll": "conll", ".conllu": "conll", ".iob": "conll", ".bio": "conll"}
 FORMAT_HINT = "pass --format with one of: " + ", ".join(FORMATS)
 ENCODING_HINT = "pass --encoding with the file's encoding (e.g. --encoding latin-1), or save it as UTF-8"
-_JSON_SPACE = " \t\r\n"
 _CSV_FIELD_LIMIT = 2**31 - 1
-
-
-@dataclass
-class Table:
-    """The rows of one data file, before any column mapping.
-
-    Attributes:
-        path: The file as the user named it.
-        format: One of ``"jsonl"``, ``"json"``, ``"csv"``, ``"tsv"``, ``"parquet"``, ``"conll"``
-            (one sentence per row: ``tokens`` and ``tags`` lists).
-        columns: Column names: the header for CSV/TSV (trimmed), the schema for Parquet, the union
-            of keys in first-seen order for JSON formats.
-        rows: One dict per record. CSV/TSV values are ``str`` and an empty cell is ``None`` (the
-            text ``"None"`` or ``"NA"`` stays text); JSON and Parquet values are native Python.
-            A JSON record lacks the keys it does not have.
-        lines: For each row, the 1-based physical line where it starts (CSV header = line 1).
-            For Parquet, row index + 1.
-        warnings: Warning-severity problems (e.g. a trimmed header name).
-        skipped_blank_lines: Blank or whitespace-only lines skipped (JSONL, CSV, TSV).
-    """
-
-    path: Path
-    format: str
-    columns: list[str]
-    rows: list[dict[str, Any]]
-    lines: list[int]
-    warnings: list[Problem] = field(default_factory=list)
-    skipped_blank_lines: int = 0
 
 
 def detect_format(path: Path, format: str | None = None) -> str:
@@ -112,7 +84,7 @@ def read_table(path: str | Path, format: str | None = None, encoding: str = "utf
     if fmt == "parquet":
         return _read_parquet(path)
     text = _read_text(path, encoding)
-    if not text.strip(_JSON_SPACE):
+    if not text.strip(JSON_SPACE):
         raise DataError(f"data file is empty: {path}", "check that the file was written completely")
     if fmt in ("csv", "tsv"):
         return _read_delimited(path, fmt, text)
@@ -121,16 +93,16 @@ def read_table(path: str | Path, format: str | None = None, encoding: str = "utf
 
         rows, lines, separators = parse_conll(path, text)
         return Table(path, fmt, list(COLUMNS), rows, lines, skipped_blank_lines=separators)
-    first = text.lstrip(_JSON_SPACE)[0]
+    first = text.lstrip(JSON_SPACE)[0]
     if fmt == "jsonl" and first == "[":
-        table = _read_json_array(path, text)
+        table = read_json_array(path, text)
         table.warnings.insert(0, Problem("file is a JSON array, not JSON Lines; read as an array", str(path),
                                          1, hint="name it .json, or write one object per line",
                                          severity="warning"))
         return table
     if fmt == "json" and first != "[":
-        return _read_json_not_array(path, text)
-    return _read_json_array(path, text) if fmt == "json" else _read_jsonl(path, text)
+        return read_json_not_array(path, text)
+    return read_json_array(path, text) if fmt == "json" else read_jsonl(path, text)
 
 
 # ----------------------------------------------------------------------------------------- text
@@ -171,25 +143,13 @@ def _decode_error(path: Path, raw: bytes, offset: int, codec: str) -> DataError:
     return DataError(message, hint, [details])
 
 
-def _physical_lines(text: str) -> Iterator[str]:
-    """Yield lines split only on ``\\n`` (each with its ``\\n``); U+2028 and friends stay inside."""
-    start, end = 0, len(text)
-    while start < end:
-        stop = text.find("\n", start)
-        if stop < 0:
-            yield text[start:]
-            return
-        yield text[start : stop + 1]
-        start = stop + 1
-
-
 # ------------------------------------------------------------------------------------ CSV / TSV
 def _read_delimited(path: Path, fmt: str, text: str) -> Table:
     if "\n" not in text and "\r" in text:  # old Mac line ends
         text = text.replace("\r", "\n")
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
-    lines = list(_physical_lines(text))
+    lines = list(physical_lines(text))
     options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
     reader = csv.reader(iter(lines), **options)
     file, problems, warnings = str(path), [], []
@@ -268,123 +228,6 @@ def _ragged(record: list[str], header: list[str], fmt: str, file: str, start: in
         hint = f"this record spans lines {start}-{end}: check for an unbalanced double quote"
     return Problem(f"row has {len(record)} field(s), the header has {len(header)}",
                    file, start, value=shorten_value(record), hint=hint)
-
-
-# ----------------------------------------------------------------------------------------- JSON
-def _read_jsonl(path: Path, text: str) -> Table:
-    file, problems, blank = str(path), [], 0
-    rows: list[dict[str, Any]] = []
-    starts: list[int] = []
-    for number, line in enumerate(_physical_lines(text), 1):
-        body = line.strip(_JSON_SPACE)
-        if not body:
-            blank += 1
-            continue
-        try:
-            value = json.loads(body)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(f"not valid JSON: {exc.msg} (column {exc.colno})", file, number,
-                                    value=shorten_value(body),
-                                    hint="each line must be one complete JSON object"))
-            continue
-        if not isinstance(value, dict):
-            problems.append(_not_object(value, file, number))
-            continue
-        rows.append(value)
-        starts.append(number)
-    raise_if_errors(problems, file)
-    return Table(path, "jsonl", _union_keys(rows), rows, starts, [], blank)
-
-
-def _read_json_array(path: Path, text: str) -> Table:
-    file, problems, decoder = str(path), [], json.JSONDecoder()
-    rows: list[dict[str, Any]] = []
-    starts: list[int] = []
-    line_at, counted = 1, 0
-
-    def line_of(index: int) -> int:
-        nonlocal line_at, counted
-        line_at += text.count("\n", counted, index)
-        counted = index
-        return line_at
-
-    pos = _skip(text, _skip(text, 0) + 1)  # past "["
-    while pos < len(text) and text[pos] != "]":
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(f"not valid JSON: {exc.msg} (column {exc.colno})", file, exc.lineno,
-                                    hint="the file must be one JSON array of objects"))
-            break
-        line = line_of(pos)
-        if isinstance(value, dict):
-            rows.append(value)
-            starts.append(line)
-        else:
-            problems.append(_not_object(value, file, line))
-        pos = _skip(text, end)
-        if pos < len(text) and text[pos] == ",":
-            pos = _skip(text, pos + 1)
-        elif pos < len(text) and text[pos] != "]":
-            problems.append(Problem(f"expected ',' or ']' after an array element, found {text[pos]!r}",
-                                    file, line_of(pos), hint="the file must be one JSON array of objects"))
-            break
-    else:
-        if pos >= len(text):
-            problems.append(Problem("the JSON array is never closed with ']'", file, line_of(len(text)),
-                                    hint="check that the file was written completely"))
-        elif _skip(text, pos + 1) < len(text):
-            problems.append(Problem("unexpected text after the JSON array", file,
-                                    line_of(_skip(text, pos + 1)), hint="the file must hold one array only"))
-    raise_if_errors(problems, file)
-    return Table(path, "json", _union_keys(rows), rows, starts, [])
-
-
-def _read_json_not_array(path: Path, text: str) -> Table:
-    """A ``.json`` file that does not start with ``[``: JSON Lines under another name, or an error."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg != "Extra data":  # "Extra data": a second value follows the first one
-            raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})",
-                            "the file must be a JSON array of objects, or JSON Lines") from None
-        value = None
-    if value is None or (isinstance(value, dict) and "\n" not in text.strip(_JSON_SPACE)):
-        table = _read_jsonl(path, text)
-        table.warnings.insert(0, Problem("file holds JSON Lines, not a JSON array; read as JSON Lines",
-                                         str(path), 1, hint="name it .jsonl", severity="warning"))
-        return table
-    hint = "the file must be a JSON array of objects, or JSON Lines (one object per line)"
-    lists = [k for k, v in value.items() if isinstance(v, list) and v and isinstance(v[0], dict)] \
-        if isinstance(value, dict) else []
-    if lists:
-        hint = f"the records seem to be under key {lists[0]!r}: save that list alone as the file"
-    raise DataError(f"{path}: the top-level JSON value is {_json_type(value)}, not an array of objects", hint)
-
-
-def _skip(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in _JSON_SPACE:
-        pos += 1
-    return pos
-
-
-def _not_object(value: Any, file: str, line: int) -> Problem:
-    return Problem(f"record is {_json_type(value)}, not an object", file, line, value=shorten_value(value),
-                   hint='each record must be an object such as {"text": ..., "label": ...}')
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number")
-
-
-def _union_keys(rows: list[dict[str, Any]]) -> list[str]:
-    seen: dict[str, None] = {}
-    for row in rows:
-        for key in row:
-            if key not in seen:
-                seen[key] = None
-    return list(seen)
 
 
 # -------------------------------------------------------------------------------------- Parquet
