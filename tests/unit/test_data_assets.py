@@ -75,3 +75,31 @@ def test_finetune_validation_reads_an_asset_reference(ctx, tmp_path, tiny_bert):
     assert prepared.report.ok
     assert prepared.report.splits[0].source.startswith("reviews:1 (")
     assert len(prepared.splits["train"]) + len(prepared.splits["validation"]) == 20
+
+
+@pytest.mark.parametrize("bad", ["../../escape", "a/../y", "x:2", ""])
+def test_asset_names_cannot_leave_the_store_or_look_like_references(ctx, tmp_path, bad):
+    from fmhub.errors import SpecError
+
+    data = write(tmp_path / "reviews.csv", "review,stars\ngood film,pos\nbad film,neg\n")
+    with pytest.raises(SpecError, match="invalid data asset name"):
+        create_data_asset(ctx, str(data), bad)
+    assert list_assets(ctx) == []
+
+
+def test_the_stored_mapping_and_label_options_are_used_and_new_options_make_a_new_version(ctx, tmp_path):
+    from fmhub.services.assets import resolve_data_spec
+    from fmhub.services.specs import DataSpec
+
+    data = write(tmp_path / "odd.csv", "foo,bar\ngood film,1\nbad film,0\nfun,1.0\n")
+    first, _ = create_data_asset(ctx, str(data), "odd", task="text-classification",
+                                 options=ReadOptions(column_mapping={"sentence1": "foo", "label": "bar"}))
+    assert first.report["warnings"][0]["message"] == "labels ['1', '1.0'] look like one class written two ways"
+    second, created = create_data_asset(ctx, str(data), "odd", task="text-classification",
+                                        options=ReadOptions(column_mapping={"sentence1": "foo", "label": "bar"},
+                                                            label_type="int"))
+    assert created and second.ref == "odd:2" and second.read_options["label_type"] == "int"
+    assert second.report["splits"][0]["distribution"] == {"0": 1, "1": 2}
+    spec = resolve_data_spec(ctx, DataSpec(train="odd:2"), "text-classification")
+    assert spec.column_mapping == {"sentence1": "foo", "label": "bar"} and spec.label_type == "int"
+    assert resolve_data_spec(ctx, DataSpec(train="odd:2"), "summarization").column_mapping == {}

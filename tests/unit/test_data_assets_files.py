@@ -484,3 +484,46 @@ def test_missing_tag_names_file_is_a_data_error() -> None:
     with pytest.raises(DataError, match="tag names file not found: no-such-names.txt"):
         prepare_data(DataSpec(train=str(asset("ner_int_tags.jsonl")), validation="none", test="none",
                               tag_names="no-such-names.txt"), get_task("token-classification"), None, 128, seed=0)
+
+
+def test_labels_differing_in_case_are_flagged_and_booleans_are_not_integers(tmp_path) -> None:
+    path = tmp_path / "case.jsonl"
+    path.write_text('{"text": "a", "label": "Neg"}\n{"text": "b", "label": "neg"}\n{"text": "c", "label": "pos"}\n'
+                    '{"text": "d", "label": true}\n{"text": ["e", "f"], "label": "pos"}\n', encoding="utf-8")
+    task = get_task("text-classification")
+    prep = prepare_data(DataSpec(train=str(path), validation="none", test="none", on_invalid_row="drop"), task,
+                        None, 128, seed=0)
+    assert [w.message for w in prep.report.warnings] == ["labels ['Neg', 'neg'] differ only in upper/lower case"]
+    assert [(p.line, p.message) for p in prep.report.split("train").dropped] == [
+        (5, "'sentence1' must be a text, not a list or object")]
+    as_int = prepare_data(DataSpec(train=str(path), validation="none", test="none", label_type="int"), task,
+                          None, 128, seed=0)
+    assert (4, "label True is not a whole number") in [(e.line, e.message) for e in as_int.report.errors]
+
+
+def test_a_held_out_label_equal_to_a_known_one_as_a_number_suggests_label_type_int(tmp_path) -> None:
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\ngood,1\nbad,0\nfun,1\n", encoding="utf-8")
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nnice,1.0\n", encoding="utf-8")
+    prep = prepare_data(DataSpec(train=str(train), validation="none", test=str(test)),
+                        get_task("text-classification"), None, 128, seed=0)
+    assert "--label-type int" in prep.report.errors[0].hint
+
+
+def test_a_split_too_small_to_stratify_says_so_and_is_not_called_stratified(tmp_path) -> None:
+    path = tmp_path / "tiny.csv"
+    path.write_text("text,label\n" + "".join(f"t{i},{'pos' if i % 2 else 'neg'}\n" for i in range(8)),
+                    encoding="utf-8")
+    prep = prepare_data(DataSpec(train=str(path)), get_task("text-classification"), None, 128, seed=0)
+    assert any("too small to keep every label's share" in n for n in prep.report.notes)
+    assert "stratified" not in prep.report.split("test").source
+
+
+def test_tags_that_are_not_iob2_are_flagged(tmp_path) -> None:
+    path = tmp_path / "tags.jsonl"
+    path.write_text('{"tokens": ["Ada", "ran"], "tags": ["PER", "O"]}\n{"tokens": ["Bo"], "tags": ["B-PER"]}\n',
+                    encoding="utf-8")
+    prep = prepare_data(DataSpec(train=str(path), validation="none", test="none"),
+                        get_task("token-classification"), None, 128, seed=0)
+    assert prep.report.ok and [w.message for w in prep.report.warnings] == ["tags ['PER'] are not IOB2 (O, B-TYPE, I-TYPE)"]

@@ -15,8 +15,8 @@ app = typer.Typer(help="Check data files and manage data assets.", no_args_is_he
 @app.command("validate")
 @handle_errors
 def validate_cmd(
-    file: str = typer.Argument(..., help="Training data: JSONL, JSON, CSV, TSV or Parquet."),
-    task: str = typer.Option(..., "--task", help="The task the data is for."),
+    file: str = typer.Argument(..., help="The data file (JSONL, JSON, CSV, TSV, Parquet or CoNLL) or a data asset NAME:VERSION."),
+    task: str = typer.Option(..., "--task", help="text-classification, token-classification, question-answering, summarization or translation."),
     map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable."),
     validation: str = typer.Option("auto", "--validation", help="FILE, auto or none."),
     test: str = typer.Option("auto", "--test", help="FILE, auto or none."),
@@ -61,6 +61,7 @@ def create_cmd(
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
     label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default) or int."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Names of integer tags, in id order (comma-separated or a file)."),
+    on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error (default: refuse a file with bad rows) or drop (register it; jobs leave those rows out, listed in the report)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Register a data file as a versioned data asset (copied into the artifact store, with its sha256,
@@ -70,7 +71,7 @@ def create_cmd(
     from fmhub.services.specs import ReadOptions, build_spec, parse_map_options
 
     options = build_spec(ReadOptions, {"column_mapping": parse_map_options(map or []), "format": format,
-                                       "encoding": encoding, **({"label_type": label_type} if label_type else {}),
+                                       "encoding": encoding, "on_invalid_row": on_invalid_row, **({"label_type": label_type} if label_type else {}),
                                        **({"tag_names": tag_names} if tag_names else {})}, "the command-line flags")
     asset, created = create_data_asset(context(), path, name, task=task, options=options)
     if as_json:

@@ -12,8 +12,8 @@ from fmhub.cli.render import ProgressBar, print_metrics, print_report
 
 @handle_errors
 def evaluate_cmd(
-    model: str = typer.Option(..., "--model", help="Workspace NAME[:VERSION] (latest when no version)."),
-    test: str = typer.Option(..., "--test", help="Test data: JSONL, JSON, CSV, TSV or Parquet."),
+    model: str = typer.Option(..., "--model", help="Workspace NAME[:VERSION] (latest when no version) or a catalog model (then give --task)."),
+    test: str = typer.Option(..., "--test", help="Test data: a JSONL, JSON, CSV, TSV, Parquet or CoNLL file, or a data asset NAME:VERSION."),
     task: Optional[str] = typer.Option(None, "--task", help="Task (default: the model version's task)."),
     map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable."),
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
@@ -22,7 +22,7 @@ def evaluate_cmd(
     label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default; 1 and 1.0 are two classes, with a warning) or int (1, 1.0 and \"1\" are class 1)."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Token classification with integer tags: names in id order, comma-separated (O,B-PER,I-PER), or a file with one name per line."),
     batch_size: int = typer.Option(64, "--per-device-eval-batch-size", "--batch-size", help="Rows per forward pass."),
-    max_seq_length: int = typer.Option(512, "--max-seq-length", help="Truncate inputs to this many tokens."),
+    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Truncate inputs to this many tokens (default: what the model was fine-tuned with, else 512)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     num_beams: Optional[int] = typer.Option(None, "--num-beams", help="Summarization/translation: beam width when generating (default from the model card, else 1 = greedy)."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Summarization/translation: longest generated text in tokens (default from the model card, else 64)."),
@@ -36,7 +36,7 @@ def evaluate_cmd(
 
     spec = build_spec(EvaluateSpec, {
         "model": model, "task": task, "device": device, "per_device_eval_batch_size": batch_size,
-        "max_seq_length": max_seq_length,
+        **({"max_seq_length": max_seq_length} if max_seq_length else {}),
         "generation": {k: v for k, v in {"num_beams": num_beams, "max_new_tokens": max_new_tokens,
                                          "length_penalty": length_penalty}.items() if v is not None},
         "data": {"test": test, "column_mapping": parse_map_options(map or []), "format": format,

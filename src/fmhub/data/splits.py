@@ -61,7 +61,7 @@ class SplitSizes:
 
 
 def split_indices(n: int, sizes: SplitSizes, seed: int = 42,
-                  stratify: list[Any] | None = None) -> dict[str, list[int]]:
+                  stratify: list[Any] | None = None, notes: list[str] | None = None) -> dict[str, list[int]]:
     """Split ``range(n)`` into train / validation / test index lists.
 
     The test split is drawn first, then validation from the rest, each with scikit-learn's
@@ -75,6 +75,8 @@ def split_indices(n: int, sizes: SplitSizes, seed: int = 42,
         seed: Random seed; the same inputs give the same splits.
         stratify: One label per row (any hashable values; ``"1"`` and ``1`` are different
             labels), or None for a plain random split.
+        notes: When given, a plain sentence is appended for each step that could not be
+            stratified (instead of a log warning).
 
     Returns:
         ``{"train": [...], "validation": [...], "test": [...]}`` with sorted, disjoint index lists
@@ -91,8 +93,8 @@ def split_indices(n: int, sizes: SplitSizes, seed: int = 42,
         raise DataError(f"got {len(stratify)} labels to stratify {n} rows", "give one label per row")
     n_val, n_test = sizes.counts(n)
     codes = _codes(stratify) if stratify is not None else None
-    rest, test = _take(list(range(n)), n_test, seed, codes)
-    train, validation = _take(rest, n_val, seed, codes)
+    rest, test = _take(list(range(n)), n_test, seed, codes, "test", notes)
+    train, validation = _take(rest, n_val, seed, codes, "validation", notes)
     result = {"train": sorted(train)}
     if sizes.validation > 0:
         result["validation"] = sorted(validation)
@@ -101,7 +103,8 @@ def split_indices(n: int, sizes: SplitSizes, seed: int = 42,
     return result
 
 
-def _take(indices: list[int], count: int, seed: int, codes: list[int] | None) -> tuple[list[int], list[int]]:
+def _take(indices: list[int], count: int, seed: int, codes: list[int] | None, what: str = "split",
+          notes: list[str] | None = None) -> tuple[list[int], list[int]]:
     """Split ``indices`` into (kept, taken) with ``count`` taken; stratified when possible."""
     if count == 0 or not indices:
         return indices, []
@@ -115,7 +118,11 @@ def _take(indices: list[int], count: int, seed: int, codes: list[int] | None) ->
             kept, taken = train_test_split(indices, test_size=count, random_state=seed, stratify=labels)
             return list(kept), list(taken)
         except ValueError as exc:
-            log.warning("stratified split not possible (%s); splitting without stratification", exc)
+            if notes is None:
+                log.warning("stratified split not possible (%s); splitting without stratification", exc)
+            else:
+                notes.append(f"the {what} split ({count} of {len(indices)} rows) is too small to keep every label's "
+                             "share: drawn at random, not stratified; give more rows or a file of your own")
     kept, taken = train_test_split(indices, test_size=count, random_state=seed, shuffle=True)
     return list(kept), list(taken)
 

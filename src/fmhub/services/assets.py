@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from fmhub.data.fingerprint import sha256_file
 from fmhub.data.readers import read_table
 from fmhub.entities import DataAsset
-from fmhub.errors import DataError
+from fmhub.errors import DataError, SpecError
 from fmhub.services.context import Context
 from fmhub.store import assets_repo
 
@@ -58,6 +58,7 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
     return assets_repo.add_asset(ctx.db_url, asset)
 
 
+ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 ASSET_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*):(?P<version>\d+|latest)$")
 
 
@@ -104,11 +105,17 @@ def create_data_asset(ctx: Context, path: str, name: str, task: str | None = Non
     from fmhub.tasks import get_task
 
     options = options or ReadOptions()
+    if not ASSET_NAME.match(name):
+        raise SpecError(f"invalid data asset name {name!r}",
+                        hint="use letters, digits, '.', '_' and '-' (starting with a letter or digit), "
+                             "e.g. --name reviews-train")
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(f"data file '{path}' does not exist", hint="check the path")
+    read = {k: v for k, v in options.model_dump(include={"label_type", "tag_names", "on_invalid_row"}).items()
+            if v not in (None, "string", "error")}
     existing = assets_repo.find_by_sha(ctx.db_url, name, sha256_file(p))
-    if existing is not None and existing.task == task:
+    if existing is not None and _same_use(existing, task, options, read):
         return existing, False
     report, mapping = None, None
     if task:
@@ -117,12 +124,15 @@ def create_data_asset(ctx: Context, path: str, name: str, task: str | None = Non
         if not prepared.report.ok:
             raise report_error(prepared.report)
         report, mapping = prepared.report.to_dict(), dict(prepared.splits["train"].columns)
-    read = {k: v for k, v in options.model_dump(include={"label_type", "tag_names"}).items() if v not in (None, "string")}
-    if existing is not None:  # same content, now validated for another task: a new version says so
+    if existing is not None:  # same content, read or validated differently: a new version says so
         name_version = assets_repo.next_version(ctx.db_url, name)
         dest = ctx.artifacts.place_file(p, ctx.artifacts.data_dir(name, name_version) / p.name)
-        asset = existing.model_copy(update={"version": name_version, "path": str(dest), "task": task,
-                                            "column_mapping": mapping, "report": report, "created_at": None})
+        asset = existing.model_copy(update={
+            "version": name_version, "path": str(dest), "task": task, "column_mapping": mapping, "report": report,
+            "created_at": None, "read_options": {**(existing.read_options or {}), "encoding": options.encoding,
+                                                 **({"format": options.format} if options.format else {}),
+                                                 **read}})
+        asset.read_options = {k: v for k, v in asset.read_options.items() if v is not None}
         return assets_repo.add_asset(ctx.db_url, asset), True
     asset = register_data_file(ctx, p, name=name, format=options.format, encoding=options.encoding, task=task,
                                column_mapping=mapping, read_options=read, report=report)
@@ -136,6 +146,17 @@ def asset_report(asset: DataAsset) -> Any:
     return ValidationReport.from_dict(asset.report) if asset.report else None
 
 
+def _same_use(asset: DataAsset, task: str | None, options: "ReadOptions", read: dict[str, Any]) -> bool:
+    """True when registering again would describe the asset exactly as it is (task, mapping given,
+    encoding, label options)."""
+    stored = asset.read_options or {}
+    same_read = all(stored.get(k) == v for k, v in read.items()) and \
+        all(k in read for k in ("label_type", "tag_names", "on_invalid_row") if k in stored)
+    same_map = not options.column_mapping or all((asset.column_mapping or {}).get(k) == v
+                                                 for k, v in options.column_mapping.items())
+    return asset.task == task and same_read and same_map and stored.get("encoding", "utf-8") == options.encoding
+
+
 def get_data_asset(ctx: Context, ref: str) -> DataAsset:
     """``NAME[:VERSION]`` (latest without a version).
 
@@ -146,10 +167,10 @@ def get_data_asset(ctx: Context, ref: str) -> DataAsset:
     return assets_repo.get_asset(ctx.db_url, name, int(version) if version.isdigit() else None)
 
 
-def resolve_data_spec(ctx: Context, data: Any) -> Any:
+def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
     """Replace ``NAME:VERSION`` data asset references in a data spec's ``train`` / ``validation`` /
-    ``test`` by the assets' files (their stored format and encoding apply unless the spec sets
-    them).
+    ``test`` by the assets' files. The stored format, encoding, label options and column mapping of
+    the training (or, for an evaluation, test) asset apply unless the spec sets them.
 
     Raises:
         NotFoundError: a reference names no registered asset.
@@ -167,4 +188,12 @@ def resolve_data_spec(ctx: Context, data: Any) -> Any:
                 update["format"] = stored["format"]
             if data.encoding == "utf-8" and stored.get("encoding"):
                 update["encoding"] = stored["encoding"]
+            if data.label_type == "string" and stored.get("label_type"):
+                update["label_type"] = stored["label_type"]
+            if data.tag_names is None and stored.get("tag_names"):
+                update["tag_names"] = stored["tag_names"]
+            if data.on_invalid_row == "error" and stored.get("on_invalid_row") == "drop":
+                update["on_invalid_row"] = "drop"
+            if asset.column_mapping and asset.task == task:  # its validated mapping, unless the spec maps a key
+                update["column_mapping"] = {**asset.column_mapping, **data.column_mapping}
     return data.model_copy(update=update) if update else data

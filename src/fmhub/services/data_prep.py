@@ -148,7 +148,9 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
     splits: dict[str, Examples] = {}
     if sizes.validation > 0 or sizes.test > 0:
         strat = task.stratify_values(train) if report.ok else None
-        idx = split_indices(len(train), sizes, seed=seed, stratify=strat)
+        split_notes: list[str] = []
+        idx = split_indices(len(train), sizes, seed=seed, stratify=strat, notes=split_notes)
+        report.notes.extend(split_notes)
         full = train
         train = full.subset(idx["train"], "train")
         rows_read["train"] = len(train) + len(dropped["train"])  # the others are counted in their split
@@ -156,7 +158,8 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
             if split in idx:
                 splits[split] = full.subset(idx[split], split)
                 frac = getattr(sizes, split)
-                how = ", stratified on the label" if strat is not None else ""
+                stratified = strat is not None and not any(f"the {split} split" in n for n in split_notes)
+                how = ", stratified on the label" if stratified else ""
                 sources[split] = f"auto: {len(idx[split])} rows ({frac:.0%}) of {spec.train}{how}, seed {seed}"
                 rows_read[split] = len(idx[split])
                 files[split] = spec.train

@@ -45,9 +45,9 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
     """
     from transformers import AutoTokenizer
 
-    spec = spec.model_copy(update={"data": assets_service.resolve_data_spec(ctx, spec.data)})
     resolved = resolve_model(ctx, spec.model)
     task_name = spec.task or (resolved.version.task if resolved.version else None)
+    spec = spec.model_copy(update={"data": assets_service.resolve_data_spec(ctx, spec.data, task_name)})
     if task_name is None:
         raise SpecError(f"'{spec.model}' is a catalog model; say which task to evaluate with --task")
     task = get_task(task_name)
@@ -84,6 +84,8 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
     if not report.ok:
         raise report_error(report)
 
+    trained = ((resolved.version.lineage or {}).get("hyperparameters") or {}) if resolved.version else {}
+    max_seq_length = spec.max_seq_length or int(trained.get("max_seq_length") or 512)
     job = jobs_service.new_job(ctx, "evaluate", spec.model_dump(mode="json"))
     job = jobs_service.mark(ctx, job, JobStatus.running)
     try:
@@ -91,7 +93,7 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
                                                   encoding=spec.data.encoding)
         model.to(choose_device(spec.device).device)
         metrics = evaluate_split(task, model, tokenizer, examples, info,
-                                 batch_size=spec.per_device_eval_batch_size, max_seq_length=spec.max_seq_length,
+                                 batch_size=spec.per_device_eval_batch_size, max_seq_length=max_seq_length,
                                  predictions_path=Path(job.folder) / "predictions-test.jsonl", progress=progress,
                                  **{**generation_options(resolved.card.defaults, task.name),
                                     **spec.generation.options()})

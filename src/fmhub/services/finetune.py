@@ -95,7 +95,7 @@ def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any
     if capped:
         requested = hp.max_seq_length
         hp = hp.model_copy(update={"max_seq_length": limit})
-    data = assets_service.resolve_data_spec(ctx, spec.data)
+    data = assets_service.resolve_data_spec(ctx, spec.data, spec.task)
     prepared = prepare_data(data, task, tokenizer, hp.max_seq_length, hp.seed)
     for key in ("train", "validation", "test"):  # name data assets by their reference in the report
         given, path = getattr(spec.data, key), getattr(data, key)

@@ -231,7 +231,8 @@ class EvaluateSpec(BaseModel):
         task: The task (default: the model version's task).
         data: Test file and column mapping.
         per_device_eval_batch_size: Rows per forward pass.
-        max_seq_length: Truncation limit in tokens.
+        max_seq_length: Truncation limit in tokens (None: the model version's fine-tuning value,
+            else 512).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         generation: Decoding settings (summarization, translation).
     """
@@ -243,5 +244,5 @@ class EvaluateSpec(BaseModel):
     data: EvaluateDataSpec
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     per_device_eval_batch_size: int = Field(default=64, ge=1)
-    max_seq_length: int = Field(default=512, ge=8)
+    max_seq_length: int | None = Field(default=None, ge=8)
     device: str = "auto"

@@ -64,6 +64,21 @@ class LabelInfo:
         return {name: i for i, name in enumerate(self.labels)}
 
 
+def _numeric_twin(label: str, known: set[str]) -> bool:
+    """True when ``label`` equals one of ``known`` as a number (``1.0`` and ``1``)."""
+    try:
+        value = float(label)
+    except (TypeError, ValueError):
+        return False
+    for other in known:
+        try:
+            if float(other) == value:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def unseen_labels(splits: dict[str, Examples], info: LabelInfo, labels_of: Any, column: str,
                   noun: str = "label") -> list[Problem]:
     """One error per label that occurs in validation/test but not in ``info.labels``.
@@ -91,10 +106,13 @@ def unseen_labels(splits: dict[str, Examples], info: LabelInfo, labels_of: Any, 
             for lab in labels_of(row):
                 if lab not in known and lab not in reported:
                     reported.add(lab)
+                    hint = f"known {noun}s: {', '.join(info.labels)}; fix the {noun} " + (
+                        "or add training rows for it" if source == "the training data" else "or use another model")
+                    if _numeric_twin(lab, known):
+                        hint += f" (it equals a known {noun} as a number: pass --label-type int)"
                     problems.append(Problem(f"{noun} {lab!r} in the {split} data does not occur in {source}",
                                             file=ex.file, line=line, column=column, value=shorten_value(lab),
-                                            hint=f"known {noun}s: {', '.join(info.labels)}; fix the {noun} "
-                                                 "or add training rows for it"))
+                                            hint=hint))
     return problems
 
 

@@ -88,6 +88,11 @@ class TextClassification(Task):
                                             column=key, value=shorten_value("" if value is None else value),
                                             hint="fill in the text or remove the row (or --on-invalid-row drop)"))
                     bad = True
+                elif isinstance(value, (list, dict)):
+                    problems.append(Problem(f"'{key}' must be a text, not a list or object", file=examples.file,
+                                            line=line, column=key, value=shorten_value(value),
+                                            hint="give one text per row (join the pieces in the file)"))
+                    bad = True
                 elif not isinstance(value, str):
                     row[key] = str(value)
             label = row.get("label")
@@ -113,8 +118,14 @@ class TextClassification(Task):
         problems = []
         for row, line in zip(examples.rows, examples.lines):
             label = row.get("label")
-            if _is_missing(label) or isinstance(label, (bool, list, dict)) or (isinstance(label, str) and not label.strip()):
+            if _is_missing(label) or isinstance(label, (list, dict)) or (isinstance(label, str) and not label.strip()):
                 continue  # the row checks report these
+            if isinstance(label, bool):
+                problems.append(Problem(f"label {shorten_value(label)} is not a whole number", file=examples.file,
+                                        line=line, column="label", value=shorten_value(label),
+                                        hint="--label-type int needs integer labels; use --label-type string "
+                                             "to keep labels as text"))
+                continue
             try:
                 number = float(str(label).strip())
                 if not number.is_integer():
@@ -148,6 +159,15 @@ class TextClassification(Task):
                 numeric.setdefault(float(lab), []).append(lab)
             except ValueError:
                 pass
+        folded: dict[str, list[str]] = {}
+        for lab in info.labels:
+            folded.setdefault(lab.casefold(), []).append(lab)
+        for same in folded.values():
+            if len(same) > 1:
+                problems.append(Problem(f"labels {same} differ only in upper/lower case", file=train.file,
+                                        column="label", value=shorten_value(same[0]), severity="warning",
+                                        hint="they are kept as different classes; make the column consistent "
+                                             "if they are one class"))
         for same in numeric.values():
             if len(same) > 1:
                 problems.append(Problem(f"labels {same} look like one class written two ways",

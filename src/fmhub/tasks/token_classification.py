@@ -26,6 +26,9 @@ IGNORE = -100
 WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
 
 
+IOB2_TAG = re.compile(r"^(O|[BI]-\S+)$")
+
+
 def resolve_tag_names(value: list[str] | str) -> list[str]:
     """Tag names in id order from a list, a comma-separated string, or a names file (one name per
     line, or a JSON list).
@@ -169,6 +172,12 @@ class TokenClassification(Task):
             problems.append(Problem("the training data has fewer than two distinct tags", file=splits["train"].file,
                                     column="tags", hint="check the tags column mapping"))
         problems.extend(unseen_labels(splits, info, lambda row: row["tags"], "tags", noun="tag"))
+        odd = [t for t in info.labels if not IOB2_TAG.match(t)]
+        if odd:
+            problems.append(Problem(f"tags {odd} are not IOB2 (O, B-TYPE, I-TYPE)", file=splits["train"].file,
+                                    column="tags", value=shorten_value(odd[0]), severity="warning",
+                                    hint="strict IOB2 entity scores (seqeval) will not count them as entities; "
+                                         "convert the tags to IOB2"))
         return problems
 
     def distribution(self, examples: Examples) -> dict[str, int]:
