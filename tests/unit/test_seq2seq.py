@@ -300,6 +300,7 @@ def test_pairs_missing_a_side_are_reported_and_left_out_and_the_rest_stay_aligne
     _, examples, _ = read_examples(str(data), spec, task, report)
     kept, dropped = check_examples(examples, task, "error", report)
     assert report.ok
+    assert report.notes == [f"source_lang en, target_lang de (from the column names of {data})"]
     assert [(r["source"], r["target"]) for r in kept.rows] == [("A dog.", "Ein Hund."), ("A cat.", ""),
                                                                ("A bird.", "Ein Vogel.")]
     assert kept.lines == [2, 4, 5]

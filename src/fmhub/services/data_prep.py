@@ -61,6 +61,11 @@ def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationRepor
     rows = apply_mapping(table, mapping)
     for row in rows:
         row.update({k: v for k, v in constants.items() if row.get(k) is None})
+    if constants:
+        shown = ", ".join(f"{k} {v}" for k, v in constants.items())
+        note = f"{shown} (from the column names of {path})"
+        if note not in report.notes:
+            report.notes.append(note)
     return table, Examples("", path, rows, list(table.lines), dict(mapping.columns)), mapping.describe()
 
 
