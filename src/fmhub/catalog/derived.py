@@ -9,10 +9,9 @@ build gives the same weights. Decoder start / pad / end tokens are the tokenizer
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 
+from fmhub.catalog.cache import save_model_folder
 from fmhub.config import get_settings
 from fmhub.entities import ModelCard
 
@@ -44,13 +43,4 @@ def build_bert2bert(base: Path, dest: Path) -> Path:
     model.generation_config.decoder_start_token_id = tokenizer.cls_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.sep_token_id
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".tmp-{dest.name}-{uuid.uuid4().hex[:8]}"
-    try:
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        tokenizer.save_pretrained(str(tmp))
-        tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
+    return save_model_folder(model, tokenizer, dest)

@@ -9,10 +9,9 @@ Hugging Face folder (config, tokenizer, safetensors) under
 from __future__ import annotations
 
 import importlib.metadata
-import shutil
-import uuid
 from pathlib import Path
 
+from fmhub.catalog.cache import save_model_folder
 from fmhub.config import get_settings
 from fmhub.entities import ModelCard
 
@@ -62,13 +61,4 @@ def dequantise(gguf: Path, dest: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".tmp-{dest.name}-{uuid.uuid4().hex[:8]}"
-    try:
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        tokenizer.save_pretrained(str(tmp))
-        tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
+    return save_model_folder(model, tokenizer, dest)
