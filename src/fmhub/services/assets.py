@@ -26,7 +26,7 @@ def default_asset_name(path: Path) -> str:
 def register_data_file(ctx: Context, path: str | Path, name: str | None = None, format: str | None = None,
                        encoding: str = "utf-8", *, task: str | None = None,
                        column_mapping: dict[str, str] | None = None, read_options: dict[str, Any] | None = None,
-                       report: dict[str, Any] | None = None) -> DataAsset:
+                       report: dict[str, Any] | None = None, new_version: bool = False) -> DataAsset:
     """Register ``path`` as a data asset, or return the existing version with the same sha256.
 
     The file is copied into the artifact store, so later edits of the user's file do not change
@@ -35,6 +35,7 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
 
     Args:
         task, column_mapping, read_options, report: What the file was validated as (stored with it).
+        new_version: Register a new version even when identical content is already registered.
 
     Raises:
         DataError: when the file is missing or unreadable.
@@ -43,8 +44,8 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
     if not p.is_file():
         raise DataError(f"data file '{path}' does not exist", hint="check the path")
     digest = sha256_file(p)
-    existing = (assets_repo.find_by_sha(ctx.db_url, name, digest) if name
-                else assets_repo.find_any_by_sha(ctx.db_url, digest))
+    existing = None if new_version else (assets_repo.find_by_sha(ctx.db_url, name, digest) if name
+                                         else assets_repo.find_any_by_sha(ctx.db_url, digest))
     if existing is not None:
         return existing
     asset_name = name or default_asset_name(p.resolve())
@@ -124,18 +125,10 @@ def create_data_asset(ctx: Context, path: str, name: str, task: str | None = Non
         if not prepared.report.ok:
             raise report_error(prepared.report)
         report, mapping = prepared.report.to_dict(), dict(prepared.splits["train"].columns)
-    if existing is not None:  # same content, read or validated differently: a new version says so
-        name_version = assets_repo.next_version(ctx.db_url, name)
-        dest = ctx.artifacts.place_file(p, ctx.artifacts.data_dir(name, name_version) / p.name)
-        asset = existing.model_copy(update={
-            "version": name_version, "path": str(dest), "task": task, "column_mapping": mapping, "report": report,
-            "created_at": None, "read_options": {**(existing.read_options or {}), "encoding": options.encoding,
-                                                 **({"format": options.format} if options.format else {}),
-                                                 **read}})
-        asset.read_options = {k: v for k, v in asset.read_options.items() if v is not None}
-        return assets_repo.add_asset(ctx.db_url, asset), True
+    # Same content read or validated differently than ``existing``: a new version says so.
     asset = register_data_file(ctx, p, name=name, format=options.format, encoding=options.encoding, task=task,
-                               column_mapping=mapping, read_options=read, report=report)
+                               column_mapping=mapping, read_options=read, report=report,
+                               new_version=existing is not None)
     return asset, True
 
 
