@@ -177,6 +177,12 @@ class Job(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     folder: str | None = None
+    attempts: int = 0
+    resume: bool = False
+    cancel_requested: bool = False
+    worker: str | None = None
+    pid: int | None = None
+    exit_cause: str | None = None
 
 
 class JobEvent(BaseModel):

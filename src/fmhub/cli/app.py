@@ -5,10 +5,11 @@ from __future__ import annotations
 import typer
 
 from fmhub import __version__
-from fmhub.cli import data, jobs, models
+from fmhub.cli import data, jobs, keys, models
 from fmhub.cli.evaluate import evaluate_cmd
 from fmhub.cli.finetune import finetune_cmd
 from fmhub.cli.predict import predict_cmd
+from fmhub.cli.serve import serve_cmd, worker_cmd
 
 app = typer.Typer(
     name="fmhub",
@@ -21,9 +22,12 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(keys.app, name="keys")
 app.command("finetune", help=finetune_cmd.__doc__)(finetune_cmd)
 app.command("evaluate", help=evaluate_cmd.__doc__)(evaluate_cmd)
 app.command("predict", help=predict_cmd.__doc__)(predict_cmd)
+app.command("serve", help=serve_cmd.__doc__)(serve_cmd)
+app.command("worker", help=worker_cmd.__doc__)(worker_cmd)
 
 
 def _version_callback(value: bool) -> None:

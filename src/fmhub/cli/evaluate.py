@@ -1,18 +1,89 @@
-"""``fmhub evaluate``: a model's metrics on your own test data."""
+"""``fmhub evaluate``: one or more models' metrics on your own test data."""
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from fmhub.cli.common import JSON_OPTION, context, err, handle_errors, out, print_json, quiet_libraries
-from fmhub.cli.render import ProgressBar, print_metrics, print_report
+from fmhub.cli.submit import SUBMIT_HELP, submit
+from fmhub.cli.render import ProgressBar, print_comparison, print_metrics, print_report
+
+if TYPE_CHECKING:
+    from fmhub.services.specs import EvaluateSpec
+
+
+@dataclass(frozen=True)
+class EvaluateFlags:
+    """The ``fmhub evaluate`` flags shared by every model evaluated in one run.
+
+    Attributes:
+        test: Test file or data asset ``NAME:VERSION``.
+        task: The task (None: the model version's task).
+        map: ``KEY=COLUMN`` column-mapping options.
+        format: Forced reader, or None to tell by the file name.
+        encoding: Text encoding.
+        on_invalid_row: ``error`` or ``drop``.
+        label_type: Classification label type (``string`` or ``int``), or None for the default.
+        tag_names: Tag names for integer tags (comma-separated or a file), or None.
+        batch_size: Rows per forward pass.
+        max_seq_length: Truncation limit in tokens, or None for the model's own.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        num_beams: Beam width when generating, or None for the default.
+        max_new_tokens: Longest generated text in tokens, or None for the default.
+        length_penalty: Beam-search length penalty, or None for the default.
+    """
+
+    test: str
+    task: Optional[str] = None
+    map: tuple[str, ...] = ()
+    format: Optional[str] = None
+    encoding: str = "utf-8"
+    on_invalid_row: str = "error"
+    label_type: Optional[str] = None
+    tag_names: Optional[str] = None
+    batch_size: int = 64
+    max_seq_length: Optional[int] = None
+    device: str = "auto"
+    num_beams: Optional[int] = None
+    max_new_tokens: Optional[int] = None
+    length_penalty: Optional[float] = None
+
+
+def build_evaluate_spec(model: str, flags: EvaluateFlags) -> EvaluateSpec:
+    """The evaluate job spec of one model from the command-line flags.
+
+    Args:
+        model: Workspace ``NAME[:VERSION]`` or a catalog model.
+        flags: The other flags of the command.
+
+    Returns:
+        The validated :class:`~fmhub.services.specs.EvaluateSpec`.
+
+    Raises:
+        SpecError: a flag value is invalid (all problems listed).
+    """
+    from fmhub.services.specs import EvaluateSpec, build_spec, parse_map_options
+
+    generation = {k: v for k, v in {"num_beams": flags.num_beams, "max_new_tokens": flags.max_new_tokens,
+                                    "length_penalty": flags.length_penalty}.items() if v is not None}
+    data: dict[str, Any] = {"test": flags.test, "column_mapping": parse_map_options(list(flags.map)),
+                            "format": flags.format, "encoding": flags.encoding,
+                            "on_invalid_row": flags.on_invalid_row,
+                            **({"label_type": flags.label_type} if flags.label_type else {}),
+                            **({"tag_names": flags.tag_names} if flags.tag_names else {})}
+    return build_spec(EvaluateSpec, {
+        "model": model, "task": flags.task, "device": flags.device,
+        "per_device_eval_batch_size": flags.batch_size,
+        **({"max_seq_length": flags.max_seq_length} if flags.max_seq_length else {}),
+        "generation": generation, "data": data}, "the command-line flags")
 
 
 @handle_errors
 def evaluate_cmd(
-    model: str = typer.Option(..., "--model", help="Workspace NAME[:VERSION] (latest when no version) or a catalog model (then give --task)."),
+    model: list[str] = typer.Option(..., "--model", help="Workspace NAME[:VERSION] (latest when no version) or a catalog model (then give --task). Repeat to compare several models on the same test data; they are evaluated in turn, and the first failure stops the run."),
     test: str = typer.Option(..., "--test", help="Test data: a JSONL, JSON, CSV, TSV, Parquet or CoNLL file, or a data asset NAME:VERSION."),
     task: Optional[str] = typer.Option(None, "--task", help="Task (default: the model version's task)."),
     map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable."),
@@ -27,31 +98,59 @@ def evaluate_cmd(
     num_beams: Optional[int] = typer.Option(None, "--num-beams", help="Summarization/translation: beam width when generating (default from the model card, else 1 = greedy)."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Summarization/translation: longest generated text in tokens (default from the model card, else 64)."),
     length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Summarization/translation: beam-search length penalty (> 1 favours longer texts)."),
+    submit_job: bool = typer.Option(False, "--submit", help=SUBMIT_HELP + " One job per model."),
+    url: Optional[str] = typer.Option(None, "--url", envvar="FMHUB_URL", help="fmhub server for --submit (default FMHUB_URL, else http://127.0.0.1:8000)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Evaluate a model on your test file: the task's metrics, stored as an evaluate job."""
+    """Evaluate one or more models on your test file: the task's metrics, stored as an evaluate job per model.
+
+    Give --model several times to compare models (e.g. the base model and its fine-tuned versions) on the
+    same test data: they are evaluated in turn, one job each, and the metrics are printed as one table
+    with a row per model (--json: {"task": ..., "results": [...]}). The first model that fails stops
+    the run with its error.
+
+    Example:
+
+        fmhub evaluate --model all-MiniLM-L6-v2-text-classification:1 --model all-MiniLM-L6-v2-text-classification:2 --test test.csv
+    """
     quiet_libraries()
     from fmhub.services.evaluate import run_evaluate
-    from fmhub.services.specs import EvaluateSpec, build_spec, parse_map_options
 
-    spec = build_spec(EvaluateSpec, {
-        "model": model, "task": task, "device": device, "per_device_eval_batch_size": batch_size,
-        **({"max_seq_length": max_seq_length} if max_seq_length else {}),
-        "generation": {k: v for k, v in {"num_beams": num_beams, "max_new_tokens": max_new_tokens,
-                                         "length_penalty": length_penalty}.items() if v is not None},
-        "data": {"test": test, "column_mapping": parse_map_options(map or []), "format": format,
-                 "encoding": encoding, "on_invalid_row": on_invalid_row,
-                 **({"label_type": label_type} if label_type else {}),
-                 **({"tag_names": tag_names} if tag_names else {})}}, "the command-line flags")
+    flags = EvaluateFlags(test=test, task=task, map=tuple(map or ()), format=format, encoding=encoding,
+                          on_invalid_row=on_invalid_row, label_type=label_type, tag_names=tag_names,
+                          batch_size=batch_size, max_seq_length=max_seq_length, device=device,
+                          num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty)
+    specs = [build_evaluate_spec(m, flags) for m in model]  # flag errors before any job starts
+    if submit_job:
+        for spec in specs:
+            submit("evaluate", spec, url, as_json)
+        return
     console = err if as_json else out
+    several = len(specs) > 1
+    ctx = context()
+    results: list[dict[str, Any]] = []
     bar = ProgressBar(err)
     try:
-        result = run_evaluate(context(), spec, on_report=lambda r: print_report(console, r, show_errors=False),
-                              progress=lambda done, total: bar.predicting("predicting test", done, total))
+        for i, spec in enumerate(specs):
+            label = f"predicting test: {spec.model}" if several else "predicting test"
+            if several and model.index(spec.model) != i:  # the same model given twice: a bar each
+                label += f" (#{i + 1})"
+            on_report = (lambda r: print_report(console, r, show_errors=False)) if i == 0 else None
+            results.append(run_evaluate(ctx, spec, on_report=on_report,
+                                        progress=lambda done, total, label=label: bar.predicting(label, done, total)))
     finally:
         bar.close()
-    if as_json:
-        print_json(result)
+    if not several:
+        result = results[0]
+        if as_json:
+            print_json(result)
+            return
+        print_metrics(out, {"test": result["test"]})
+        out.print(f"job [bold]{result['job_id']}[/] {result['status']} ({result['model']})", highlight=False)
         return
-    print_metrics(out, {"test": result["test"]})
-    out.print(f"job [bold]{result['job_id']}[/] {result['status']} ({result['model']})", highlight=False)
+    if as_json:
+        print_json({"task": results[0]["task"], "results": results})
+        return
+    print_comparison(out, results)
+    for result in results:
+        out.print(f"job [bold]{result['job_id']}[/] {result['status']} ({result['model']})", highlight=False)

@@ -9,6 +9,7 @@ import typer
 
 from fmhub.cli.common import JSON_OPTION, context, err, handle_errors, out, print_json, quiet_libraries
 from fmhub.cli.render import ProgressBar, print_metrics, print_report
+from fmhub.cli.submit import SUBMIT_HELP, submit
 
 HP_FLAGS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
             "max_seq_length", "warmup_steps", "weight_decay", "seed", "max_steps", "metric_for_best_model",
@@ -97,6 +98,8 @@ def finetune_cmd(
     no_register: bool = typer.Option(False, "--no-register", help="Do not register the fine-tuned model."),
     device: Optional[str] = typer.Option(None, "--device", help="auto (GPU when present; default), cpu, cuda or cuda:N."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate data and mapping, print the report, do not train."),
+    submit_job: bool = typer.Option(False, "--submit", help=SUBMIT_HELP),
+    url: Optional[str] = typer.Option(None, "--url", envvar="FMHUB_URL", help="fmhub server for --submit (default FMHUB_URL, else http://127.0.0.1:8000)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fine-tune a model on your data file, evaluate it and register the result.
@@ -107,6 +110,9 @@ def finetune_cmd(
     quiet_libraries()
     flags = dict(locals())
     spec = build_finetune_spec(job_file, flags)
+    if submit_job and not dry_run:
+        submit("finetune", spec, url, as_json)
+        return
     from fmhub.services.finetune import run_finetune
 
     console = err if as_json else out

@@ -1,57 +1,112 @@
-"""``fmhub jobs``: list and show jobs."""
+"""``fmhub jobs``: list, show, follow, wait for, cancel and resume jobs — on this machine's
+database, or on a server with ``--url`` / ``FMHUB_URL``."""
 
 from __future__ import annotations
 
-from typing import Optional
+import json
+import sys
+import time
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
-import json
-
-from fmhub.cli.common import JSON_OPTION, context, handle_errors, out, print_json
+from fmhub.cli.common import JSON_OPTION, context, err, handle_errors, out, print_json
 from fmhub.cli.render import print_metrics
 
-app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
+app = typer.Typer(help="List, follow, cancel and resume jobs.", no_args_is_help=True)
+
+URL_OPTION = typer.Option(None, "--url", envvar="FMHUB_URL",
+                          help="An fmhub server (default: FMHUB_URL; unset: this machine's FMHUB_HOME).")
+FINAL = ("completed", "failed", "canceled")
+
+
+class LocalJobs:
+    """The jobs operations on this machine's database (same methods as ``Client.jobs``)."""
+
+    def __init__(self) -> None:
+        self.ctx = context()
+
+    def list(self, status: str | None = None, kind: str | None = None, limit: int = 50, offset: int = 0) -> list[Any]:
+        from fmhub.services.jobs import list_jobs
+
+        return list_jobs(self.ctx, status=status, kind=kind, limit=limit, offset=offset)
+
+    def get(self, job_id: str) -> Any:
+        from fmhub.services.jobs import get_job
+
+        return get_job(self.ctx, job_id)
+
+    def events(self, job_id: str, after: int = 0) -> list[Any]:
+        from fmhub.services.jobs import job_events
+
+        self.get(job_id)
+        return job_events(self.ctx, job_id, after)
+
+    def logs(self, job_id: str, offset: int = 0) -> dict[str, Any]:
+        from fmhub.services.jobs import read_log
+
+        text, nxt = read_log(self.ctx, job_id, offset)
+        return {"text": text, "offset": offset, "next_offset": nxt, "status": self.get(job_id).status.value}
+
+    def cancel(self, job_id: str) -> Any:
+        from fmhub.services.jobs import cancel_job
+
+        return cancel_job(self.ctx, job_id)
+
+    def resume(self, job_id: str) -> Any:
+        from fmhub.services.jobs import resume_job
+
+        return resume_job(self.ctx, job_id)
+
+
+def backend(url: str | None) -> Any:
+    """``Client(url).jobs`` when a server URL is given, else :class:`LocalJobs`."""
+    if url:
+        from fmhub.client import Client
+
+        return Client(url=url).jobs
+    return LocalJobs()
 
 
 @app.command("list")
 @handle_errors
 def list_cmd(status: Optional[str] = typer.Option(None, "--status", help="queued, running, completed, failed, canceled."),
-             as_json: bool = JSON_OPTION) -> None:
+             kind: Optional[str] = typer.Option(None, "--kind", help="finetune, evaluate or import."),
+             limit: int = typer.Option(50, "--limit", help="Jobs to show."),
+             url: Optional[str] = URL_OPTION, as_json: bool = JSON_OPTION) -> None:
     """List jobs, newest first."""
-    from fmhub.services.jobs import list_jobs
-
-    jobs = list_jobs(context(), status=status)  # raises SpecError for an unknown status
+    jobs = backend(url).list(status=status, kind=kind, limit=limit)
     if as_json:
         print_json({"jobs": [j.model_dump(mode="json") for j in jobs], "count": len(jobs)})
         return
     table = Table(show_edge=False)
-    for col in ("id", "kind", "status", "model", "created", "registered model"):
+    for col in ("id", "kind", "status", "model", "created", "attempts", "registered model"):
         table.add_column(col)
     for j in jobs:
-        table.add_row(j.id, j.kind, j.status.value, str(j.spec.get("model", "")),
-                      j.created_at.strftime("%Y-%m-%d %H:%M:%S") if j.created_at else "",
+        table.add_row(j.id, j.kind, j.status.value, str(j.spec.get("model") or j.spec.get("name") or ""),
+                      j.created_at.strftime("%Y-%m-%d %H:%M:%S") if j.created_at else "", str(j.attempts),
                       str(j.outputs.get("registered_model") or ""))
     out.print(table)
 
 
 @app.command("show")
 @handle_errors
-def show_cmd(job_id: str = typer.Argument(..., help="Job id."), as_json: bool = JSON_OPTION) -> None:
+def show_cmd(job_id: str = typer.Argument(..., help="Job id."), url: Optional[str] = URL_OPTION,
+             as_json: bool = JSON_OPTION) -> None:
     """Show a job: status, spec, outputs, folder, last events."""
-    from fmhub.services.jobs import get_job, job_events
-
-    ctx = context()
-    job = get_job(ctx, job_id)
-    events = job_events(ctx, job_id)
+    jobs = backend(url)
+    job = jobs.get(job_id)
+    events = jobs.events(job_id)
     if as_json:
         print_json({**job.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
         return
-    out.print(f"[bold]{job.id}[/] {job.kind} {job.status.value}", highlight=False)
+    out.print(f"[bold]{job.id}[/] {job.kind} {job.status.value} (attempts {job.attempts})", highlight=False)
     out.print(f"folder: {job.folder}", highlight=False)
     if job.error:
         out.print(f"[red]error:[/] {job.error}", highlight=False)
+    if job.exit_cause:
+        out.print(f"process: {job.exit_cause}", highlight=False)
     out.print("spec: " + json.dumps(job.spec, default=str), highlight=False)
     out.print("last events:")
     for e in events[-10:]:
@@ -60,3 +115,134 @@ def show_cmd(job_id: str = typer.Argument(..., help="Job id."), as_json: bool = 
         out.print(f"registered model: {job.outputs['registered_model']}", highlight=False)
     if job.outputs.get("metrics"):
         print_metrics(out, job.outputs["metrics"])
+
+
+@app.command("logs")
+@handle_errors
+def logs_cmd(job_id: str = typer.Argument(..., help="Job id."),
+             follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
+             url: Optional[str] = URL_OPTION) -> None:
+    """Print a job's log file (with --follow, as it grows)."""
+    jobs = backend(url)
+    offset = 0
+    while True:
+        chunk = jobs.logs(job_id, offset)
+        if chunk["text"]:
+            sys.stdout.write(chunk["text"])
+            sys.stdout.flush()
+        offset = chunk["next_offset"]
+        if not follow or (chunk["status"] in FINAL and not chunk["text"]):
+            return
+        if not chunk["text"]:
+            time.sleep(1.0)
+
+
+@app.command("wait")
+@handle_errors
+def wait_cmd(job_id: str = typer.Argument(..., help="Job id."),
+             timeout_s: Optional[float] = typer.Option(None, "--timeout-s", help="Give up after this many seconds (exit 2)."),
+             url: Optional[str] = URL_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Wait for a job to end, showing its progress; exit 0 when it completed, 1 otherwise."""
+    from fmhub.cli.render import ProgressBar
+
+    jobs = backend(url)
+    bar = None if as_json else ProgressBar(err)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    after = 0
+    try:
+        while True:
+            job = jobs.get(job_id)
+            for e in jobs.events(job_id, after):
+                after = e.seq
+                if bar is not None:
+                    bar.event(e.kind, e.data)
+                    if e.kind == "train":
+                        bar.step(e.data.get("step", 0), e.data.get("total", 0), e.data.get("loss"))
+            if job.status.value in FINAL:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                err.print(f"job {job_id} still {job.status.value} after {timeout_s} s", highlight=False)
+                raise typer.Exit(code=2)
+            time.sleep(1.0)
+    finally:
+        if bar is not None:
+            bar.close()
+    if as_json:
+        print_json(job.model_dump(mode="json"))
+    else:
+        out.print(f"job [bold]{job.id}[/] {job.status.value}" + (f": {job.error}" if job.error else ""), highlight=False)
+        if job.outputs.get("metrics"):
+            print_metrics(out, job.outputs["metrics"])
+        if job.outputs.get("registered_model"):
+            out.print(f"registered [bold]{job.outputs['registered_model']}[/]", highlight=False)
+    if job.status.value != "completed":
+        raise typer.Exit(code=1)
+
+
+@app.command("cancel")
+@handle_errors
+def cancel_cmd(job_id: str = typer.Argument(..., help="Job id."), url: Optional[str] = URL_OPTION,
+               as_json: bool = JSON_OPTION) -> None:
+    """Cancel a job: a queued one at once; a running one is stopped (SIGTERM, then SIGKILL) and keeps
+    its checkpoints (continue it with `fmhub jobs resume`)."""
+    job = backend(url).cancel(job_id)
+    if as_json:
+        print_json(job.model_dump(mode="json"))
+        return
+    state = "canceled" if job.status.value == "canceled" else "cancel requested (its worker stops it)"
+    out.print(f"job {job.id}: {state}", highlight=False)
+
+
+@app.command("resume")
+@handle_errors
+def resume_cmd(job_id: str = typer.Argument(..., help="Job id."),
+               foreground: bool = typer.Option(False, "--foreground", help="Run it here now instead of queueing it for a server or worker."),
+               url: Optional[str] = URL_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Continue a failed or canceled fine-tune job from its latest checkpoint (the step count goes on).
+    It is queued for `fmhub serve` / `fmhub worker`; with --foreground it runs in this terminal."""
+    job = backend(None if foreground else url).resume(job_id)
+    if foreground:
+        from fmhub.cli.common import quiet_libraries
+        from fmhub.cli.render import ProgressBar
+        from fmhub.services.jobs import claim_queued_here
+
+        quiet_libraries()
+        ctx = context()
+        job = claim_queued_here(ctx, job_id)
+        from fmhub.services.finetune import execute_finetune
+
+        bar = ProgressBar(err)
+        try:
+            result = execute_finetune(ctx, job, sink=bar)
+        finally:
+            bar.close()
+        if as_json:
+            print_json(result.to_dict())
+        else:
+            print_metrics(out, result.metrics)
+            if result.model_version:
+                out.print(f"registered [bold]{result.model_version.ref}[/]", highlight=False)
+        return
+    if as_json:
+        print_json(job.model_dump(mode="json"))
+        return
+    out.print(f"job {job.id} queued to resume from its last checkpoint; a running `fmhub serve` or "
+              f"`fmhub worker` starts it (follow: fmhub jobs wait {job.id})", highlight=False)
+
+
+@app.command("execute", hidden=True)
+def execute_cmd(job_id: str = typer.Argument(..., help="Job id.")) -> None:
+    """Run a job claimed by a scheduler, in this process (the scheduler starts this command)."""
+    from fmhub.cli.common import quiet_libraries
+    from fmhub.errors import FmhubError
+    from fmhub.services.job_exec import run_job_process
+
+    quiet_libraries()
+    try:
+        result = run_job_process(context(), job_id)
+    except FmhubError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(code=1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(code=130) from None
+    sys.stdout.write(json.dumps({"job_id": job_id, "status": result.get("status", "completed")}) + "\n")

@@ -210,3 +210,58 @@ class ProgressBar:
             self.progress.stop()
         if self.predict_progress is not None:
             self.predict_progress.stop()
+
+
+def print_comparison(console: Console, results: list[dict[str, Any]]) -> None:
+    """Several evaluate results on the same test data as one table: a row per model.
+
+    The columns are the task's scalar metrics (the union of the numeric metric keys of the results'
+    ``test`` metrics, in order of first appearance), the row count and the job id. Nested values
+    (per-class reports, confusion matrices, per-type scores) are left out; text values such as
+    sacreBLEU signatures are printed below the table.
+
+    Args:
+        console: Where to print.
+        results: ``run_evaluate`` results, each with ``model``, ``job_id`` and ``test`` metrics.
+    """
+    if not results:
+        return
+    names: list[str] = []
+    texts: list[str] = []
+    for r in results:
+        for k, v in (r.get("test") or {}).items():
+            if k == "n" or isinstance(v, (dict, list, tuple, bool)) or v is None:
+                continue
+            target = names if isinstance(v, (int, float)) else texts
+            if k not in target:
+                target.append(k)
+    task = results[0].get("task")
+    table = Table(title=f"Metrics on the test data ({task})" if task else "Metrics on the test data",
+                  show_edge=False)
+    table.add_column("model", overflow="fold")
+    for n in names:
+        table.add_column(n, justify="right")
+    table.add_column("rows", justify="right")
+    table.add_column("job", overflow="fold")
+
+    def cell(value: Any) -> str:
+        if isinstance(value, bool) or value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.4f}"
+        return str(value)
+
+    for r in results:
+        m = r.get("test") or {}
+        table.add_row(str(r.get("model", "")), *(cell(m.get(n)) for n in names), cell(m.get("n")),
+                      str(r.get("job_id", "")))
+    console.print(table)
+    for k in texts:
+        values = [(str(r.get("model", "")), (r.get("test") or {}).get(k)) for r in results]
+        distinct = {v for _, v in values if v is not None}
+        if len(distinct) == 1:
+            console.print(f"  {k}: {distinct.pop()}", highlight=False)
+        else:
+            for model, v in values:
+                if v is not None:
+                    console.print(f"  {k} ({model}): {v}", highlight=False)

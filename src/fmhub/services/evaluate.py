@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fmhub.data.report import SplitReport, ValidationReport
-from fmhub.entities import JobStatus
-from fmhub.errors import FmhubError, SpecError
+from fmhub.entities import Job, JobStatus
+from fmhub.errors import FmhubError, JobCanceledError, SpecError
 from fmhub.services import assets as assets_service
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
@@ -25,19 +26,37 @@ from fmhub.tasks.generation import Seq2SeqTask
 from fmhub.training.device import choose_device
 
 
-def run_evaluate(ctx: Context, spec: EvaluateSpec,
-                 on_report: Callable[[ValidationReport], None] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Evaluate ``spec.model`` on ``spec.data.test``; the result is stored as an ``evaluate`` job.
+@dataclass
+class EvaluatePlan:
+    """A checked evaluation: the model loaded, the test rows read and validated.
 
-    ``on_report`` receives the validation report before any prediction; ``progress(rows_done,
-    rows_total)`` is called while predicting.
+    Attributes:
+        spec: The spec, with data asset references resolved to files.
+        resolved: The model's files and card.
+        task: The task module.
+        model: The loaded model (label names from its config).
+        tokenizer: Its tokenizer.
+        info: Label space (the model's labels; target language for generation tasks).
+        examples: The test rows.
+        report: The validation report of the test rows.
+    """
+
+    spec: EvaluateSpec
+    resolved: Any
+    task: Any
+    model: Any
+    tokenizer: Any
+    info: LabelInfo
+    examples: Any
+    report: ValidationReport
+
+
+def check_evaluate(ctx: Context, spec: EvaluateSpec,
+                   on_report: Callable[[ValidationReport], None] | None = None) -> EvaluatePlan:
+    """Load the model and read and check the test rows (no prediction).
 
     The test rows are checked like training data; a label the model does not know is an error
     naming its line.
-
-    Returns:
-        ``{"job_id", "status", "model", "task", "test": metrics, "report"}``.
 
     Raises:
         DataError: the test data has errors (all listed).
@@ -83,32 +102,91 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
         on_report(report)
     if not report.ok:
         raise report_error(report)
+    return EvaluatePlan(spec, resolved, task, model, tokenizer, info, examples, report)
 
-    trained = ((resolved.version.lineage or {}).get("hyperparameters") or {}) if resolved.version else {}
-    max_seq_length = spec.max_seq_length or int(trained.get("max_seq_length") or 512)
-    job = jobs_service.new_job(ctx, "evaluate", spec.model_dump(mode="json"))
-    job = jobs_service.mark(ctx, job, JobStatus.running)
+
+def submit_evaluate(ctx: Context, spec: EvaluateSpec,
+                    on_report: Callable[[ValidationReport], None] | None = None) -> tuple[Job, ValidationReport]:
+    """Check an evaluation (model, test rows) and queue it as a job.
+
+    Raises:
+        DataError, SpecError, NotFoundError: as :func:`check_evaluate`.
+    """
+    plan = check_evaluate(ctx, spec, on_report)
+    job = jobs_service.new_job(ctx, "evaluate", plan.spec.model_dump(mode="json"))
+    (Path(job.folder) / "report.json").write_text(json.dumps(plan.report.to_dict(), indent=2), encoding="utf-8")
+    return job, plan.report
+
+
+def run_evaluate(ctx: Context, spec: EvaluateSpec,
+                 on_report: Callable[[ValidationReport], None] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Evaluate ``spec.model`` on ``spec.data.test`` in this process; the result is stored as an
+    ``evaluate`` job (run by :func:`execute_evaluate`, as a queued job is).
+
+    ``on_report`` receives the validation report before any prediction; ``progress(rows_done,
+    rows_total)`` is called while predicting.
+
+    Returns:
+        ``{"job_id", "status", "model", "task", "test": metrics, "report"}``.
+
+    Raises:
+        DataError: the test data has errors (all listed).
+        SpecError: the task cannot be known, or the model has no label names.
+    """
+    plan = check_evaluate(ctx, spec, on_report)
+    job = jobs_service.new_job(ctx, "evaluate", plan.spec.model_dump(mode="json"))
+    job = jobs_service.claim_foreground(ctx, job)
+    return execute_evaluate(ctx, job, plan, progress)
+
+
+def execute_evaluate(ctx: Context, job: Job, plan: EvaluatePlan | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Run an evaluate job that is marked ``running``; a job process checks the data again first.
+
+    Returns:
+        As :func:`run_evaluate`.
+    """
+    events = jobs_service.JobEventSink(ctx, job)
+
+    def tick(done: int, total: int) -> None:
+        events.event("predict", {"split": "test", "done": done, "total": total})
+        if progress:
+            progress(done, total)
+
+    folder = Path(job.folder)
     try:
-        asset = assets_service.register_data_file(ctx, spec.data.test, format=spec.data.format,
-                                                  encoding=spec.data.encoding)
-        model.to(choose_device(spec.device).device)
-        metrics = evaluate_split(task, model, tokenizer, examples, info,
-                                 batch_size=spec.per_device_eval_batch_size, max_seq_length=max_seq_length,
-                                 predictions_path=Path(job.folder) / "predictions-test.jsonl", progress=progress,
-                                 **{**generation_options(resolved.card.defaults, task.name),
-                                    **spec.generation.options()})
+        with jobs_service.job_log(job):
+            if plan is None:
+                plan = check_evaluate(ctx, EvaluateSpec.model_validate(job.spec))
+            spec, resolved, task = plan.spec, plan.resolved, plan.task
+            trained = ((resolved.version.lineage or {}).get("hyperparameters") or {}) if resolved.version else {}
+            max_seq_length = spec.max_seq_length or int(trained.get("max_seq_length") or 512)
+            asset = assets_service.register_data_file(ctx, spec.data.test, format=spec.data.format,
+                                                      encoding=spec.data.encoding)
+            plan.model.to(choose_device(spec.device).device)
+            events.event("stage", {"stage": "evaluating test", "model": resolved.ref})
+            metrics = evaluate_split(task, plan.model, plan.tokenizer, plan.examples, plan.info,
+                                     batch_size=spec.per_device_eval_batch_size, max_seq_length=max_seq_length,
+                                     predictions_path=folder / "predictions-test.jsonl", progress=tick,
+                                     **{**generation_options(resolved.card.defaults, task.name),
+                                        **spec.generation.options()})
+    except KeyboardInterrupt:
+        jobs_service.mark(ctx, job, JobStatus.canceled, error="canceled (interrupted)")
+        raise JobCanceledError(f"job {job.id} canceled: interrupted") from None
     except FmhubError as exc:
         jobs_service.mark(ctx, job, JobStatus.failed, error=str(exc))
         raise
     except Exception as exc:
         jobs_service.mark(ctx, job, JobStatus.failed, error=f"{type(exc).__name__}: {exc}")
         raise
-    folder = Path(job.folder)
-    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    (folder / "report.json").write_text(json.dumps(plan.report.to_dict(), indent=2), encoding="utf-8")
     (folder / "metrics.json").write_text(json.dumps({"test": metrics}, indent=2), encoding="utf-8")
     outputs = {"model": resolved.ref, "metrics": {"test": metrics},
                "predictions": str(folder / "predictions-test.jsonl"),
                "data": [{"split": "test", "asset": asset.ref, "sha256": asset.sha256, "file": spec.data.test}]}
     job = jobs_service.mark(ctx, job, JobStatus.completed, outputs=outputs)
+    events.event("eval", {"split": "test", "metrics": metrics})
+    events.event("done", {"status": "completed"})
     return {"job_id": job.id, "status": job.status.value, "model": resolved.ref, "task": task.name,
-            "test": metrics, "report": report.to_dict()}
+            "test": metrics, "report": plan.report.to_dict()}

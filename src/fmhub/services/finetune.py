@@ -16,10 +16,11 @@ from fmhub.entities import Job, JobStatus, ModelVersion
 from fmhub.errors import FmhubError, JobCanceledError, SpecError
 from fmhub.services import assets as assets_service
 from fmhub.services import jobs as jobs_service
+from fmhub.services import registration
 from fmhub.services.context import Context
 from fmhub.services.data_prep import PreparedData, prepare_data, report_error
 from fmhub.services.evaluation import evaluate_split, generation_options
-from fmhub.services.models import ResolvedModel, register_folder, resolve_model
+from fmhub.services.models import ResolvedModel, resolve_model
 from fmhub.services.specs import FinetuneSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import Task
@@ -128,10 +129,45 @@ def model_max_length(path: Path) -> int | None:
     return None
 
 
+Validated = tuple[Task, ResolvedModel, Any, Any, PreparedData]
+"""What :func:`validate` returns: task, resolved model, tokenizer, hyperparameters, prepared data."""
+
+
+def _create_job(ctx: Context, spec: FinetuneSpec, hp: Any, report: ValidationReport) -> Job:
+    full_spec = spec.model_dump(mode="json")
+    full_spec["hyperparameters"] = hp.model_dump(mode="json")
+    job = jobs_service.new_job(ctx, "finetune", full_spec, compute=spec.compute)
+    (Path(job.folder) / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    return job
+
+
+def submit_finetune(ctx: Context, spec: FinetuneSpec,
+                    on_report: Callable[[ValidationReport], None] | None = None) -> tuple[Job, ValidationReport]:
+    """Check a fine-tune spec and its data, then queue it as a job (a scheduler runs it).
+
+    Nothing is queued while the data or the spec has errors.
+
+    Returns:
+        The queued job and the validation report.
+
+    Raises:
+        DataError, SpecError, ModelUnavailableError, NotFoundError: as :func:`run_finetune`.
+    """
+    task, resolved, tokenizer, hp, prepared = validate(ctx, spec)
+    if on_report:
+        on_report(prepared.report)
+    if not prepared.report.ok:
+        raise report_error(prepared.report)
+    return _create_job(ctx, spec, hp, prepared.report), prepared.report
+
+
 def run_finetune(ctx: Context, spec: FinetuneSpec, sink: ProgressSink | None = None,
                  on_report: Callable[[ValidationReport], None] | None = None,
                  dry_run: bool = False) -> FinetuneResult:
-    """Fine-tune ``spec.model`` on the user's data, evaluate it and register the result.
+    """Fine-tune ``spec.model`` on the user's data in this process, evaluate it and register the result.
+
+    The job row is created and run at once with :func:`execute_finetune`, the function a queued
+    job's process runs too.
 
     Args:
         ctx: Service context.
@@ -146,33 +182,65 @@ def run_finetune(ctx: Context, spec: FinetuneSpec, sink: ProgressSink | None = N
         DataError: the data has errors (all listed; the report is in ``details``).
         SpecError, ModelUnavailableError, NotFoundError: bad spec or model.
         JobFailedError: training or evaluation failed (the job row says why; see its log).
+        JobCanceledError: interrupted (Ctrl-C or SIGTERM); checkpoints are kept for a resume.
     """
-    task, resolved, tokenizer, hp, prepared = validate(ctx, spec)
-    report = prepared.report
+    validated = validate(ctx, spec)
+    report = validated[4].report
     if on_report:
         on_report(report)
     if not report.ok:
         raise report_error(report)
     if dry_run:
         return FinetuneResult(report=report, dry_run=True)
+    job = _create_job(ctx, spec, validated[3], report)
+    job = jobs_service.claim_foreground(ctx, job)
+    return execute_finetune(ctx, job, sink=sink, validated=validated)
 
-    full_spec = spec.model_dump(mode="json")
-    full_spec["hyperparameters"] = hp.model_dump(mode="json")
-    job = jobs_service.new_job(ctx, "finetune", full_spec, compute=spec.compute)
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The ``checkpoint-<step>`` folder with the highest step under ``folder/checkpoints``."""
+    root = Path(folder) / "checkpoints"
+    found = [(int(p.name.rsplit("-", 1)[1]), p) for p in root.glob("checkpoint-*")
+             if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit() and (p / "trainer_state.json").is_file()]
+    return max(found)[1] if found else None
+
+
+def execute_finetune(ctx: Context, job: Job, sink: ProgressSink | None = None,
+                     validated: Validated | None = None) -> FinetuneResult:
+    """Run a fine-tune job that is marked ``running``: train, evaluate, register, mark completed.
+
+    A job whose ``resume`` flag is set continues from its latest checkpoint (the step count goes
+    on from there). Foreground runs pass the already ``validated`` data; a job process checks the
+    data again from the stored spec.
+
+    Raises:
+        DataError: the data no longer passes validation (the job is marked failed).
+        JobFailedError: training or evaluation failed (the job row says why; see its log).
+        JobCanceledError: interrupted (Ctrl-C or SIGTERM); the job is marked canceled and its
+            checkpoints are kept.
+    """
+    spec = FinetuneSpec.model_validate(job.spec)
     folder = Path(job.folder)
-    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     events = jobs_service.JobEventSink(ctx, job)
     fan = SinkFanout(events, sink)
-    job = jobs_service.mark(ctx, job, JobStatus.running)
     try:
         with jobs_service.job_log(job):
-            result = _train_and_register(ctx, spec, job, task, resolved, tokenizer, hp, prepared, fan)
+            if validated is None:
+                validated = validate(ctx, spec)
+                if not validated[4].report.ok:
+                    raise report_error(validated[4].report)
+            task, resolved, tokenizer, hp, prepared = validated
+            checkpoint = latest_checkpoint(folder) if job.resume else None
+            result = _train_and_register(ctx, spec, job, task, resolved, tokenizer, hp, prepared, fan,
+                                         checkpoint)
     except KeyboardInterrupt:
-        jobs_service.mark(ctx, job, JobStatus.canceled, error="interrupted by the user")
+        jobs_service.mark(ctx, job, JobStatus.canceled, error="canceled (interrupted)")
         checkpoints = folder / "checkpoints"
         if checkpoints.is_dir() and not any(checkpoints.iterdir()):
             checkpoints.rmdir()
-        raise JobCanceledError(f"job {job.id} canceled: interrupted", hint=f"its folder is kept: {folder}") from None
+        raise JobCanceledError(f"job {job.id} canceled: interrupted",
+                               hint=f"its folder and checkpoints are kept: {folder}; continue with "
+                                    f"`fmhub jobs resume {job.id}`") from None
     except FmhubError as exc:
         jobs_service.mark(ctx, job, JobStatus.failed, error=str(exc))
         raise
@@ -183,12 +251,13 @@ def run_finetune(ctx: Context, spec: FinetuneSpec, sink: ProgressSink | None = N
 
         raise JobFailedError(f"job {job.id} failed: {type(exc).__name__}: {exc}",
                              hint=f"see the log: {folder / jobs_service.LOG_FILE}") from exc
-    result.report = report
+    result.report = validated[4].report
     return result
 
 
 def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, resolved: ResolvedModel,
-                        tokenizer: Any, hp: Any, prepared: PreparedData, sink: SinkFanout) -> FinetuneResult:
+                        tokenizer: Any, hp: Any, prepared: PreparedData, sink: SinkFanout,
+                        checkpoint: Path | None = None) -> FinetuneResult:
     from fmhub.training.trainer import train_model
 
     folder = Path(job.folder)
@@ -212,7 +281,12 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
 
     set_seed(hp.seed)  # the new head's initial weights come from the seed, so runs repeat exactly
     model = task.load_model(str(resolved.path), info)
-    outcome = train_model(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device, sink)
+    if checkpoint is not None:
+        step = int(checkpoint.name.rsplit("-", 1)[1])
+        sink.event("stage", {"stage": "resuming", "from_step": step, "checkpoint": checkpoint.name,
+                             "attempt": job.attempts})
+    outcome = train_model(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device, sink,
+                          resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     model = outcome.model
     train_figures = {"runtime_s": round(outcome.train_runtime_s, 2),
                      "eval_runtime_s": round(outcome.eval_runtime_s, 2),
@@ -234,38 +308,38 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
             sink.event("eval", {"split": split, "metrics": metrics[split], "runtime_s": round(time.perf_counter() - t0, 2)})
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 
-    version = None
-    if spec.register_model:
-        sink.event("stage", {"stage": "registering"})
-        out_dir = folder / "model"
-        for key, value in info.extra.items():  # e.g. version_2 for question answering
-            setattr(model.config, f"fmhub_{key}", value)
-        model.save_pretrained(str(out_dir), safe_serialization=True)
-        tokenizer.save_pretrained(str(out_dir))
-        card = resolved.card
-        lineage = {
-            "base_model": resolved.ref,
-            "base_model_source": card.source.model_dump(exclude_none=True),
-            "architecture": card.architecture,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "languages": card.languages,
-            "finetuning_tasks": [spec.task],
-            "task": spec.task,
-            "labels": info.labels,
-            "data": data_assets,
-            "column_mapping": prepared.report.mapping,
-            "hyperparameters": hp.model_dump(mode="json"),
-            "metrics": metrics,
-            "job_id": job.id,
-            "train": train_figures,
-        }
-        version = register_folder(ctx, out_dir, spec.output_name(), spec.task, license=card.license,
-                                  description=f"{card.name} fine-tuned for {spec.task} by job {job.id}.",
-                                  base_model=resolved.ref, lineage=lineage, metrics=metrics, move=True)
-        sink.event("stage", {"stage": "registered", "model": version.ref})
+    out_dir = folder / "model"
+    for key, value in info.extra.items():  # e.g. version_2 for question answering
+        setattr(model.config, f"fmhub_{key}", value)
+    card = resolved.card
+    lineage = {
+        "base_model": resolved.ref,
+        "base_model_source": card.source.model_dump(exclude_none=True),
+        "architecture": card.architecture,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "languages": card.languages,
+        "finetuning_tasks": [spec.task],
+        "task": spec.task,
+        "labels": info.labels,
+        "data": data_assets,
+        "column_mapping": prepared.report.mapping,
+        "hyperparameters": hp.model_dump(mode="json"),
+        "metrics": metrics,
+        "job_id": job.id,
+        "train": train_figures,
+        "license": card.license,
+        "description": f"{card.name} fine-tuned for {spec.task} by job {job.id}.",
+    }
+    version = registration.registered_by_job(ctx, spec.output_name(), job.id)  # a resumed job registered already
+    if version is None:
+        registration.save_model(model, tokenizer, out_dir, lineage)
+        if spec.register_model:
+            sink.event("stage", {"stage": "registering"})
+            version = registration.register_job_folder(ctx, out_dir, spec.output_name(), lineage)
+            sink.event("stage", {"stage": "registered", "model": version.ref})
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # the registered copy is what counts
     outputs = {"registered_model": version.ref if version else None, "metrics": metrics, "train": train_figures,
-               "data": data_assets}
+               "data": data_assets, "model_folder": None if version else str(out_dir)}
     job = jobs_service.mark(ctx, job, JobStatus.completed, outputs=outputs)
     sink.event("done", {"status": "completed", "registered_model": outputs["registered_model"]})
     return FinetuneResult(report=prepared.report, job=job, metrics=metrics, model_version=version,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,11 +13,100 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.entities import Job, JobEvent, JobStatus
+from fmhub.errors import ConflictError, NotFoundError, SpecError
 from fmhub.services.context import Context
 from fmhub.store import jobs_repo
 
 LOG_FILE = "log.txt"
 EVENTS_FILE = "events.jsonl"
+JOB_KINDS = ("finetune", "evaluate", "import")
+FINAL = (JobStatus.completed, JobStatus.failed, JobStatus.canceled)
+
+
+def worker_id(role: str = "worker") -> str:
+    """This process as a job owner: ``<role>:<host>:<pid>`` (hosts tell machines sharing a database apart)."""
+    return f"{role}:{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_foreground(ctx: Context, job: Job) -> Job:
+    """Mark a just-created job running in this process (a foreground ``fmhub finetune``)."""
+    return claim_queued_here(ctx, job.id)
+
+
+def claim_queued_here(ctx: Context, job_id: str) -> Job:
+    """Take a queued job to run it in this process (``fmhub jobs resume --foreground``).
+
+    Raises:
+        ConflictError: a scheduler took it first.
+    """
+    owner = worker_id("foreground")
+    if not jobs_repo.claim(ctx.db_url, job_id, owner):
+        raise ConflictError(f"job {job_id} was taken by a running server or worker",
+                            hint=f"follow it with `fmhub jobs wait {job_id}`")
+    jobs_repo.set_pid(ctx.db_url, job_id, os.getpid(), owner)
+    return get_job(ctx, job_id)
+
+
+def cancel_job(ctx: Context, job_id: str) -> Job:
+    """Cancel a job: a queued one at once; a running one is stopped by its worker (SIGTERM, then
+    SIGKILL), keeping its checkpoints.
+
+    Raises:
+        NotFoundError: no such job.
+        ConflictError: the job has already finished.
+    """
+    job = jobs_repo.get_job(ctx.db_url, job_id)
+    if job.status in FINAL:
+        raise ConflictError(f"job {job_id} is already {job.status.value}",
+                            hint="only queued or running jobs can be canceled")
+    job = jobs_repo.request_cancel(ctx.db_url, job_id)
+    if job.status == JobStatus.running and job.worker and job.worker.startswith("foreground:") and job.pid:
+        host = job.worker.split(":")[1]
+        if host == socket.gethostname():  # a foreground run has no scheduler: signal it directly
+            import signal
+
+            try:
+                os.kill(job.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    return job
+
+
+def resume_job(ctx: Context, job_id: str) -> Job:
+    """Queue a failed or canceled fine-tune job again, to continue from its latest checkpoint.
+
+    Raises:
+        NotFoundError: no such job.
+        ConflictError: the job is queued, running or completed, or is not a fine-tune job.
+    """
+    job = jobs_repo.get_job(ctx.db_url, job_id)
+    if job.kind != "finetune":
+        raise ConflictError(f"job {job_id} is a {job.kind} job; only fine-tune jobs resume",
+                            hint="submit the job again instead")
+    if job.status not in (JobStatus.failed, JobStatus.canceled):
+        raise ConflictError(f"job {job_id} is {job.status.value}; only failed or canceled jobs resume")
+    jobs_repo.requeue(ctx.db_url, job_id, resume=True, from_status=(JobStatus.failed, JobStatus.canceled),
+                      reason="resumed by the user")
+    return get_job(ctx, job_id)
+
+
+def read_log(ctx: Context, job_id: str, offset: int = 0, max_bytes: int = 1 << 20) -> tuple[str, int]:
+    """Read a job's log file from byte ``offset``.
+
+    Returns:
+        ``(text, next_offset)``; ``text`` is empty when nothing new was written.
+
+    Raises:
+        NotFoundError: no such job.
+    """
+    job = get_job(ctx, job_id)
+    path = Path(job.folder or ".") / LOG_FILE
+    if not path.is_file():
+        return "", offset
+    with path.open("rb") as f:
+        f.seek(max(offset, 0))
+        data = f.read(max_bytes)
+    return data.decode("utf-8", errors="replace"), offset + len(data)
 
 
 def new_job(ctx: Context, kind: str, spec: dict[str, Any], compute: str = "local") -> Job:
@@ -86,22 +177,38 @@ def get_job(ctx: Context, job_id: str) -> Job:
     return jobs_repo.get_job(ctx.db_url, job_id)
 
 
-def list_jobs(ctx: Context, status: str | None = None, limit: int = 100) -> list[Job]:
-    """Jobs, newest first.
+def _check_filters(status: str | None, kind: str | None) -> None:
+    if status is not None and status not in {s.value for s in JobStatus}:
+        raise SpecError(f"unknown job status '{status}'", hint=f"use one of: {', '.join(s.value for s in JobStatus)}")
+    if kind is not None and kind not in JOB_KINDS:
+        raise SpecError(f"unknown job kind '{kind}'", hint=f"use one of: {', '.join(JOB_KINDS)}")
+
+
+def list_jobs(ctx: Context, status: str | None = None, limit: int = 100, offset: int = 0,
+              kind: str | None = None) -> list[Job]:
+    """Jobs, newest first (``limit`` from ``offset``).
 
     Raises:
-        SpecError: for an unknown status.
+        SpecError: for an unknown status or kind.
     """
-    if status is not None and status not in {s.value for s in JobStatus}:
-        from fmhub.errors import SpecError
+    _check_filters(status, kind)
+    return jobs_repo.list_jobs(ctx.db_url, status=status, limit=limit, offset=offset, kind=kind)
 
-        raise SpecError(f"unknown job status '{status}'", hint=f"use one of: {', '.join(s.value for s in JobStatus)}")
-    return jobs_repo.list_jobs(ctx.db_url, status=status, limit=limit)
+
+def count_jobs(ctx: Context, status: str | None = None, kind: str | None = None) -> int:
+    """Number of jobs matching the filters of :func:`list_jobs`."""
+    _check_filters(status, kind)
+    return jobs_repo.count_jobs(ctx.db_url, status=status, kind=kind)
 
 
 def job_events(ctx: Context, job_id: str, after_seq: int = 0) -> list[JobEvent]:
     """A job's progress events after ``after_seq``."""
     return jobs_repo.list_events(ctx.db_url, job_id, after_seq)
+
+
+def update_outputs(ctx: Context, job_id: str, outputs: dict[str, Any]) -> None:
+    """Merge ``outputs`` into a job's outputs."""
+    jobs_repo.update_outputs(ctx.db_url, job_id, outputs)
 
 
 def mark(ctx: Context, job: Job, status: JobStatus, **kwargs: Any) -> Job:

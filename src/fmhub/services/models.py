@@ -108,6 +108,31 @@ def list_models(ctx: Context, task: str | None = None, license: str | None = Non
     return filter_cards(cards, task=task, license=license, search=search)
 
 
+def page_models(ctx: Context, task: str | None = None, license: str | None = None, search: str | None = None,
+                registry: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[ModelCard], int]:
+    """One page of :func:`list_models` (system cards first, then workspace models by name) and the
+    number of matches; the workspace part is filtered and paged in the database.
+
+    Raises:
+        SpecError: unknown registry or task.
+    """
+    if registry not in (None, "system", "workspace"):
+        raise SpecError(f"unknown registry '{registry}'", hint="use system or workspace")
+    cards = load_system_cards()
+    if task is not None:
+        known = sorted({t for c in cards for t in (*c.inference_tasks, *c.finetuning_tasks)})
+        if task not in known:
+            raise SpecError(f"unknown task '{task}'", hint=f"tasks in the catalog: {', '.join(known)}")
+    system = [] if registry == "workspace" else filter_cards(cards, task=task, license=license, search=search)
+    items = [c.model_copy(update={"available_offline": is_available_offline(c)})
+             for c in system[offset:offset + limit]]
+    if registry == "system":
+        return items, len(system)
+    versions, ws_total = models_repo.search_latest(ctx.db_url, task=task, license=license, search=search,
+                                                   limit=limit - len(items), offset=max(0, offset - len(system)))
+    return items + [version_card(v) for v in versions], len(system) + ws_total
+
+
 def show_model(ctx: Context, ref: str) -> dict[str, Any]:
     """The card of ``ref``; for workspace models also the version, lineage, metrics and versions."""
     name, version = parse_ref(ref)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from fmhub.entities import Job, JobEvent, JobStatus
 from fmhub.errors import NotFoundError
@@ -25,6 +25,12 @@ def _to_entity(row: JobRow) -> Job:
         started_at=row.started_at,
         finished_at=row.finished_at,
         folder=row.folder,
+        attempts=row.attempts or 0,
+        resume=bool(row.resume),
+        cancel_requested=bool(row.cancel_requested),
+        worker=row.worker,
+        pid=row.pid,
+        exit_cause=row.exit_cause,
     )
 
 
@@ -51,15 +57,132 @@ def get_job(url: str, job_id: str) -> Job:
         return _to_entity(row)
 
 
-def list_jobs(url: str, status: str | None = None, limit: int = 100) -> list[Job]:
-    """List jobs, newest first."""
+def list_jobs(url: str, status: str | None = None, limit: int = 100, offset: int = 0,
+              kind: str | None = None) -> list[Job]:
+    """List jobs, newest first (``limit`` rows from ``offset``)."""
     with session_scope(url) as s:
         q = select(JobRow)
         if status:
             q = q.where(JobRow.status == status)
-        rows = s.scalars(q.order_by(JobRow.created_at.desc()).limit(limit)).all()
+        if kind:
+            q = q.where(JobRow.kind == kind)
+        rows = s.scalars(q.order_by(JobRow.created_at.desc(), JobRow.id).offset(offset).limit(limit)).all()
         return [_to_entity(r) for r in rows]
 
+
+def count_jobs(url: str, status: str | None = None, kind: str | None = None) -> int:
+    """Number of jobs with ``status`` / ``kind`` (all when None)."""
+    with session_scope(url) as s:
+        q = select(func.count()).select_from(JobRow)
+        if status:
+            q = q.where(JobRow.status == status)
+        if kind:
+            q = q.where(JobRow.kind == kind)
+        return int(s.scalar(q) or 0)
+
+
+def queued_jobs(url: str, limit: int = 50) -> list[Job]:
+    """Queued jobs, oldest first (the order the scheduler starts them)."""
+    with session_scope(url) as s:
+        q = select(JobRow).where(JobRow.status == JobStatus.queued.value)
+        rows = s.scalars(q.order_by(JobRow.created_at, JobRow.id).limit(limit)).all()
+        return [_to_entity(r) for r in rows]
+
+
+def running_jobs(url: str) -> list[Job]:
+    """Jobs with status ``running`` (any worker)."""
+    with session_scope(url) as s:
+        rows = s.scalars(select(JobRow).where(JobRow.status == JobStatus.running.value)).all()
+        return [_to_entity(r) for r in rows]
+
+
+def claim(url: str, job_id: str, worker: str) -> bool:
+    """Atomically move a queued job to ``running`` for ``worker``; False when another took it.
+
+    The attempt counter goes up by one: it counts the processes started for the job.
+    """
+    with session_scope(url) as s:
+        result = s.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.status == JobStatus.queued.value)
+            .values(status=JobStatus.running.value, worker=worker, attempts=JobRow.attempts + 1,
+                    heartbeat_at=utcnow(), exit_cause=None,
+                    started_at=func.coalesce(JobRow.started_at, utcnow()))
+        )
+        return result.rowcount == 1
+
+
+def set_pid(url: str, job_id: str, pid: int, worker: str | None = None) -> None:
+    """Record the process running the job (and its worker)."""
+    values: dict[str, Any] = {"pid": pid, "heartbeat_at": utcnow()}
+    if worker is not None:
+        values["worker"] = worker
+    with session_scope(url) as s:
+        s.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
+
+
+def heartbeat(url: str, worker: str) -> None:
+    """Mark every running job of ``worker`` as alive now."""
+    with session_scope(url) as s:
+        s.execute(update(JobRow).where(JobRow.worker == worker, JobRow.status == JobStatus.running.value)
+                  .values(heartbeat_at=utcnow()))
+
+
+def finish_if_running(url: str, job_id: str, status: JobStatus, error: str | None, exit_cause: str | None) -> bool:
+    """Set a final status only when the job is still ``running`` (its process did not record one).
+
+    Returns:
+        True when the row changed.
+    """
+    with session_scope(url) as s:
+        values: dict[str, Any] = {"status": status.value, "finished_at": utcnow(), "exit_cause": exit_cause}
+        if error is not None:
+            values["error"] = error
+        result = s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.running.value)
+                           .values(**values))
+        return result.rowcount == 1
+
+
+def set_exit_cause(url: str, job_id: str, exit_cause: str) -> None:
+    """Record how the job's process ended (exit code or signal)."""
+    with session_scope(url) as s:
+        s.execute(update(JobRow).where(JobRow.id == job_id).values(exit_cause=exit_cause))
+
+
+def requeue(url: str, job_id: str, *, resume: bool, from_status: tuple[JobStatus, ...],
+            reason: str | None = None) -> bool:
+    """Put a job back in the queue (to resume from its last checkpoint when ``resume``).
+
+    Only a job whose status is in ``from_status`` moves; returns whether it did.
+    """
+    with session_scope(url) as s:
+        result = s.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.status.in_([x.value for x in from_status]))
+            .values(status=JobStatus.queued.value, resume=resume, worker=None, pid=None, cancel_requested=False,
+                    finished_at=None, error=None, exit_cause=reason)
+        )
+        return result.rowcount == 1
+
+
+def request_cancel(url: str, job_id: str) -> Job:
+    """Cancel a queued job at once; flag a running one for its worker to stop.
+
+    Raises:
+        NotFoundError: when no job has this id.
+    """
+    with session_scope(url) as s:
+        row = s.get(JobRow, job_id)
+        if row is None:
+            raise NotFoundError(f"no job with id '{job_id}'", hint="list jobs with `fmhub jobs list`")
+        if row.status == JobStatus.queued.value:
+            row.status = JobStatus.canceled.value
+            row.finished_at = utcnow()
+            row.error = "canceled before it started"
+        elif row.status == JobStatus.running.value:
+            row.cancel_requested = True
+        s.flush()
+        return _to_entity(row)
 
 def set_status(url: str, job_id: str, status: JobStatus, *, error: str | None = None,
                outputs: dict[str, Any] | None = None, pid: int | None = None) -> Job:

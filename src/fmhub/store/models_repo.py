@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from fmhub.entities import ModelVersion
 from fmhub.errors import NotFoundError
@@ -75,6 +75,44 @@ def list_versions(url: str, name: str | None = None, latest_only: bool = False) 
         seen: set[str] = set()
         out = [v for v in out if not (v.name in seen or seen.add(v.name))]
     return out
+
+
+def _latest_query(task: str | None, license: str | None, search: str | None) -> Any:
+    latest = (select(ModelVersionRow.name, func.max(ModelVersionRow.version).label("latest"))
+              .group_by(ModelVersionRow.name).subquery())
+    q = select(ModelVersionRow).join(latest, and_(ModelVersionRow.name == latest.c.name,
+                                                  ModelVersionRow.version == latest.c.latest))
+    if task:
+        q = q.where(ModelVersionRow.task == task)
+    if license:
+        q = q.where(func.lower(ModelVersionRow.license) == license.strip().lower())
+    if search:
+        needle = f"%{search.strip()}%"
+        q = q.where(or_(ModelVersionRow.name.ilike(needle), ModelVersionRow.description.ilike(needle),
+                        ModelVersionRow.base_model.ilike(needle)))
+    return q
+
+
+def search_latest(url: str, task: str | None = None, license: str | None = None, search: str | None = None,
+                  limit: int = 50, offset: int = 0) -> tuple[list[ModelVersion], int]:
+    """The latest version of each workspace model matching the filters, a page of them and the count.
+
+    Args:
+        url: Database URL.
+        task: The version's task.
+        license: License id (case-insensitive).
+        search: Text in the name, description or base model (case-insensitive).
+        limit: Page size.
+        offset: Rows skipped (ordered by name).
+
+    Returns:
+        ``(versions, total)``.
+    """
+    q = _latest_query(task, license, search)
+    with session_scope(url) as s:
+        total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
+        rows = s.scalars(q.order_by(ModelVersionRow.name).offset(offset).limit(limit)).all() if limit else []
+        return [_to_entity(r) for r in rows], total
 
 
 def get_version(url: str, name: str, version: int | None = None) -> ModelVersion:

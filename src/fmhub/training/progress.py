@@ -49,18 +49,26 @@ class ProgressCallback(TrainerCallback):
         self.sink = sink
         self.batch_rows = batch_rows
         self.t0: float | None = None
+        self.first_step = 0
         self.last_loss: float | None = None
 
     def _eta(self, state: Any) -> tuple[float, float]:
+        """Seconds since this run began, and the estimated seconds left (from this run's pace)."""
         elapsed = time.perf_counter() - (self.t0 or time.perf_counter())
-        step = max(state.global_step, 1)
-        eta = elapsed / step * max(state.max_steps - state.global_step, 0)
+        done = max(state.global_step - self.first_step, 1)
+        eta = elapsed / done * max(state.max_steps - state.global_step, 0)
         return elapsed, eta
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102 - Trainer hook
         self.t0 = time.perf_counter()
+        self.first_step = state.global_step  # > 0 when resuming from a checkpoint
         self.sink.event("stage", {"stage": "training", "total_steps": state.max_steps,
-                                  "num_train_epochs": args.num_train_epochs})
+                                  "num_train_epochs": args.num_train_epochs, "step": state.global_step})
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: D102 - Trainer hook
+        self.sink.event("checkpoint", {"step": state.global_step, "total": state.max_steps,
+                                       "epoch": round(state.epoch or 0.0, 4),
+                                       "checkpoint": f"checkpoint-{state.global_step}"})
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: D102 - Trainer hook
         self.sink.step(state.global_step, state.max_steps, self.last_loss)
@@ -72,7 +80,7 @@ class ProgressCallback(TrainerCallback):
                 "epoch": round(state.epoch or 0.0, 4), "elapsed_s": round(elapsed, 2), "eta_s": round(eta, 1)}
         if "loss" in logs:
             self.last_loss = float(logs["loss"])
-            rate = state.global_step * self.batch_rows / elapsed if elapsed > 0 else None
+            rate = (state.global_step - self.first_step) * self.batch_rows / elapsed if elapsed > 0 else None
             self.sink.event("train", {**base, "loss": self.last_loss,
                                       "learning_rate": logs.get("learning_rate"),
                                       "samples_per_s": round(rate, 2) if rate else None})

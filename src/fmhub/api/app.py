@@ -1,0 +1,77 @@
+"""The FastAPI app: the REST API under ``/api/v1`` (one router per resource), ``/health`` and
+``/ready``, and the job scheduler started and stopped with the app."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from fmhub import __version__
+from fmhub.api.auth import ApiKeyMiddleware
+from fmhub.api.errors import error_response, install_error_handlers
+from fmhub.api.routers import data, jobs, models
+from fmhub.services.context import Context
+from fmhub.services.health import database_problem, prepare_database
+
+log = logging.getLogger("fmhub.api")
+API_PREFIX = "/api/v1"
+
+
+def create_app(ctx: Context | None = None, *, require_api_key: bool = False, scheduler: Any = None) -> FastAPI:
+    """Build the app.
+
+    Args:
+        ctx: Service context (default: from the environment).
+        require_api_key: Refuse calls without an active key (``/health`` excepted); ``fmhub serve``
+            turns this on whenever it listens on anything but loopback.
+        scheduler: A :class:`fmhub.services.scheduler.Scheduler` to run while the app runs, or None.
+    """
+    ctx = ctx or Context.from_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        prepare_database(ctx)  # migrate before the first request
+        if scheduler is not None:
+            scheduler.recover()  # jobs left running by a crashed server
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
+
+    app = FastAPI(title="fmhub", version=__version__, lifespan=lifespan,
+                  description="A self-hosted model catalog: browse models, fine-tune, evaluate, register. "
+                              "Errors answer `{\"error\": {\"code\", \"message\", \"hint\"}}`.")
+    app.state.ctx = ctx
+    app.state.scheduler = scheduler
+    install_error_handlers(app)
+    if require_api_key:
+        from fmhub.services.keys import KeyChecker
+
+        app.add_middleware(ApiKeyMiddleware, checker=KeyChecker(ctx))
+
+    @app.get("/health", tags=["health"], summary="Liveness")
+    def health() -> dict[str, str]:
+        """Answers while the process serves requests."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/ready", tags=["health"], summary="Readiness")
+    def ready() -> Any:
+        """503 until the database answers and the scheduler (when this server runs one) is alive."""
+        problem = database_problem(ctx)
+        if problem is not None:
+            return error_response(503, "not_ready", f"database not reachable: {problem}")
+        alive = scheduler is None or scheduler.is_alive()
+        if not alive:
+            return error_response(503, "not_ready", "the job scheduler is not running")
+        return {"status": "ready", "scheduler": scheduler.worker if scheduler is not None else None}
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (models, data, jobs):
+        api.include_router(module.router)
+    app.include_router(api)
+    return app

@@ -1,0 +1,54 @@
+"""API-key authentication: ``Authorization: Bearer <key>`` on every call but ``/health``."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fmhub.api.errors import error_response
+from fmhub.services.keys import KeyChecker
+
+OPEN_PATHS = frozenset({"/health"})
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``127.0.0.1``, ``::1``, ``localhost`` and the rest of 127.0.0.0/8."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ApiKeyMiddleware:
+    """Refuses calls without an active key (401, with the error body and ``WWW-Authenticate``).
+
+    Args:
+        app: The wrapped ASGI app.
+        checker: Checks keys against the stored hashes.
+    """
+
+    def __init__(self, app: ASGIApp, checker: KeyChecker) -> None:
+        self.app = app
+        self.checker = checker
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            response = error_response(401, "unauthorized", "this server requires an API key",
+                                      "send `Authorization: Bearer <key>`; create one with `fmhub keys create`",
+                                      headers={"WWW-Authenticate": "Bearer"})
+        elif not self.checker.check(token.strip()):
+            response = error_response(401, "unauthorized", "the API key is not valid or was revoked",
+                                      "create a new one with `fmhub keys create`",
+                                      headers={"WWW-Authenticate": "Bearer"})
+        else:
+            await self.app(scope, receive, send)
+            return
+        await response(scope, receive, send)

@@ -1,0 +1,62 @@
+"""The API's error body ``{"error": {"code", "message", "hint"}}`` for every failure."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fmhub.errors import FmhubError
+
+log = logging.getLogger("fmhub.api")
+
+
+def error_response(status: int, code: str, message: str, hint: str = "", details: Any = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    """A JSON error response in the shared error body."""
+    body: dict[str, Any] = {"code": code, "message": message, "hint": hint}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map ``FmhubError`` to its status, request validation to 422 naming the fields, HTTP errors
+    to their status, and anything else to 500 with a reference to the server log."""
+
+    @app.exception_handler(FmhubError)
+    async def _fmhub(request: Request, exc: FmhubError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", ""),
+                     "value": e.get("input") if not isinstance(e.get("input"), (dict, list)) else None}
+                    for e in exc.errors()]
+        message = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:10])
+        return error_response(422, "invalid_request", message or "invalid request",
+                              "fix the named fields; see /docs for the schema", details=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+                413: "payload_too_large"}.get(exc.status_code, "http_error")
+        hint = "see /docs for the API's routes" if exc.status_code in (404, 405) else ""
+        return error_response(exc.status_code, code, str(exc.detail), hint, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        ref = uuid.uuid4().hex[:8]
+        log.exception("unexpected error %s on %s %s", ref, request.method, request.url.path)
+        return error_response(500, "internal", f"unexpected error (reference {ref})",
+                              "the server log has the traceback under this reference")

@@ -1,0 +1,94 @@
+"""``/api/v1/data``: register (by server path or upload), list and show data assets."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import ConfigDict, Field
+
+from fmhub.api.deps import get_ctx
+from fmhub.api.pagination import Page, PageParams, make_page, page_params
+from fmhub.entities import DataAsset
+from fmhub.errors import SpecError
+from fmhub.services.context import Context
+from fmhub.services.specs import ReadOptions
+
+router = APIRouter(prefix="/data", tags=["data assets"])
+
+MAX_UPLOAD_MB = 512
+FILENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+class CreateDataAsset(ReadOptions):
+    """Register a file on the server's disk as a data asset (validated first when ``task`` is given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Asset name; identical content returns the existing version.")
+    path: str = Field(description="The data file on the server: JSONL, JSON, CSV, TSV, Parquet or CoNLL.")
+    task: str | None = Field(None, description="Validate the rows for this task (report stored with the asset).")
+
+
+def _create(ctx: Context, body: CreateDataAsset) -> dict[str, Any]:
+    from fmhub.services.assets import create_data_asset
+
+    options = ReadOptions.model_validate(body.model_dump(exclude={"name", "path", "task"}))
+    asset, created = create_data_asset(ctx, body.path, body.name, task=body.task, options=options)
+    return {**asset.model_dump(mode="json"), "created": created}
+
+
+@router.post("", status_code=201, summary="Register a data file on the server")
+def create_asset(body: CreateDataAsset, ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+    """Copies the file into the artifact store with its sha256, columns and row count."""
+    return _create(ctx, body)
+
+
+@router.put("/{name}/upload", status_code=201, summary="Upload a data file as a data asset")
+async def upload_asset(name: str, request: Request,
+                       filename: str = Query(..., description="File name; its extension picks the reader (.csv, .jsonl ...)."),
+                       task: str | None = Query(None), ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+    """The request body is the file's bytes (at most 512 MB). Reading options as for a path:
+    pass them in a later job's spec, or register by path for the full set."""
+    if not FILENAME_RE.match(filename):
+        raise SpecError(f"'{filename}' is not a plain file name", hint="use letters, digits, '.', '_' and '-'")
+    limit = MAX_UPLOAD_MB * 1024 * 1024
+    with tempfile.TemporaryDirectory(dir=ctx.settings.home) as tmp:
+        path = Path(tmp) / filename
+        size = 0
+        with path.open("wb") as f:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    from fastapi import HTTPException
+
+                    raise HTTPException(413, f"upload over {MAX_UPLOAD_MB} MB")
+                f.write(chunk)
+        from starlette.concurrency import run_in_threadpool
+
+        body = CreateDataAsset(name=name, path=str(path), task=task)
+        result = await run_in_threadpool(_create, ctx, body)
+    result["source_path"] = filename
+    return result
+
+
+@router.get("", response_model=Page[DataAsset], summary="List data assets")
+def list_assets(name: str | None = Query(None, description="Only versions of this asset."),
+                page: PageParams = Depends(page_params), ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+    """Newest version first; reports are left out (see the asset itself)."""
+    from fmhub.services.assets import list_assets as all_assets
+
+    assets = all_assets(ctx, name)
+    items = [a.model_copy(update={"report": None}) for a in assets[page.offset:page.offset + page.limit]]
+    return make_page(items, len(assets), page)
+
+
+@router.get("/{ref}", response_model=DataAsset, summary="Show a data asset")
+def show_asset(ref: str, ctx: Context = Depends(get_ctx)) -> DataAsset:
+    """``NAME[:VERSION]`` (latest without a version): file, sha256, columns, rows, mapping, report."""
+    from fmhub.services.assets import get_data_asset
+
+    return get_data_asset(ctx, ref)

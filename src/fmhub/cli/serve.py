@@ -1,0 +1,84 @@
+"""``fmhub serve`` (REST API + job scheduler) and ``fmhub worker`` (a scheduler alone)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import typer
+
+from fmhub.cli.common import context, err, handle_errors
+
+
+def _options(cpu_slots: int, gpu_slots: int, max_restarts: int, poll_s: float):
+    from fmhub.services.scheduler import SchedulerOptions
+
+    return SchedulerOptions(cpu_slots=cpu_slots, gpu_slots=gpu_slots, max_restarts=max_restarts, poll_s=poll_s)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+CPU_SLOTS = typer.Option(1, "--cpu-slots", help="Jobs at once on the CPU (a fine-tune uses every core).")
+GPU_SLOTS = typer.Option(1, "--gpu-slots", help="Jobs at once per GPU.")
+MAX_RESTARTS = typer.Option(2, "--max-restarts", help="Times a job whose process was lost is resumed before it is marked failed.")
+POLL_S = typer.Option(1.0, "--poll-s", help="Seconds between looks at the job queue.")
+
+
+@handle_errors
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. Anything but loopback requires API keys."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    require_api_key: bool = typer.Option(False, "--require-api-key", help="Require API keys on loopback too."),
+    no_scheduler: bool = typer.Option(False, "--no-scheduler", help="Serve the API only; run jobs with `fmhub worker`."),
+    cpu_slots: int = CPU_SLOTS,
+    gpu_slots: int = GPU_SLOTS,
+    max_restarts: int = MAX_RESTARTS,
+    poll_s: float = POLL_S,
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: debug, info, warning, error."),
+) -> None:
+    """Start the fmhub server: the REST API under /api/v1 (docs at /docs), /health, /ready, and the
+    job scheduler. Jobs left running by a crashed server resume from their last checkpoint."""
+    import uvicorn
+
+    from fmhub.api.app import create_app
+    from fmhub.api.auth import is_loopback
+    from fmhub.services.scheduler import Scheduler
+
+    _logging()
+    ctx = context()
+    scheduler = None if no_scheduler else Scheduler(ctx, _options(cpu_slots, gpu_slots, max_restarts, poll_s),
+                                                   role="serve")
+    keys = require_api_key or not is_loopback(host)
+    app = create_app(ctx, require_api_key=keys, scheduler=scheduler)
+    err.print(f"fmhub serving http://{host}:{port} (API keys {'required' if keys else 'not required on loopback'}; "
+              f"state in {ctx.settings.home})", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+
+
+@handle_errors
+def worker_cmd(
+    cpu_slots: int = CPU_SLOTS,
+    gpu_slots: int = GPU_SLOTS,
+    max_restarts: int = MAX_RESTARTS,
+    poll_s: float = POLL_S,
+) -> None:
+    """Run a job scheduler without the API: it starts queued jobs of this FMHUB_HOME /
+    FMHUB_DATABASE_URL as subprocesses. Stop it with Ctrl-C (its running jobs are requeued)."""
+    from fmhub.services.scheduler import Scheduler
+
+    _logging()
+    scheduler = Scheduler(context(), _options(cpu_slots, gpu_slots, max_restarts, poll_s), role="worker")
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    scheduler.recover()
+    scheduler.start()
+    err.print(f"fmhub worker {scheduler.worker} running; Ctrl-C stops it", highlight=False)
+    while not done.wait(1.0):
+        if not scheduler.is_alive():
+            break
+    scheduler.stop()

@@ -1,0 +1,113 @@
+"""Running one job by id: the code a job process runs (``fmhub jobs execute ID``).
+
+A queued job is started by a scheduler as its own process; that process calls
+:func:`execute_job`, which runs the same functions a foreground ``fmhub finetune`` or
+``fmhub evaluate`` runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from fmhub.entities import Job, JobStatus
+from fmhub.errors import ConflictError, FmhubError, SpecError
+from fmhub.services import jobs as jobs_service
+from fmhub.services.context import Context
+from fmhub.store import jobs_repo
+
+log = logging.getLogger("fmhub.job")
+
+
+class ImportSpec:
+    """Keys of an ``import`` job: path, name, task, license, allow_pickle, description."""
+
+    KEYS = ("path", "name", "task", "license", "allow_pickle", "description")
+
+
+def submit_import(ctx: Context, path: str, name: str, task: str, license: str | None = None,
+                  allow_pickle: bool = False, description: str = "") -> Job:
+    """Check an import (folder, task, name) and queue it as an ``import`` job.
+
+    Raises:
+        ImportRefusedError: missing files, remote code, or pickle weights not allowed.
+        SpecError: unknown task or invalid name.
+    """
+    from fmhub.catalog.importer import inspect_model_folder
+    from fmhub.services.models import NAME_RE
+    from fmhub.tasks import task_names
+
+    if task not in task_names():
+        raise SpecError(f"unknown task '{task}'", hint=f"choose one of: {', '.join(task_names())}")
+    if not NAME_RE.match(name):
+        raise SpecError(f"'{name}' is not a valid model name",
+                        hint="use letters, digits, '.', '_' and '-' (up to 200 characters)")
+    inspect_model_folder(Path(path), allow_pickle=allow_pickle)
+    spec = {"path": str(Path(path).resolve()), "name": name, "task": task, "license": license,
+            "allow_pickle": allow_pickle, "description": description}
+    return jobs_service.new_job(ctx, "import", spec)
+
+
+def _execute_import(ctx: Context, job: Job) -> dict[str, Any]:
+    from fmhub.services.models import import_model
+
+    events = jobs_service.JobEventSink(ctx, job)
+    try:
+        with jobs_service.job_log(job):
+            version = import_model(ctx, **{k: job.spec.get(k) for k in ImportSpec.KEYS if k in job.spec})
+    except FmhubError as exc:
+        jobs_service.mark(ctx, job, JobStatus.failed, error=str(exc))
+        raise
+    except Exception as exc:
+        jobs_service.mark(ctx, job, JobStatus.failed, error=f"{type(exc).__name__}: {exc}")
+        raise
+    outputs = {"registered_model": version.ref}
+    jobs_service.mark(ctx, job, JobStatus.completed, outputs=outputs)
+    events.event("done", {"status": "completed", "registered_model": version.ref})
+    return outputs
+
+
+def execute_job(ctx: Context, job_id: str) -> dict[str, Any]:
+    """Run job ``job_id`` (marked ``running`` by its scheduler) in this process.
+
+    Returns:
+        The job's result document.
+
+    Raises:
+        ConflictError: the job is not marked running.
+        FmhubError: whatever the job raised (the job row is marked failed or canceled first).
+    """
+    job = jobs_service.get_job(ctx, job_id)
+    if job.status != JobStatus.running:
+        raise ConflictError(f"job {job_id} is {job.status.value}, not running",
+                            hint="jobs are started by `fmhub serve` or `fmhub worker`")
+    jobs_repo.set_pid(ctx.db_url, job.id, os.getpid())
+    if job.kind == "finetune":
+        from fmhub.services.finetune import execute_finetune
+
+        return execute_finetune(ctx, job).to_dict()
+    if job.kind == "evaluate":
+        from fmhub.services.evaluate import execute_evaluate
+
+        return execute_evaluate(ctx, job)
+    if job.kind == "import":
+        return _execute_import(ctx, job)
+    raise SpecError(f"unknown job kind '{job.kind}'")
+
+
+def run_job_process(ctx: Context, job_id: str) -> dict[str, Any]:
+    """The body of a job process: SIGTERM becomes a cancel (checkpoints kept), the process ends
+    if its scheduler is gone, then :func:`execute_job`."""
+    import signal
+
+    from fmhub.runners.local import watch_parent
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    watch_parent()
+    return execute_job(ctx, job_id)
