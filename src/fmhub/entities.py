@@ -181,6 +181,7 @@ class Job(BaseModel):
     resume: bool = False
     cancel_requested: bool = False
     worker: str | None = None
+    heartbeat_at: datetime | None = None
     pid: int | None = None
     exit_cause: str | None = None
 

@@ -29,6 +29,7 @@ def _to_entity(row: JobRow) -> Job:
         resume=bool(row.resume),
         cancel_requested=bool(row.cancel_requested),
         worker=row.worker,
+        heartbeat_at=row.heartbeat_at,
         pid=row.pid,
         exit_cause=row.exit_cause,
     )
