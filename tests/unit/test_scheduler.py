@@ -159,3 +159,4 @@ def test_api_keys_are_hashed_checked_and_revoked(ctx):
     assert "key" not in list_keys(ctx)[0]
     revoke_key(ctx, made["id"])
     assert not checker.check(made["key"])
+

@@ -7,7 +7,12 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pathlib import Path
+
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from fmhub import __version__
 from fmhub.api.auth import ApiKeyMiddleware
@@ -18,6 +23,7 @@ from fmhub.services.health import database_problem, prepare_database
 
 log = logging.getLogger("fmhub.api")
 API_PREFIX = "/api/v1"
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 def create_app(ctx: Context | None = None, *, require_api_key: bool = False, scheduler: Any = None) -> FastAPI:
@@ -43,7 +49,7 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
             if scheduler is not None:
                 scheduler.stop()
 
-    app = FastAPI(title="fmhub", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="fmhub", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="A self-hosted model catalog: browse models, fine-tune, evaluate, register. "
                               "Errors answer `{\"error\": {\"code\", \"message\", \"hint\"}}`.")
     app.state.ctx = ctx
@@ -69,6 +75,16 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
         if not alive:
             return error_response(503, "not_ready", "the job scheduler is not running")
         return {"status": "ready", "scheduler": scheduler.worker if scheduler is not None else None}
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI for the OpenAPI document, served from this server (works offline)."""
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="fmhub API",
+                                   swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/swagger-ui/swagger-ui.css",
+                                   swagger_favicon_url="/static/swagger-ui/favicon-32x32.png")
 
     api = APIRouter(prefix=API_PREFIX)
     for module in (models, data, jobs):
