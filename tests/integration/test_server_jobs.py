@@ -211,3 +211,27 @@ def test_sigkill_mid_training_resumes_from_the_checkpoint(tmp_path):
         client.close()
     finally:
         server.stop()
+
+
+def test_an_api_only_server_and_a_separate_worker_share_the_queue(tmp_path):
+    import subprocess
+    import sys
+
+    import fmhub
+
+    tiny = build_tiny_bert(tmp_path / "tiny")
+    with running_server(tmp_path / "home", extra_args=("--no-scheduler",)) as server:
+        with fmhub.Client(url=server.url) as client:
+            job = client.models.import_(tiny, name="tiny-bert", task="text-classification")
+            time.sleep(1.0)
+            assert client.jobs.get(job.id).status.value == "queued"  # nobody runs jobs yet
+            assert httpx.get(server.url + "/ready").json()["status"] == "ready"
+            worker = subprocess.Popen([sys.executable, "-m", "fmhub", "worker", "--poll-s", "0.3"], env=server.env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                done = client.jobs.wait(job.id, timeout_s=120, poll_s=0.3)
+                assert done.status.value == "completed" and done.worker.startswith("worker:")
+                assert client.models.get("tiny-bert:1")["version"]["task"] == "text-classification"
+            finally:
+                worker.terminate()
+                assert worker.wait(timeout=30) == 0
