@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import aliased
 
 from fmhub.entities import ModelVersion
 from fmhub.errors import NotFoundError
@@ -77,19 +78,40 @@ def list_versions(url: str, name: str | None = None, latest_only: bool = False) 
     return out
 
 
+def _like(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, with ``%``, ``_`` and ``\\`` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def _latest_query(task: str | None, license: str | None, search: str | None) -> Any:
-    latest = (select(ModelVersionRow.name, func.max(ModelVersionRow.version).label("latest"))
-              .group_by(ModelVersionRow.name).subquery())
-    q = select(ModelVersionRow).join(latest, and_(ModelVersionRow.name == latest.c.name,
-                                                  ModelVersionRow.version == latest.c.latest))
+    """The rows that are the latest version of their name and match the filters (unordered).
+
+    "Latest" is "no version of the same name is higher": an index probe per candidate row on the
+    ``(name, version)`` unique index, so filters on ``task`` or the license are answered from their
+    indexes before it, and no per-name aggregate over the whole table is built. The filters match
+    :func:`fmhub.catalog.cards.filter_cards` on the version's card (``services.models.version_card``):
+    the license of a version without one is ``unknown``; the search looks at the name, the
+    description and the architecture recorded in the lineage (``unknown`` when absent).
+    """
+    newer = aliased(ModelVersionRow)
+    newer_exists = select(newer.id).where(newer.name == ModelVersionRow.name,
+                                          newer.version > ModelVersionRow.version).exists()
+    q = select(ModelVersionRow).where(~newer_exists)
     if task:
         q = q.where(ModelVersionRow.task == task)
     if license:
-        q = q.where(func.lower(ModelVersionRow.license) == license.strip().lower())
+        wanted = license.strip().lower()
+        clause = func.lower(ModelVersionRow.license) == wanted
+        if wanted == "unknown":
+            clause = or_(clause, ModelVersionRow.license.is_(None), ModelVersionRow.license == "")
+        q = q.where(clause)
     if search:
-        needle = f"%{search.strip()}%"
-        q = q.where(or_(ModelVersionRow.name.ilike(needle), ModelVersionRow.description.ilike(needle),
-                        ModelVersionRow.base_model.ilike(needle)))
+        needle = _like(search.lower())
+        architecture = func.coalesce(ModelVersionRow.lineage["architecture"].as_string(), "unknown")
+        q = q.where(or_(ModelVersionRow.name.ilike(needle, escape="\\"),
+                        ModelVersionRow.description.ilike(needle, escape="\\"),
+                        architecture.ilike(needle, escape="\\")))
     return q
 
 
@@ -100,8 +122,8 @@ def search_latest(url: str, task: str | None = None, license: str | None = None,
     Args:
         url: Database URL.
         task: The version's task.
-        license: License id (case-insensitive).
-        search: Text in the name, description or base model (case-insensitive).
+        license: License id (case-insensitive; ``unknown`` also matches versions without one).
+        search: Text in the name, description or architecture (case-insensitive).
         limit: Page size.
         offset: Rows skipped (ordered by name).
 
@@ -110,9 +132,15 @@ def search_latest(url: str, task: str | None = None, license: str | None = None,
     """
     q = _latest_query(task, license, search)
     with session_scope(url) as s:
-        total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
-        rows = s.scalars(q.order_by(ModelVersionRow.name).offset(offset).limit(limit)).all() if limit else []
-        return [_to_entity(r) for r in rows], total
+        total = int(s.scalar(select(func.count()).select_from(q.with_only_columns(ModelVersionRow.id).subquery()))
+                    or 0)
+        if not limit or offset >= total:
+            return [], total
+        # The page's ids first (answered from the indexes), then only those rows with their JSON.
+        ids = list(s.scalars(q.with_only_columns(ModelVersionRow.id)
+                             .order_by(ModelVersionRow.name).offset(offset).limit(limit)))
+        rows = {r.id: r for r in s.scalars(select(ModelVersionRow).where(ModelVersionRow.id.in_(ids)))} if ids else {}
+        return [_to_entity(rows[i]) for i in ids], total
 
 
 def get_version(url: str, name: str, version: int | None = None) -> ModelVersion:
