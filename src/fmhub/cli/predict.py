@@ -37,6 +37,7 @@ def predict_cmd(
     task: Optional[str] = typer.Option(None, "--task", help="Task (default: the model version's task)."),
     top_k: int = typer.Option(1, "--top-k", help="Labels per input, best first."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    url: Optional[str] = typer.Option(None, "--url", envvar="FMHUB_URL", help="Predict on an fmhub server (default FMHUB_URL; unset: in this process)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Predict with a model: label names with scores (classification), tagged entities (token
@@ -53,9 +54,15 @@ def predict_cmd(
     if not inputs:
         raise SpecError("nothing to predict",
                         hint='give --text "..." (repeatable), --question/--context, or --file FILE')
-    from fmhub.services.predict import predict
+    if url:
+        from fmhub.client import Client
 
-    result = predict(context(), ref, inputs, task=task, top_k=top_k, device=device)
+        with Client(url=url) as client:
+            result = client.models.predict(ref, inputs, top_k=top_k, task=task)
+    else:
+        from fmhub.services.predict import predict
+
+        result = predict(context(), ref, inputs, task=task, top_k=top_k, device=device)
     if as_json:
         print_json(result)
         return

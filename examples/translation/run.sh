@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Fine-tune the MiniLM encoder-decoder for English -> German translation (Multi30k subset)
+# on a running fmhub server, as job.yaml says: submit the job, wait for it, show it (metrics,
+# registered model), then predict with the new model.
+# Needs `fmhub serve` running at $FMHUB_URL (default http://127.0.0.1:8000); every step, the
+# prediction included, runs on that server.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+export FMHUB_URL="${FMHUB_URL:-http://127.0.0.1:8000}"
+field() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }  # a value of the JSON on stdin
+
+job=$(fmhub finetune -f job.yaml --submit --json | field '["id"]')
+echo "job $job queued on $FMHUB_URL"
+fmhub jobs wait "$job"
+fmhub jobs show "$job"
+model=$(fmhub jobs show "$job" --json | field '["outputs"]["registered_model"]')
+fmhub predict "$model" --text "A man rides a bike down the street."

@@ -1,0 +1,284 @@
+"""The samples in ``examples/``: every task's notebook runs top to bottom against a real ``fmhub serve``
+(tiny random models and tiny data files instead of the real ones), and every ``run.sh`` is valid bash.
+
+Each notebook is executed with nbclient after its ``parameters`` cell is replaced by test values
+(server URL, tiny model, tiny data, a few training steps, a unique registered model name); the job it
+created must have completed and registered a model that the server knows, and the last cell must
+print predictions."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, WORDS, build_tiny_bert
+from server_process import running_server
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = REPO / "examples"
+TASKS = ("text-classification", "token-classification", "question-answering", "summarization", "translation")
+SEQ2SEQ = ("summarization", "translation")
+
+#: A few optimizer steps on small batches; sequences short enough for the tiny models' 64 positions.
+HYPERPARAMETERS = {"max_steps": 4, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 8,
+                   "max_seq_length": 48}
+
+
+# --- tiny data in the layouts of the shared datasets (column names as in each job.yaml) -----------
+
+def _sentences(n: int, offset: int = 0) -> list[list[str]]:
+    """``n`` short sentences over WORDS (so the tiny WordPiece vocabulary knows every word)."""
+    subjects = ["movie", "film", "plot", "story", "acting"]
+    adjectives = ["good", "great", "fine", "wonderful", "fun", "bad", "awful", "boring", "dull", "poor"]
+    assert {"the", "was", "very", *subjects, *adjectives} <= set(WORDS)
+    out = []
+    for i in range(offset, offset + n):
+        out.append(["the", subjects[i % len(subjects)], "was", "very", adjectives[(i * 3) % len(adjectives)]])
+    return out
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def text_classification_files(folder: Path) -> dict:
+    """SST-2 layout: CSV ``sentence,label`` with labels 0/1."""
+    positive = {"good", "great", "fine", "wonderful", "fun"}
+
+    def write(name: str, n: int, offset: int) -> str:
+        path = folder / f"{name}.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["sentence", "label"])
+            for words in _sentences(n, offset):
+                w.writerow([" ".join(words), 1 if words[-1] in positive else 0])
+        return str(path)
+
+    return {"train": write("train", 24, 0), "validation": write("validation", 8, 24), "test": write("test", 8, 32),
+            "column_mapping": {"sentence1": "sentence", "label": "label"}}
+
+
+def token_classification_files(folder: Path) -> dict:
+    """CoNLL-2003 layout: JSONL ``tokens`` and IOB2 ``ner_tags``."""
+    kinds = {"movie": "MISC", "film": "MISC", "plot": "ORG", "story": "ORG", "acting": "PER"}
+
+    def rows(n: int, offset: int) -> list[dict]:
+        out = []
+        for i, words in enumerate(_sentences(n, offset)):
+            tags = [f"B-{kinds[w]}" if w in kinds else "O" for w in words]
+            out.append({"id": str(offset + i), "tokens": words, "ner_tags": tags})
+        return out
+
+    return {name: _write_jsonl(folder / f"{name}.jsonl", rows(n, off))
+            for name, n, off in (("train", 20, 0), ("validation", 6, 20), ("test", 6, 26))} | {
+        "column_mapping": {"tokens": "tokens", "tags": "ner_tags"}}
+
+
+def question_answering_files(folder: Path) -> dict:
+    """SQuAD layout: JSONL ``question``, ``context``, ``answers: {text, answer_start}``."""
+
+    def rows(n: int, offset: int) -> list[dict]:
+        out = []
+        for i, words in enumerate(_sentences(n, offset)):
+            context = " ".join(words) + " and the story was fun ."
+            answer = words[-1]
+            out.append({"id": str(offset + i), "title": "t", "context": context,
+                        "question": f"what was the {words[1]}",
+                        "answers": {"text": [answer], "answer_start": [context.index(" " + answer) + 1]}})
+        return out
+
+    return {name: _write_jsonl(folder / f"{name}.jsonl", rows(n, off))
+            for name, n, off in (("train", 16, 0), ("validation", 4, 16), ("test", 4, 20))} | {
+        "column_mapping": {"question": "question", "context": "context", "answers": "answers"}}
+
+
+def summarization_files(folder: Path) -> dict:
+    """DialogSum layout: JSONL ``dialogue``, ``summary``."""
+
+    def rows(n: int, offset: int) -> list[dict]:
+        return [{"fname": f"d{offset + i}", "dialogue": " ".join(w) + " . it was " + w[-1] + " and fun .",
+                 "summary": f"{w[-1]} {w[1]}"} for i, w in enumerate(_sentences(n, offset))]
+
+    return {name: _write_jsonl(folder / f"{name}.jsonl", rows(n, off))
+            for name, n, off in (("train", 16, 0), ("validation", 4, 16), ("test", 4, 20))} | {
+        "column_mapping": {"document": "dialogue", "summary": "summary"}}
+
+
+def translation_files(folder: Path) -> dict:
+    """Multi30k layout: TSV with the header ``en<TAB>de`` (language-code columns map by themselves)."""
+
+    def write(name: str, n: int, offset: int) -> str:
+        path = folder / f"{name}.tsv"
+        lines = ["en\tde"] + [" ".join(w) + "\t" + " ".join(reversed(w)) for w in _sentences(n, offset)]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return str(path)
+
+    return {"train": write("train", 16, 0), "validation": write("validation", 4, 16), "test": write("test", 4, 20)}
+
+
+DATA_FILES = {"text-classification": text_classification_files, "token-classification": token_classification_files,
+              "question-answering": question_answering_files, "summarization": summarization_files,
+              "translation": translation_files}
+
+
+# --- the server, with the tiny models imported through the client --------------------------------
+
+def _build_tiny_b2b(tiny_bert: Path, folder: Path) -> Path:
+    from fmhub.catalog.derived import build_bert2bert
+
+    return build_bert2bert(tiny_bert, folder)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    import fmhub
+
+    root = tmp_path_factory.mktemp("examples")
+    tiny_bert = build_tiny_bert(root / "tiny-bert")
+    tiny_b2b = _build_tiny_b2b(tiny_bert, root / "tiny-b2b")
+    with running_server(root / "home") as server:
+        client = fmhub.Client(url=server.url)
+        jobs = [client.models.import_(tiny_bert, name="tiny-bert", task="text-classification"),
+                client.models.import_(tiny_b2b, name="tiny-b2b", task="summarization")]
+        for job in jobs:
+            done = client.jobs.wait(job.id, timeout_s=120, poll_s=0.3)
+            assert done.status.value == "completed", done.error
+        yield server, client, root
+        client.close()
+
+
+def _parameters(task: str, url: str, data: dict, name: str) -> str:
+    model = "tiny-b2b:1" if task in SEQ2SEQ else "tiny-bert:1"
+    hyperparameters = dict(HYPERPARAMETERS)
+    if task == "question-answering":
+        hyperparameters["doc_stride"] = 16
+    return "\n".join([f"URL = {url!r}", f"TASK = {task!r}", f"MODEL = {model!r}", f"DATA = {data!r}",
+                      f"HYPERPARAMETERS = {hyperparameters!r}", f"REGISTERED_MODEL_NAME = {name!r}"])
+
+
+def _run_notebook(path: Path, parameters: str, cwd: Path):
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].cell_type == "code", f"{path}: one code cell tagged 'parameters'"
+    tagged[0].source = parameters
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(cwd)}})
+    try:
+        client.execute()
+    finally:
+        nbformat.write(nb, str(cwd / "executed.ipynb"))  # kept with the test's tmp folder, to read on failure
+    return nb
+
+
+def _text_outputs(cell) -> str:
+    parts = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            parts.append(output.get("text", ""))
+        elif "data" in output:
+            parts.append(output["data"].get("text/plain", ""))
+    return "".join(parts)
+
+
+# --- tests ---------------------------------------------------------------------------------------
+
+def test_notebooks_are_stored_without_outputs_and_have_one_parameters_cell():
+    import nbformat
+
+    for task in TASKS:
+        nb = nbformat.read(str(EXAMPLES / task / "notebook.ipynb"), as_version=4)
+        nbformat.validate(nb)
+        assert nb.metadata.kernelspec.name == "python3"
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), task
+        params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1 and params[0] is code[0], task
+        # the defaults point at the shared data, relative to the notebook, as job.yaml does
+        namespace: dict = {}
+        exec(params[0].source, namespace)  # noqa: S102 - our own file
+        job = yaml.safe_load((EXAMPLES / task / "job.yaml").read_text(encoding="utf-8"))
+        assert namespace["MODEL"] == job["model"] and namespace["TASK"] == job["task"] == task
+        assert namespace["DATA"] == job["data"] and namespace["HYPERPARAMETERS"] == job["hyperparameters"]
+        assert all((EXAMPLES / task / namespace["DATA"][k]).is_file() for k in ("train", "validation", "test"))
+
+
+def test_notebooks_are_what_the_generator_writes():
+    import importlib.util
+
+    import nbformat
+
+    spec = importlib.util.spec_from_file_location("make_notebooks", EXAMPLES / "make_notebooks.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert set(generator.TASKS) == set(TASKS)
+    for task in TASKS:
+        stored = nbformat.read(str(EXAMPLES / task / "notebook.ipynb"), as_version=4)
+        assert stored == generator.build(task), f"run: python examples/make_notebooks.py ({task} is stale)"
+
+
+def test_run_scripts_are_valid_bash():
+    for task in TASKS:
+        script = EXAMPLES / task / "run.sh"
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{script}: {result.stderr}"
+        text = script.read_text(encoding="utf-8")
+        assert "set -euo pipefail" in text and "fmhub serve" in text and "--submit --json" in text
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_notebook_runs_against_a_server(served, task, tmp_path):
+    server, client, _ = served
+    data = DATA_FILES[task](tmp_path)
+    name = f"notebook-{task}"
+    nb = _run_notebook(EXAMPLES / task / "notebook.ipynb", _parameters(task, server.url, data, name), tmp_path)
+
+    jobs = [j for j in client.jobs.list(kind="finetune") if j.spec.get("registered_model_name") == name]
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert job.status.value == "completed", job.error
+    assert job.spec["task"] == task and job.outputs["registered_model"] == f"{name}:1"
+    assert set(job.outputs["metrics"]) == {"validation", "test"}
+    shown = client.models.get(f"{name}:1")
+    assert shown["version"]["lineage"]["job_id"] == job.id
+
+    follow = _text_outputs(nb.cells[[i for i, c in enumerate(nb.cells) if "client.jobs.follow" in c.source][0]])
+    assert "step 1/4" in follow and "step 4/4" in follow, follow
+    last = _text_outputs(nb.cells[-1])
+    result = json.loads(last)
+    assert result["model"] == f"{name}:1" and result["task"] == task
+    assert len(result["predictions"]) >= 1
+
+
+def test_run_script_against_a_server(served, tmp_path):
+    """text-classification/run.sh, copied next to a tiny job.yaml: submit, wait, show, predict."""
+    server, client, root = served
+    folder = tmp_path / "sample"
+    folder.mkdir()
+    (folder / "run.sh").write_text((EXAMPLES / "text-classification" / "run.sh").read_text(encoding="utf-8"))
+    data = text_classification_files(tmp_path)
+    job = {"model": "tiny-bert:1", "task": "text-classification", "data": data, "hyperparameters": HYPERPARAMETERS,
+           "registered_model_name": "script-model", "device": "cpu"}
+    (folder / "job.yaml").write_text(yaml.safe_dump(job), encoding="utf-8")
+    # A home of its own: every step, the prediction included, goes through the server.
+    env = {**os.environ, "FMHUB_URL": server.url, "FMHUB_HOME": str(tmp_path / "client-home"), "HF_HUB_OFFLINE": "1",
+           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    result = subprocess.run(["bash", str(folder / "run.sh")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert client.models.get("script-model:1")["version"]["task"] == "text-classification"
+    assert not (tmp_path / "client-home" / "artifacts").exists()
+    predicted = [line for line in result.stdout.splitlines() if line.endswith("a gorgeous, witty film")]
+    assert predicted and re.match(r"[01] \(0\.\d+\), [01] \(0\.\d+\)", predicted[0]), result.stdout
