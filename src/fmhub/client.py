@@ -34,7 +34,9 @@ FINAL_STATUSES = ("completed", "failed", "canceled")
 _ERROR_CLASSES = {cls.code: cls for cls in (errors.FmhubError, errors.NotFoundError, errors.ConflictError,
                                             errors.SpecError, errors.DataError, errors.ModelUnavailableError,
                                             errors.ImportRefusedError, errors.JobFailedError,
-                                            errors.JobCanceledError)}
+                                            errors.JobCanceledError, errors.UnauthorizedError,
+                                            errors.PayloadTooLargeError, errors.OverloadedError,
+                                            errors.UnavailableError, errors.ScoringTimeoutError)}
 
 
 class ApiError(errors.FmhubError):
@@ -207,6 +209,62 @@ class DataClient(_Resource):
         return DataAsset.model_validate(self._client.request("GET", f"/data/{ref}"))
 
 
+class EndpointsClient(_Resource):
+    """``client.endpoints``: create, deploy, split traffic, keys, invoke, logs, delete."""
+
+    def create(self, name: str, description: str = "") -> dict[str, Any]:
+        """Create an endpoint (its keys: :meth:`keys`)."""
+        return self._client.request("POST", "/endpoints", json={"name": name, "description": description})
+
+    def list(self) -> list[dict[str, Any]]:
+        """Endpoints with their deployments and live state."""
+        return self._client.request("GET", "/endpoints")["items"]
+
+    def get(self, name: str) -> dict[str, Any]:
+        """One endpoint: deployments (model, runtime, state, traffic) and ``scoring_uri``."""
+        return self._client.request("GET", f"/endpoints/{name}")
+
+    def deploy(self, name: str, model: str, deployment: str = "blue", **settings: Any) -> dict[str, Any]:
+        """Deploy ``model`` as ``deployment`` (settings: instances, device, runtime, max_batch_size,
+        max_batch_wait_ms, max_queue, request_timeout_ms, task); returns once it is loaded."""
+        return self._client.request("POST", f"/endpoints/{name}/deployments",
+                                    json={"name": deployment, "model": model, **settings})
+
+    def undeploy(self, name: str, deployment: str) -> dict[str, Any]:
+        """Delete one deployment."""
+        return self._client.request("DELETE", f"/endpoints/{name}/deployments/{deployment}")
+
+    def traffic(self, name: str, split: dict[str, int]) -> dict[str, Any]:
+        """Route percentages, e.g. ``{"blue": 90, "green": 10}``."""
+        return self._client.request("PUT", f"/endpoints/{name}/traffic", json=split)
+
+    def keys(self, name: str, regenerate: str | None = None) -> dict[str, str]:
+        """``primary_key`` and ``secondary_key`` (``regenerate="primary"`` replaces one first)."""
+        if regenerate:
+            return self._client.request("POST", f"/endpoints/{name}/keys/regenerate", params={"which": regenerate})
+        return self._client.request("GET", f"/endpoints/{name}/keys")
+
+    def logs(self, name: str) -> list[str]:
+        """The endpoint's log lines."""
+        return self._client.request("GET", f"/endpoints/{name}/logs")["lines"]
+
+    def delete(self, name: str) -> dict[str, Any]:
+        """Stop and delete an endpoint."""
+        return self._client.request("DELETE", f"/endpoints/{name}")
+
+    def invoke(self, name: str, input_data: list[Any], params: dict[str, Any] | None = None,
+               key: str | None = None, deployment: str | None = None) -> dict[str, Any]:
+        """Score ``input_data`` at the endpoint's scoring URL (the key is fetched when not given)."""
+        key = key or self.keys(name)["primary_key"]
+        headers = {"Authorization": f"Bearer {key}"}
+        if deployment:
+            headers["x-fmhub-deployment"] = deployment
+        response = self._client._http.post(f"/endpoints/{name}/score", headers=headers,
+                                           json={"input_data": input_data, "params": params or {}})
+        _raise_for(response)
+        return response.json()
+
+
 class Client:
     """The fmhub REST API.
 
@@ -220,6 +278,7 @@ class Client:
         jobs: :class:`JobsClient`.
         models: :class:`ModelsClient`.
         data: :class:`DataClient`.
+        endpoints: :class:`EndpointsClient`.
 
     Errors come back as the ``FmhubError`` subclasses the server raised (``NotFoundError``,
     ``SpecError``, ``DataError`` ...) or :class:`ApiError`, with the server's message and hint.
@@ -233,6 +292,7 @@ class Client:
         self.jobs = JobsClient(self)
         self.models = ModelsClient(self)
         self.data = DataClient(self)
+        self.endpoints = EndpointsClient(self)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call ``/api/v1{path}`` and return the decoded JSON (``None`` query values are dropped).
@@ -280,4 +340,4 @@ class Client:
         self.close()
 
 
-__all__ = ["ApiError", "Client", "DataClient", "JobsClient", "ModelsClient", "JobStatus"]
+__all__ = ["ApiError", "Client", "DataClient", "EndpointsClient", "JobsClient", "ModelsClient", "JobStatus"]

@@ -194,3 +194,53 @@ class JobEvent(BaseModel):
     kind: str
     data: dict[str, Any]
     created_at: datetime | None = None
+
+
+class Deployment(BaseModel):
+    """A model version served by N instances behind an endpoint.
+
+    Attributes:
+        endpoint: The endpoint's name.
+        name: The deployment's name (e.g. ``blue``).
+        model: The model reference it serves (catalog name or workspace ``name:version``).
+        task: The task of the model.
+        instances: Worker processes.
+        device: ``cpu``, ``cuda`` or ``cuda:N`` (``auto``: a GPU when present).
+        runtime: ``pytorch`` or ``pytorch-int8`` (dynamic int8 quantisation of linear layers, CPU).
+        max_batch_size: Inputs per forward pass at most.
+        max_batch_wait_ms: How long the first request of a batch waits for others.
+        max_queue: Requests waiting at most; beyond, the endpoint answers 429.
+        request_timeout_ms: A request not answered in this time answers 504.
+        traffic: Percentage of the endpoint's requests routed here.
+        created_at: When it was created.
+    """
+
+    endpoint: str
+    name: str
+    model: str
+    task: str
+    instances: int = 1
+    device: str = "cpu"
+    runtime: str = "pytorch"
+    max_batch_size: int = 32
+    max_batch_wait_ms: float = 10.0
+    max_queue: int = 256
+    request_timeout_ms: float = 30000.0
+    traffic: int = 0
+    created_at: datetime | None = None
+
+
+class Endpoint(BaseModel):
+    """A stable name and scoring URL with keys; routes traffic to its deployments by percentage.
+
+    Attributes:
+        name: URL-safe name; the scoring URL is ``/endpoints/{name}/score``.
+        description: Free text.
+        deployments: Its deployments (traffic percentages sum to 100 when any has traffic).
+        created_at: When it was created.
+    """
+
+    name: str
+    description: str = ""
+    deployments: list[Deployment] = Field(default_factory=list)
+    created_at: datetime | None = None

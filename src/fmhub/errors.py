@@ -21,11 +21,13 @@ class FmhubError(Exception):
     code = "fmhub_error"
     http_status = 400
 
-    def __init__(self, message: str, hint: str = "", details: Any = None) -> None:
+    def __init__(self, message: str, hint: str = "", details: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.details = details
+        self.headers = headers
 
     def to_dict(self) -> dict[str, Any]:
         """Return the error body shared by the CLI (``--json``) and the REST API."""
@@ -94,6 +96,41 @@ class JobCanceledError(FmhubError):
     http_status = 409
 
 
+class UnauthorizedError(FmhubError):
+    """A missing or wrong key."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class PayloadTooLargeError(FmhubError):
+    """A request body over the size limit."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class OverloadedError(FmhubError):
+    """Too many requests wait; ``headers`` carries ``Retry-After``."""
+
+    code = "overloaded"
+    http_status = 429
+
+
+class UnavailableError(FmhubError):
+    """Nothing can answer now (no deployment ready, an instance restarting)."""
+
+    code = "unavailable"
+    http_status = 503
+
+
+class ScoringTimeoutError(FmhubError):
+    """A scoring request was not answered within the deployment's ``request_timeout_ms``."""
+
+    code = "timeout"
+    http_status = 504
+
+
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     cls.code: cls.http_status
     for cls in (
@@ -106,5 +143,10 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
         ImportRefusedError,
         JobFailedError,
         JobCanceledError,
+        UnauthorizedError,
+        PayloadTooLargeError,
+        OverloadedError,
+        UnavailableError,
+        ScoringTimeoutError,
     )
 }

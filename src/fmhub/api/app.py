@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from fmhub import __version__
 from fmhub.api.auth import ApiKeyMiddleware
 from fmhub.api.errors import error_response, install_error_handlers
-from fmhub.api.routers import data, jobs, models
+from fmhub.api.routers import data, endpoints, jobs, models, scoring
 from fmhub.services.context import Context
 from fmhub.services.health import database_problem, prepare_database
 
@@ -26,7 +26,8 @@ API_PREFIX = "/api/v1"
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(ctx: Context | None = None, *, require_api_key: bool = False, scheduler: Any = None) -> FastAPI:
+def create_app(ctx: Context | None = None, *, require_api_key: bool = False, scheduler: Any = None,
+               serve_endpoints: bool = True) -> FastAPI:
     """Build the app.
 
     Args:
@@ -34,8 +35,13 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
         require_api_key: Refuse calls without an active key (``/health`` excepted); ``fmhub serve``
             turns this on whenever it listens on anything but loopback.
         scheduler: A :class:`fmhub.services.scheduler.Scheduler` to run while the app runs, or None.
+        serve_endpoints: Run the online endpoints' deployments in this server (restarting those
+            recorded in the database at start-up).
     """
     ctx = ctx or Context.from_settings()
+    from fmhub.services.serving import EndpointRuntime
+
+    runtime = EndpointRuntime(ctx) if serve_endpoints else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -43,9 +49,13 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
         if scheduler is not None:
             scheduler.recover()  # jobs left running by a crashed server
             scheduler.start()
+        if runtime is not None:
+            await runtime.start_all()
         try:
             yield
         finally:
+            if runtime is not None:
+                await runtime.shutdown()
             if scheduler is not None:
                 scheduler.stop()
 
@@ -54,6 +64,7 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
                               "Errors answer `{\"error\": {\"code\", \"message\", \"hint\"}}`.")
     app.state.ctx = ctx
     app.state.scheduler = scheduler
+    app.state.runtime = runtime
     install_error_handlers(app)
     if require_api_key:
         from fmhub.services.keys import KeyChecker
@@ -87,7 +98,8 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
                                    swagger_favicon_url="/static/swagger-ui/favicon-32x32.png")
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (models, data, jobs):
+    for module in (models, data, jobs, endpoints):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(scoring.router)
     return app

@@ -1,4 +1,5 @@
-"""API-key authentication: ``Authorization: Bearer <key>`` on every call but ``/health``."""
+"""API-key authentication: ``Authorization: Bearer <key>`` on every call but ``/health`` and the
+endpoints' scoring URLs (``/endpoints/...``), which check their own endpoint keys."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ class ApiKeyMiddleware:
         self.checker = checker
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
+        path = scope.get("path") or ""
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith("/endpoints/"):  # endpoint keys
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")

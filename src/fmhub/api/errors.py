@@ -36,7 +36,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FmhubError)
     async def _fmhub(request: Request, exc: FmhubError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+        return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from fmhub import __version__
-from fmhub.cli import data, jobs, keys, models
+from fmhub.cli import data, endpoints, jobs, keys, models
 from fmhub.cli.evaluate import evaluate_cmd
 from fmhub.cli.finetune import finetune_cmd
 from fmhub.cli.predict import predict_cmd
@@ -23,6 +23,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(keys.app, name="keys")
+app.add_typer(endpoints.app, name="endpoints")
 app.command("finetune", help=finetune_cmd.__doc__)(finetune_cmd)
 app.command("evaluate", help=evaluate_cmd.__doc__)(evaluate_cmd)
 app.command("predict", help=predict_cmd.__doc__)(predict_cmd)

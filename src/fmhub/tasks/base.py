@@ -237,6 +237,31 @@ class Task(ABC):
     def model_inputs(self, examples: Examples) -> list[Any]:
         """Raw inputs for :meth:`predict` from a split's rows."""
 
+    #: One scoring input, described for the OpenAPI document and the model card.
+    score_input_doc = "a string"
+    #: An example request body ``input_data`` for this task's endpoints.
+    score_example: list[Any] = ["a text"]
+    #: The scoring ``params`` the task takes.
+    score_params_names: tuple[str, ...] = ()
+
+    def check_score_input(self, value: Any) -> Any:
+        """Check one input of a scoring request; return it in the form :meth:`predict` takes.
+
+        Raises:
+            ValueError: the input has the wrong shape (the message says what is expected).
+        """
+        if not isinstance(value, str):
+            raise ValueError(f"expected {self.score_input_doc}, got {type(value).__name__}")
+        return value
+
+    def score_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The request ``params`` this task uses (others are refused by the caller).
+
+        Raises:
+            ValueError: a value of the wrong type or range.
+        """
+        return {}
+
     @abstractmethod
     def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
                 max_seq_length: int = 512, top_k: int = 1, **options: Any) -> list[Any]:

@@ -139,6 +139,23 @@ class Seq2SeqTask(Task):
     def model_inputs(self, examples: Examples) -> list[Any]:
         return [row[self.source_key] for row in examples.rows]
 
+    score_params_names = ("num_beams", "max_new_tokens")
+
+    def score_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``num_beams`` (1-8) and ``max_new_tokens`` (1-512) for generation."""
+        out: dict[str, Any] = {}
+        if "num_beams" in params:
+            value = params["num_beams"]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8:
+                raise ValueError("params.num_beams: expected an integer from 1 to 8")
+            out["num_beams"] = value
+        if "max_new_tokens" in params:
+            value = params["max_new_tokens"]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 512:
+                raise ValueError("params.max_new_tokens: expected an integer from 1 to 512")
+            out["max_new_tokens"] = value
+        return out
+
     def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
                 max_seq_length: int = 512, top_k: int = 1, **options: Any) -> list[dict[str, Any]]:
         """Generate a text per input string (beam search with ``num_beams``, up to ``max_new_tokens``).

@@ -207,6 +207,17 @@ class QuestionAnswering(Task):
     def model_inputs(self, examples: Examples) -> list[Any]:
         return [{"question": row["question"], "context": row["context"]} for row in examples.rows]
 
+    # -- scoring -------------------------------------------------------------------------------
+    score_input_doc = 'an object {"question": string, "context": string}'
+    score_example = [{"question": "Where was Ada born?", "context": "Ada Lovelace was born in London in 1815."}]
+
+    def check_score_input(self, value: Any) -> Any:
+        """A ``{"question", "context"}`` object of two strings (see :meth:`Task.check_score_input`)."""
+        if isinstance(value, dict) and isinstance(value.get("question"), str) and \
+                isinstance(value.get("context"), str) and set(value) <= {"question", "context"}:
+            return {"question": value["question"], "context": value["context"]}
+        raise ValueError(f"expected {self.score_input_doc}")
+
     # -- prediction ----------------------------------------------------------------------------
     def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
                 max_seq_length: int = 384, top_k: int = 1, **options: Any) -> list[dict[str, Any]]:

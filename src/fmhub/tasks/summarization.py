@@ -26,6 +26,7 @@ class Summarization(Seq2SeqTask):
     """Abstractive summarization."""
 
     name = "summarization"
+    score_example = ["#Person1#: Shall we meet at six? #Person2#: Six is fine, see you at the station."]
     source_key, target_key = "document", "summary"
     verb = "summarize"
     schema = TaskSchema(

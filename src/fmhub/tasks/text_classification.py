@@ -273,6 +273,29 @@ class TextClassification(Task):
         return [[row["sentence1"], row["sentence2"]] if row.get("sentence2") else row["sentence1"]
                 for row in examples.rows]
 
+    # -- scoring -------------------------------------------------------------------------------
+    score_input_doc = "a string, or a [text, text_pair] list of two strings"
+    score_example = ["a gorgeous, witty film", ["The cat sat.", "A cat was sitting."]]
+    score_params_names = ("top_k",)
+
+    def check_score_input(self, value: Any) -> Any:
+        """A text, or a ``[text, text_pair]`` pair (see :meth:`Task.check_score_input`)."""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+            return value
+        raise ValueError(f"expected {self.score_input_doc}")
+
+    def score_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``top_k``: labels per input, best first (1-100)."""
+        out: dict[str, Any] = {}
+        if "top_k" in params:
+            value = params["top_k"]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+                raise ValueError("params.top_k: expected an integer from 1 to 100")
+            out["top_k"] = value
+        return out
+
     # -- prediction ----------------------------------------------------------------------------
     def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
                 max_seq_length: int = 512, top_k: int = 1, **options: Any) -> list[list[dict[str, Any]]]:

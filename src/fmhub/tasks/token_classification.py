@@ -268,6 +268,15 @@ class TokenClassification(Task):
     def model_inputs(self, examples: Examples) -> list[Any]:
         return [row["tokens"] for row in examples.rows]
 
+    score_input_doc = "a string, or a list of words (strings)"
+    score_example = ["Ada Lovelace was born in London.", ["Alan", "Turing", "visited", "Paris"]]
+
+    def check_score_input(self, value: Any) -> Any:
+        """A text (split into words) or a list of words (see :meth:`Task.check_score_input`)."""
+        if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return value
+        raise ValueError(f"expected {self.score_input_doc}")
+
     def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
                 max_seq_length: int = 512, top_k: int = 1, **options: Any) -> list[dict[str, Any]]:
         """Tag words. An input is a list of words, or a string (split into words and punctuation).

@@ -53,6 +53,7 @@ class Translation(Seq2SeqTask):
     """Machine translation."""
 
     name = "translation"
+    score_example = ["A man is riding a bicycle down the street."]
     source_key, target_key = "source", "target"
     verb = "translate"
     schema = TaskSchema(

@@ -1,0 +1,78 @@
+"""``POST /endpoints/{name}/score``: the scoring URL of an online endpoint (its own keys)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from fmhub.errors import PayloadTooLargeError
+from fmhub.services.serving import MAX_BODY_BYTES
+
+router = APIRouter(prefix="/endpoints", tags=["scoring"])
+
+
+class ScoreRequest(BaseModel):
+    """A scoring request (``inputs`` is accepted as an alias of ``input_data``).
+
+    Per task, an input is: text classification, a string or ``[text, text_pair]``; token
+    classification, a string or a list of words; question answering, ``{"question", "context"}``;
+    summarization and translation, a string.
+    """
+
+    input_data: list[Any] = Field(description="The inputs, at most 1024.")
+    params: dict[str, Any] = Field(default_factory=dict, description="top_k (text classification); "
+                                   "num_beams, max_new_tokens (summarization, translation).")
+
+
+class ScoreResponse(BaseModel):
+    """One prediction per input, in order, and who answered.
+
+    A prediction is: text classification ``{"label", "score", "top_k"?, "truncated"}``; token
+    classification ``{"entities": [{"type", "text", "start", "end", "score"}], "tags", "tokens",
+    "truncated"}``; question answering ``{"answer", "score", "start", "end", "truncated"}`` (empty
+    answer: unanswerable); summarization and translation ``{"generated_text", "truncated"}``.
+    """
+
+    deployment: str
+    model: str
+    task: str
+    predictions: list[Any]
+
+
+@router.post("/{name}/score", response_model=ScoreResponse, summary="Score inputs",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": ScoreRequest.model_json_schema()}}}})
+async def score(name: str, request: Request) -> Any:
+    """Send ``Authorization: Bearer <endpoint key>``; ``x-fmhub-deployment: NAME`` picks a deployment
+    instead of the traffic split. Errors: 401 key, 404 endpoint, 413 body over 1 MiB, 422 shape
+    (naming the field), 429 queue full (Retry-After), 503 nothing ready, 504 timeout."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(f"request body is {length} bytes; the limit is {MAX_BODY_BYTES}",
+                                   hint="send fewer or shorter inputs per request")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"request body over {MAX_BODY_BYTES} bytes",
+                                       hint="send fewer or shorter inputs per request")
+    result = await request.app.state.runtime.score(name, bytes(body), request.headers.get("authorization"),
+                                                   request.headers.get("x-fmhub-deployment"))
+    return JSONResponse(result, headers={"x-fmhub-deployment": result["deployment"]})
+
+
+@router.get("/{name}/health", summary="Is the endpoint ready")
+def health(name: str, request: Request) -> Any:
+    """200 when every deployment taking traffic has loaded its model, else 503."""
+    from fmhub.services.endpoints import get_endpoint
+
+    endpoint = get_endpoint(request.app.state.ctx, name)
+    status = request.app.state.runtime.status(name)
+    serving = [d.name for d in endpoint.deployments if d.traffic > 0]
+    ready = bool(serving) and all((status.get(n) or {}).get("state") == "ready" for n in serving)
+    return JSONResponse({"status": "ready" if ready else "not_ready",
+                         "deployments": {n: (status.get(n) or {}).get("state", "stopped") for n in serving}},
+                        status_code=200 if ready else 503)

@@ -1,0 +1,182 @@
+"""``fmhub endpoints``: online endpoints on an fmhub server (``--url`` / ``FMHUB_URL``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from fmhub.cli.common import JSON_OPTION, handle_errors, out, print_json
+from fmhub.errors import DataError, SpecError
+
+app = typer.Typer(help="Online endpoints: create, deploy a model, split traffic, invoke, keys, logs, delete. "
+                       "They run in `fmhub serve`.", no_args_is_help=True)
+
+URL_OPTION = typer.Option(None, "--url", envvar="FMHUB_URL",
+                          help="The fmhub server (default FMHUB_URL, else http://127.0.0.1:8000).")
+
+
+def _client(url: str | None) -> Any:
+    from fmhub.client import Client
+
+    return Client(url=url)
+
+
+def _print_endpoint(e: dict[str, Any]) -> None:
+    out.print(f"[bold]{e['name']}[/]  {e['scoring_uri']}", highlight=False)
+    table = Table(show_edge=False)
+    for col in ("deployment", "model", "traffic", "state", "instances", "runtime", "batches", "mean batch"):
+        table.add_column(col)
+    for d in e["deployments"]:
+        table.add_row(d["name"], d["model"], f"{d['traffic']}%", d.get("state", ""), str(d["instances"]),
+                      str(d.get("runtime_detail") or d["runtime"]), str(d.get("batches", "")),
+                      str(d.get("mean_batch_size") or ""))
+    out.print(table)
+
+
+@app.command("create")
+@handle_errors
+def create_cmd(name: str = typer.Argument(..., help="Endpoint name (lower-case letters, digits, '-')."),
+               description: str = typer.Option("", "--description", help="Free text."),
+               url: Optional[str] = URL_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Create an endpoint: a stable scoring URL with two keys."""
+    e = _client(url).endpoints.create(name, description)
+    if as_json:
+        print_json(e)
+        return
+    out.print(f"endpoint [bold]{name}[/] created: {e['scoring_uri']}  (keys: fmhub endpoints keys {name})",
+              highlight=False)
+
+
+@app.command("deploy")
+@handle_errors
+def deploy_cmd(name: str = typer.Argument(..., help="Endpoint name."),
+               model: str = typer.Option(..., "--model", help="Workspace NAME[:VERSION] or a catalog model (with --task)."),
+               deployment: str = typer.Option("blue", "--deployment", help="Deployment name (blue, green ...)."),
+               instances: int = typer.Option(1, "--instances", help="Worker processes, each with its own model copy."),
+               device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+               runtime: str = typer.Option("pytorch", "--runtime", help="pytorch, or pytorch-int8 (CPU, dynamic int8: faster; check the metric first)."),
+               task: Optional[str] = typer.Option(None, "--task", help="Task (default: the model version's)."),
+               max_batch_size: int = typer.Option(32, "--max-batch-size", help="Inputs per forward pass at most."),
+               max_batch_wait_ms: float = typer.Option(10.0, "--max-batch-wait-ms", help="How long a batch waits for more requests."),
+               max_queue: int = typer.Option(256, "--max-queue", help="Waiting requests before answering 429."),
+               request_timeout_ms: float = typer.Option(30000.0, "--request-timeout-ms", help="Answer 504 after this long."),
+               url: Optional[str] = URL_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Deploy a model to an endpoint (replaces the model of an existing deployment of that name).
+    Returns when every instance has loaded the model. The first deployment takes all traffic."""
+    settings = {"instances": instances, "device": device, "runtime": runtime, "max_batch_size": max_batch_size,
+                "max_batch_wait_ms": max_batch_wait_ms, "max_queue": max_queue,
+                "request_timeout_ms": request_timeout_ms, **({"task": task} if task else {})}
+    e = _client(url).endpoints.deploy(name, model, deployment, **settings)
+    if as_json:
+        print_json(e)
+        return
+    _print_endpoint(e)
+
+
+@app.command("traffic")
+@handle_errors
+def traffic_cmd(name: str = typer.Argument(..., help="Endpoint name."),
+                split: list[str] = typer.Argument(..., help="DEPLOYMENT=PERCENT ..., summing to 100, e.g. blue=90 green=10."),
+                url: Optional[str] = URL_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Split the endpoint's traffic between its deployments."""
+    parsed: dict[str, int] = {}
+    for item in split:
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise SpecError(f"'{item}' is not DEPLOYMENT=PERCENT", hint="e.g. blue=90 green=10")
+        parsed[key.strip()] = int(value)
+    e = _client(url).endpoints.traffic(name, parsed)
+    if as_json:
+        print_json(e)
+        return
+    _print_endpoint(e)
+
+
+@app.command("invoke")
+@handle_errors
+def invoke_cmd(name: str = typer.Argument(..., help="Endpoint name."),
+               data: Optional[Path] = typer.Option(None, "--data", help='A JSON request: {"input_data": [...], "params": {...}}.'),
+               text: Optional[list[str]] = typer.Option(None, "--text", help="An input text (repeatable), instead of --data."),
+               deployment: Optional[str] = typer.Option(None, "--deployment", help="Send to this deployment, not by traffic."),
+               url: Optional[str] = URL_OPTION) -> None:
+    """Score inputs at the endpoint's scoring URL and print the JSON response."""
+    if data is not None:
+        if not data.is_file():
+            raise DataError(f"request file '{data}' does not exist")
+        try:
+            body = json.loads(data.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{data}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(body, dict):
+            raise DataError(f"{data}: expected a JSON object with input_data")
+        inputs, params = body.get("input_data", body.get("inputs")), body.get("params")
+    elif text:
+        inputs, params = list(text), None
+    else:
+        raise SpecError("nothing to send", hint="give --data request.json or --text \"...\"")
+    print_json(_client(url).endpoints.invoke(name, inputs, params, deployment=deployment))
+
+
+@app.command("list")
+@handle_errors
+def list_cmd(url: Optional[str] = URL_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """List endpoints and their deployments."""
+    items = _client(url).endpoints.list()
+    if as_json:
+        print_json({"endpoints": items})
+        return
+    for e in items:
+        _print_endpoint(e)
+    out.print(f"{len(items)} endpoint(s)")
+
+
+@app.command("show")
+@handle_errors
+def show_cmd(name: str = typer.Argument(..., help="Endpoint name."), url: Optional[str] = URL_OPTION,
+             as_json: bool = JSON_OPTION) -> None:
+    """Show an endpoint: deployments, traffic, state, runtime, batching figures."""
+    e = _client(url).endpoints.get(name)
+    if as_json:
+        print_json(e)
+        return
+    _print_endpoint(e)
+
+
+@app.command("keys")
+@handle_errors
+def keys_cmd(name: str = typer.Argument(..., help="Endpoint name."),
+             regenerate: Optional[str] = typer.Option(None, "--regenerate", help="primary or secondary: replace that key first."),
+             url: Optional[str] = URL_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Print the endpoint's keys (send one as `Authorization: Bearer <key>`)."""
+    keys = _client(url).endpoints.keys(name, regenerate)
+    if as_json:
+        print_json(keys)
+        return
+    out.print(f"primary:   {keys['primary_key']}\nsecondary: {keys['secondary_key']}", highlight=False)
+
+
+@app.command("logs")
+@handle_errors
+def logs_cmd(name: str = typer.Argument(..., help="Endpoint name."), url: Optional[str] = URL_OPTION) -> None:
+    """Print the endpoint's log: instance starts, loads, failures and restarts."""
+    for line in _client(url).endpoints.logs(name):
+        out.print(line, highlight=False)
+
+
+@app.command("delete")
+@handle_errors
+def delete_cmd(name: str = typer.Argument(..., help="Endpoint name."),
+               deployment: Optional[str] = typer.Option(None, "--deployment", help="Delete only this deployment."),
+               url: Optional[str] = URL_OPTION) -> None:
+    """Delete an endpoint (or one of its deployments) and stop its instances."""
+    client = _client(url)
+    if deployment:
+        client.endpoints.undeploy(name, deployment)
+        out.print(f"deployment {deployment} of {name} deleted", highlight=False)
+    else:
+        client.endpoints.delete(name)
+        out.print(f"endpoint {name} deleted", highlight=False)

@@ -1,0 +1,142 @@
+"""Online endpoints as records: create, list, show, delete; deployments; traffic; keys.
+
+The processes that serve them live in :mod:`fmhub.services.serving` (in ``fmhub serve``).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from fmhub.entities import Deployment, Endpoint
+from fmhub.errors import NotFoundError, SpecError
+from fmhub.services.context import Context
+from fmhub.services.models import resolve_model
+from fmhub.services.specs import DeploymentSpec
+from fmhub.store import endpoints_repo
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+def new_key() -> str:
+    """A random endpoint key (256 bits, URL-safe)."""
+    return "fme_" + secrets.token_urlsafe(32)
+
+
+def create_endpoint(ctx: Context, name: str, description: str = "") -> Endpoint:
+    """Create an endpoint with two fresh keys.
+
+    Raises:
+        SpecError: an invalid name. ConflictError: the name is taken.
+    """
+    if not NAME_RE.match(name):
+        raise SpecError(f"'{name}' is not a valid endpoint name",
+                        hint="use 2-63 lower-case letters, digits and '-', starting with a letter or digit")
+    return endpoints_repo.create_endpoint(ctx.db_url, name, description, new_key(), new_key())
+
+
+def get_endpoint(ctx: Context, name: str) -> Endpoint:
+    """An endpoint with its deployments (raises ``NotFoundError``)."""
+    return endpoints_repo.get_endpoint(ctx.db_url, name)
+
+
+def list_endpoints(ctx: Context) -> list[Endpoint]:
+    """All endpoints."""
+    return endpoints_repo.list_endpoints(ctx.db_url)
+
+
+def delete_endpoint(ctx: Context, name: str) -> None:
+    """Delete an endpoint and its deployments (raises ``NotFoundError``)."""
+    endpoints_repo.delete_endpoint(ctx.db_url, name)
+
+
+def plan_deployment(ctx: Context, endpoint: str, spec: DeploymentSpec) -> Deployment:
+    """Check a deployment (endpoint exists, model resolves, task known, trained head) and
+    record it; the first deployment of an endpoint gets 100% of its traffic.
+
+    Raises:
+        NotFoundError: no such endpoint or model. SpecError: the task cannot be known.
+    """
+    from fmhub.tasks import get_task
+
+    current = endpoints_repo.get_endpoint(ctx.db_url, endpoint)
+    resolved = resolve_model(ctx, spec.model)
+    task = spec.task or (resolved.version.task if resolved.version else None)
+    if task is None:
+        raise SpecError(f"'{spec.model}' is a catalog model; say which task it serves with --task")
+    get_task(task)
+    _check_head(resolved.path, resolved.ref, task)
+    existing = {d.name: d for d in current.deployments}
+    traffic = existing[spec.name].traffic if spec.name in existing else (0 if current.deployments else 100)
+    deployment = Deployment(endpoint=endpoint, name=spec.name, model=resolved.ref, task=task, traffic=traffic,
+                            **spec.model_dump(exclude={"name", "model", "task"}))
+    endpoints_repo.upsert_deployment(ctx.db_url, deployment)
+    return deployment
+
+
+def _check_head(path, ref: str, task: str) -> None:
+    """Refuse a classifier whose labels are placeholders (``LABEL_0`` ...): its head is untrained."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    labels = list((config.get("id2label") or {}).values())
+    if task in ("text-classification", "token-classification") and \
+            (not labels or all(re.fullmatch(r"LABEL_\d+", str(x)) for x in labels)):
+        raise SpecError(f"model '{ref}' has no trained {task} head",
+                        hint=f"fine-tune it first: fmhub finetune --model {ref} --task {task} --train FILE")
+
+
+def delete_deployment(ctx: Context, endpoint: str, name: str) -> Endpoint:
+    """Remove a deployment; its traffic share goes to the others only by a new traffic split.
+
+    Raises:
+        NotFoundError: no such endpoint or deployment.
+    """
+    return endpoints_repo.delete_deployment(ctx.db_url, endpoint, name)
+
+
+def set_traffic(ctx: Context, endpoint: str, traffic: dict[str, int]) -> Endpoint:
+    """Route ``traffic`` percentages (deployment name -> 0..100, summing to 100).
+
+    Raises:
+        SpecError: unknown deployment names, values outside 0..100, or a sum other than 100.
+    """
+    current = endpoints_repo.get_endpoint(ctx.db_url, endpoint)
+    names = {d.name for d in current.deployments}
+    unknown = sorted(set(traffic) - names)
+    if unknown:
+        raise SpecError(f"endpoint '{endpoint}' has no deployment {', '.join(unknown)}",
+                        hint=f"its deployments: {', '.join(sorted(names)) or 'none'}")
+    bad = {k: v for k, v in traffic.items() if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 100}
+    if bad:
+        raise SpecError(f"traffic percentages must be integers from 0 to 100: {bad}")
+    if sum(traffic.values()) != 100:
+        raise SpecError(f"traffic percentages sum to {sum(traffic.values())}, not 100",
+                        hint="e.g. blue=90 green=10")
+    return endpoints_repo.set_traffic(ctx.db_url, endpoint, traffic)
+
+
+def get_keys(ctx: Context, endpoint: str) -> dict[str, str]:
+    """``{"primary_key", "secondary_key"}`` of an endpoint."""
+    primary, secondary = endpoints_repo.get_keys(ctx.db_url, endpoint)
+    return {"primary_key": primary, "secondary_key": secondary}
+
+
+def regenerate_key(ctx: Context, endpoint: str, which: str = "primary") -> dict[str, str]:
+    """Replace the ``primary`` or ``secondary`` key; the old one stops working at once.
+
+    Raises:
+        SpecError: ``which`` is neither.
+    """
+    if which not in ("primary", "secondary"):
+        raise SpecError(f"unknown key '{which}'", hint="use primary or secondary")
+    endpoints_repo.set_key(ctx.db_url, endpoint, which, new_key())
+    return get_keys(ctx, endpoint)
+
+
+__all__ = ["NotFoundError", "create_endpoint", "delete_deployment", "delete_endpoint", "get_endpoint", "get_keys",
+           "list_endpoints", "plan_deployment", "regenerate_key", "set_traffic"]

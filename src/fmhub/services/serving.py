@@ -1,0 +1,276 @@
+"""Serving endpoints in this server: the deployments' instance processes and batchers, routing by
+traffic, endpoint keys, request checks and limits.
+
+One :class:`EndpointRuntime` lives in ``fmhub serve``; it starts the deployments recorded in the
+database when the server starts, and answers ``POST /endpoints/{name}/score``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fmhub.entities import Deployment
+from fmhub.errors import (NotFoundError, OverloadedError, PayloadTooLargeError, ScoringTimeoutError, SpecError,
+                          UnauthorizedError, UnavailableError)
+from fmhub.serving.batcher import DynamicBatcher, NoInstance, QueueFull
+from fmhub.serving.pool import Instance, InstanceGone
+from fmhub.services import endpoints as endpoints_service
+from fmhub.services.context import Context
+from fmhub.services.models import resolve_model
+from fmhub.tasks import get_task
+
+log = logging.getLogger("fmhub.serving")
+
+MAX_BODY_BYTES = 1 << 20
+"""Largest scoring request body (1 MiB); larger ones answer 413."""
+MAX_INPUTS = 1024
+"""Inputs per scoring request at most."""
+
+
+@dataclass
+class LiveDeployment:
+    """A deployment running in this server: its record, instances and batcher."""
+
+    record: Deployment
+    instances: list[Instance]
+    batcher: DynamicBatcher
+
+    def status(self) -> dict[str, Any]:
+        """State for ``show``: ``ready`` when every instance has loaded its model."""
+        states = [i.state for i in self.instances]
+        state = "ready" if all(s == "ready" for s in states) else (
+            "failed" if any(s == "failed" for s in states) else "creating")
+        mean = self.batcher.inputs / self.batcher.batches if self.batcher.batches else None
+        return {"state": state, "runtime_detail": next((i.runtime for i in self.instances if i.runtime), None),
+                "processes": [{"pid": i.pid, "state": i.state, "restarts": i.restarts, "error": i.error}
+                              for i in self.instances],
+                "batches": self.batcher.batches, "mean_batch_size": round(mean, 2) if mean else None,
+                "queued": self.batcher.queue.qsize()}
+
+
+class EndpointRuntime:
+    """The deployments this server runs.
+
+    Args:
+        ctx: Service context.
+        threads_per_instance: Torch threads per CPU instance (None: torch's default, all cores).
+    """
+
+    def __init__(self, ctx: Context, threads_per_instance: int | None = None) -> None:
+        self.ctx = ctx
+        self.threads = threads_per_instance
+        self.live: dict[tuple[str, str], LiveDeployment] = {}
+        self.logs: dict[str, collections.deque[str]] = collections.defaultdict(lambda: collections.deque(maxlen=500))
+        self._keys: dict[str, tuple[float, tuple[str, str]]] = {}
+
+    def note(self, endpoint: str, message: str) -> None:
+        """Append a line to the endpoint's log (``fmhub endpoints logs``)."""
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        self.logs[endpoint].append(line)
+        log.info("endpoint %s: %s", endpoint, message)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start_all(self) -> None:
+        """Start every deployment recorded in the database (after a server restart)."""
+        for endpoint in endpoints_service.list_endpoints(self.ctx):
+            for deployment in endpoint.deployments:
+                try:
+                    await self.start(deployment)
+                except Exception as exc:  # one broken deployment must not stop the server
+                    self.note(endpoint.name, f"deployment {deployment.name} not started: {exc}")
+
+    async def start(self, deployment: Deployment) -> LiveDeployment:
+        """Start (or restart) a deployment's instances; returns at once, models load in the background."""
+        await self.stop(deployment.endpoint, deployment.name)
+        resolved = resolve_model(self.ctx, deployment.model)
+        loop = asyncio.get_running_loop()
+        config = {"model_path": str(resolved.path), "task": deployment.task, "device": deployment.device,
+                  "runtime": deployment.runtime, "threads": self.threads}
+        endpoint = deployment.endpoint
+        instances = [Instance(f"{endpoint}/{deployment.name}/{i}", config, loop,
+                              notify=lambda message: loop.call_soon_threadsafe(self.note, endpoint, message))
+                     for i in range(deployment.instances)]
+        batcher = DynamicBatcher(instances, deployment.max_batch_size, deployment.max_batch_wait_ms,
+                                 deployment.max_queue)
+        live = LiveDeployment(deployment, instances, batcher)
+        self.live[(deployment.endpoint, deployment.name)] = live
+        self.note(deployment.endpoint, f"deployment {deployment.name}: starting {deployment.instances} instance(s) "
+                                       f"of {deployment.model} ({deployment.runtime}, {deployment.device})")
+        loop.create_task(self._report_ready(live))
+        return live
+
+    async def _report_ready(self, live: LiveDeployment) -> None:
+        for instance in live.instances:
+            ok = await instance.wait_ready(600)
+            if instance.state == "stopped":
+                continue
+            name = live.record.endpoint
+            self.note(name, f"instance {instance.name} (pid {instance.pid}) "
+                            + (f"ready: {instance.runtime}" if ok else f"{instance.state}: {instance.error}"))
+
+    async def stop(self, endpoint: str, name: str) -> None:
+        """Stop a deployment's instances (no-op when not running)."""
+        live = self.live.pop((endpoint, name), None)
+        if live is None:
+            return
+        live.batcher.close()
+        await asyncio.gather(*(asyncio.to_thread(i.stop) for i in live.instances))
+        self.note(endpoint, f"deployment {name} stopped")
+
+    async def stop_endpoint(self, endpoint: str) -> None:
+        """Stop every deployment of an endpoint."""
+        for (ep, name) in list(self.live):
+            if ep == endpoint:
+                await self.stop(ep, name)
+        self._keys.pop(endpoint, None)
+
+    async def shutdown(self) -> None:
+        """Stop everything (server shutdown)."""
+        for endpoint, name in list(self.live):
+            await self.stop(endpoint, name)
+
+    def status(self, endpoint: str) -> dict[str, Any]:
+        """Live state of each deployment of ``endpoint`` (deployments not running: ``stopped``)."""
+        return {name: live.status() for (ep, name), live in self.live.items() if ep == endpoint}
+
+    def forget_keys(self, endpoint: str) -> None:
+        """Drop cached keys (after a regeneration)."""
+        self._keys.pop(endpoint, None)
+
+    # -- scoring --------------------------------------------------------------------------------
+    def _check_key(self, endpoint: str, authorization: str | None) -> None:
+        cached = self._keys.get(endpoint)
+        if cached is None or time.monotonic() - cached[0] > 5.0:
+            keys = endpoints_service.get_keys(self.ctx, endpoint)  # NotFoundError for an unknown endpoint
+            cached = (time.monotonic(), (keys["primary_key"], keys["secondary_key"]))
+            self._keys[endpoint] = cached
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or \
+                not any(hmac.compare_digest(token, k) for k in cached[1]):
+            raise UnauthorizedError(f"endpoint '{endpoint}' needs its key",
+                                    hint=f"send `Authorization: Bearer <key>`; see `fmhub endpoints keys {endpoint}`",
+                                    headers={"WWW-Authenticate": "Bearer"})
+
+    def _route(self, endpoint: str, wanted: str | None) -> LiveDeployment:
+        running = {name: live for (ep, name), live in self.live.items() if ep == endpoint}
+        if wanted:
+            if wanted not in running:
+                raise NotFoundError(f"endpoint '{endpoint}' runs no deployment '{wanted}'",
+                                    hint=f"its deployments: {', '.join(sorted(running)) or 'none'}")
+            return running[wanted]
+        weighted = [(live, live.record.traffic) for live in running.values() if live.record.traffic > 0]
+        if not weighted:
+            raise UnavailableError(f"endpoint '{endpoint}' has no deployment taking traffic",
+                                   hint=f"deploy a model: fmhub endpoints deploy {endpoint} --model NAME:VERSION",
+                                   headers={"Retry-After": "5"})
+        return random.choices([w[0] for w in weighted], weights=[w[1] for w in weighted])[0]
+
+    async def score(self, endpoint: str, body: bytes, authorization: str | None,
+                    deployment: str | None = None) -> dict[str, Any]:
+        """Answer a scoring request.
+
+        Args:
+            endpoint: Endpoint name.
+            body: The raw JSON body: ``{"input_data": [...], "params": {...}}`` (``inputs`` is an
+                alias of ``input_data``).
+            authorization: The ``Authorization`` header.
+            deployment: Route to this deployment (the ``x-fmhub-deployment`` header), not by traffic.
+
+        Returns:
+            ``{"deployment", "model", "task", "predictions": [...]}`` (one per input, in order).
+
+        Raises:
+            UnauthorizedError (401), NotFoundError (404), PayloadTooLargeError (413),
+            SpecError (422, naming the field), OverloadedError (429, Retry-After),
+            UnavailableError (503), ScoringTimeoutError (504).
+        """
+        self._check_key(endpoint, authorization)
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}",
+                                       hint="send fewer or shorter inputs per request")
+        live = self._route(endpoint, deployment)
+        task = get_task(live.record.task)
+        inputs, params = parse_request(task, body)
+        out = {"deployment": live.record.name, "model": live.record.model, "task": task.name}
+        if not inputs:
+            return {**out, "predictions": []}
+        try:
+            future = live.batcher.submit(inputs, params)
+        except QueueFull:
+            raise OverloadedError(f"endpoint '{endpoint}' is at capacity ({live.record.max_queue} requests waiting)",
+                                  hint="retry after the time in Retry-After, or add instances",
+                                  headers={"Retry-After": "1"}) from None
+        timeout_s = live.record.request_timeout_ms / 1000.0
+        try:
+            predictions = await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except asyncio.TimeoutError:
+            future.cancel()
+            raise ScoringTimeoutError(f"no answer within {live.record.request_timeout_ms:.0f} ms",
+                                      hint="retry, send fewer inputs, or raise request_timeout_ms") from None
+        except (InstanceGone, NoInstance) as exc:
+            raise UnavailableError(f"deployment '{live.record.name}' cannot answer now: {exc}",
+                                   hint="retry in a few seconds", headers={"Retry-After": "2"}) from None
+        except RuntimeError as exc:
+            log.error("endpoint %s deployment %s: batch failed: %s", endpoint, live.record.name, exc)
+            raise UnavailableError(f"deployment '{live.record.name}' failed on this batch",
+                                   hint="retry; the endpoint log has the error", headers={"Retry-After": "1"}) from None
+        return {**out, "predictions": predictions}
+
+
+def parse_request(task: Any, body: bytes) -> tuple[list[Any], dict[str, Any]]:
+    """Decode and check a scoring body for ``task``.
+
+    Returns:
+        (inputs in the form ``task.predict`` takes, the task's params).
+
+    Raises:
+        SpecError: malformed JSON or a wrong shape, naming the field (``input_data[2]``).
+    """
+    try:
+        data = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        where = f" at line {exc.lineno}, column {exc.colno}" if hasattr(exc, "lineno") else ""
+        raise SpecError(f"the request body is not valid JSON{where}",
+                        hint='send {"input_data": [...], "params": {...}}') from None
+    if not isinstance(data, dict):
+        raise SpecError("the request body must be a JSON object", hint='send {"input_data": [...]}')
+    unknown = sorted(set(data) - {"input_data", "inputs", "params"})
+    if unknown:
+        raise SpecError(f"unknown field(s) {', '.join(unknown)}", hint="use input_data (or inputs) and params")
+    key = "input_data" if "input_data" in data else "inputs"
+    if key not in data:
+        raise SpecError("input_data is missing", hint=f"send {{\"input_data\": {json.dumps(task.score_example)}}}")
+    raw = data[key]
+    if not isinstance(raw, list):
+        raise SpecError(f"{key} must be a list of inputs, each {task.score_input_doc}",
+                        hint=f"e.g. {json.dumps(task.score_example)}")
+    if len(raw) > MAX_INPUTS:
+        raise SpecError(f"{key} has {len(raw)} inputs; at most {MAX_INPUTS} per request",
+                        hint="split the inputs over several requests")
+    inputs = []
+    for i, value in enumerate(raw):
+        try:
+            inputs.append(task.check_score_input(value))
+        except ValueError as exc:
+            raise SpecError(f"{key}[{i}]: {exc}", hint=f"e.g. {json.dumps(task.score_example)}") from None
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise SpecError("params must be an object")
+    try:
+        checked = task.score_params(params)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    extra = sorted(set(params) - set(checked))
+    if extra:
+        raise SpecError(f"params.{extra[0]} is not a parameter of {task.name}",
+                        hint=f"parameters of {task.name}: {', '.join(task.score_params_names) or 'none'}")
+    return inputs, checked

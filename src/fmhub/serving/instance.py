@@ -1,0 +1,130 @@
+"""One deployment instance: a process that loads a model once and answers batches.
+
+The server talks to it over a pipe: it sends ``{"id", "inputs", "params"}`` and receives
+``{"type": "result", "id", "outputs"}`` (or ``"error"``). The process ends when the pipe closes, so
+it never outlives the server.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+#: Inputs longer than this many tokens are truncated (or windowed) whatever the model allows.
+MAX_SERVING_TOKENS = 512
+
+
+def model_max_tokens(model: Any) -> int:
+    """The longest input the model takes: its position embeddings, capped at 512 tokens."""
+    for key in ("max_position_embeddings", "n_positions"):
+        value = getattr(model.config, key, None)
+        if isinstance(value, int) and value > 0:
+            return min(value, MAX_SERVING_TOKENS)
+    return MAX_SERVING_TOKENS
+
+
+def load(config: dict[str, Any]) -> tuple[Any, Any, Any, str]:
+    """Load the model for serving.
+
+    Args:
+        config: ``model_path``, ``task``, ``device`` (``cpu``/``cuda``/``cuda:N``/``auto``),
+            ``runtime`` (``pytorch`` or ``pytorch-int8``).
+
+    Returns:
+        (task, model, tokenizer, description of the runtime).
+    """
+    import torch
+    from transformers import AutoTokenizer
+
+    from fmhub.tasks import get_task
+    from fmhub.training.device import choose_device
+
+    task = get_task(config["task"])
+    tokenizer = AutoTokenizer.from_pretrained(config["model_path"])
+    model = task.load_model(config["model_path"], None)
+    device = choose_device(config.get("device") or "auto")
+    model.eval()
+    runtime = config.get("runtime") or "pytorch"
+    if runtime == "pytorch-int8":
+        if device.is_cuda:
+            raise ValueError("runtime pytorch-int8 runs on the CPU only; use --device cpu")
+        from torch.ao.quantization import quantize_dynamic
+
+        model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        description = "pytorch-int8 (dynamic int8 linear layers, cpu)"
+    elif device.is_cuda:
+        model = model.to(device.device, dtype=torch.bfloat16)
+        description = f"pytorch (bf16, {device.device})"
+    else:
+        description = f"pytorch (fp32, cpu, {torch.get_num_threads()} threads)"
+    return task, model, tokenizer, description
+
+
+def _truncated_flags(task: Any, tokenizer: Any, inputs: list[Any], limit: int) -> list[bool]:
+    if task.name != "text-classification":
+        return [False] * len(inputs)
+    firsts = [x[0] if isinstance(x, list) else x for x in inputs]
+    seconds = [x[1] if isinstance(x, list) else None for x in inputs]
+    flags = []
+    for a, b in zip(firsts, seconds):
+        n = len(tokenizer(a, b)["input_ids"]) if b is not None else len(tokenizer(a)["input_ids"])
+        flags.append(n > limit)
+    return flags
+
+
+def shape_outputs(task: Any, raw: list[Any], truncated: list[bool]) -> list[dict[str, Any]]:
+    """The response form of each prediction (one contract per task).
+
+    Text classification: ``{"label", "score", "top_k"?, "truncated"}``; token classification:
+    ``{"entities", "tags", "tokens", "truncated"}``; question answering: ``{"answer", "score",
+    "start", "end", "truncated"}`` (truncated: the context needed more than one window);
+    summarization and translation: ``{"generated_text", "truncated"}``.
+    """
+    out = []
+    for pred, cut in zip(raw, truncated):
+        if task.name == "text-classification":
+            item = {"label": pred[0]["label"], "score": round(pred[0]["score"], 6), "truncated": cut}
+            if len(pred) > 1:
+                item["top_k"] = [{"label": p["label"], "score": round(p["score"], 6)} for p in pred]
+        elif task.name == "question-answering":
+            item = {k: pred[k] for k in ("answer", "score", "start", "end")}
+            item["truncated"] = pred.get("windows", 1) > 1
+        else:
+            item = dict(pred)
+            item["truncated"] = bool(pred.get("truncated", False))
+        out.append(item)
+    return out
+
+
+def serve_instance(conn: Any, config: dict[str, Any]) -> None:
+    """The instance process's main loop (runs until the pipe closes or ``None`` arrives)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if config.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(config["threads"]))
+    t0 = time.perf_counter()
+    try:
+        task, model, tokenizer, runtime = load(config)
+    except Exception as exc:  # reported to the server, which marks the deployment failed
+        conn.send({"type": "failed", "error": f"{type(exc).__name__}: {exc}"})
+        return
+    limit = model_max_tokens(model)
+    conn.send({"type": "ready", "runtime": runtime, "pid": os.getpid(), "load_s": round(time.perf_counter() - t0, 2),
+               "max_tokens": limit})
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        try:
+            inputs, params = message["inputs"], message.get("params") or {}
+            raw = task.predict(model, tokenizer, inputs, batch_size=len(inputs) or 1, max_seq_length=limit, **params)
+            outputs = shape_outputs(task, raw, _truncated_flags(task, tokenizer, inputs, limit))
+            conn.send({"type": "result", "id": message["id"], "outputs": outputs})
+        except Exception as exc:  # one bad batch never ends the instance
+            conn.send({"type": "result", "id": message["id"], "error": f"{type(exc).__name__}: {exc}"})
