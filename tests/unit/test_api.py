@@ -52,3 +52,31 @@ def test_lists_are_paged_with_totals(api, ctx):
     assert len(set(ids)) == 5
     r = api.get("/api/v1/jobs?status=sleeping")
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request" and "status" in r.json()["error"]["message"]
+
+
+def test_bad_bodies_are_422_naming_the_problem_never_500(api, ctx, tmp_path):
+    form = api.post("/api/v1/jobs/finetune", content=b'{"model": "x"}',
+                    headers={"content-type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 422 and "application/json" in form.json()["error"]["message"]
+    broken = api.post("/api/v1/jobs/finetune", content=b'{"model": ', headers={"content-type": "application/json"})
+    assert broken.status_code == 422 and "not valid JSON" in broken.json()["error"]["message"]
+    base = {"model": "m", "task": "text-classification", "data": {"train": "t.csv"}}
+    for bad, field in (({"hyperparameters": {"learning_rate": 1e308}}, "hyperparameters.learning_rate"),
+                       ({"registered_model_name": "bad name!"}, "registered_model_name")):
+        r = api.post("/api/v1/jobs/finetune", json={**base, **bad})
+        assert r.status_code == 422 and field in r.json()["error"]["message"], r.text
+    infinite = api.post("/api/v1/jobs/finetune", headers={"content-type": "application/json"},
+                        content=b'{"model": "m", "task": "text-classification", "data": {"train": "t.csv"},'
+                                b' "hyperparameters": {"num_train_epochs": Infinity}}')
+    assert infinite.status_code == 422 and "num_train_epochs" in infinite.json()["error"]["message"]
+
+
+def test_log_reads_past_the_end_are_empty(api, ctx):
+    from pathlib import Path
+
+    from fmhub.services import jobs
+
+    job = jobs.new_job(ctx, "evaluate", {"model": "m"})
+    (Path(job.folder) / "log.txt").write_text("hello\n")
+    r = api.get(f"/api/v1/jobs/{job.id}/logs?offset=99999999999999")
+    assert r.status_code == 200 and r.json()["text"] == "" and r.json()["next_offset"] == 6

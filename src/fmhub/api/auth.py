@@ -1,5 +1,5 @@
-"""API-key authentication: ``Authorization: Bearer <key>`` on every call but ``/health`` and the
-endpoints' scoring URLs (``/endpoints/...``), which check their own endpoint keys."""
+"""API-key authentication: ``Authorization: Bearer <key>`` on every call but the probes, the API docs,
+static files and the endpoints' scoring URLs (``/endpoints/...``, which check their own endpoint keys)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fmhub.api.errors import error_response
 from fmhub.services.keys import KeyChecker
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/openapi.json"})
+"""Paths without a key: liveness and readiness probes, and the API's documentation."""
 
 
 def is_loopback(host: str) -> bool:
@@ -37,7 +38,7 @@ class ApiKeyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path") or ""
-        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith("/endpoints/"):  # endpoint keys
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(("/endpoints/", "/static/")):
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from typing import Any
 
@@ -40,9 +41,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", ""),
-                     "value": e.get("input") if not isinstance(e.get("input"), (dict, list)) else None}
-                    for e in exc.errors()]
+        problems = []
+        for e in exc.errors():
+            if e.get("type") == "json_invalid":
+                position = e.get("loc", ("body", "?"))[-1]
+                problems.append({"field": "body", "value": None,
+                                 "message": f"not valid JSON (at character {position}): {e.get('ctx', {}).get('error', '')}"
+                                 .rstrip(": ")})
+                continue
+            value = e.get("input")
+            if not (isinstance(value, (str, int, bool)) or (isinstance(value, float) and math.isfinite(value))):
+                value = None if value is None or not isinstance(value, float) else str(value)
+            problems.append({"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", ""), "value": value})
+        if any(p["field"] == "body" and "dictionary" in p["message"] for p in problems):
+            problems.append({"field": "content-type", "value": request.headers.get("content-type"),
+                             "message": "send the body as JSON with `Content-Type: application/json`"})
         message = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:10])
         return error_response(422, "invalid_request", message or "invalid request",
                               "fix the named fields; see /docs for the schema", details=problems)

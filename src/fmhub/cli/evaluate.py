@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from fmhub.cli.common import JSON_OPTION, context, err, handle_errors, out, print_json, quiet_libraries
-from fmhub.cli.submit import SUBMIT_HELP, submit
+from fmhub.cli.submit import SUBMIT_HELP, submit_many
 from fmhub.cli.render import ProgressBar, print_comparison, print_metrics, print_report
 
 if TYPE_CHECKING:
@@ -122,8 +122,7 @@ def evaluate_cmd(
                           num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty)
     specs = [build_evaluate_spec(m, flags) for m in model]  # flag errors before any job starts
     if submit_job:
-        for spec in specs:
-            submit("evaluate", spec, url, as_json)
+        submit_many("evaluate", specs, url, as_json)
         return
     console = err if as_json else out
     several = len(specs) > 1

@@ -226,7 +226,8 @@ def resume_cmd(job_id: str = typer.Argument(..., help="Job id."),
     if as_json:
         print_json(job.model_dump(mode="json"))
         return
-    out.print(f"job {job.id} queued to resume from its last checkpoint; a running `fmhub serve` or "
+    out.print(f"job {job.id} queued to resume from its last checkpoint (from the start if it has none); "
+              f"a running `fmhub serve` or "
               f"`fmhub worker` starts it (follow: fmhub jobs wait {job.id})", highlight=False)
 
 

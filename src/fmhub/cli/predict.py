@@ -73,7 +73,8 @@ def predict_cmd(
 def _describe(pred: Any) -> str:
     """One line per prediction: labels with scores, tagged entities, or the answer."""
     if isinstance(pred, list):
-        return ", ".join(f"{p['label']} ({p['score']:.3f})" for p in pred)
+        return ", ".join(f"{p['label']} ({p['score']:.3f})" if isinstance(p.get("score"), (int, float))
+                         else f"{p['label']} (no score)" for p in pred)
     if isinstance(pred, dict) and "entities" in pred:
         return "; ".join(f"{e['type']}: {e['text']}" for e in pred["entities"]) or "(no entities)"
     if isinstance(pred, dict) and "generated_text" in pred:

@@ -22,16 +22,16 @@ def _logging() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-CPU_SLOTS = typer.Option(1, "--cpu-slots", help="Jobs at once on the CPU (a fine-tune uses every core).")
-GPU_SLOTS = typer.Option(1, "--gpu-slots", help="Jobs at once per GPU.")
-MAX_RESTARTS = typer.Option(2, "--max-restarts", help="Times a job whose process was lost is resumed before it is marked failed.")
-POLL_S = typer.Option(1.0, "--poll-s", help="Seconds between looks at the job queue.")
+CPU_SLOTS = typer.Option(1, "--cpu-slots", min=1, help="Jobs at once on the CPU (a fine-tune uses every core).")
+GPU_SLOTS = typer.Option(1, "--gpu-slots", min=1, help="Jobs at once per GPU.")
+MAX_RESTARTS = typer.Option(2, "--max-restarts", min=0, help="Times a job whose process was lost is resumed before it is marked failed.")
+POLL_S = typer.Option(1.0, "--poll-s", min=0.05, help="Seconds between looks at the job queue.")
 
 
 @handle_errors
 def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. Anything but loopback requires API keys."),
-    port: int = typer.Option(8000, "--port", help="TCP port."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
     require_api_key: bool = typer.Option(False, "--require-api-key", help="Require API keys on loopback too."),
     no_scheduler: bool = typer.Option(False, "--no-scheduler", help="Serve the API only; run jobs with `fmhub worker`."),
     cpu_slots: int = CPU_SLOTS,

@@ -23,15 +23,34 @@ def absolute_data_paths(spec: dict[str, Any]) -> dict[str, Any]:
 
 def submit(kind: str, spec: Any, url: str | None, as_json: bool) -> None:
     """Submit ``spec`` (a ``FinetuneSpec`` or ``EvaluateSpec``) and print the queued job."""
-    from fmhub.client import Client
+    submit_many(kind, [spec], url, as_json)
 
-    body = absolute_data_paths(spec.model_dump(mode="json", exclude_unset=True))
+
+def submit_many(kind: str, specs: list[Any], url: str | None, as_json: bool) -> None:
+    """Submit several specs in turn; ``--json`` prints one document (the job, or ``{"jobs": [...]}``).
+
+    A refused spec stops the loop; the jobs queued before it are listed in the error's hint.
+    """
+    from fmhub.client import Client
+    from fmhub.errors import FmhubError
+
+    jobs = []
     with Client(url=url) as client:
-        job = client.finetune(body) if kind == "finetune" else client.evaluate(body)
         where = client.url
+        for spec in specs:
+            body = absolute_data_paths(spec.model_dump(mode="json", exclude_unset=True))
+            try:
+                jobs.append(client.finetune(body) if kind == "finetune" else client.evaluate(body))
+            except FmhubError as exc:
+                if jobs:
+                    queued = ", ".join(j.id for j in jobs)
+                    exc.hint = (exc.hint + "; " if exc.hint else "") + f"already queued: {queued} (cancel with fmhub jobs cancel ID)"
+                raise
     if as_json:
-        print_json(job.model_dump(mode="json"))
+        print_json(jobs[0].model_dump(mode="json") if len(jobs) == 1
+                   else {"jobs": [j.model_dump(mode="json") for j in jobs]})
         return
-    out.print(f"job [bold]{job.id}[/] queued on {where}", highlight=False)
-    out.print(f"follow it: fmhub jobs wait {job.id} --url {where}   (log: fmhub jobs logs {job.id} --follow --url {where})",
-              highlight=False)
+    for job in jobs:
+        out.print(f"job [bold]{job.id}[/] queued on {where}", highlight=False)
+        out.print(f"follow it: fmhub jobs wait {job.id} --url {where}   "
+                  f"(log: fmhub jobs logs {job.id} --follow --url {where})", highlight=False)

@@ -190,3 +190,14 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
             if asset.column_mapping and asset.task == task:  # its validated mapping, unless the spec maps a key
                 update["column_mapping"] = {**asset.column_mapping, **data.column_mapping}
     return data.model_copy(update=update) if update else data
+
+
+def absolute_data_paths(data: dict[str, Any]) -> dict[str, Any]:
+    """The ``train``/``validation``/``test`` entries of a data spec that name existing files, made
+    absolute, so a queued job reads the same files whatever folder its process starts in."""
+    out = dict(data)
+    for key in ("train", "validation", "test"):
+        value = out.get(key)
+        if isinstance(value, str) and value not in ("auto", "none", "") and Path(value).expanduser().is_file():
+            out[key] = str(Path(value).expanduser().resolve())
+    return out

@@ -113,7 +113,9 @@ def submit_evaluate(ctx: Context, spec: EvaluateSpec,
         DataError, SpecError, NotFoundError: as :func:`check_evaluate`.
     """
     plan = check_evaluate(ctx, spec, on_report)
-    job = jobs_service.new_job(ctx, "evaluate", plan.spec.model_dump(mode="json"))
+    stored = plan.spec.model_dump(mode="json")
+    stored["data"] = assets_service.absolute_data_paths(stored["data"])
+    job = jobs_service.new_job(ctx, "evaluate", stored)
     (Path(job.folder) / "report.json").write_text(json.dumps(plan.report.to_dict(), indent=2), encoding="utf-8")
     return job, plan.report
 

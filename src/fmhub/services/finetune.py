@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -136,6 +137,7 @@ Validated = tuple[Task, ResolvedModel, Any, Any, PreparedData]
 def _create_job(ctx: Context, spec: FinetuneSpec, hp: Any, report: ValidationReport) -> Job:
     full_spec = spec.model_dump(mode="json")
     full_spec["hyperparameters"] = hp.model_dump(mode="json")
+    full_spec["data"] = assets_service.absolute_data_paths(full_spec["data"])
     job = jobs_service.new_job(ctx, "finetune", full_spec, compute=spec.compute)
     (Path(job.folder) / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     return job
@@ -288,6 +290,12 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
     outcome = train_model(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device, sink,
                           resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     model = outcome.model
+    losses = [h["loss"] for h in outcome.log_history if isinstance(h.get("loss"), (int, float))]
+    if losses and not math.isfinite(losses[-1]):
+        from fmhub.errors import JobFailedError
+
+        raise JobFailedError(f"training diverged: the loss is {losses[-1]} at step {outcome.global_step}",
+                             hint=f"lower the learning rate (it was {hp.learning_rate}); nothing was registered")
     train_figures = {"runtime_s": round(outcome.train_runtime_s, 2),
                      "eval_runtime_s": round(outcome.eval_runtime_s, 2),
                      "samples_per_s": round(outcome.train_samples_per_s, 2),

@@ -81,7 +81,7 @@ def resume_job(ctx: Context, job_id: str) -> Job:
     """
     job = jobs_repo.get_job(ctx.db_url, job_id)
     if job.kind != "finetune":
-        raise ConflictError(f"job {job_id} is a {job.kind} job; only fine-tune jobs resume",
+        raise ConflictError(f"job {job_id} is an {job.kind} job; only fine-tune jobs resume",
                             hint="submit the job again instead")
     if job.status not in (JobStatus.failed, JobStatus.canceled):
         raise ConflictError(f"job {job_id} is {job.status.value}; only failed or canceled jobs resume")
@@ -103,8 +103,9 @@ def read_log(ctx: Context, job_id: str, offset: int = 0, max_bytes: int = 1 << 2
     path = Path(job.folder or ".") / LOG_FILE
     if not path.is_file():
         return "", offset
+    offset = min(max(offset, 0), path.stat().st_size)  # past the end: nothing new
     with path.open("rb") as f:
-        f.seek(max(offset, 0))
+        f.seek(offset)
         data = f.read(max_bytes)
     return data.decode("utf-8", errors="replace"), offset + len(data)
 

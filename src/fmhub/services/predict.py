@@ -40,6 +40,13 @@ def predict(ctx: Context, ref: str, inputs: list[Any], *, task: str | None = Non
     if task_name is None:
         raise SpecError(f"'{ref}' is a catalog model; say which task to predict with --task")
     t = get_task(task_name)
+    checked = []
+    for i, value in enumerate(inputs):
+        try:
+            checked.append(t.check_score_input(value))
+        except ValueError as exc:
+            raise SpecError(f"input {i + 1}: {exc}", hint=f"{task_name} inputs look like {t.score_example}") from None
+    inputs = checked
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
     model = t.load_model(str(resolved.path), None)
     require_trained_head(model, resolved.ref, task_name)

@@ -54,7 +54,7 @@ def register_job_model(ctx: Context, job_id: str, name: str | None = None) -> Mo
 
     job = jobs_service.get_job(ctx, job_id)
     if job.kind != "finetune" or job.status != JobStatus.completed:
-        raise ConflictError(f"job {job_id} is a {job.status.value} {job.kind} job",
+        raise ConflictError(f"job {job_id} is not a completed fine-tune job ({job.kind}, {job.status.value})",
                             hint="only the model of a completed fine-tune job can be registered")
     if job.outputs.get("registered_model"):
         raise ConflictError(f"job {job_id} registered its model already as {job.outputs['registered_model']}")

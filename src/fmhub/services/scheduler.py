@@ -244,7 +244,8 @@ class Scheduler:
             self._thread.join(timeout=30)
         for job_id, proc in list(self.procs.items()):
             jobs_repo.requeue(self.ctx.db_url, job_id, resume=True, from_status=(JobStatus.running,),
-                              reason="the server stopped; resumed from its last checkpoint on the next start")
+                              reason=f"its {self.role} stopped; resumes from its last checkpoint when a "
+                                     f"scheduler starts again")
             proc.popen.kill()
             proc.popen.wait()
         self.procs.clear()

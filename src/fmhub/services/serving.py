@@ -93,7 +93,7 @@ class EndpointRuntime:
         resolved = resolve_model(self.ctx, deployment.model)
         loop = asyncio.get_running_loop()
         config = {"model_path": str(resolved.path), "task": deployment.task, "device": deployment.device,
-                  "runtime": deployment.runtime, "threads": self.threads}
+                  "runtime": deployment.runtime, "threads": self.threads, "instances": deployment.instances}
         endpoint = deployment.endpoint
         instances = [Instance(f"{endpoint}/{deployment.name}/{i}", config, loop,
                               notify=lambda message: loop.call_soon_threadsafe(self.note, endpoint, message))

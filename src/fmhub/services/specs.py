@@ -110,7 +110,7 @@ class FinetuneSpec(BaseModel):
     data: DataSpec
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
-    registered_model_name: str | None = None
+    registered_model_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
     register_model: bool = True
     compute: Literal["local"] = "local"
     device: str = "auto"

@@ -47,14 +47,14 @@ class Hyperparameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    learning_rate: float | None = Field(default=None, gt=0)
-    num_train_epochs: float | None = Field(default=None, gt=0)
+    learning_rate: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    num_train_epochs: float | None = Field(default=None, gt=0, le=1000, allow_inf_nan=False)
     per_device_train_batch_size: int | None = Field(default=None, ge=1)
     per_device_eval_batch_size: int | None = Field(default=None, ge=1)
     max_seq_length: int | None = Field(default=None, ge=8)
     doc_stride: int | None = Field(default=None, ge=0)
-    warmup_steps: float | None = Field(default=None, ge=0)
-    weight_decay: float | None = Field(default=None, ge=0)
+    warmup_steps: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    weight_decay: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     seed: int = 42
     max_steps: int | None = Field(default=None, ge=1)
     gradient_accumulation_steps: int = Field(default=1, ge=1)
