@@ -1,20 +1,22 @@
 """HTTP load for ``serve.py``: closed loop (C workers, N requests) and open loop (a fixed rate for
 a fixed time), over loopback, with latency percentiles and a check of every answer.
 
-Modelled on ``../shared/baselines/loadgen.py`` (asyncio + httpx, one sentence per request), with
+Modelled on ``../shared/baselines/loadgen.py`` (closed loop, one sentence per request), with
 headers (endpoint keys) and a per-request check function, so that a response given to the wrong
-request is counted.
+request is counted. The requests go over :class:`RawConnection` (HTTP/1.1 keep-alive on asyncio
+streams): with httpx the load generator itself used ~11 ms of CPU per request on the 2-core
+machine, more than either server, so the servers were measured against the client's CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Callable
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -42,6 +44,64 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+class Response:
+    """Status code and JSON body of an answer."""
+
+    def __init__(self, status_code: int, body: bytes) -> None:
+        self.status_code = status_code
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection to ``127.0.0.1:port`` (Content-Length bodies only)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.hostname not in ("127.0.0.1", "localhost"):
+            raise ValueError(f"loopback targets only, not {parts.hostname}")
+        self.host, self.port, self.path = parts.hostname, parts.port or 80, parts.path
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> Response:
+        """Send one POST and read its answer (reconnects when the server closed the connection)."""
+        for attempt in range(2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            self.writer.write(f"POST {self.path} HTTP/1.1\r\nHost: {self.host}\r\n{head}"
+                              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            try:
+                await self.writer.drain()
+                status_line = await self.reader.readline()
+                if not status_line:
+                    raise ConnectionError("closed")
+                length, close = 0, False
+                while (line := await self.reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                    elif name.lower() == "connection" and "close" in value.lower():
+                        close = True
+                data = await self.reader.readexactly(length)
+                if close:
+                    self.close()
+                return Response(int(status_line.split()[1]), data)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.close()
+                if attempt:
+                    raise
+        raise ConnectionError("unreachable")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 def percentile(sorted_values: list[float], q: float) -> float | None:
     """Nearest-rank percentile of an ascending list."""
     if not sorted_values:
@@ -64,36 +124,37 @@ def summary(latencies: list[float], wall_s: float, n: int, statuses: dict[int, i
 async def closed_loop(url: str, bodies: list[bytes], n: int, concurrency: int, headers: dict[str, str],
                       check: Callable[[int, Any], bool] | None = None, warmup: int = 20) -> dict[str, Any]:
     """``n`` requests from ``concurrency`` workers, each sending its next request when answered."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"content-type": "application/json", **headers}
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     wrong = errors = 0
-    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
-        for i in range(warmup):
-            await client.post(url, content=bodies[i % len(bodies)], headers=headers)
-        nxt = 0
+    connections = [RawConnection(url) for _ in range(concurrency)]
+    for i in range(warmup):
+        await connections[0].post(bodies[i % len(bodies)], headers)
+    nxt = 0
 
-        async def worker() -> None:
-            nonlocal nxt, wrong, errors
-            while nxt < n:
-                i = nxt
-                nxt += 1
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post(url, content=bodies[i % len(bodies)], headers=headers)
-                except httpx.HTTPError:
-                    errors += 1
-                    continue
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                if r.status_code == 200:
-                    latencies.append(time.perf_counter() - t0)
-                    if check is not None and not check(i % len(bodies), r.json()):
-                        wrong += 1
+    async def worker(conn: RawConnection) -> None:
+        nonlocal nxt, wrong, errors
+        while nxt < n:
+            i = nxt
+            nxt += 1
+            t0 = time.perf_counter()
+            try:
+                r = await conn.post(bodies[i % len(bodies)], headers)
+            except (OSError, ConnectionError):
+                errors += 1
+                continue
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            if r.status_code == 200:
+                latencies.append(time.perf_counter() - t0)
+                if check is not None and not check(i % len(bodies), r.json()):
+                    wrong += 1
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in connections))
+    wall = time.perf_counter() - t0
+    for c in connections:
+        c.close()
     return summary(latencies, wall, n, statuses, wrong, errors)
 
 
@@ -102,45 +163,48 @@ async def open_loop(url: str, bodies: list[bytes], rate_per_s: float, duration_s
                     max_in_flight: int = 2048) -> dict[str, Any]:
     """Send at ``rate_per_s`` for ``duration_s`` whatever the answers (overload), sampling the
     server tree's memory every second."""
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
     headers = {"content-type": "application/json", **headers}
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     wrong = errors = 0
     rss: list[float] = []
+    idle: list[RawConnection] = []
     in_flight = asyncio.Semaphore(max_in_flight)
-    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+    async def one(i: int) -> None:
+        nonlocal wrong, errors
+        async with in_flight:
+            conn = idle.pop() if idle else RawConnection(url)
+            t0 = time.perf_counter()
+            try:
+                r = await conn.post(bodies[i % len(bodies)], headers)
+            except (OSError, ConnectionError):
+                errors += 1
+                conn.close()
+                return
+            idle.append(conn)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            if r.status_code == 200:
+                latencies.append(time.perf_counter() - t0)
+                if check is not None and not check(i % len(bodies), r.json()):
+                    wrong += 1
 
-        async def one(i: int) -> None:
-            nonlocal wrong, errors
-            async with in_flight:
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post(url, content=bodies[i % len(bodies)], headers=headers)
-                except httpx.HTTPError:
-                    errors += 1
-                    return
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                if r.status_code == 200:
-                    latencies.append(time.perf_counter() - t0)
-                    if check is not None and not check(i % len(bodies), r.json()):
-                        wrong += 1
-
-        tasks = []
-        t0 = time.perf_counter()
-        sent = 0
-        next_sample = t0
-        while (now := time.perf_counter()) - t0 < duration_s:
-            due = int((now - t0) * rate_per_s)
-            while sent < due:
-                tasks.append(asyncio.create_task(one(sent)))
-                sent += 1
-            if pid and now >= next_sample:
-                rss.append(tree_rss_mb(pid))
-                next_sample = now + 1.0
-            await asyncio.sleep(0.005)
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - t0
+    tasks = []
+    t0 = time.perf_counter()
+    sent = 0
+    next_sample = t0
+    while (now := time.perf_counter()) - t0 < duration_s:
+        due = int((now - t0) * rate_per_s)
+        while sent < due:
+            tasks.append(asyncio.create_task(one(sent)))
+            sent += 1
+        if pid and now >= next_sample:
+            rss.append(tree_rss_mb(pid))
+            next_sample = now + 1.0
+        await asyncio.sleep(0.005)
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - t0
+    for c in idle:
+        c.close()
     out = summary(latencies, wall, sent, statuses, wrong, errors)
     out.update(offered_per_s=round(rate_per_s, 1), rss_mb_first=round(rss[0], 1) if rss else None,
                rss_mb_last=round(rss[-1], 1) if rss else None, rss_mb_max=round(max(rss), 1) if rss else None)

@@ -2,7 +2,8 @@
 
 Each notebook drives a running ``fmhub serve`` through the Python client (``fmhub.Client``):
 connect, submit the fine-tune job of ``job.yaml``, follow its progress events, wait for it and show
-its metrics, show the registered model's card and lineage, and predict on a sample input.
+its metrics, show the registered model's card and lineage, predict on a sample input, and deploy the
+model to an online endpoint, score the same input there and delete the endpoint.
 
 The first code cell is tagged ``parameters`` (papermill's convention): it holds everything a run
 may change (server URL, model, data files, hyperparameters, registered model name), with the values
@@ -165,6 +166,16 @@ print("column mapping:", ", ".join(lineage["column_mapping"]))
 print("hyperparameters:", {k: v for k, v in lineage["hyperparameters"].items() if v is not None})"""
 
 
+DEPLOY = """\
+ENDPOINT = REGISTERED_MODEL_NAME.lower().replace("_", "-").replace(".", "-")[:40]
+client.endpoints.create(ENDPOINT)
+shown = client.endpoints.deploy(ENDPOINT, REF, "blue")
+print(shown["scoring_uri"], "->", shown["deployments"][0]["state"], shown["deployments"][0]["runtime_detail"])
+scored = client.endpoints.invoke(ENDPOINT, INPUTS)
+print(json.dumps(scored, indent=2, ensure_ascii=False))
+print("deleted:", client.endpoints.delete(ENDPOINT)["deleted"])"""
+
+
 def predict_source(task: str) -> str:
     spec = TASKS[task]
     return "\n".join([
@@ -205,6 +216,10 @@ def build(task: str) -> nbformat.NotebookNode:
         new_code_cell(SHOW),
         new_markdown_cell("## Predict"),
         new_code_cell(predict_source(task)),
+        new_markdown_cell("## Deploy to an online endpoint, score, delete\n\nThe endpoint runs the model in its "
+                          "own process on the server, batches concurrent requests, and answers at a stable URL "
+                          "with the endpoint's key."),
+        new_code_cell(DEPLOY),
     ]
     for i, cell in enumerate(cells):
         cell.id = f"cell-{i:02d}"  # stable ids: regenerating changes nothing

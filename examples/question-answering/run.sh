@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fine-tune all-MiniLM-L6-v2 for extractive question answering (SQuAD v1.1 subset)
 # on a running fmhub server, as job.yaml says: submit the job, wait for it, show it (metrics,
-# registered model), then predict with the new model.
+# registered model), predict with the new model, then deploy it to an online endpoint,
+# score a request there and delete the endpoint.
 # Needs `fmhub serve` running at $FMHUB_URL (default http://127.0.0.1:8000); every step, the
 # prediction included, runs on that server.
 set -euo pipefail
@@ -16,3 +17,15 @@ fmhub jobs show "$job"
 model=$(fmhub jobs show "$job" --json | field '["outputs"]["registered_model"]')
 fmhub predict "$model" --question "Where did they meet?" \
   --context "The two ministers met in Paris on Tuesday to discuss the new trade agreement."
+
+# Deploy the new model to an online endpoint, score a request at its URL, then delete the endpoint.
+endpoint=$(printf '%s' "${model%%:*}" | tr 'A-Z_.' 'a-z--' | cut -c1-40)
+fmhub endpoints create "$endpoint"
+fmhub endpoints deploy "$endpoint" --model "$model"
+request=$(mktemp)
+trap 'rm -f "$request"' EXIT
+cat > "$request" <<'JSON'
+{"input_data": [{"question": "Where did they meet?", "context": "The two ministers met in Paris on Tuesday to discuss the new trade agreement."}]}
+JSON
+fmhub endpoints invoke "$endpoint" --data "$request"
+fmhub endpoints delete "$endpoint"

@@ -150,10 +150,16 @@ def test_notebook_runs_against_a_server(served, task, tmp_path):
 
     follow = _text_outputs(nb.cells[[i for i, c in enumerate(nb.cells) if "client.jobs.follow" in c.source][0]])
     assert "step 1/4" in follow and "step 4/4" in follow, follow
-    last = _text_outputs(nb.cells[-1])
-    result = json.loads(last)
+    predict_cell = next(c for c in nb.cells if "client.models.predict" in c.source)
+    result = json.loads(_text_outputs(predict_cell))
     assert result["model"] == f"{name}:1" and result["task"] == task
     assert len(result["predictions"]) >= 1
+    deployed = _text_outputs(nb.cells[-1])  # deploy -> score -> delete
+    scored, _ = json.JSONDecoder().raw_decode(deployed[deployed.index("{"):])
+    assert f"deleted: {name.lower()}" in deployed
+    assert scored["deployment"] == "blue" and scored["model"] == f"{name}:1"
+    assert len(scored["predictions"]) == len(result["predictions"])
+    assert all(e["name"] != name.lower() for e in client.endpoints.list())  # deleted again
 
 
 def test_run_script_against_a_server(served, tmp_path):

@@ -133,6 +133,14 @@ def print_card(console: Console, data: dict[str, Any]) -> None:
         console.print(lt)
         if version.get("metrics"):
             print_metrics(console, version["metrics"])
+    example = data.get("scoring_example")
+    if example:
+        import json
+
+        console.print(f"[bold]Online endpoint request[/] ({example['task']}; POST /endpoints/NAME/score)")
+        console.print(json.dumps(example["request"], ensure_ascii=False), highlight=False, soft_wrap=True)
+        console.print("[bold]Response[/]")
+        console.print(json.dumps(example["response"], ensure_ascii=False), highlight=False, soft_wrap=True)
         console.print(f"versions: {', '.join(str(v) for v in data.get('versions', []))}")
 
 

@@ -133,8 +133,29 @@ def page_models(ctx: Context, task: str | None = None, license: str | None = Non
     return items + [version_card(v) for v in versions], len(system) + ws_total
 
 
+def scoring_example(tasks: list[str]) -> dict[str, Any] | None:
+    """The request and response of an online endpoint serving the first of ``tasks`` fmhub serves."""
+    from fmhub.tasks import get_task, task_names
+
+    for name in tasks:
+        if name in task_names():
+            task = get_task(name)
+            return {"task": name, "request": {"input_data": task.score_example},
+                    "response": {"deployment": "blue", "model": "NAME:VERSION", "task": name,
+                                 "predictions": task.score_response_example}}
+    return None
+
+
 def show_model(ctx: Context, ref: str) -> dict[str, Any]:
-    """The card of ``ref``; for workspace models also the version, lineage, metrics and versions."""
+    """The card of ``ref`` with an endpoint request/response example for its task; for workspace
+    models also the version, lineage, metrics and versions."""
+    out = _show_model(ctx, ref)
+    card = out["card"]
+    out["scoring_example"] = scoring_example([*card["inference_tasks"], *card["finetuning_tasks"]])
+    return out
+
+
+def _show_model(ctx: Context, ref: str) -> dict[str, Any]:
     name, version = parse_ref(ref)
     if version is None:
         try:

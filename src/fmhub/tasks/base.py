@@ -241,6 +241,8 @@ class Task(ABC):
     score_input_doc = "a string"
     #: An example request body ``input_data`` for this task's endpoints.
     score_example: list[Any] = ["a text"]
+    #: What an endpoint answers for :attr:`score_example` (the shape; values illustrative).
+    score_response_example: list[Any] = [{"generated_text": "a text", "truncated": False}]
     #: The scoring ``params`` the task takes.
     score_params_names: tuple[str, ...] = ()
 

@@ -210,6 +210,7 @@ class QuestionAnswering(Task):
     # -- scoring -------------------------------------------------------------------------------
     score_input_doc = 'an object {"question": string, "context": string}'
     score_example = [{"question": "Where was Ada born?", "context": "Ada Lovelace was born in London in 1815."}]
+    score_response_example = [{"answer": "London", "score": 0.93, "start": 25, "end": 31, "truncated": False}]
 
     def check_score_input(self, value: Any) -> Any:
         """A ``{"question", "context"}`` object of two strings (see :meth:`Task.check_score_input`)."""

@@ -277,6 +277,8 @@ class TextClassification(Task):
     score_input_doc = "a string, or a [text, text_pair] list of two strings"
     score_example = ["a gorgeous, witty film", ["The cat sat.", "A cat was sitting."]]
     score_params_names = ("top_k",)
+    score_response_example = [{"label": "positive", "score": 0.9821, "truncated": False},
+                              {"label": "entailment", "score": 0.8712, "truncated": False}]
 
     def check_score_input(self, value: Any) -> Any:
         """A text, or a ``[text, text_pair]`` pair (see :meth:`Task.check_score_input`)."""

@@ -270,6 +270,10 @@ class TokenClassification(Task):
 
     score_input_doc = "a string, or a list of words (strings)"
     score_example = ["Ada Lovelace was born in London.", ["Alan", "Turing", "visited", "Paris"]]
+    score_response_example = [{"entities": [{"type": "PER", "text": "Ada Lovelace", "start": 0, "end": 12,
+                                             "score": 0.97, "words": [0, 2]}],
+                               "tags": ["B-PER", "I-PER", "O", "O", "O", "B-LOC", "O"],
+                               "tokens": ["Ada", "Lovelace", "was", "born", "in", "London", "."], "truncated": False}]
 
     def check_score_input(self, value: Any) -> Any:
         """A text (split into words) or a list of words (see :meth:`Task.check_score_input`)."""
