@@ -164,6 +164,17 @@ def test_bad_inputs_get_their_status_and_never_kill_an_instance(served):
     error(httpx.post(url, json={"input_data": ["a"]}), 401, "unauthorized")
     error(_score(server, name, {"input_data": ["a"]}, "fme_wrong"), 401, "unauthorized")
     error(_score(server, "no-such-endpoint", {"input_data": ["a"]}, key), 404, "not_found")
+    error(httpx.post(url, content=b"[" * 5000, headers={**auth, "content-type": "application/json"}),
+          422, "invalid_spec")
+
+    # Deployments that cannot work are refused before anything starts.
+    deployments = f"{server.url}/api/v1/endpoints/{name}/deployments"
+    for body in ({"name": "x", "model": ""}, {"name": "x", "model": "ep-text-classification:1", "device": "cuda:7"},
+                 {"name": "x", "model": "ep-text-classification:1", "task": "translation"},
+                 {"name": "x", "model": "ep-token-classification:1"}):
+        r = httpx.post(deployments, json=body, timeout=60)
+        assert r.status_code == 422, (body, r.text)
+    assert {d["name"] for d in client.endpoints.get(name)["deployments"]} == set(before)
 
     # A deployment with a one-request queue and a slow generator: 429 with Retry-After under load,
     # and 504 past its timeout.
@@ -184,6 +195,20 @@ def test_bad_inputs_get_their_status_and_never_kill_an_instance(served):
     after = {d["name"]: [p["pid"] for p in d["processes"]] for d in client.endpoints.get(name)["deployments"]}
     assert after == before  # no instance died
     assert _score(server, name, {"input_data": ["good"]}, key).status_code == 200
+
+
+def test_concurrent_deploys_of_one_deployment_take_turns(served):
+    server, client = served
+    name = _name("question-answering")
+    url = f"{server.url}/api/v1/endpoints/{name}/deployments"
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: httpx.post(url, json={"name": "race", "model": "ep-question-answering:1"},
+                                                      timeout=300), range(3)))
+    assert [r.status_code for r in answers] == [201, 201, 201], [r.text for r in answers]
+    shown = client.endpoints.get(name)["deployments"]
+    race = [d for d in shown if d["name"] == "race"]
+    assert len(race) == 1 and race[0]["state"] == "ready" and len(race[0]["processes"]) == 1
+    client.endpoints.undeploy(name, "race")
 
 
 def test_a_killed_instance_is_restarted_and_reported(served):

@@ -65,6 +65,18 @@ def plan_deployment(ctx: Context, endpoint: str, spec: DeploymentSpec) -> Deploy
     if task is None:
         raise SpecError(f"'{spec.model}' is a catalog model; say which task it serves with --task")
     get_task(task)
+    if resolved.version is not None and task != resolved.version.task:
+        raise SpecError(f"model '{resolved.ref}' was registered for {resolved.version.task}, not {task}",
+                        hint=f"leave --task out, or deploy a {task} model")
+    others = {d.task for d in current.deployments if d.name != spec.name}
+    if others and task not in others:
+        raise SpecError(f"endpoint '{endpoint}' serves {', '.join(sorted(others))}; a {task} deployment "
+                        "would give its callers answers of another shape", hint="create another endpoint for it")
+    from fmhub.training.device import choose_device
+
+    device = choose_device(spec.device)  # a missing GPU is an error now, not a failed instance later
+    if spec.runtime == "pytorch-int8" and device.is_cuda:
+        raise SpecError("runtime pytorch-int8 runs on the CPU only", hint="use --device cpu, or --runtime pytorch")
     _check_head(resolved.path, resolved.ref, task)
     existing = {d.name: d for d in current.deployments}
     traffic = existing[spec.name].traffic if spec.name in existing else (0 if current.deployments else 100)

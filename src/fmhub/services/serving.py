@@ -70,6 +70,11 @@ class EndpointRuntime:
         self.live: dict[tuple[str, str], LiveDeployment] = {}
         self.logs: dict[str, collections.deque[str]] = collections.defaultdict(lambda: collections.deque(maxlen=500))
         self._keys: dict[str, tuple[float, tuple[str, str]]] = {}
+        self._deploy_locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+
+    def deploy_lock(self, endpoint: str) -> asyncio.Lock:
+        """Deploys to one endpoint run one at a time."""
+        return self._deploy_locks[endpoint]
 
     def note(self, endpoint: str, message: str) -> None:
         """Append a line to the endpoint's log (``fmhub endpoints logs``)."""
@@ -237,6 +242,8 @@ def parse_request(task: Any, body: bytes) -> tuple[list[Any], dict[str, Any]]:
     """
     try:
         data = json.loads(body or b"null")
+    except RecursionError:
+        raise SpecError("the request body is nested too deeply", hint='send {"input_data": [...]}') from None
     except (ValueError, UnicodeDecodeError) as exc:
         where = f" at line {exc.lineno}, column {exc.colno}" if hasattr(exc, "lineno") else ""
         raise SpecError(f"the request body is not valid JSON{where}",

@@ -158,7 +158,7 @@ class DeploymentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(default="blue", pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
-    model: str
+    model: str = Field(min_length=1)
     task: str | None = None
     instances: int = Field(default=1, ge=1, le=16)
     device: str = "cpu"

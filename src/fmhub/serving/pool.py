@@ -140,6 +140,7 @@ class Instance:
         """End the process (closing the pipe ends its loop; killed after 5 s)."""
         self._stopping = True
         self.state = "stopped"
+        self.loop.call_soon_threadsafe(self._ready.set)  # nobody waits for a stopped instance
         try:
             self.conn.send(None)
         except (OSError, ValueError):

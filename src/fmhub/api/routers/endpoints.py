@@ -74,12 +74,23 @@ async def deploy(name: str, spec: DeploymentSpec, request: Request, ctx: Context
     the model (``state: ready``). The first deployment of an endpoint takes all its traffic."""
     from starlette.concurrency import run_in_threadpool
 
-    deployment = await run_in_threadpool(endpoints_service.plan_deployment, ctx, name, spec)
+    from fmhub.errors import SpecError
+
     runtime = _runtime(request)
-    if runtime is not None:
+    if runtime is None:
+        await run_in_threadpool(endpoints_service.plan_deployment, ctx, name, spec)
+        return _view(request, endpoints_service.get_endpoint(ctx, name))
+    async with runtime.deploy_lock(name):  # concurrent deploys to one endpoint take turns
+        deployment = await run_in_threadpool(endpoints_service.plan_deployment, ctx, name, spec)
         live = await runtime.start(deployment)
         for instance in live.instances:
             await instance.wait_ready(600)
+        failed = [i for i in live.instances if i.state != "ready"]
+        if failed:
+            await runtime.stop(name, deployment.name)
+            endpoints_service.delete_deployment(ctx, name, deployment.name)
+            raise SpecError(f"deployment '{deployment.name}' of {deployment.model} did not start: "
+                            f"{failed[0].error or failed[0].state}", hint="nothing was deployed; see the endpoint log")
     return _view(request, endpoints_service.get_endpoint(ctx, name))
 
 
