@@ -40,19 +40,38 @@ def predict(ctx: Context, ref: str, inputs: list[Any], *, task: str | None = Non
     if task_name is None:
         raise SpecError(f"'{ref}' is a catalog model; say which task to predict with --task")
     t = get_task(task_name)
-    checked = []
-    for i, value in enumerate(inputs):
-        try:
-            checked.append(t.check_score_input(value))
-        except ValueError as exc:
-            raise SpecError(f"input {i + 1}: {exc}", hint=f"{task_name} inputs look like {t.score_example}") from None
-    inputs = checked
+    inputs = check_inputs(t, inputs, "inputs")
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
     model = t.load_model(str(resolved.path), None)
     require_trained_head(model, resolved.ref, task_name)
     model.to(choose_device(device).device)
     predictions = t.predict(model, tokenizer, inputs, batch_size=batch_size, top_k=top_k) if inputs else []
     return {"model": resolved.ref, "task": task_name, "predictions": predictions}
+
+
+def check_inputs(task: Any, values: list[Any], field: str) -> list[Any]:
+    """Check every raw input against the task's request form (predict and endpoint scoring alike).
+
+    Args:
+        task: The task module.
+        values: The inputs as sent.
+        field: Their name in the request, for messages (``input_data[3]: expected ...``).
+
+    Returns:
+        The inputs in the form ``task.predict`` takes.
+
+    Raises:
+        SpecError: naming the first input of the wrong shape.
+    """
+    import json
+
+    checked = []
+    for i, value in enumerate(values):
+        try:
+            checked.append(task.check_score_input(value))
+        except ValueError as exc:
+            raise SpecError(f"{field}[{i}]: {exc}", hint=f"e.g. {json.dumps(task.score_example)}") from None
+    return checked
 
 
 def require_trained_head(model: Any, ref: str, task: str) -> None:

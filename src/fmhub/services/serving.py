@@ -25,6 +25,7 @@ from fmhub.serving.pool import Instance, InstanceGone
 from fmhub.services import endpoints as endpoints_service
 from fmhub.services.context import Context
 from fmhub.services.models import resolve_model
+from fmhub.services.predict import check_inputs
 from fmhub.tasks import get_task
 
 log = logging.getLogger("fmhub.serving")
@@ -263,12 +264,7 @@ def parse_request(task: Any, body: bytes) -> tuple[list[Any], dict[str, Any]]:
     if len(raw) > MAX_INPUTS:
         raise SpecError(f"{key} has {len(raw)} inputs; at most {MAX_INPUTS} per request",
                         hint="split the inputs over several requests")
-    inputs = []
-    for i, value in enumerate(raw):
-        try:
-            inputs.append(task.check_score_input(value))
-        except ValueError as exc:
-            raise SpecError(f"{key}[{i}]: {exc}", hint=f"e.g. {json.dumps(task.score_example)}") from None
+    inputs = check_inputs(task, raw, key)
     params = data.get("params") or {}
     if not isinstance(params, dict):
         raise SpecError("params must be an object")
