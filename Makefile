@@ -12,7 +12,7 @@ EPOCHS ?= 1
 NAME ?= $(MODEL)-$(TASK)
 ARGS ?=
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup browser demo test bench clean-venv
 
 setup: $(VENV)/.installed
 
@@ -31,7 +31,13 @@ demo: setup
 	HF_HUB_OFFLINE=1 $(BIN)/fmhub predict $(NAME) --top-k 2 \
 		--text "a gorgeous, witty and moving film" --text "a dull, tedious mess"
 
-test: setup
+# The browser tests drive Debian's chromium (no browser download): installed here when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || test -x "$${FMHUB_CHROMIUM:-/usr/bin/chromium}" || \
+		{ echo "installing chromium for the browser tests (apt-get)"; apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: setup browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 bench: setup

@@ -71,3 +71,6 @@ def write_sentiment_csv(path: Path, n: int = 40, labels: tuple[str, str] = ("neg
             else:
                 w.writerow([neg[i % len(neg)], labels[0]])
     return path
+
+
+pytest_plugins = ["browser_fixtures"]  # chromium + a served UI for tests/e2e

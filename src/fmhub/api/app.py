@@ -69,7 +69,8 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
     if require_api_key:
         from fmhub.services.keys import KeyChecker
 
-        app.add_middleware(ApiKeyMiddleware, checker=KeyChecker(ctx))
+        app.state.key_checker = KeyChecker(ctx)
+        app.add_middleware(ApiKeyMiddleware, checker=app.state.key_checker)
 
     @app.get("/health", tags=["health"], summary="Liveness")
     def health() -> dict[str, str]:
@@ -87,6 +88,9 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
             return error_response(503, "not_ready", "the job scheduler is not running")
         return {"status": "ready", "scheduler": scheduler.worker if scheduler is not None else None}
 
+    from fmhub.ui.app import install_ui
+
+    install_ui(app)  # the web UI at / and /ui/..., its files at /static/ui (before /static)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/docs", include_in_schema=False)

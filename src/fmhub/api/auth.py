@@ -10,8 +10,23 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fmhub.api.errors import error_response
 from fmhub.services.keys import KeyChecker
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/openapi.json"})
-"""Paths without a key: liveness and readiness probes, and the API's documentation."""
+OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/openapi.json", "/ui/login"})
+"""Paths without a key: liveness and readiness probes, the API's documentation and the UI's sign-in."""
+
+KEY_COOKIE = "fmhub_api_key"
+"""The UI keeps the API key it was given at sign-in in this cookie (HttpOnly, SameSite=Strict)."""
+
+
+def _cookie(headers: dict[bytes, bytes], name: str) -> str:
+    from http.cookies import SimpleCookie
+
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(headers.get(b"cookie", b"").decode("latin-1"))
+    except Exception:  # noqa: BLE001 - a malformed cookie header is no key
+        return ""
+    morsel = jar.get(name)
+    return morsel.value if morsel else ""
 
 
 def is_loopback(host: str) -> bool:
@@ -41,8 +56,19 @@ class ApiKeyMiddleware:
         if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(("/endpoints/", "/static/")):
             await self.app(scope, receive, send)
             return
-        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        headers = dict(scope.get("headers") or [])
+        header = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, token = header.partition(" ")
+        if not header and (cookie := _cookie(headers, KEY_COOKIE)):
+            scheme, token = "bearer", cookie  # the UI's session: the key given at sign-in
+        is_page = scope.get("method") == "GET" and (path == "/" or path.startswith("/ui"))
+        if is_page and (scheme.lower() != "bearer" or not self.checker.check(token.strip())):
+            from urllib.parse import quote
+
+            from starlette.responses import RedirectResponse
+
+            await RedirectResponse(f"/ui/login?next={quote(path)}", status_code=303)(scope, receive, send)
+            return
         if scheme.lower() != "bearer" or not token.strip():
             response = error_response(401, "unauthorized", "this server requires an API key",
                                       "send `Authorization: Bearer <key>`; create one with `fmhub keys create`",

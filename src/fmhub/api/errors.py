@@ -9,10 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fmhub.errors import FmhubError
+from fmhub.ui.errors import error_page, wants_html
 
 log = logging.getLogger("fmhub.api")
 
@@ -36,7 +37,11 @@ def install_error_handlers(app: FastAPI) -> None:
     to their status, and anything else to 500 with a reference to the server log."""
 
     @app.exception_handler(FmhubError)
-    async def _fmhub(request: Request, exc: FmhubError) -> JSONResponse:
+    async def _fmhub(request: Request, exc: FmhubError) -> Response:
+        if wants_html(request):
+            body = exc.to_dict()["error"]
+            return error_page(request, exc.http_status, body["code"], body["message"], body.get("hint", ""),
+                              body.get("details"))
         return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -57,6 +62,8 @@ def install_error_handlers(app: FastAPI) -> None:
             problems.append({"field": "content-type", "value": request.headers.get("content-type"),
                              "message": "send the body as JSON with `Content-Type: application/json`"})
         message = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:10])
+        if wants_html(request):
+            return error_page(request, 422, "invalid_request", message, "fix the named fields", problems)
         return error_response(422, "invalid_request", message or "invalid request",
                               "fix the named fields; see /docs for the schema", details=problems)
 
@@ -65,11 +72,17 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                 413: "payload_too_large"}.get(exc.status_code, "http_error")
         hint = "see /docs for the API's routes" if exc.status_code in (404, 405) else ""
+        if wants_html(request):
+            return error_page(request, exc.status_code, code, str(exc.detail),
+                              "go back to the catalog" if exc.status_code == 404 else "")
         return error_response(exc.status_code, code, str(exc.detail), hint, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         ref = uuid.uuid4().hex[:8]
         log.exception("unexpected error %s on %s %s", ref, request.method, request.url.path)
+        if wants_html(request):
+            return error_page(request, 500, "internal", f"unexpected error (reference {ref})",
+                              "the server log has the traceback under this reference")
         return error_response(500, "internal", f"unexpected error (reference {ref})",
                               "the server log has the traceback under this reference")

@@ -127,6 +127,7 @@ def filter_cards(
     task: str | None = None,
     license: str | None = None,  # noqa: A002 - the catalog's word
     search: str | None = None,
+    finetune_task: str | None = None,
 ) -> list[ModelCard]:
     """Keep the cards that match every given filter, in their original order.
 
@@ -136,6 +137,7 @@ def filter_cards(
         license: Keep cards with this license id (case-insensitive).
         search: Keep cards whose name, display name, description or architecture contains this
             text (case-insensitive).
+        finetune_task: Keep cards that fmhub can fine-tune for this task.
 
     Returns:
         The matching cards (the same objects, not copies).
@@ -144,6 +146,8 @@ def filter_cards(
     needle = search.lower() if search else None
     for card in cards:
         if task and task not in card.inference_tasks and task not in card.finetuning_tasks:
+            continue
+        if finetune_task and finetune_task not in card.finetuning_tasks:
             continue
         if license and card.license.lower() != license.strip().lower():
             continue

@@ -109,9 +109,13 @@ def list_models(ctx: Context, task: str | None = None, license: str | None = Non
 
 
 def page_models(ctx: Context, task: str | None = None, license: str | None = None, search: str | None = None,
-                registry: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[ModelCard], int]:
+                registry: str | None = None, limit: int = 50, offset: int = 0,
+                finetune_task: str | None = None) -> tuple[list[ModelCard], int]:
     """One page of :func:`list_models` (system cards first, then workspace models by name) and the
     number of matches; the workspace part is filtered and paged in the database.
+
+    ``finetune_task`` keeps models fmhub can fine-tune for that task (a workspace version can be
+    fine-tuned further for its own task).
 
     Raises:
         SpecError: unknown registry or task.
@@ -119,17 +123,21 @@ def page_models(ctx: Context, task: str | None = None, license: str | None = Non
     if registry not in (None, "system", "workspace"):
         raise SpecError(f"unknown registry '{registry}'", hint="use system or workspace")
     cards = load_system_cards()
-    if task is not None:
+    for value in (task, finetune_task):
         known = sorted({t for c in cards for t in (*c.inference_tasks, *c.finetuning_tasks)})
-        if task not in known:
-            raise SpecError(f"unknown task '{task}'", hint=f"tasks in the catalog: {', '.join(known)}")
-    system = [] if registry == "workspace" else filter_cards(cards, task=task, license=license, search=search)
+        if value is not None and value not in known:
+            raise SpecError(f"unknown task '{value}'", hint=f"tasks in the catalog: {', '.join(known)}")
+    system = [] if registry == "workspace" else filter_cards(cards, task=task, license=license, search=search,
+                                                             finetune_task=finetune_task)
     items = [c.model_copy(update={"available_offline": is_available_offline(c)})
              for c in system[offset:offset + limit]]
     if registry == "system":
         return items, len(system)
-    versions, ws_total = models_repo.search_latest(ctx.db_url, task=task, license=license, search=search,
-                                                   limit=limit - len(items), offset=max(0, offset - len(system)))
+    if task and finetune_task and task != finetune_task:
+        return items, len(system)  # a workspace version serves and fine-tunes one task
+    versions, ws_total = models_repo.search_latest(ctx.db_url, task=task or finetune_task, license=license,
+                                                   search=search, limit=limit - len(items),
+                                                   offset=max(0, offset - len(system)))
     return items + [version_card(v) for v in versions], len(system) + ws_total
 
 

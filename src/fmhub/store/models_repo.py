@@ -143,6 +143,29 @@ def search_latest(url: str, task: str | None = None, license: str | None = None,
         return [_to_entity(rows[i]) for i in ids], total
 
 
+def count_latest_by(url: str, column: str, task: str | None = None, license: str | None = None,
+                    search: str | None = None) -> dict[str, int]:
+    """Count the latest versions matching the filters, grouped by ``column`` (catalog facets).
+
+    Args:
+        url: Database URL.
+        column: ``task`` or ``license`` (a version without a license counts as ``unknown``).
+        task / license / search: As in :func:`search_latest`.
+
+    Returns:
+        Value -> number of workspace models.
+    """
+    if column not in ("task", "license"):
+        raise ValueError(f"cannot group by {column!r}")
+    sub = _latest_query(task, license, search).subquery()
+    col = sub.c[column]
+    if column == "license":
+        col = func.lower(func.coalesce(func.nullif(col, ""), "unknown"))
+    with session_scope(url) as s:
+        rows = s.execute(select(col, func.count()).group_by(col)).all()
+    return {str(value): int(n) for value, n in rows}
+
+
 def get_version(url: str, name: str, version: int | None = None) -> ModelVersion:
     """Return ``name:version`` (the latest version when ``version`` is None).
 

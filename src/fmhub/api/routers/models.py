@@ -49,18 +49,36 @@ class PredictRequest(BaseModel):
     top_k: int = Field(1, ge=1, le=100)
 
 
+TaskQ = Query(None, description="Keep models that serve or fine-tune this task.")
+FinetuneTaskQ = Query(None, description="Keep models fmhub can fine-tune for this task.")
+LicenseQ = Query(None, description="License id, e.g. apache-2.0.")
+SearchQ = Query(None, description="Text in name, description or architecture.")
+
+
 @router.get("", response_model=Page[ModelCard], summary="List and filter models")
-def list_models(task: str | None = Query(None, description="Keep models that serve or fine-tune this task."),
-                license: str | None = Query(None, description="License id, e.g. apache-2.0."),
-                search: str | None = Query(None, description="Text in name, description or architecture."),
+def list_models(task: str | None = TaskQ, finetune_task: str | None = FinetuneTaskQ,
+                license: str | None = LicenseQ, search: str | None = SearchQ,
                 registry: Literal["system", "workspace"] | None = Query(None),
                 page: PageParams = Depends(page_params), ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     """System cards first, then the latest version of each workspace model."""
     from fmhub.services.models import page_models
 
     items, total = page_models(ctx, task=task, license=license, search=search, registry=registry,
-                               limit=page.limit, offset=page.offset)
+                               limit=page.limit, offset=page.offset, finetune_task=finetune_task)
     return make_page(items, total, page)
+
+
+@router.get("/facets", summary="Counts per filter value")
+def model_facets(task: str | None = TaskQ, finetune_task: str | None = FinetuneTaskQ,
+                 license: str | None = LicenseQ, search: str | None = SearchQ,
+                 registry: Literal["system", "workspace"] | None = Query(None),
+                 ctx: Context = Depends(get_ctx)) -> dict[str, dict[str, int]]:
+    """For each filter (task, finetune_task, license, registry): the number of models per value
+    with the *other* filters applied (the catalog page's counts)."""
+    from fmhub.services.catalog_facets import catalog_facets
+
+    return catalog_facets(ctx, task=task, finetune_task=finetune_task, license=license, search=search,
+                          registry=registry)
 
 
 @router.post("/import", response_model=Job, status_code=202, summary="Import a model folder (queued job)")

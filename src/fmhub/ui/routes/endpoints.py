@@ -1,0 +1,7 @@
+"""UI pages: endpoints (to be filled)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

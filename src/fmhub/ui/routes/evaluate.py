@@ -1,0 +1,7 @@
+"""UI pages: evaluate (to be filled)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
