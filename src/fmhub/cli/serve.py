@@ -40,8 +40,9 @@ def serve_cmd(
     poll_s: float = POLL_S,
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: debug, info, warning, error."),
 ) -> None:
-    """Start the fmhub server: the REST API under /api/v1 (docs at /docs), /health, /ready, and the
-    job scheduler. Jobs left running by a crashed server resume from their last checkpoint."""
+    """Start the fmhub server: the web UI at / (catalog, fine-tune and evaluate wizards, jobs,
+    endpoints, data), the REST API under /api/v1 (docs at /docs), /health, /ready, and the job
+    scheduler. Jobs left running by a crashed server resume from their last checkpoint."""
     import uvicorn
 
     from fmhub.api.app import create_app
@@ -54,7 +55,8 @@ def serve_cmd(
                                                    role="serve")
     keys = require_api_key or not is_loopback(host)
     app = create_app(ctx, require_api_key=keys, scheduler=scheduler)
-    err.print(f"fmhub serving http://{host}:{port} (API keys {'required' if keys else 'not required on loopback'}; "
+    err.print(f"fmhub serving http://{host}:{port} (web UI at /, API at /api/v1, docs at /docs; API keys "
+              f"{'required: sign in to the UI with one' if keys else 'not required on loopback'}; "
               f"state in {ctx.settings.home})", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from fmhub.catalog.cards import filter_cards, load_system_cards
 from fmhub.services.context import Context
+from fmhub.services.models import check_catalog_filters
 from fmhub.store import models_repo
 
 FACETS = ("task", "finetune_task", "license", "registry")
@@ -45,7 +46,11 @@ def catalog_facets(ctx: Context, task: str | None = None, finetune_task: str | N
     Returns:
         ``{"task": {"text-classification": 9, ...}, "finetune_task": {...}, "license": {...},
         "registry": {"system": 12, "workspace": 3}}``, each sorted by count (largest first), then value.
+
+    Raises:
+        SpecError: an unknown task or registry.
     """
+    check_catalog_filters(task=task, finetune_task=finetune_task, registry=registry)
     filters: dict[str, Any] = {"task": task, "finetune_task": finetune_task, "license": license,
                                "search": search, "registry": registry}
     cards = load_system_cards()

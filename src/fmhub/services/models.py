@@ -108,6 +108,21 @@ def list_models(ctx: Context, task: str | None = None, license: str | None = Non
     return filter_cards(cards, task=task, license=license, search=search)
 
 
+def check_catalog_filters(task: str | None = None, finetune_task: str | None = None,
+                          registry: str | None = None) -> None:
+    """Refuse filter values the catalog cannot match.
+
+    Raises:
+        SpecError: an unknown registry, or a task no catalog card lists.
+    """
+    if registry not in (None, "system", "workspace"):
+        raise SpecError(f"unknown registry '{registry}'", hint="use system or workspace")
+    known = sorted({t for c in load_system_cards() for t in (*c.inference_tasks, *c.finetuning_tasks)})
+    for value in (task, finetune_task):
+        if value is not None and value not in known:
+            raise SpecError(f"unknown task '{value}'", hint=f"tasks in the catalog: {', '.join(known)}")
+
+
 def page_models(ctx: Context, task: str | None = None, license: str | None = None, search: str | None = None,
                 registry: str | None = None, limit: int = 50, offset: int = 0,
                 finetune_task: str | None = None) -> tuple[list[ModelCard], int]:
@@ -120,13 +135,8 @@ def page_models(ctx: Context, task: str | None = None, license: str | None = Non
     Raises:
         SpecError: unknown registry or task.
     """
-    if registry not in (None, "system", "workspace"):
-        raise SpecError(f"unknown registry '{registry}'", hint="use system or workspace")
+    check_catalog_filters(task=task, finetune_task=finetune_task, registry=registry)
     cards = load_system_cards()
-    for value in (task, finetune_task):
-        known = sorted({t for c in cards for t in (*c.inference_tasks, *c.finetuning_tasks)})
-        if value is not None and value not in known:
-            raise SpecError(f"unknown task '{value}'", hint=f"tasks in the catalog: {', '.join(known)}")
     system = [] if registry == "workspace" else filter_cards(cards, task=task, license=license, search=search,
                                                              finetune_task=finetune_task)
     items = [c.model_copy(update={"available_offline": is_available_offline(c)})

@@ -1,0 +1,95 @@
+"""The UI's shared parts in-process: catalog page and facet counts, HTML errors on pages (JSON on
+the API), sign-in on key-protected servers, and no file from outside the server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fmhub.api.app import create_app
+
+UI = Path(__file__).resolve().parents[2] / "src" / "fmhub" / "ui"
+
+
+@pytest.fixture()
+def app_client(ctx):
+    with TestClient(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_home_is_the_catalog_with_counts_per_filter_value(app_client):
+    home = app_client.get("/", follow_redirects=False)
+    assert home.status_code == 302 and home.headers["location"] == "/ui/models"
+    page = app_client.get("/ui/models?license=cc-by-4.0")
+    assert page.status_code == 200
+    assert re.findall(r'data-model="([^"]+)"', page.text) == ["opus-mt-en-de"]
+    counts = dict(re.findall(r'data-facet-count="license=([^"]+)">(\d+)<', page.text))
+    # license counts ignore the license filter itself: every license stays choosable
+    assert counts["cc-by-4.0"] == "1" and int(counts["apache-2.0"]) >= 5 and counts["mit"] == "3"
+    assert 'href="/api/v1/models?license=cc-by-4.0"' in page.text  # the JSON twin
+
+
+def test_facets_count_other_filters_and_finetune_task_filters(app_client):
+    facets = app_client.get("/api/v1/models/facets?finetune_task=translation").json()
+    assert set(facets) == {"task", "finetune_task", "license", "registry"}
+    assert facets["finetune_task"]["translation"] == 6 and facets["finetune_task"]["text-classification"] == 6
+    assert sum(facets["registry"].values()) == 6  # registry counts apply the finetune_task filter
+    listed = app_client.get("/api/v1/models?finetune_task=translation").json()
+    assert listed["total"] == 6
+    assert all("translation" in m["finetuning_tasks"] for m in listed["items"])
+    bad = app_client.get("/api/v1/models/facets?finetune_task=juggling")
+    assert bad.status_code == 422
+
+
+def test_workspace_models_are_counted_in_the_facets(app_client, ctx, tiny_bert):
+    from fmhub.services.models import import_model
+
+    import_model(ctx, tiny_bert, "tiny", "text-classification", license="MIT")
+    facets = app_client.get("/api/v1/models/facets").json()
+    assert facets["registry"] == {"system": 12, "workspace": 1}
+    assert facets["license"]["mit"] == 4
+    only_ws = app_client.get("/api/v1/models/facets?registry=workspace").json()
+    assert only_ws["task"] == {"text-classification": 1} and only_ws["license"] == {"mit": 1}
+
+
+def test_pages_show_errors_as_html_and_the_api_as_json(app_client):
+    page = app_client.get("/ui/models?task=juggling")
+    assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
+    assert "unknown task" in page.text and 'role="alert"' in page.text
+    fragment = app_client.get("/ui/models?task=juggling", headers={"HX-Request": "true"})
+    assert fragment.status_code == 422 and "<html" not in fragment.text and "unknown task" in fragment.text
+    api = app_client.get("/api/v1/models?task=juggling")
+    assert api.status_code == 422 and api.json()["error"]["code"] == "invalid_spec"
+    missing = app_client.get("/ui/no-such-page")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+
+
+def test_key_protected_server_asks_pages_to_sign_in_and_keeps_the_key_in_a_cookie(ctx):
+    from fmhub.services.keys import create_key
+
+    key = create_key(ctx, "ui")["key"]
+    with TestClient(create_app(ctx, require_api_key=True, serve_endpoints=False)) as client:
+        first = client.get("/ui/models", follow_redirects=False)
+        assert first.status_code == 303 and first.headers["location"] == "/ui/login?next=/ui/models"
+        assert client.get("/api/v1/models").status_code == 401  # the API still answers 401
+        wrong = client.post("/ui/login", data={"api_key": "nope", "next": "/ui/models"})
+        assert wrong.status_code == 401 and "not valid" in wrong.text
+        evil = client.post("/ui/login", data={"api_key": key, "next": "//evil.example/x"}, follow_redirects=False)
+        assert evil.headers["location"] == "/ui/models"  # no open redirect
+        cookie = evil.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert client.get("/ui/models").status_code == 200
+        assert client.get("/api/v1/models").status_code == 200  # the UI's own API calls
+
+
+def test_templates_and_scripts_load_nothing_from_outside_the_server():
+    for path in [*UI.joinpath("templates").rglob("*.html"), *UI.joinpath("static").glob("*.js")]:
+        text = path.read_text(encoding="utf-8")
+        external = re.findall(r'(?:src|href|action)\s*=\s*["\'](?:https?:)?//', text)
+        assert external == [], f"{path.name} refers to another host"
+    licenses = UI / "static" / "LICENSES.md"
+    for vendored in (UI / "static" / "vendor").iterdir():
+        assert (vendored / "LICENSE").is_file() and f"vendor/{vendored.name}/" in licenses.read_text()
