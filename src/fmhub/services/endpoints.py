@@ -150,5 +150,43 @@ def regenerate_key(ctx: Context, endpoint: str, which: str = "primary") -> dict[
     return get_keys(ctx, endpoint)
 
 
-__all__ = ["NotFoundError", "create_endpoint", "delete_deployment", "delete_endpoint", "get_endpoint", "get_keys",
-           "list_endpoints", "plan_deployment", "regenerate_key", "set_traffic"]
+def served_tasks() -> list[str]:
+    """The tasks an endpoint can serve."""
+    from fmhub.tasks import task_names
+
+    return task_names()
+
+
+def deployable_models(ctx: Context, task: str | None = None) -> list[dict[str, str]]:
+    """Workspace model versions an endpoint can serve (their task is one fmhub serves).
+
+    Args:
+        ctx: Service context.
+        task: Only versions of this task.
+
+    Returns:
+        ``[{"ref": "name:version", "task": ...}]``, by name, newest version first.
+    """
+    from fmhub.store import models_repo
+
+    served = set(served_tasks())
+    return [{"ref": v.ref, "task": v.task} for v in models_repo.list_versions(ctx.db_url)
+            if v.task in served and (task is None or v.task == task)]
+
+
+def suggest_endpoint_name(ctx: Context, model: str) -> str:
+    """A free endpoint name derived from a model reference (``My_Model:3`` -> ``my-model``,
+    then ``my-model-2`` ... when taken)."""
+    base = re.sub(r"[^a-z0-9-]+", "-", model.partition(":")[0].rsplit("/", 1)[-1].lower()).strip("-")[:56]
+    base = base if len(base) >= 2 else f"endpoint-{base}".rstrip("-")
+    taken = {e.name for e in endpoints_repo.list_endpoints(ctx.db_url)}
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+__all__ = ["NotFoundError", "create_endpoint", "delete_deployment", "delete_endpoint", "deployable_models", "get_endpoint",
+           "get_keys", "list_endpoints", "plan_deployment", "regenerate_key", "served_tasks", "set_traffic",
+           "suggest_endpoint_name"]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from fmhub.api.deps import get_ctx
+from fmhub.services import endpoint_actions
 from fmhub.services import endpoints as endpoints_service
 from fmhub.services.context import Context
 from fmhub.services.specs import DeploymentSpec
@@ -30,13 +31,7 @@ def _runtime(request: Request) -> Any:
 
 
 def _view(request: Request, endpoint: Any) -> dict[str, Any]:
-    runtime = _runtime(request)
-    live = runtime.status(endpoint.name) if runtime is not None else {}
-    base = str(request.base_url).rstrip("/")
-    deployments = [{**d.model_dump(mode="json"), **(live.get(d.name) or {"state": "stopped"})}
-                   for d in endpoint.deployments]
-    return {**endpoint.model_dump(mode="json"), "deployments": deployments,
-            "scoring_uri": f"{base}/endpoints/{endpoint.name}/score"}
+    return endpoint_actions.describe(_runtime(request), endpoint, str(request.base_url))
 
 
 @router.post("", status_code=201, summary="Create an endpoint")
@@ -61,10 +56,7 @@ def show(name: str, request: Request, ctx: Context = Depends(get_ctx)) -> dict[s
 @router.delete("/{name}", summary="Delete an endpoint")
 async def delete(name: str, request: Request, ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     """Stops its deployments and deletes it."""
-    endpoints_service.get_endpoint(ctx, name)
-    if _runtime(request) is not None:
-        await _runtime(request).stop_endpoint(name)
-    endpoints_service.delete_endpoint(ctx, name)
+    await endpoint_actions.delete(ctx, _runtime(request), name)
     return {"deleted": name}
 
 
@@ -72,48 +64,19 @@ async def delete(name: str, request: Request, ctx: Context = Depends(get_ctx)) -
 async def deploy(name: str, spec: DeploymentSpec, request: Request, ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     """Records the deployment and starts its instances; it answers once every instance has loaded
     the model (``state: ready``). The first deployment of an endpoint takes all its traffic."""
-    from starlette.concurrency import run_in_threadpool
-
-    from fmhub.errors import SpecError
-
-    runtime = _runtime(request)
-    if runtime is None:
-        await run_in_threadpool(endpoints_service.plan_deployment, ctx, name, spec)
-        return _view(request, endpoints_service.get_endpoint(ctx, name))
-    async with runtime.deploy_lock(name):  # concurrent deploys to one endpoint take turns
-        deployment = await run_in_threadpool(endpoints_service.plan_deployment, ctx, name, spec)
-        live = await runtime.start(deployment)
-        for instance in live.instances:
-            await instance.wait_ready(600)
-        failed = [i for i in live.instances if i.state != "ready"]
-        if failed:
-            await runtime.stop(name, deployment.name)
-            endpoints_service.delete_deployment(ctx, name, deployment.name)
-            raise SpecError(f"deployment '{deployment.name}' of {deployment.model} did not start: "
-                            f"{failed[0].error or failed[0].state}", hint="nothing was deployed; see the endpoint log")
-    return _view(request, endpoints_service.get_endpoint(ctx, name))
+    return _view(request, await endpoint_actions.deploy(ctx, _runtime(request), name, spec, wait=True))
 
 
 @router.delete("/{name}/deployments/{deployment}", summary="Delete a deployment")
 async def undeploy(name: str, deployment: str, request: Request, ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     """Stops the deployment's instances and deletes it."""
-    endpoint = endpoints_service.delete_deployment(ctx, name, deployment)
-    if _runtime(request) is not None:
-        await _runtime(request).stop(name, deployment)
-    return _view(request, endpoint)
+    return _view(request, await endpoint_actions.undeploy(ctx, _runtime(request), name, deployment))
 
 
 @router.put("/{name}/traffic", summary="Split traffic")
 async def traffic(name: str, body: dict[str, int], request: Request, ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     """``{"blue": 90, "green": 10}``: percentages summing to 100; deployments not named get 0."""
-    endpoint = endpoints_service.set_traffic(ctx, name, body)
-    runtime = _runtime(request)
-    if runtime is not None:
-        for d in endpoint.deployments:
-            live = runtime.live.get((name, d.name))
-            if live is not None:
-                live.record = live.record.model_copy(update={"traffic": d.traffic})
-    return _view(request, endpoint)
+    return _view(request, endpoint_actions.route_traffic(ctx, _runtime(request), name, body))
 
 
 @router.get("/{name}/keys", summary="The endpoint's keys")
@@ -126,15 +89,10 @@ def keys(name: str, ctx: Context = Depends(get_ctx)) -> dict[str, str]:
 def regenerate(name: str, request: Request, which: Literal["primary", "secondary"] = "primary",
                ctx: Context = Depends(get_ctx)) -> dict[str, str]:
     """The old key stops working at once."""
-    out = endpoints_service.regenerate_key(ctx, name, which)
-    if _runtime(request) is not None:
-        _runtime(request).forget_keys(name)
-    return out
+    return endpoint_actions.regenerate_key(ctx, _runtime(request), name, which)
 
 
 @router.get("/{name}/logs", summary="The endpoint's log")
 def logs(name: str, request: Request, ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     """Instance starts, loads, failures and restarts (the last 500 lines)."""
-    endpoints_service.get_endpoint(ctx, name)
-    runtime = _runtime(request)
-    return {"lines": list(runtime.logs.get(name, [])) if runtime is not None else []}
+    return {"lines": endpoint_actions.logs(ctx, _runtime(request), name)}
