@@ -210,7 +210,7 @@ def test_hub_card_without_cache_is_unavailable_with_import_hint(tmp_path, monkey
         require_local_path(card, allow_download=False)
     err = info.value
     assert "t5-small" in err.message and "google-t5/t5-small" in err.message
-    assert "fmhub models import ./t5-small --name t5-small --task summarization" in err.hint
+    assert "fmhub models import ./t5-small --name my-t5-small --task summarization" in err.hint
     assert "download google-t5/t5-small --local-dir ./t5-small" in err.hint
 
 

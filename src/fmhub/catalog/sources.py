@@ -155,7 +155,7 @@ def import_hint(card: ModelCard) -> str:
         f"On a machine with internet access run `hf download {hub_id} --local-dir ./{name}` "
         f"(with huggingface_hub < 1.0: `huggingface-cli download {hub_id} --local-dir ./{name}`), "
         f"copy the folder ./{name} to this machine, then run "
-        f"`fmhub models import ./{name} --name {name} --task {task}`."
+        f"`fmhub models import ./{name} --name my-{name} --task {task}` (a workspace name other than the catalog's)."
     )
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from fmhub.data.fingerprint import sha256_file
 from fmhub.data.readers import read_table
 from fmhub.entities import DataAsset
-from fmhub.errors import DataError, SpecError
+from fmhub.errors import DataError, FmhubError, SpecError
 from fmhub.services.context import Context
 from fmhub.store import assets_repo
 
@@ -26,7 +26,8 @@ def default_asset_name(path: Path) -> str:
 def register_data_file(ctx: Context, path: str | Path, name: str | None = None, format: str | None = None,
                        encoding: str = "utf-8", *, task: str | None = None,
                        column_mapping: dict[str, str] | None = None, read_options: dict[str, Any] | None = None,
-                       report: dict[str, Any] | None = None, new_version: bool = False) -> DataAsset:
+                       report: dict[str, Any] | None = None, new_version: bool = False,
+                       source_name: str | None = None) -> DataAsset:
     """Register ``path`` as a data asset, or return the existing version with the same sha256.
 
     The file is copied into the artifact store, so later edits of the user's file do not change
@@ -36,6 +37,8 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
     Args:
         task, column_mapping, read_options, report: What the file was validated as (stored with it).
         new_version: Register a new version even when identical content is already registered.
+        source_name: What to record as the source (an uploaded file's own name instead of the
+            server's temporary copy).
 
     Raises:
         DataError: when the file is missing or unreadable.
@@ -53,7 +56,7 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
     version = assets_repo.next_version(ctx.db_url, asset_name)
     dest = ctx.artifacts.place_file(p, ctx.artifacts.data_dir(asset_name, version) / p.name)
     asset = DataAsset(name=asset_name, version=version, path=str(dest), format=table.format, sha256=digest,
-                      rows=len(table.rows), columns=table.columns, source_path=str(p.resolve()), task=task,
+                      rows=len(table.rows), columns=table.columns, source_path=source_name or str(p.resolve()), task=task,
                       column_mapping=column_mapping, report=report,
                       read_options={"format": table.format, "encoding": encoding, **(read_options or {})})
     return assets_repo.add_asset(ctx.db_url, asset)
@@ -85,7 +88,7 @@ def list_assets(ctx: Context, name: str | None = None) -> list[DataAsset]:
 
 
 def create_data_asset(ctx: Context, path: str, name: str, task: str | None = None,
-                      options: "ReadOptions | None" = None) -> tuple[DataAsset, bool]:
+                      options: "ReadOptions | None" = None, source_name: str | None = None) -> tuple[DataAsset, bool]:
     """``fmhub data create``: validate ``path`` for ``task`` (when given) and register it as ``name``.
 
     Args:
@@ -93,6 +96,8 @@ def create_data_asset(ctx: Context, path: str, name: str, task: str | None = Non
         name: Asset name; a new version is made unless this name already has identical content.
         task: Validate the rows for this task first (the report is stored with the asset).
         options: Column mapping and reading options (format, encoding, label_type, tag_names).
+        source_name: The name to show for the file (an upload's own name): errors, the stored
+            report and ``source_path`` say it instead of ``path``.
 
     Returns:
         (the asset, True when it was created; False when identical content was already registered).
@@ -101,6 +106,34 @@ def create_data_asset(ctx: Context, path: str, name: str, task: str | None = Non
         DataError: the file cannot be read, or has errors for ``task`` (all listed); nothing is
             registered then.
     """
+    if source_name is None:
+        return _create_data_asset(ctx, path, name, task, options, None)
+    try:
+        asset, created = _create_data_asset(ctx, path, name, task, options, source_name)
+    except FmhubError as exc:
+        raise rename_path(exc, str(path), source_name) from None
+    return asset, created
+
+
+def rename_path(value: Any, path: str, name: str) -> Any:
+    """``value`` (an error, a report dict, text) with every mention of ``path`` replaced by ``name``."""
+    if isinstance(value, FmhubError):
+        value.message, value.hint, value.details = (rename_path(value.message, path, name),
+                                                    rename_path(value.hint, path, name),
+                                                    rename_path(value.details, path, name))
+        value.args = (value.message,)
+        return value
+    if isinstance(value, str):
+        return value.replace(path, name)
+    if isinstance(value, list):
+        return [rename_path(v, path, name) for v in value]
+    if isinstance(value, dict):
+        return {k: rename_path(v, path, name) for k, v in value.items()}
+    return value
+
+
+def _create_data_asset(ctx: Context, path: str, name: str, task: str | None, options: "ReadOptions | None",
+                       source_name: str | None) -> tuple[DataAsset, bool]:
     from fmhub.services.data_prep import prepare_data, report_error
     from fmhub.services.specs import DataSpec, ReadOptions
     from fmhub.tasks import get_task
@@ -125,10 +158,12 @@ def create_data_asset(ctx: Context, path: str, name: str, task: str | None = Non
         if not prepared.report.ok:
             raise report_error(prepared.report)
         report, mapping = prepared.report.to_dict(), dict(prepared.splits["train"].columns)
+        if source_name:
+            report = rename_path(report, str(p), source_name)
     # Same content read or validated differently than ``existing``: a new version says so.
     asset = register_data_file(ctx, p, name=name, format=options.format, encoding=options.encoding, task=task,
                                column_mapping=mapping, read_options=read, report=report,
-                               new_version=existing is not None)
+                               new_version=existing is not None, source_name=source_name)
     return asset, True
 
 

@@ -164,12 +164,22 @@ def scoring_example(tasks: list[str]) -> dict[str, Any] | None:
     return None
 
 
-def show_model(ctx: Context, ref: str) -> dict[str, Any]:
+def show_model(ctx: Context, ref: str, base_url: str | None = None) -> dict[str, Any]:
     """The card of ``ref`` with an endpoint request/response example for its task; for workspace
-    models also the version, lineage, metrics and versions."""
+    models also the version, lineage, metrics and versions.
+
+    With ``base_url`` (the server's address, e.g. ``http://127.0.0.1:8000``) also ``code_samples``
+    (fine-tune, predict, deploy for CLI / Python / REST), ``served_tasks`` (the tasks it can
+    predict and deploy for) and ``offline_hint`` (how to get its files; None when they are here).
+    """
     out = _show_model(ctx, ref)
     card = out["card"]
     out["scoring_example"] = scoring_example([*card["inference_tasks"], *card["finetuning_tasks"]])
+    if base_url is not None:
+        from fmhub.services.code_samples import code_samples, offline_hint, served_tasks
+
+        out.update(served_tasks=served_tasks(card), offline_hint=offline_hint(card),
+                   code_samples=code_samples(card, base_url))
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from fmhub.api.deps import get_ctx
@@ -98,12 +98,13 @@ def register_model(body: RegisterRequest, ctx: Context = Depends(get_ctx)) -> Mo
 
 
 @router.get("/{ref}", summary="Show a model card")
-def show_model(ref: str, ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+def show_model(ref: str, request: Request, ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     """``ref`` is a catalog name or a workspace ``name[:version]``: the card, and for workspace
-    models the version (lineage, metrics) and the list of versions."""
+    models the version (lineage, metrics) and the list of versions; ``code_samples`` holds the
+    fine-tune (and predict, deploy) calls for the CLI, Python and this server's REST API."""
     from fmhub.services.models import show_model as show
 
-    return show(ctx, ref)
+    return show(ctx, ref, base_url=str(request.base_url))
 
 
 @router.post("/{ref}/predict", summary="Predict with a model")
