@@ -33,11 +33,12 @@ class CreateDataAsset(ReadOptions):
     task: str | None = Field(None, description="Validate the rows for this task (report stored with the asset).")
 
 
-def _create(ctx: Context, body: CreateDataAsset) -> dict[str, Any]:
+def _create(ctx: Context, body: CreateDataAsset, source_name: str | None = None) -> dict[str, Any]:
     from fmhub.services.assets import create_data_asset
 
     options = ReadOptions.model_validate(body.model_dump(exclude={"name", "path", "task"}))
-    asset, created = create_data_asset(ctx, body.path, body.name, task=body.task, options=options)
+    asset, created = create_data_asset(ctx, body.path, body.name, task=body.task, options=options,
+                                       source_name=source_name)
     return {**asset.model_dump(mode="json"), "created": created}
 
 
@@ -70,9 +71,34 @@ async def upload_asset(name: str, request: Request,
         from starlette.concurrency import run_in_threadpool
 
         body = CreateDataAsset(name=name, path=str(path), task=task)
-        result = await run_in_threadpool(_create, ctx, body)
-    result["source_path"] = filename
+        result = await run_in_threadpool(_create, ctx, body, filename)  # errors name the upload
     return result
+
+
+class PreviewRequest(ReadOptions):
+    """Preview a data asset for a task: columns, first rows, column mapping and validation report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(description="A data asset NAME:VERSION (or NAME:latest); upload files first.")
+    task: str = Field(description="The task whose keys the columns map to.")
+    rows: int = Field(5, ge=1, le=100, description="How many of the first rows to return.")
+
+
+@router.post("/preview", summary="Preview a data asset for a task (mapping and validation report)")
+def preview_asset(body: PreviewRequest, ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+    """What the wizards' mapping step shows: the columns, the first rows, the column mapping (keys
+    not given are matched by name) and the validation report of every row. Mapping problems are
+    report errors (``report.ok`` false, ``key_problems`` per task key), not an error status."""
+    from fmhub.services.assets import ASSET_REF
+    from fmhub.services.data_preview import preview
+
+    if not ASSET_REF.match(body.data.strip()):
+        raise SpecError(f"'{body.data}' is not a data asset reference (NAME:VERSION)",
+                        hint="upload the file with PUT /api/v1/data/{name}/upload first",
+                        details=[{"field": "data", "message": "expected NAME:VERSION"}])
+    options = ReadOptions.model_validate(body.model_dump(exclude={"data", "task", "rows"}))
+    return preview(ctx, body.data.strip(), body.task, options, rows=body.rows)
 
 
 @router.get("", response_model=Page[DataAsset], summary="List data assets")

@@ -53,7 +53,8 @@ window.fmhub = (function () {
         input.setAttribute("aria-invalid", "true"); input.setAttribute("data-marked", "1");
         input.setAttribute("aria-describedby", msg.id);
         (input.closest(".field") || input.parentNode).appendChild(msg);
-        if (!firstInput) firstInput = input;
+        // the step shown is that of the earliest field with a problem
+        if (!firstInput || (input.compareDocumentPosition(firstInput) & Node.DOCUMENT_POSITION_FOLLOWING)) firstInput = input;
       });
       if (firstInput && window.fmhub.wizard) window.fmhub.wizard.showStepOf(firstInput);
     });
@@ -98,28 +99,38 @@ window.fmhub = (function () {
         e.preventDefault();
         if (t.hasAttribute("data-next")) go(state, state.index + 1); else go(state, state.index - 1);
       });
+      // Enter in a field moves to the next step instead of submitting the whole form.
+      form.addEventListener("keydown", function (e) {
+        var t = e.target;
+        if (e.key !== "Enter" || !t.matches("input") || t.matches("[type=button], [type=submit], [type=file]")) return;
+        e.preventDefault();
+        go(state, state.index + 1);
+      });
       form.addEventListener("input", function () { refresh(state); });
       form.addEventListener("change", function () { refresh(state); });
       wizards.push(state);
       go(state, 0, true);
     });
   }
+  // Parts of a step that are hidden or disabled (an option not chosen) do not block it.
+  function inactive(el) { return !!el.closest("[hidden], fieldset:disabled"); }
   function blocked(step) {
-    if (step.querySelector("[data-blocking]")) return true;
+    var blockers = step.querySelectorAll("[data-blocking]");
+    for (var b = 0; b < blockers.length; b++) { if (!inactive(blockers[b])) return true; }
     var inputs = step.querySelectorAll("input, select, textarea");
     for (var i = 0; i < inputs.length; i++) {
-      if (!inputs[i].disabled && !inputs[i].checkValidity()) return true;
+      if (!inputs[i].matches(":disabled") && !inactive(inputs[i]) && !inputs[i].checkValidity()) return true;
     }
     return false;
   }
+  // "Next" and the final step's [data-submit] buttons are disabled while their step is blocked.
   function refresh(state) {
     var step = state.steps[state.index];
-    var next = step.querySelector("[data-next]");
-    if (next) {
-      var b = blocked(step);
-      next.disabled = b;
-      next.setAttribute("aria-disabled", b ? "true" : "false");
-    }
+    var b = blocked(step);
+    step.querySelectorAll("[data-next], [data-submit]").forEach(function (btn) {
+      btn.disabled = b;
+      btn.setAttribute("aria-disabled", b ? "true" : "false");
+    });
   }
   function refreshWizards() { wizards.forEach(refresh); }
   function go(state, index, initial) {

@@ -1,0 +1,113 @@
+"""The fine-tune wizard's form -> :class:`~fmhub.services.specs.FinetuneSpec`, and the spec as the
+YAML job file and ``curl`` command the review step shows.
+
+Form fields are named by spec path (``data.train``, ``hyperparameters.learning_rate``,
+``data.column_mapping.label``); fields of the wizard itself start with ``wizard.`` and never reach
+the spec. Empty fields are left out, so the spec's defaults apply.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+import yaml
+
+from fmhub.errors import SpecError
+from fmhub.services.specs import FinetuneSpec, build_spec
+from fmhub.ui.forms import first, nested
+from fmhub.ui.wizard_data import column_mapping_from_form
+
+TOP_LEVEL = ("model", "task", "data", "hyperparameters", "registered_model_name", "compute", "device")
+"""Spec fields the form fills (``register_model`` is read from its checkbox)."""
+
+SPLIT_MODES = {"validation": ("auto", "file"), "test": ("auto", "file", "none")}
+
+
+def finetune_spec_dict(form: dict[str, list[str]]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """The spec fields the form gives, and the problems only the form can have.
+
+    ``wizard.validation`` / ``wizard.test`` pick how a split is made: ``auto`` (split from the
+    training data, ``data.<split>_size``), ``file`` (``data.<split>`` holds the chosen file or data
+    asset) or ``none`` (test only).
+
+    Returns:
+        (spec dict with string values, ``[{"field", "message"}]`` problems).
+    """
+    values = nested(form)
+    spec: dict[str, Any] = {k: values[k] for k in TOP_LEVEL if k in values}
+    data = dict(values.get("data") or {})
+    data.pop("column_mapping", None)
+    mapping = column_mapping_from_form(form)
+    if mapping:
+        data["column_mapping"] = mapping
+    problems: list[dict[str, str]] = []
+    for split, modes in SPLIT_MODES.items():
+        mode = first(form, f"wizard.{split}")
+        if not mode:
+            continue  # as given in data.<split> (or the spec's default)
+        if mode not in modes:
+            problems.append({"field": f"wizard.{split}", "message": f"choose one of: {', '.join(modes)}"})
+        elif mode == "file":
+            data.pop(f"{split}_size", None)
+            if not data.get(split):
+                problems.append({"field": f"data.{split}", "message": f"upload a {split} file or choose a data asset"})
+        else:
+            data[split] = mode
+            if mode == "none":
+                data.pop(f"{split}_size", None)
+    spec["data"] = data
+    checks = form.get("register_model")
+    if checks is not None:  # a hidden "false" before the checkbox: ["false"] or ["false", "true"]
+        spec["register_model"] = "true" in [v.strip().lower() for v in checks]
+    return spec, problems
+
+
+def build_finetune_spec(form: dict[str, list[str]]) -> FinetuneSpec:
+    """The form as a validated spec.
+
+    Raises:
+        SpecError: every problem at once; ``details`` holds ``{"field", "message"}`` with the field
+            named as in the form (``hyperparameters.learning_rate``).
+    """
+    spec, problems = finetune_spec_dict(form)
+    try:
+        built = build_spec(FinetuneSpec, spec, "the fine-tune form")
+    except SpecError as exc:
+        problems.extend(exc.details or [])
+        lines = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise SpecError(f"{len(problems)} problem(s) in the fine-tune form: {lines}",
+                        hint="fix the fields marked", details=problems) from None
+    if problems:
+        lines = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise SpecError(f"{len(problems)} problem(s) in the fine-tune form: {lines}",
+                        hint="fix the fields marked", details=problems)
+    return built
+
+
+def spec_document(spec: FinetuneSpec) -> dict[str, Any]:
+    """The fields that were given (defaults left out), as JSON-ready values."""
+    return spec.model_dump(mode="json", exclude_unset=True)
+
+
+def spec_yaml(spec: FinetuneSpec) -> str:
+    """The job file ``fmhub finetune -f job.yaml`` runs."""
+    return yaml.safe_dump(spec_document(spec), sort_keys=False, allow_unicode=True)
+
+
+def curl_command(base_url: str, spec: FinetuneSpec, with_key: bool = False) -> str:
+    """``curl`` submitting the same job to ``POST /api/v1/jobs/finetune``.
+
+    Args:
+        base_url: The server's URL (``http://127.0.0.1:8000``), no trailing slash.
+        spec: The job.
+        with_key: Send ``Authorization: Bearer $FMHUB_API_KEY`` (servers that require a key).
+    """
+    body = json.dumps(spec_document(spec), ensure_ascii=False)
+    lines = [f"curl -X POST {shlex.quote(base_url + '/api/v1/jobs/finetune')}",
+             "  -H 'Content-Type: application/json'"]
+    if with_key:
+        lines.append('  -H "Authorization: Bearer $FMHUB_API_KEY"')
+    lines.append(f"  -d {shlex.quote(body)}")
+    return " \\\n".join(lines)
