@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.entities import Job, JobEvent, JobStatus
-from fmhub.errors import ConflictError, NotFoundError, SpecError
+from fmhub.errors import ConflictError, SpecError
 from fmhub.services.context import Context
 from fmhub.store import jobs_repo
 
@@ -200,6 +200,17 @@ def count_jobs(ctx: Context, status: str | None = None, kind: str | None = None)
     """Number of jobs matching the filters of :func:`list_jobs`."""
     _check_filters(status, kind)
     return jobs_repo.count_jobs(ctx.db_url, status=status, kind=kind)
+
+
+def job_report(job: Job) -> dict[str, Any] | None:
+    """The validation report a fine-tune or evaluate job was submitted with (``report.json`` in its
+    folder), or None (import jobs, or no report written)."""
+    if not job.folder:
+        return None
+    try:
+        return json.loads((Path(job.folder) / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def job_events(ctx: Context, job_id: str, after_seq: int = 0) -> list[JobEvent]:

@@ -91,6 +91,19 @@ def job_logs(job_id: str, offset: int = Query(0, ge=0, description="Byte offset 
     return {"text": text, "offset": offset, "next_offset": nxt, "status": get_job(ctx, job_id).status.value}
 
 
+@router.get("/{job_id}/report", summary="A job's data validation report")
+def job_report(job_id: str, ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+    """The validation report the job's data got at submission (rows per split, column mapping, label
+    counts, dropped rows, warnings); 404 when the job has none (imports)."""
+    from fmhub.errors import NotFoundError
+    from fmhub.services.jobs import get_job, job_report as report
+
+    found = report(get_job(ctx, job_id))
+    if found is None:
+        raise NotFoundError(f"job {job_id} has no validation report", hint="import jobs do not read data")
+    return found
+
+
 @router.post("/{job_id}/cancel", response_model=Job, summary="Cancel a job")
 def cancel_job(job_id: str, ctx: Context = Depends(get_ctx)) -> Job:
     """A queued job is canceled at once; a running one is stopped (SIGTERM, then SIGKILL) and
