@@ -64,8 +64,10 @@ def test_workspace_version_card_shows_lineage_versions_and_actions(page):
     assert "No metrics recorded" in page.locator("#metrics").inner_text()
     assert page.locator('#model-actions a[data-action="finetune"]').get_attribute("href") == \
         "/ui/models/tiny-bert:1/finetune?task=text-classification"
-    assert page.locator('#model-actions a[data-action="evaluate"]').get_attribute("href") == "/ui/evaluate?model=tiny-bert:1"
-    assert page.locator('#model-actions a[data-action="deploy"]').get_attribute("href") == "/ui/endpoints?deploy=tiny-bert:1"
+    # an imported encoder whose classification head was never trained: fine-tune first
+    assert page.locator('#model-actions button[data-action="evaluate"]').is_disabled()
+    assert page.locator('#model-actions button[data-action="deploy"]').is_disabled()
+    assert "never trained" in page.locator("#why-deploy").inner_text()
     page.get_by_role("tab", name="Python").click()
     assert "client.models.predict(\"tiny-bert:1\"" in page.locator("#code-python-predict").inner_text()
     assert "fmhub endpoints deploy tiny-bert --model tiny-bert:1" in page.locator("#code-cli-deploy").inner_text()

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from fmhub import __version__
 from fmhub.api.auth import ApiKeyMiddleware
 from fmhub.api.errors import error_response, install_error_handlers
-from fmhub.api.routers import data, endpoints, jobs, models, scoring
+from fmhub.api.routers import data, endpoints, evaluations, jobs, models, scoring
 from fmhub.services.context import Context
 from fmhub.services.health import database_problem, prepare_database
 
@@ -102,7 +102,7 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
                                    swagger_favicon_url="/static/swagger-ui/favicon-32x32.png")
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (models, data, jobs, endpoints):
+    for module in (models, data, jobs, evaluations, endpoints):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(scoring.router)

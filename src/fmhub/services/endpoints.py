@@ -87,18 +87,12 @@ def plan_deployment(ctx: Context, endpoint: str, spec: DeploymentSpec) -> Deploy
 
 
 def _check_head(path, ref: str, task: str) -> None:
-    """Refuse a classifier whose labels are placeholders (``LABEL_0`` ...): its head is untrained."""
-    import json
-    from pathlib import Path
+    """Refuse a model whose task head was never trained (placeholder labels ``LABEL_0`` ...)."""
+    from fmhub.services.predict import head_problem
 
-    try:
-        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    labels = list((config.get("id2label") or {}).values())
-    if task in ("text-classification", "token-classification") and \
-            (not labels or all(re.fullmatch(r"LABEL_\d+", str(x)) for x in labels)):
-        raise SpecError(f"model '{ref}' has no trained {task} head",
+    problem = head_problem(path, task)
+    if problem is not None:
+        raise SpecError(f"model '{ref}' cannot be deployed for {task}: {problem}",
                         hint=f"fine-tune it first: fmhub finetune --model {ref} --task {task} --train FILE")
 
 

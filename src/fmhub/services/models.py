@@ -170,7 +170,9 @@ def show_model(ctx: Context, ref: str, base_url: str | None = None) -> dict[str,
 
     With ``base_url`` (the server's address, e.g. ``http://127.0.0.1:8000``) also ``code_samples``
     (fine-tune, predict, deploy for CLI / Python / REST), ``served_tasks`` (the tasks it can
-    predict and deploy for) and ``offline_hint`` (how to get its files; None when they are here).
+    predict and deploy for), ``offline_hint`` (how to get its files; None when they are here) and,
+    for workspace versions, ``head_problem`` (why it cannot predict, be evaluated or deployed yet,
+    e.g. an imported encoder whose head was never trained; None when it can).
     """
     out = _show_model(ctx, ref)
     card = out["card"]
@@ -178,8 +180,12 @@ def show_model(ctx: Context, ref: str, base_url: str | None = None) -> dict[str,
     if base_url is not None:
         from fmhub.services.code_samples import code_samples, offline_hint, served_tasks
 
+        from fmhub.services.predict import head_problem
+
+        version = out.get("version")
         out.update(served_tasks=served_tasks(card), offline_hint=offline_hint(card),
-                   code_samples=code_samples(card, base_url))
+                   code_samples=code_samples(card, base_url),
+                   head_problem=head_problem(version["path"], version["task"]) if version else None)
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import re
@@ -87,3 +89,29 @@ def require_trained_head(model: Any, ref: str, task: str) -> None:
             all(re.fullmatch(r"LABEL_\d+", str(x)) for x in labels):
         raise SpecError(f"model '{ref}' has no trained {task} head (its labels are {labels[:3]}...)",
                         hint=f"fine-tune it first: fmhub finetune --model {ref} --task {task} --train FILE")
+
+
+LABELLED_TASKS = ("text-classification", "token-classification")
+"""Tasks whose head is untrained while its labels are the placeholders ``LABEL_0``, ``LABEL_1``..."""
+
+
+def head_problem(path: str | Path, task: str) -> str | None:
+    """Why the model folder at ``path`` cannot be evaluated for ``task``, or None.
+
+    Reads only ``config.json`` (no weights): a classifier whose labels are all placeholders was never
+    trained for the task.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        return "its files are not on this machine"
+    if task not in LABELLED_TASKS:
+        return None
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "its config.json cannot be read"
+    labels = [str(x) for x in (config.get("id2label") or {}).values()]
+    if not labels or all(re.fullmatch(r"LABEL_\d+", x) for x in labels):
+        which = f"its labels are {', '.join(labels[:3])}" if labels else "it has no label names"
+        return f"its {task} head was never trained ({which}): fine-tune it first"
+    return None

@@ -63,17 +63,21 @@ def read_options_from_form(form: dict[str, list[str]]) -> dict[str, str]:
 
 
 def report_field_errors(report: dict[str, Any], files: dict[str, str] | None = None,
-                        limit: int = 3) -> list[dict[str, str]]:
+                        limit: int = 3, mapped: str = "data.train") -> list[dict[str, str]]:
     """A validation report's errors as ``{"field", "message"}`` for the form.
 
     A problem in a mapped column goes next to the select of the key that column feeds (the report's
-    ``mapping`` lines say which: ``label <- stars``); a problem of no mapped column next to the
-    data field of its file (``files``; problems in a validation or test file stay with that file).
+    ``mapping`` lines say which: ``label <- stars``), as does one naming a mapped key as its column
+    (checks made after mapping, e.g. a label the model does not know); a problem of no mapped
+    column next to the data field of its file (``files``; problems in a validation or test file
+    stay with that file).
 
     Args:
         report: ``ValidationReport.to_dict()``.
         files: File path as the report names it -> the form field that chose it.
         limit: Messages per field at most (the report lists every one).
+        mapped: The data field whose file the mapping selects describe (``data.test`` in the
+            evaluate wizard); also the field of problems in a file ``files`` does not name.
     """
     mapping: dict[str, str] = {}
     for line in report.get("mapping", []):
@@ -82,10 +86,11 @@ def report_field_errors(report: dict[str, Any], files: dict[str, str] | None = N
             mapping[key] = column.removesuffix(" (auto)")
     fields: dict[str, list[str]] = {}
     for problem in report.get("errors", []):
-        keys = [k for k, c in mapping.items() if c == problem.get("column")]
+        column = problem.get("column")
+        keys = [k for k, c in mapping.items() if c == column] or ([column] if column in mapping else [])
         named = [k for k in keys if f"'{k}'" in problem.get("message", "")]
-        source = (files or {}).get(problem.get("file") or "", "data.train")
-        targets = [MAPPING_PREFIX + k for k in (named or keys)] if source == "data.train" else []
+        source = (files or {}).get(problem.get("file") or "", mapped)
+        targets = [MAPPING_PREFIX + k for k in (named or keys)] if source == mapped else []
         targets = targets or [source]
         where = f"line {problem['line']}: " if problem.get("line") else ""
         for target in targets:

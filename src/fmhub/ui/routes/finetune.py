@@ -150,4 +150,4 @@ def _error_fragment(request: Request, exc: FmhubError, blocking: bool) -> HTMLRe
         fields = [d for d in details or [] if isinstance(d, dict) and d.get("field")]
     context = {"status": exc.http_status, "code": exc.code, "message": exc.message, "hint": exc.hint,
                "details": details, "field_errors": fields, "report": report, "blocking": blocking}
-    return render(request, "finetune_error.html", context, status_code=exc.http_status)
+    return render(request, "wizard_error.html", context, status_code=exc.http_status)

@@ -35,14 +35,14 @@ def card_actions(info: dict[str, Any]) -> dict[str, Any]:
     offline = card.get("available_offline") is not False
     served = info.get("served_tasks") or []
     tunable = finetune_tasks(card)
-    head = "" if served else "it has no task head fmhub serves (fine-tune it first)"
+    head = info.get("head_problem") or ("" if served else "it has no task head fmhub serves (fine-tune it first)")
     missing = "" if offline else "its files are not on this machine (see Availability)"
     return {
         "finetune_tasks": tunable,
         "why_not_finetune": "" if tunable else "it has no fine-tuning task",
-        "evaluate": offline and bool(served),
+        "evaluate": offline and not head,
         "why_not_evaluate": missing or head,
-        "deploy": offline and bool(served),
+        "deploy": offline and not head,
         "why_not_deploy": missing or head,
     }
 
