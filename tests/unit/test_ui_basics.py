@@ -93,3 +93,17 @@ def test_templates_and_scripts_load_nothing_from_outside_the_server():
     licenses = UI / "static" / "LICENSES.md"
     for vendored in (UI / "static" / "vendor").iterdir():
         assert (vendored / "LICENSE").is_file() and f"vendor/{vendored.name}/" in licenses.read_text()
+
+
+@pytest.mark.parametrize("page", ["/ui/models", "/ui/models?task=translation&license=apache-2.0",
+                                  "/ui/models/all-MiniLM-L6-v2",
+                                  "/ui/models/all-MiniLM-L6-v2/finetune?task=text-classification",
+                                  "/ui/jobs", "/ui/jobs?status=failed", "/ui/evaluate", "/ui/endpoints", "/ui/data"])
+def test_every_page_links_a_json_twin_that_answers_json(app_client, page):
+    html = app_client.get(page)
+    assert html.status_code == 200, html.text[:500]
+    twins = re.findall(r'<a id="json-twin" class="json-twin" href="([^"]+)"', html.text)
+    assert len(twins) == 1, "one JSON link per page"
+    twin = app_client.get(twins[0].replace("&amp;", "&"))
+    assert twin.status_code == 200 and twin.headers["content-type"].startswith("application/json")
+    assert twin.json()
