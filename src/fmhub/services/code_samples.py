@@ -80,13 +80,16 @@ def offline_hint(card: dict[str, Any]) -> str | None:
     return import_hint(ModelCard.model_validate({k: v for k, v in card.items() if k in ModelCard.model_fields}))
 
 
-def code_samples(card: dict[str, Any], base_url: str, task: str | None = None) -> dict[str, dict[str, str]]:
+def code_samples(card: dict[str, Any], base_url: str, task: str | None = None,
+                 needs_key: bool | None = None) -> dict[str, dict[str, str]]:
     """The card page's code samples.
 
     Args:
         card: A model card as a dict (``ModelCard.model_dump()``).
         base_url: The server's address as the browser reached it, e.g. ``http://127.0.0.1:8000``.
         task: The fine-tuning task of the fine-tune samples (default: the card's first).
+        needs_key: The server requires API keys: the samples send ``$FMHUB_API_KEY`` (None: assume
+            so for any address but loopback, as ``fmhub serve`` does).
 
     Returns:
         ``{action: {"cli": str, "python": str, "rest": str}}`` with ``action`` among ``finetune``
@@ -97,16 +100,17 @@ def code_samples(card: dict[str, Any], base_url: str, task: str | None = None) -
         ValueError: when ``task`` is not one of the card's fine-tuning tasks.
     """
     base = base_url.rstrip("/")
+    key = not _is_loopback(base) if needs_key is None else needs_key
     out: dict[str, dict[str, str]] = {}
     tunable = finetune_tasks(card)
     if task is not None and task not in tunable:
         raise ValueError(f"{card['name']} cannot be fine-tuned for {task}")
     if tunable:
-        out["finetune"] = _finetune(card, task or tunable[0], base)
+        out["finetune"] = _finetune(card, task or tunable[0], base, key)
     served = served_tasks(card)
     if served:
-        out["predict"] = _predict(card, served[0], base)
-        out["deploy"] = _deploy(card, served[0], base)
+        out["predict"] = _predict(card, served[0], base, key)
+        out["deploy"] = _deploy(card, served[0], base, key)
     return out
 
 
@@ -120,7 +124,7 @@ def finetune_body(card: dict[str, Any], task: str, train: str) -> dict[str, Any]
     return {"model": model_ref(card), "task": task, "data": {"train": train}, "hyperparameters": values}
 
 
-def _finetune(card: dict[str, Any], task: str, base: str) -> dict[str, str]:
+def _finetune(card: dict[str, Any], task: str, base: str, key: bool) -> dict[str, str]:
     file, holds = TRAIN_FILES.get(task, ("train.jsonl", "one example per line"))
     ref = model_ref(card)
     body = finetune_body(card, task, f"{ASSET_NAME}:latest")
@@ -132,13 +136,13 @@ def _finetune(card: dict[str, Any], task: str, base: str) -> dict[str, str]:
            f"# --dry-run checks the data and mapping first; --submit runs it as a job on the server")
     py_body = _py(body, 4).replace(json.dumps(f"{ASSET_NAME}:latest"), "asset.ref")
     python = (f"import fmhub\n\n"
-              f"{_client_line(base)}\n"
+              f"{_client_line(base, key)}\n"
               f"# {file}: {holds}\n"
               f"asset = client.data.upload({_py(ASSET_NAME)}, {_py(file)}, task={_py(task)})\n"
               f"job = client.finetune({py_body})\n"
               f"job = client.jobs.wait(job.id)\n"
               f"print(job.status.value, job.outputs.get(\"metrics\"), job.outputs.get(\"registered_model\"))\n")
-    auth = _auth(base)
+    auth = _auth(key)
     rest = (f"# {file}: {holds}\n"
             f"curl -X PUT{auth} --data-binary @{file} \\\n"
             f"  \"{base}/api/v1/data/{ASSET_NAME}/upload?filename={file}&task={task}\"\n"
@@ -155,7 +159,7 @@ def _example_input(task: str) -> Any:
     return get_task(task).score_example[0]
 
 
-def _predict(card: dict[str, Any], task: str, base: str) -> dict[str, str]:
+def _predict(card: dict[str, Any], task: str, base: str, key: bool) -> dict[str, str]:
     ref = model_ref(card)
     example = _example_input(task)
     workspace = bool(card.get("version"))
@@ -167,13 +171,13 @@ def _predict(card: dict[str, Any], task: str, base: str) -> dict[str, str]:
     cli = f"fmhub predict {shlex.quote(ref)}{task_flag} {args}"
     task_arg = "" if workspace else f", task={_py(task)}"
     python = (f"import fmhub\n\n"
-              f"{_client_line(base)}\n"
+              f"{_client_line(base, key)}\n"
               f"result = client.models.predict({_py(ref)}, {_py([example])}{task_arg})\n"
               f"print(result[\"predictions\"])\n")
     body: dict[str, Any] = {"inputs": [example]}
     if not workspace:
         body["task"] = task
-    auth = _auth(base)
+    auth = _auth(key)
     rest = (f"curl -X POST{auth} {base}/api/v1/models/{ref}/predict \\\n"
             f"  -H \"Content-Type: application/json\" \\\n"
             f"  -d {_sh_json(body)}")
@@ -194,7 +198,7 @@ def deploy_body(card: dict[str, Any], task: str) -> dict[str, Any]:
     return body
 
 
-def _deploy(card: dict[str, Any], task: str, base: str) -> dict[str, str]:
+def _deploy(card: dict[str, Any], task: str, base: str, key: bool) -> dict[str, str]:
     ref = model_ref(card)
     endpoint = endpoint_name(card)
     example = _example_input(task)
@@ -204,17 +208,18 @@ def _deploy(card: dict[str, Any], task: str, base: str) -> dict[str, str]:
     invoke = (f"fmhub endpoints invoke {endpoint} --text {shlex.quote(text)}" if text else
               f"echo {shlex.quote(json.dumps({'input_data': [example]}))} > request.json\n"
               f"fmhub endpoints invoke {endpoint} --data request.json")
-    cli = (f"export FMHUB_URL={base}\n"
+    login = "export FMHUB_API_KEY=KEY  # a key from `fmhub keys create`\n" if key else ""
+    cli = (f"export FMHUB_URL={base}\n{login}"
            f"fmhub endpoints create {endpoint}\n"
            f"fmhub endpoints deploy {endpoint} --model {shlex.quote(ref)} --deployment blue{task_flag}\n"
            f"{invoke}")
     task_arg = f", task={_py(task)}" if "task" in body else ""
     python = (f"import fmhub\n\n"
-              f"{_client_line(base)}\n"
+              f"{_client_line(base, key)}\n"
               f"client.endpoints.create({_py(endpoint)})\n"
               f"client.endpoints.deploy({_py(endpoint)}, model={_py(ref)}, deployment=\"blue\"{task_arg})\n"
               f"print(client.endpoints.invoke({_py(endpoint)}, {_py([example])}))\n")
-    auth = _auth(base)
+    auth = _auth(key)
     rest = (f"curl -X POST{auth} {base}/api/v1/endpoints \\\n"
             f"  -H \"Content-Type: application/json\" -d {_sh_json({'name': endpoint}, None)}\n"
             f"curl -X POST{auth} {base}/api/v1/endpoints/{endpoint}/deployments \\\n"
@@ -257,11 +262,11 @@ def _is_loopback(base: str) -> bool:
         return False
 
 
-def _auth(base: str) -> str:
-    """The API key header for servers that want one (any address but loopback)."""
-    return "" if _is_loopback(base) else ' -H "Authorization: Bearer $FMHUB_API_KEY"'
+def _auth(key: bool) -> str:
+    """The API key header for servers that want one."""
+    return ' -H "Authorization: Bearer $FMHUB_API_KEY"' if key else ""
 
 
-def _client_line(base: str) -> str:
-    key = "" if _is_loopback(base) else "  # the API key comes from FMHUB_API_KEY (or api_key=...)"
-    return f"client = fmhub.Client(url={_py(base)}){key}"
+def _client_line(base: str, key: bool) -> str:
+    note = "  # the API key comes from FMHUB_API_KEY (or api_key=...)" if key else ""
+    return f"client = fmhub.Client(url={_py(base)}){note}"

@@ -164,11 +164,13 @@ def scoring_example(tasks: list[str]) -> dict[str, Any] | None:
     return None
 
 
-def show_model(ctx: Context, ref: str, base_url: str | None = None) -> dict[str, Any]:
+def show_model(ctx: Context, ref: str, base_url: str | None = None,
+               needs_key: bool | None = None) -> dict[str, Any]:
     """The card of ``ref`` with an endpoint request/response example for its task; for workspace
     models also the version, lineage, metrics and versions.
 
-    With ``base_url`` (the server's address, e.g. ``http://127.0.0.1:8000``) also ``code_samples``
+    With ``base_url`` (the server's address, e.g. ``http://127.0.0.1:8000``; ``needs_key``: it
+    requires API keys) also ``code_samples``
     (fine-tune, predict, deploy for CLI / Python / REST), ``served_tasks`` (the tasks it can
     predict and deploy for), ``offline_hint`` (how to get its files; None when they are here) and,
     for workspace versions, ``head_problem`` (why it cannot predict, be evaluated or deployed yet,
@@ -184,7 +186,7 @@ def show_model(ctx: Context, ref: str, base_url: str | None = None) -> dict[str,
 
         version = out.get("version")
         out.update(served_tasks=served_tasks(card), offline_hint=offline_hint(card),
-                   code_samples=code_samples(card, base_url),
+                   code_samples=code_samples(card, base_url, needs_key=needs_key),
                    head_problem=head_problem(version["path"], version["task"]) if version else None)
     return out
 

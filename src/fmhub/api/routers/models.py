@@ -104,7 +104,8 @@ def show_model(ref: str, request: Request, ctx: Context = Depends(get_ctx)) -> d
     fine-tune (and predict, deploy) calls for the CLI, Python and this server's REST API."""
     from fmhub.services.models import show_model as show
 
-    return show(ctx, ref, base_url=str(request.base_url))
+    return show(ctx, ref, base_url=str(request.base_url),
+                needs_key=getattr(request.app.state, "key_checker", None) is not None)
 
 
 @router.post("/{ref}/predict", summary="Predict with a model")

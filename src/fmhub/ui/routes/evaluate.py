@@ -18,7 +18,8 @@ from fmhub.errors import DataError, FmhubError
 from fmhub.services.context import Context
 from fmhub.ui.deps import get_ctx
 from fmhub.ui.evaluate_form import build_evaluate_specs, chosen_models, cli_command, specs_yaml
-from fmhub.ui.forms import read_form
+from fmhub.ui.forms import first, read_form
+from fmhub.ui.submissions import SUBMISSIONS, TOKEN_FIELD, new_token
 from fmhub.ui.templating import render
 from fmhub.ui.wizard_data import field_id, report_field_errors
 
@@ -68,6 +69,7 @@ def evaluate_page(request: Request, model: str | None = Query(None), ctx: Contex
     usable = [t for t, entries in groups.items() if any(not c["problem"] for c in entries)]
     task = task or (usable[0] if usable else next(iter(groups), None))
     context = {"groups": groups, "task": task, "selected": [ref] if ref and not notice else [],
+               "submission": new_token(),
                "notice": notice, "any_usable": bool(usable), "assets": list_assets(ctx),
                "devices": local_devices(), "base": BASE, "field_id": field_id}
     json_url = f"/api/v1/models/{quote(ref, safe=':')}" if ref else "/api/v1/models?registry=workspace"
@@ -113,12 +115,13 @@ async def evaluate_submit(request: Request, ctx: Context = Depends(get_ctx)) -> 
     form = await read_form(request)
     try:
         specs = build_evaluate_specs(form, await run_in_threadpool(_choices, ctx, chosen_models(form)))
-        jobs = await run_in_threadpool(submit_evaluations, ctx, specs)
+        url = await run_in_threadpool(
+            SUBMISSIONS.once, first(form, TOKEN_FIELD),
+            lambda: "/ui/evaluations?jobs=" + ",".join(j.id for j in submit_evaluations(ctx, specs)))
     except FmhubError as exc:
         if not htmx:
             raise
         return _error_fragment(request, exc, blocking=False)
-    url = "/ui/evaluations?jobs=" + ",".join(j.id for j in jobs)
     if htmx:
         return Response(status_code=200, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)

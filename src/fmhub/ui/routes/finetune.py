@@ -15,9 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from fmhub.errors import DataError, FmhubError
 from fmhub.services.context import Context
 from fmhub.ui import wizard_data
-from fmhub.ui.deps import get_ctx
+from fmhub.ui.deps import get_ctx, requires_key
 from fmhub.ui.finetune_form import build_finetune_spec, curl_command, spec_yaml
-from fmhub.ui.forms import read_form
+from fmhub.ui.forms import first, read_form
+from fmhub.ui.submissions import SUBMISSIONS, TOKEN_FIELD, new_token
 from fmhub.ui.templating import render
 from fmhub.ui.wizard_data import report_field_errors
 
@@ -50,6 +51,7 @@ def finetune_page(request: Request, ref: str, task: str | None = Query(None),
                         hint="find models to fine-tune in the catalog's 'Fine-tuning task' filter")
     chosen = task if task in target["tasks"] else target["tasks"][0]
     context = {"ref": ref, "card": target["card"], "tasks": target["tasks"], "task": chosen, "base": _base(ref),
+               "submission": new_token(),
                "assets": list_assets(ctx), "devices": local_devices(),
                **_parameters_context(ctx, ref, chosen, target["card"])}
     return render(request, "finetune.html", context, json_url=f"/api/v1/models/{ref}", title=f"Fine-tune {ref}")
@@ -85,7 +87,7 @@ async def finetune_review(request: Request, ref: str, ctx: Context = Depends(get
     files[refs.get(prepared.files["train"], prepared.files["train"])] = "data.train"
     base_url = str(request.base_url).rstrip("/")
     context = {"spec": spec, "yaml": spec_yaml(spec), "report": report, "hp": hp.model_dump(),
-               "resolved_ref": resolved.ref, "curl": curl_command(base_url, spec, _requires_key(request)),
+               "resolved_ref": resolved.ref, "curl": curl_command(base_url, spec, requires_key(request)),
                "field_errors": report_field_errors(report, files)}
     return render(request, "finetune_review.html", context)
 
@@ -109,12 +111,12 @@ async def finetune_submit(request: Request, ref: str, ctx: Context = Depends(get
     form = await read_form(request)
     try:
         spec = build_finetune_spec(form)
-        job, _ = await run_in_threadpool(submit_finetune, ctx, spec)
+        url = await run_in_threadpool(SUBMISSIONS.once, first(form, TOKEN_FIELD),
+                                      lambda: f"/ui/jobs/{submit_finetune(ctx, spec)[0].id}")
     except FmhubError as exc:
         if not htmx:
             raise
         return _error_fragment(request, exc, blocking=False)
-    url = f"/ui/jobs/{job.id}"
     if htmx:
         return Response(status_code=200, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
@@ -133,10 +135,6 @@ def _by_reference(value: Any, refs: dict[str, str]) -> Any:
     if isinstance(value, list):
         return [_by_reference(v, refs) for v in value]
     return value
-
-
-def _requires_key(request: Request) -> bool:
-    return getattr(request.app.state, "key_checker", None) is not None
 
 
 def _error_fragment(request: Request, exc: FmhubError, blocking: bool) -> HTMLResponse:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from fmhub.services.context import Context
-from fmhub.ui.deps import get_ctx
+from fmhub.ui.deps import get_ctx, requires_key
 from fmhub.ui.templating import render
 
 router = APIRouter()
@@ -70,7 +70,7 @@ def model_card(ref: str, request: Request, ctx: Context = Depends(get_ctx)) -> H
     """
     from fmhub.services.models import show_model
 
-    info = show_model(ctx, ref, base_url=str(request.base_url))
+    info = show_model(ctx, ref, base_url=str(request.base_url), needs_key=requires_key(request))
     card = info["card"]
     full_ref = f"{card['name']}:{card['version']}" if card.get("version") else card["name"]
     version = info.get("version")
