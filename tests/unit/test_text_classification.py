@@ -136,3 +136,25 @@ def test_sentence_pairs_are_encoded_as_pairs(tiny_bert):
     assert ds["length"][0] == 7
     assert ds["token_type_ids"][0] == [0, 0, 0, 0, 1, 1, 1]
     assert task.model_inputs(train)[0] == ["good movie", "great film"]
+
+
+def test_a_label_column_of_text_is_an_error_naming_the_mapping(tmp_path):
+    """Swapped columns (label -> the sentences) give one class per row: refused before any split."""
+    from fmhub.services.data_prep import prepare_data
+    from fmhub.services.specs import DataSpec
+    from fmhub.tasks import get_task
+
+    rows = ["review,stars"] + [f"film number {i} was {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}"
+                               for i in range(40)]
+    path = tmp_path / "swapped.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    spec = DataSpec(train=str(path), validation="none", test="none",
+                    column_mapping={"sentence1": "stars", "label": "review"})
+    report = prepare_data(spec, get_task("text-classification"), None, 128, 42).report
+    assert not report.ok
+    problem = next(p for p in report.errors if "classes in" in p.message)
+    assert "40 classes in 40 training rows" in problem.message
+    assert problem.column == "review"  # named by the user's column
+    fine = DataSpec(train=str(path), validation="none", test="none",
+                    column_mapping={"sentence1": "review", "label": "stars"})
+    assert prepare_data(fine, get_task("text-classification"), None, 128, 42).report.ok

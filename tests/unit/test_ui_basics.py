@@ -107,3 +107,14 @@ def test_every_page_links_a_json_twin_that_answers_json(app_client, page):
     twin = app_client.get(twins[0].replace("&amp;", "&"))
     assert twin.status_code == 200 and twin.headers["content-type"].startswith("application/json")
     assert twin.json()
+
+
+def test_a_model_whose_files_are_missing_offers_no_finetune_and_says_why():
+    from fmhub.catalog.cards import get_system_card
+    from fmhub.ui.routes.models import card_actions
+
+    card = get_system_card("bert-base-uncased").model_dump()
+    here = card_actions({"card": {**card, "available_offline": True}, "served_tasks": []})
+    assert here["finetune_tasks"] == ["text-classification", "token-classification", "question-answering"]
+    away = card_actions({"card": {**card, "available_offline": False}, "served_tasks": []})
+    assert away["finetune_tasks"] == [] and "not on this machine" in away["why_not_finetune"]

@@ -79,6 +79,10 @@ def _numeric_twin(label: str, known: set[str]) -> bool:
     return False
 
 
+KNOWN_LABELS_SHOWN = 20
+"""Known labels listed in an unseen-label hint at most (the rest are counted)."""
+
+
 def unseen_labels(splits: dict[str, Examples], info: LabelInfo, labels_of: Any, column: str,
                   noun: str = "label") -> list[Problem]:
     """One error per label that occurs in validation/test but not in ``info.labels``.
@@ -106,7 +110,10 @@ def unseen_labels(splits: dict[str, Examples], info: LabelInfo, labels_of: Any, 
             for lab in labels_of(row):
                 if lab not in known and lab not in reported:
                     reported.add(lab)
-                    hint = f"known {noun}s: {', '.join(info.labels)}; fix the {noun} " + (
+                    shown = ", ".join(info.labels[:KNOWN_LABELS_SHOWN]) + (
+                        f" (and {len(info.labels) - KNOWN_LABELS_SHOWN} more)"
+                        if len(info.labels) > KNOWN_LABELS_SHOWN else "")
+                    hint = f"known {noun}s: {shown}; fix the {noun} " + (
                         "or add training rows for it" if source == "the training data" else "or use another model")
                     if _numeric_twin(lab, known):
                         hint += f" (it equals a known {noun} as a number: pass --label-type int)"

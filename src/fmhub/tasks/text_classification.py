@@ -45,6 +45,11 @@ def _sort_key(name: str) -> tuple[int, float, str]:
         return (1, 0.0, name)
 
 
+MOSTLY_UNIQUE_MIN_ROWS = 20
+"""From this many training rows on, more classes than half the rows is an error: the label column
+holds text (a swapped mapping), not classes."""
+
+
 class TextClassification(Task):
     """Sequence classification with a transformers ``AutoModelForSequenceClassification``."""
 
@@ -152,6 +157,14 @@ class TextClassification(Task):
             problems.append(Problem(f"the training data has fewer than two classes (only {only!r})",
                                     file=train.file, column="label", value=shorten_value(only),
                                     hint="a classifier needs at least two labels; check the label column mapping"))
+        if len(train) >= MOSTLY_UNIQUE_MIN_ROWS and len(info.labels) > len(train) / 2:
+            counts = Counter(row["label"] for row in train.rows)
+            once = sum(1 for n in counts.values() if n == 1)
+            problems.append(Problem(
+                f"{len(info.labels)} classes in {len(train)} training rows ({once} labels occur once): "
+                "the label column looks like text, not classes", file=train.file, column="label",
+                value=shorten_value(train.rows[0]["label"]),
+                hint="map label to the column that holds the classes (a class needs several examples)"))
         problems.extend(unseen_labels(splits, info, lambda row: [row["label"]], "label"))
         numeric = {}
         for lab in info.labels:

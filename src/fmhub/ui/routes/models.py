@@ -38,8 +38,8 @@ def card_actions(info: dict[str, Any]) -> dict[str, Any]:
     head = info.get("head_problem") or ("" if served else "it has no task head fmhub serves (fine-tune it first)")
     missing = "" if offline else "its files are not on this machine (see Availability)"
     return {
-        "finetune_tasks": tunable,
-        "why_not_finetune": "" if tunable else "it has no fine-tuning task",
+        "finetune_tasks": tunable if offline else [],
+        "why_not_finetune": ("it has no fine-tuning task" if not tunable else missing),
         "evaluate": offline and not head,
         "why_not_evaluate": missing or head,
         "deploy": offline and not head,
