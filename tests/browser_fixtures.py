@@ -73,7 +73,11 @@ def ui_server(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, ui_server, request):
-    """A fresh browser page on the server; checks every request's host and saves a screenshot."""
+    """A fresh browser page on the server; checks every request's host and saves a screenshot.
+
+    Also records the console's errors (``page.console_errors``) and the paths of the POST, PUT and
+    DELETE requests sent (``page.posts``), for tests to check.
+    """
     server, _ = ui_server
     context = browser.new_context(base_url=server.url, viewport={"width": 1366, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
@@ -85,6 +89,12 @@ def page(browser, ui_server, request):
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.outside_hosts = lambda: sorted({h for h in hosts if h not in (expected, "data", "blob")})
     pg.js_errors = errors
+    console_errors: list[str] = []  # for tests to check; a 4xx a test provokes on purpose is logged too
+    pg.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    pg.console_errors = console_errors
+    posts: list[str] = []  # paths of the state-changing requests (POST, PUT, DELETE) the page sent
+    pg.on("request", lambda r: posts.append(urlsplit(r.url).path) if r.method in ("POST", "PUT", "DELETE") else None)
+    pg.posts = posts
     yield pg
     OUTPUT.joinpath("screenshots").mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)

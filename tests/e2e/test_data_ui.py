@@ -10,8 +10,9 @@ def test_upload_lands_on_the_asset_page(page, ui_server):
     page.get_by_label("Data file", exact=True).set_input_files(str(train_csv))
     assert page.get_by_label("Asset name").input_value() == "reviews"
     page.get_by_label("Check rows for task").select_option("text-classification")
-    page.get_by_role("button", name="Upload").click()
+    page.get_by_role("button", name="Upload").dblclick()  # disabled while the upload runs
     page.wait_for_url("**/ui/data/reviews:1")
+    assert page.posts == ["/api/v1/data/reviews/upload"]
     assert page.locator("#asset-rows").inner_text() == "80"
     columns = page.locator("#asset-columns tbody tr")
     assert columns.count() == 2
@@ -44,6 +45,8 @@ def test_bad_files_show_the_error_next_to_the_form(page, tmp_path):
     alert.wait_for()
     text = alert.inner_text()
     assert "broken.csv" in text and "line 2" in text and "unbalanced double quote" in text
+    # message, hint and the problem each said once
+    assert text.count("unbalanced double quote") == 1 and text.count("row has 1 field(s)") == 1, text
     assert "/tmp" not in text  # the uploaded file's name, not the server's temporary copy
     assert page.get_by_label("Data file", exact=True).get_attribute("aria-invalid") == "true"
     assert page.url.endswith("/ui/data")

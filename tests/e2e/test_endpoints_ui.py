@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from browser_fixtures import OUTPUT
 
@@ -64,8 +65,9 @@ def test_create_deploy_and_score_from_the_console(page, tuned):
     client, ref = tuned
     page.goto("/ui/endpoints")
     page.get_by_label("Name", exact=True).fill("reviews-ui")
-    page.get_by_role("button", name="Create endpoint").click()
+    page.get_by_role("button", name="Create endpoint").dblclick()  # disabled while its request runs
     page.wait_for_url("**/ui/endpoints/reviews-ui")
+    assert page.posts == ["/ui/endpoints"]
     assert page.locator("a.json-twin").get_attribute("href") == "/api/v1/endpoints/reviews-ui"
     assert page.locator("#no-deployments").is_visible()
 
@@ -73,10 +75,12 @@ def test_create_deploy_and_score_from_the_console(page, tuned):
     form.get_by_label("Model version").select_option(ref)
     assert form.get_by_label("Deployment name").input_value() == "blue"
     assert form.get_by_label("Max batch size").input_value() == "32"
-    form.get_by_role("button", name="Deploy").click()
+    form.get_by_role("button", name="Deploy").dblclick()
     _wait_ready(page)
+    assert page.posts.count("/ui/endpoints/reviews-ui/deployments") == 1
     row = page.locator('#deployments-table tr[data-deployment="blue"]')
     assert ref in row.inner_text() and "100%" in row.inner_text()
+    assert re.search(r"\b(1 thread|[02-9]\d* threads|1\d+ threads)\b", row.inner_text()), row.inner_text()
 
     request = json.loads(page.locator("#console-request").input_value())
     assert request["input_data"]  # the task's sample request
@@ -154,6 +158,22 @@ def test_traffic_sliders_must_sum_to_100(page, tuned):
     client.endpoints.delete("split-ui")
 
 
+def test_a_taken_name_is_said_once_at_its_field(page, tuned):
+    client, _ = tuned
+    client.endpoints.create("taken-ui")
+    page.goto("/ui/endpoints")
+    form = page.locator("#create-form")
+    form.get_by_label("Name", exact=True).fill("taken-ui")
+    form.get_by_role("button", name="Create endpoint").click()
+    message = form.locator(".field:has(#create-name) .field-error")
+    expect(message).to_contain_text("named 'taken-ui' exists")
+    expect(message).to_contain_text("choose another name")  # the hint too
+    expect(form.get_by_label("Name", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(form.get_by_text("named 'taken-ui' exists").filter(visible=True)).to_have_count(1)
+    expect(form.locator(".form-errors .alert")).to_be_hidden()  # said at the field, not again below
+    client.endpoints.delete("taken-ui")
+
+
 def test_deploy_link_creates_and_deploys_in_one_submit(page, tuned):
     client, ref = tuned
     page.goto(f"/ui/endpoints?deploy={ref}")
@@ -170,6 +190,8 @@ def test_deploy_link_creates_and_deploys_in_one_submit(page, tuned):
     assert "no-such-model" in message.inner_text()
     assert other.get_attribute("aria-invalid") == "true"
     assert MODEL not in [e["name"] for e in client.endpoints.list()]
+    # the 4xx answer is an expected outcome shown on the page, not an error logged to the console
+    assert [m for m in page.console_errors if "Response Status Error" in m] == []
     _shot(page, "deploy_link_error")
 
     other.fill("")

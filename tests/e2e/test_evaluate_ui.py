@@ -89,7 +89,12 @@ def test_evaluate_two_models_and_compare_them(page, ui_server, tuned):
     expect(report.locator("ul.distribution")).to_contain_text("pos")
     _next(page).click()
     page.select_option("#device", "cpu")
+    page.fill("#batch-size", "0")  # refused by the input itself: said next to it
+    expect(page.locator("#invalid-batch-size")).to_have_text(page.locator("#batch-size").evaluate("e => e.validationMessage"))
+    expect(page.locator("#batch-size")).to_have_attribute("aria-invalid", "true")
+    expect(_next(page)).to_be_disabled()
     page.fill("#batch-size", "16")
+    expect(page.locator("#invalid-batch-size")).to_have_count(0)
     _next(page).click()
 
     expect(page.locator("#job-yaml")).to_be_visible(timeout=20_000)
@@ -102,8 +107,9 @@ def test_evaluate_two_models_and_compare_them(page, ui_server, tuned):
     _shot(page, "review")
 
     before = _jobs_total(page)
-    page.locator("#submit-jobs").click()
+    page.locator("#submit-jobs").dblclick()  # the button is disabled while its request runs
     page.wait_for_url(re.compile(r".*/ui/evaluations\?jobs=[^,]+,[^,]+$"))
+    assert [p for p in page.posts if p.endswith("/submit")] == ["/ui/evaluate/submit"]
     ids = page.url.split("jobs=", 1)[1].split(",")
     assert _jobs_total(page) == before + 2
     assert page.locator("a.json-twin").get_attribute("href") == f"/api/v1/evaluations?jobs={','.join(ids)}"
@@ -149,6 +155,8 @@ def test_models_and_mappings_that_cannot_be_evaluated_are_refused_at_their_field
     expect(problem).to_contain_text("does not occur in the labels of model eval-a:1", timeout=20_000)
     expect(page.get_by_role("heading", name="Column mapping")).to_be_visible()
     _shot(page, "mapping_error")
+    # the 4xx answer is an expected outcome shown on the page, not an error logged to the console
+    assert [m for m in page.console_errors if "Response Status Error" in m] == []
 
     body = page.evaluate("new URLSearchParams(new FormData(document.getElementById('evaluate-wizard'))).toString()")
     headers = {"Content-Type": "application/x-www-form-urlencoded", "HX-Request": "true"}

@@ -79,8 +79,9 @@ def test_finetune_from_upload_to_a_queued_job(page, ui_server):
     assert yaml.safe_load(Path(download.value.path()).read_text(encoding="utf-8")) == job
 
     before = _jobs_total(page)
-    page.locator("#submit-job").click()
+    page.locator("#submit-job").dblclick()  # the button is disabled while its request runs
     page.wait_for_url(re.compile(r".*/ui/jobs/[^/]+$"))
+    assert [p for p in page.posts if p.endswith("/finetune/submit")] == ["/ui/models/tiny-bert:1/finetune/submit"]
     job_id = page.url.rstrip("/").rsplit("/", 1)[1]
     created = page.request.get(f"/api/v1/jobs/{job_id}")
     assert created.ok, created.text()
@@ -88,8 +89,46 @@ def test_finetune_from_upload_to_a_queued_job(page, ui_server):
     assert _jobs_total(page) == before + 1
 
 
+def _parameters_step(page, train) -> None:
+    _upload_training_file(page, train)
+    for _ in range(4):  # mapping (matched by name), validation, test, compute
+        _next(page).click()
+    expect(page.get_by_role("heading", name="Parameters")).to_be_visible()
+
+
+def test_values_the_inputs_refuse_are_explained_at_their_fields(page, ui_server):
+    _, train = ui_server
+    _parameters_step(page, train)
+    page.get_by_text("Advanced", exact=True).click()
+    bad = {"#hp-learning-rate": "-1", "#hp-per-device-train-batch-size": "0", "#hp-max-steps": "-5",
+           "#hp-seed": "1.5", "#registered-model-name": "my model"}
+    for selector, value in bad.items():
+        field = page.locator(selector)
+        field.fill(value)
+        message = page.locator(f"#invalid-{selector[1:]}")
+        expect(message).to_have_class("field-error")
+        expect(message).to_have_text(field.evaluate("e => e.validationMessage"))
+        assert message.text_content().strip()  # e.g. "Value must be greater than or equal to 1."
+        expect(field).to_have_attribute("aria-invalid", "true")
+        described = field.get_attribute("aria-describedby").split()
+        assert f"invalid-{selector[1:]}" in described and f"{selector[1:]}-help" in described
+        expect(_next(page)).to_be_disabled()
+    page.locator("#hp-seed").fill("1.25")  # the message follows the value as it is typed
+    expect(page.locator("#invalid-hp-seed")).to_have_text(page.locator("#hp-seed").evaluate("e => e.validationMessage"))
+    good = {"#hp-learning-rate": "0.0001", "#hp-per-device-train-batch-size": "8", "#hp-max-steps": "5",
+            "#hp-seed": "7", "#registered-model-name": "my-model"}
+    for selector, value in good.items():
+        expect(_next(page)).to_be_disabled()
+        page.locator(selector).fill(value)
+        expect(page.locator(f"#invalid-{selector[1:]}")).to_have_count(0)
+        expect(page.locator(selector)).not_to_have_attribute("aria-invalid", "true")
+        assert f"invalid-{selector[1:]}" not in (page.locator(selector).get_attribute("aria-describedby") or "")
+    expect(_next(page)).to_be_enabled()
+    assert page.locator("#finetune-wizard .field-error").count() == 0
+
+
 def test_a_mapping_error_blocks_submission(page, ui_server, tmp_path):
-    rows = ["review,stars,comment"] + [f"{'good' if i % 2 else 'bad'} film {i},{'pos' if i % 2 else 'neg'},"
+    rows = ["review,stars,comment"] + [f"{'good' if i % 2 else 'bad'} film {i},{'very-positive' if i % 2 else 'neg'},"
                                        f"{'seen twice' if i == 4 else ''}" for i in range(20)]
     data = tmp_path / "commented.csv"
     data.write_text("\n".join(rows) + "\n", encoding="utf-8")
@@ -97,6 +136,10 @@ def test_a_mapping_error_blocks_submission(page, ui_server, tmp_path):
     _upload_training_file(page, data)
     expect(page.locator("#data-report-data-train .report-ok")).to_be_visible()
     expect(_next(page)).to_be_enabled()
+    # the label bars line up, however long the labels
+    bars = page.locator("#data-report-data-train ul.distribution .dist-bar")
+    expect(bars).to_have_count(2)
+    assert len({round(bars.nth(i).bounding_box()["x"]) for i in range(2)}) == 1
 
     page.select_option("#map-data-train-label", "comment")
     problem = page.locator("#maperr-data-train-label .field-error")

@@ -59,9 +59,10 @@ def test_a_running_finetune_updates_live_then_registers_its_model(page, ui_serve
     assert page.get_by_role("button", name="Cancel").count() == 0
     # Register from the page, under a name of our choosing.
     page.get_by_label("Model name").fill("ui-sentiment")
-    page.get_by_role("button", name="Register model").click()
+    page.get_by_role("button", name="Register model").dblclick()  # disabled while its request runs
     link = page.locator("#registered-model")
     link.wait_for()
+    assert page.posts == [f"/ui/jobs/{job.id}/register"]
     assert link.inner_text() == "ui-sentiment:1" and link.get_attribute("href") == "/ui/models/ui-sentiment:1"
     assert page.get_by_role("link", name="Deploy").get_attribute("href") == "/ui/endpoints?deploy=ui-sentiment:1"
     assert page.get_by_role("link", name="Open model").get_attribute("href") == "/ui/models/ui-sentiment:1"
@@ -80,7 +81,14 @@ def test_cancel_from_the_page_then_resume_is_offered_and_the_list_shows_both(pag
                            timeout=60_000)
     cancel = page.get_by_role("button", name="Cancel")
     cancel.focus()
-    page.keyboard.press("Enter")  # the actions work from the keyboard
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.keyboard.press("Enter")  # the actions work from the keyboard, and ask first
+    assert asked and f"Cancel job {job.id}?" in asked[0]
+    assert page.posts == [] and page.locator("#job-status").get_attribute("data-status") == "running"
+    page.on("dialog", lambda d: d.accept())
+    cancel.focus()
+    page.keyboard.press("Enter")
     page.wait_for_selector('#job-status[data-status="canceled"]', timeout=60_000)
     assert page.get_by_role("button", name="Resume").is_visible()
     assert page.get_by_role("button", name="Cancel").count() == 0

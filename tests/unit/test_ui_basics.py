@@ -30,6 +30,25 @@ def test_home_is_the_catalog_with_counts_per_filter_value(app_client):
     # license counts ignore the license filter itself: every license stays choosable
     assert counts["cc-by-4.0"] == "1" and int(counts["apache-2.0"]) >= 5 and counts["mit"] == "3"
     assert 'href="/api/v1/models?license=cc-by-4.0"' in page.text  # the JSON twin
+    assert "<legend>Task (serves or fine-tunes)</legend>" in page.text
+    assert 'id="sign-out"' not in page.text  # no API keys on this server: nothing to sign out of
+
+
+def test_a_page_past_the_last_model_links_the_first_page(app_client):
+    page = app_client.get("/ui/models?offset=999&license=mit")
+    assert page.status_code == 200
+    assert "No models on this page" in page.text and "No model matches" not in page.text
+    assert re.search(r'<a href="/ui/models\?license=mit">Go to the first page</a>', page.text)
+    assert "No models on this page" not in app_client.get("/ui/models?license=mit").text
+
+
+def test_pages_have_an_icon_and_favicon_ico_redirects_to_it(app_client):
+    page = app_client.get("/ui/models")
+    assert '<link rel="icon" href="/static/ui/favicon.svg" type="image/svg+xml">' in page.text
+    redirect = app_client.get("/favicon.ico", follow_redirects=False)
+    assert redirect.status_code == 301 and redirect.headers["location"] == "/static/ui/favicon.svg"
+    icon = app_client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
 
 
 def test_facets_count_other_filters_and_finetune_task_filters(app_client):
@@ -81,8 +100,15 @@ def test_key_protected_server_asks_pages_to_sign_in_and_keeps_the_key_in_a_cooki
         assert evil.headers["location"] == "/ui/models"  # no open redirect
         cookie = evil.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie
-        assert client.get("/ui/models").status_code == 200
+        assert client.get("/favicon.ico", follow_redirects=False).status_code == 301  # no key needed
+        signed_in = client.get("/ui/models")
+        assert signed_in.status_code == 200
+        assert re.search(r'<form class="signout" method="post" action="/ui/logout">', signed_in.text)
         assert client.get("/api/v1/models").status_code == 200  # the UI's own API calls
+        out = client.post("/ui/logout", follow_redirects=False)
+        assert out.status_code == 303 and out.headers["location"] == "/ui/login"
+        assert client.get("/ui/models", follow_redirects=False).status_code == 303  # signed out
+        assert 'id="sign-out"' not in client.get("/ui/login").text
 
 
 def test_templates_and_scripts_load_nothing_from_outside_the_server():
@@ -118,3 +144,25 @@ def test_a_model_whose_files_are_missing_offers_no_finetune_and_says_why():
     assert here["finetune_tasks"] == ["text-classification", "token-classification", "question-answering"]
     away = card_actions({"card": {**card, "available_offline": False}, "served_tasks": []})
     assert away["finetune_tasks"] == [] and "not on this machine" in away["why_not_finetune"]
+
+
+def test_an_error_put_at_its_field_is_not_listed_again_in_the_box(app_client):
+    form = {"name": "dup-name", "description": ""}
+    assert app_client.post("/ui/endpoints", data=form, headers={"HX-Request": "true"}).status_code == 204
+    again = app_client.post("/ui/endpoints", data=form, headers={"HX-Request": "true"})
+    assert again.status_code == 409, again.text
+    message = re.search(r"<strong>([^<]+)</strong>", again.text).group(1)
+    assert "dup-name" in message
+    assert '<ul class="details">' not in again.text  # said once in the box, not listed again
+    assert "&#34;field&#34;: &#34;name&#34;" in again.text  # app.js puts it next to the name field
+
+
+def test_one_thread_is_not_threads(monkeypatch):
+    import torch
+
+    from fmhub.serving.instance import _threads
+    from fmhub.training.device import choose_device
+
+    assert _threads(1) == "1 thread" and _threads(4) == "4 threads"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert choose_device("cpu").description == "cpu (1 thread, fp32)"

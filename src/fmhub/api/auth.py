@@ -10,8 +10,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fmhub.api.errors import error_response
 from fmhub.services.keys import KeyChecker
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/openapi.json", "/ui/login"})
-"""Paths without a key: liveness and readiness probes, the API's documentation and the UI's sign-in."""
+OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/openapi.json", "/ui/login", "/favicon.ico"})
+"""Paths without a key: liveness and readiness probes, the API's documentation, the UI's sign-in and
+its icon."""
 
 KEY_COOKIE = "fmhub_api_key"
 """The UI keeps the API key it was given at sign-in in this cookie (HttpOnly, SameSite=Strict)."""

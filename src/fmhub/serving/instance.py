@@ -57,13 +57,18 @@ def load(config: dict[str, Any]) -> tuple[Any, Any, Any, str]:
         # Per-channel scales: on the SST-2 classifier of benchmarks/serve.py per-tensor int8 lost 1.2
         # accuracy points, per-channel none (and ran faster).
         model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-        description = f"pytorch-int8 (dynamic per-channel int8 linear layers, cpu, {torch.get_num_threads()} threads)"
+        description = f"pytorch-int8 (dynamic per-channel int8 linear layers, cpu, {_threads(torch.get_num_threads())})"
     elif device.is_cuda:
         model = model.to(device.device, dtype=torch.bfloat16)
         description = f"pytorch (bf16, {device.device})"
     else:
-        description = f"pytorch (fp32, cpu, {torch.get_num_threads()} threads)"
+        description = f"pytorch (fp32, cpu, {_threads(torch.get_num_threads())})"
     return task, model, tokenizer, description
+
+
+def _threads(n: int) -> str:
+    """``1 thread``, ``4 threads``."""
+    return f"{n} thread{'' if n == 1 else 's'}"
 
 
 def _truncated_flags(task: Any, tokenizer: Any, inputs: list[Any], limit: int) -> list[bool]:

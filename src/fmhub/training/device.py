@@ -42,7 +42,8 @@ def choose_device(requested: str = "auto") -> DeviceChoice:
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cpu":
-        return DeviceChoice("cpu", False, f"cpu ({torch.get_num_threads()} threads, fp32)")
+        threads = torch.get_num_threads()
+        return DeviceChoice("cpu", False, f"cpu ({threads} thread{'' if threads == 1 else 's'}, fp32)")
     if requested.startswith("cuda"):
         if not torch.cuda.is_available():
             raise SpecError(f"device '{requested}' requested but no CUDA GPU is available",

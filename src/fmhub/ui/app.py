@@ -24,5 +24,10 @@ def install_ui(app: FastAPI) -> None:
         """The catalog is the home page."""
         return RedirectResponse("/ui/models", status_code=302)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> RedirectResponse:
+        """Browsers ask for ``/favicon.ico`` on pages without an icon link (e.g. a JSON twin)."""
+        return RedirectResponse(f"{STATIC_URL}/favicon.svg", status_code=301)
+
     for module in PAGE_ROUTERS:
         app.include_router(module.router, prefix="/ui", include_in_schema=False)

@@ -14,7 +14,7 @@ from fmhub.ui.templating import render
 
 router = APIRouter()
 PAGE_SIZE = 50
-FACET_TITLES = {"task": "Task", "finetune_task": "Fine-tuning task", "license": "License", "registry": "Registry"}
+FACET_TITLES = {"task": "Task (serves or fine-tunes)", "finetune_task": "Fine-tuning task", "license": "License", "registry": "Registry"}
 
 
 def _blank(value: str | None) -> str | None:

@@ -1,19 +1,23 @@
 // fmhub UI: the little JavaScript every page shares (htmx does the rest).
 "use strict";
 window.fmhub = (function () {
-  // Show 4xx/5xx fragments (error boxes) instead of dropping them.
+  // Show 4xx/5xx fragments (error boxes) instead of dropping them. A 4xx answer is an expected
+  // outcome (the server explains a problem with the request in the fragment): it is swapped in
+  // without htmx logging it as an error or firing htmx:responseError. A 5xx stays an error.
   document.addEventListener("DOMContentLoaded", function () {
     if (window.htmx) {
       htmx.config.responseHandling = [
         { code: "204", swap: false },
         { code: "[23]..", swap: true },
-        { code: "[45]..", swap: true, error: true },
+        { code: "4..", swap: true, error: false },
+        { code: "5..", swap: true, error: true },
       ];
       htmx.config.selfRequestsOnly = true;
       htmx.config.allowEval = false;
     }
     initCopyButtons(document);
     initWizards(document);
+    fillFiltersFromUrl();
   });
   document.addEventListener("htmx:afterSettle", function (evt) {
     initCopyButtons(evt.target);
@@ -21,12 +25,62 @@ window.fmhub = (function () {
     refreshWizards();
   });
 
+  // aria-describedby is a list of ids: add or remove one, keeping the others (e.g. the help text).
+  function describedBy(el, id, on) {
+    var ids = (el.getAttribute("aria-describedby") || "").split(/\s+/).filter(function (x) { return x && x !== id; });
+    if (on) ids.push(id);
+    if (ids.length) el.setAttribute("aria-describedby", ids.join(" ")); else el.removeAttribute("aria-describedby");
+  }
+  // Keep the keyboard focus across a swap that replaces the focused element (a catalog filter
+  // radio changed with the arrow keys re-renders all the filters): focus its new copy, found by id
+  // or else by name and value.
+  var focusBeforeSwap = null;
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var active = document.activeElement, target = evt.detail.target;
+    focusBeforeSwap = active && active !== document.body && target && target.contains(active)
+      ? { id: active.id, name: active.getAttribute("name"), value: active.value } : null;
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    var was = focusBeforeSwap;
+    focusBeforeSwap = null;
+    if (!was || (document.activeElement && document.activeElement !== document.body)) return;
+    var el = was.id ? document.getElementById(was.id) : null;
+    if (!el && was.name) {
+      el = Array.from(document.getElementsByName(was.name)).filter(function (n) { return n.value === was.value; })[0];
+    }
+    if (el) el.focus({ preventScroll: true });
+  });
+
+  // Filter forms that put their query in the URL (hx-push-url): after Back/Forward htmx restores
+  // the page from a snapshot whose inputs show what the server first rendered, so set them from
+  // the URL (on load too, over any value the browser itself restored).
+  function fillFiltersFromUrl() {
+    var params = new URLSearchParams(window.location.search);
+    document.querySelectorAll("form[hx-push-url]").forEach(function (form) {
+      Array.from(form.elements).forEach(function (el) {
+        if (!el.name) return;
+        var value = params.get(el.name) || "";
+        if (el.type === "radio") el.checked = el.value === value;
+        else if (el.matches("select")) { el.value = value; if (el.selectedIndex < 0) el.selectedIndex = 0; }
+        else if (el.matches("input[type=search], input[type=text]")) el.value = value;
+      });
+    });
+  }
+  document.addEventListener("htmx:historyRestore", fillFiltersFromUrl);
+
+  // A request answered 4xx or 5xx (successful is true for a 4xx, which is not an htmx error here).
+  function failed(detail) { return !detail.xhr || detail.xhr.status >= 400 || detail.xhr.status === 0; }
+
   // Field errors: `[data-field-errors]` holds [{field, message}]; each message goes next to the
   // input of the same name (e.g. "hyperparameters.learning_rate").
   function clearFieldErrors(form) {
-    form.querySelectorAll(".field-error[data-generated]").forEach(function (n) { n.remove(); });
+    form.querySelectorAll(".field-error[data-generated]").forEach(function (n) {
+      form.querySelectorAll('[aria-describedby~="' + CSS.escape(n.id) + '"]').forEach(function (i) { describedBy(i, n.id, false); });
+      n.remove();
+    });
     form.querySelectorAll("[aria-invalid=true][data-marked]").forEach(function (n) {
-      n.removeAttribute("aria-invalid"); n.removeAttribute("data-marked");
+      n.removeAttribute("data-marked");
+      if (!n.hasAttribute("data-constraint")) n.removeAttribute("aria-invalid");
     });
   }
   function markFieldErrors(root) {
@@ -38,7 +92,7 @@ window.fmhub = (function () {
       clearFieldErrors(form);
       var problems = [];
       try { problems = JSON.parse(box.getAttribute("data-field-errors")); } catch (e) { return; }
-      var firstInput = null;
+      var firstInput = null, placed = [];
       problems.forEach(function (p) {
         var names = [p.field, p.field.replace(/^data\./, "data."), "spec." + p.field];
         var input = null;
@@ -51,13 +105,28 @@ window.fmhub = (function () {
         msg.id = "err-" + p.field.replace(/[^A-Za-z0-9_-]/g, "-");
         msg.textContent = p.message;
         input.setAttribute("aria-invalid", "true"); input.setAttribute("data-marked", "1");
-        input.setAttribute("aria-describedby", msg.id);
+        describedBy(input, msg.id, true);
         (input.closest(".field") || input.parentNode).appendChild(msg);
+        placed.push({ input: input, msg: msg });
         // the step shown is that of the earliest field with a problem
         if (!firstInput || (input.compareDocumentPosition(firstInput) & Node.DOCUMENT_POSITION_FOLLOWING)) firstInput = input;
       });
+      foldIntoField(box, problems, placed);
       if (firstInput && window.fmhub.wizard) window.fmhub.wizard.showStepOf(firstInput);
     });
+  }
+  // A box that says no more than the one field message it carries (a plain form: the box sits by
+  // the field; not a wizard's review, far from the field's step) is said once, at the field, with
+  // the box's hint; the box is hidden.
+  function foldIntoField(box, problems, placed) {
+    var strong = box.querySelector(":scope > strong"), hint = box.querySelector(":scope > .hint");
+    if (problems.length !== 1 || placed.length !== 1 || !strong || box.querySelector(".details")) return;
+    var at = placed[0];
+    if (strong.textContent.trim() !== at.msg.textContent.trim()) return;
+    if (box.closest("section.step") !== at.input.closest("section.step")) return;
+    if (hint) at.msg.textContent += " — " + hint.textContent.trim();
+    at.msg.setAttribute("role", "alert");
+    box.hidden = true;
   }
 
   function initCopyButtons(root) {
@@ -77,7 +146,10 @@ window.fmhub = (function () {
 
   // Wizards: <form class="wizard"> with <section class="step" data-title="..."> children, buttons
   // [data-next] / [data-back]. "Next" stays disabled while the step holds a [data-blocking] element
-  // (e.g. a validation report with errors) or an invalid required input.
+  // (e.g. a validation report with errors) or an input that fails its constraints (required, min,
+  // max, step, pattern); such an input shows the browser's validationMessage next to it. The final
+  // step's [data-submit] buttons stay disabled while their request runs (hx-disabled-elt) and once
+  // it succeeded (the server sends the browser to the new job's page).
   var wizards = [];
   function initWizards(root) {
     (root.querySelectorAll ? root.querySelectorAll("form.wizard") : []).forEach(function (form) {
@@ -104,10 +176,16 @@ window.fmhub = (function () {
         var t = e.target;
         if (e.key !== "Enter" || !t.matches("input") || t.matches("[type=button], [type=submit], [type=file]")) return;
         e.preventDefault();
+        touchStep(state.steps[state.index]);
+        refresh(state);
         go(state, state.index + 1);
       });
-      form.addEventListener("input", function () { refresh(state); });
-      form.addEventListener("change", function () { refresh(state); });
+      var edited = function (e) {
+        if (e.target.matches && e.target.matches("input, select, textarea")) e.target.setAttribute("data-touched", "");
+        refresh(state);
+      };
+      form.addEventListener("input", edited);
+      form.addEventListener("change", edited);
       wizards.push(state);
       go(state, 0, true);
     });
@@ -127,10 +205,51 @@ window.fmhub = (function () {
   function refresh(state) {
     var step = state.steps[state.index];
     var b = blocked(step);
+    state.form.querySelectorAll("input, select, textarea").forEach(showConstraint);
     step.querySelectorAll("[data-next], [data-submit]").forEach(function (btn) {
-      btn.disabled = b;
-      btn.setAttribute("aria-disabled", b ? "true" : "false");
+      var off = b || btn.hasAttribute("data-disabled-by-htmx") || btn.hasAttribute("data-submitted");
+      btn.disabled = off;
+      btn.setAttribute("aria-disabled", off ? "true" : "false");
     });
+  }
+  // Constraint messages: the browser's own text ("Value must be greater than or equal to 0.") in a
+  // .field-error next to the input, kept up to date as the user types and removed once the value is
+  // fixed. An empty required field says so only once it was edited (or Enter was pressed).
+  function constraintMessage(input) {
+    if (/^(hidden|radio|checkbox|submit|button)$/.test(input.type) || input.matches(":disabled") || inactive(input)) return "";
+    if (input.checkValidity()) return "";
+    if (input.validity.valueMissing && !input.hasAttribute("data-touched")) return "";
+    return input.validationMessage;
+  }
+  function showConstraint(input) {
+    var key = input.id || input.name;
+    if (!key) return;
+    var id = "invalid-" + key.replace(/[^A-Za-z0-9_-]/g, "-");
+    var node = document.getElementById(id);
+    var message = constraintMessage(input);
+    if (!message) {
+      if (node) node.remove();
+      if (input.hasAttribute("data-constraint")) {
+        input.removeAttribute("data-constraint");
+        describedBy(input, id, false);
+        if (!input.hasAttribute("data-marked")) input.removeAttribute("aria-invalid");
+      }
+      return;
+    }
+    if (!node) {
+      node = document.createElement("p");
+      node.className = "field-error"; node.id = id; node.setAttribute("data-constraint-message", "");
+      (input.closest(".field") || input.parentNode).appendChild(node);
+      var closed = input.closest("details:not([open])");  // e.g. "Advanced": show the field at fault
+      if (closed) closed.open = true;
+    }
+    if (node.textContent !== message) node.textContent = message;
+    input.setAttribute("data-constraint", "");
+    input.setAttribute("aria-invalid", "true");
+    describedBy(input, id, true);
+  }
+  function touchStep(step) {
+    step.querySelectorAll("input, select, textarea").forEach(function (i) { i.setAttribute("data-touched", ""); });
   }
   function refreshWizards() { wizards.forEach(refresh); }
   function go(state, index, initial) {
@@ -152,6 +271,22 @@ window.fmhub = (function () {
       focus.setAttribute("tabindex", "-1"); focus.focus();
     }
   }
+  // A wizard's submit button stays disabled once its request succeeded: the page is being left.
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var elt = evt.detail.elt;
+    if (!elt || !elt.matches || !elt.matches("form.wizard [data-submit]") || failed(evt.detail)) return;
+    elt.setAttribute("data-submitted", "");
+    elt.disabled = true;
+  });
+  // Back to a page kept by the browser (back/forward cache): its buttons work again.
+  window.addEventListener("pageshow", function (evt) {
+    if (!evt.persisted) return;
+    document.querySelectorAll("[data-submitted], [data-disabled-by-htmx]").forEach(function (btn) {
+      btn.removeAttribute("data-submitted"); btn.removeAttribute("data-disabled-by-htmx"); btn.disabled = false;
+    });
+    refreshWizards();
+  });
+
   var wizard = {
     showStepOf: function (input) {
       wizards.forEach(function (state) {

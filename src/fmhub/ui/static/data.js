@@ -56,9 +56,14 @@
     var alert = el("div", "alert error");
     alert.setAttribute("role", "alert");
     alert.setAttribute("data-code", error.code || "error");
-    alert.appendChild(el("strong", null, error.message || "the upload failed"));
-    if (error.hint) alert.appendChild(el("p", "hint", error.hint));
     var list = problems(error.details);
+    // "2 problem(s) in x.csv:\nx.csv:2: ..." lists the problems the details list again: keep its
+    // first line, and show each problem and hint once.
+    var message = error.message || "the upload failed";
+    if (list.length && message.indexOf("\n") >= 0) message = message.split("\n")[0].replace(/:\s*$/, "");
+    list = list.filter(function (p) { return !(p && p.message === message && !p.line); });
+    alert.appendChild(el("strong", null, message));
+    if (error.hint) alert.appendChild(el("p", "hint", error.hint));
     if (list.length) {
       var ul = el("ul", "details");
       list.slice(0, 50).forEach(function (p) {
