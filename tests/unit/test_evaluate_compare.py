@@ -154,7 +154,7 @@ def test_form_to_specs():
     ({"model": ["clf:1", "tok:1"]}, "model", "tok:1 is a token-classification model, not text-classification"),
     ({"model": ["clf:1", "raw:1"]}, "model", "raw:1 cannot be evaluated: its text-classification head was never"),
     ({"model": ["ghost:3"]}, "model", "ghost:3: not a model of this workspace"),
-    ({"per_device_eval_batch_size": ["0"]}, "per_device_eval_batch_size", "greater than or equal to 1"),
+    ({"per_device_eval_batch_size": ["0"]}, "per_device_eval_batch_size", "must be >= 1 (got 0)"),
 ])
 def test_form_problems_name_their_field(change, field, message):
     with pytest.raises(SpecError) as info:

@@ -27,6 +27,7 @@ def validate_cmd(
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error or drop."),
     label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default; 1 and 1.0 are two classes, with a warning) or int (1, 1.0 and \"1\" are class 1)."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Token classification with integer tags: names in id order, comma-separated (O,B-PER,I-PER), or a file with one name per line."),
+    label_names: Optional[str] = typer.Option(None, "--label-names", help="Text classification with integer labels 0..n-1: class names in id order, comma-separated (negative,positive), or a file with one name per line."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Read, map and check a data file; print the validation report (exit 1 when it has errors)."""
@@ -36,7 +37,7 @@ def validate_cmd(
 
     flags = {"model": model, "task": task, "train": file, "validation": validation, "test": test, "map": map,
              "format": format, "encoding": encoding, "on_invalid_row": on_invalid_row,
-             "label_type": label_type, "tag_names": tag_names,
+             "label_type": label_type, "tag_names": tag_names, "label_names": label_names,
              "max_seq_length": max_seq_length}
     spec = build_finetune_spec(None, flags)
     _, _, _, _, prepared = validate(context(), spec)
@@ -61,6 +62,7 @@ def create_cmd(
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
     label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default) or int."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Names of integer tags, in id order (comma-separated or a file)."),
+    label_names: Optional[str] = typer.Option(None, "--label-names", help="Names of integer classes 0..n-1, in id order (comma-separated or a file)."),
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error (default: refuse a file with bad rows) or drop (register it; jobs leave those rows out, listed in the report)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -72,7 +74,8 @@ def create_cmd(
 
     options = build_spec(ReadOptions, {"column_mapping": parse_map_options(map or []), "format": format,
                                        "encoding": encoding, "on_invalid_row": on_invalid_row, **({"label_type": label_type} if label_type else {}),
-                                       **({"tag_names": tag_names} if tag_names else {})}, "the command-line flags")
+                                       **({"tag_names": tag_names} if tag_names else {}),
+                                       **({"label_names": label_names} if label_names else {})}, "the command-line flags")
     asset, created = create_data_asset(context(), path, name, task=task, options=options)
     if as_json:
         print_json({**asset.model_dump(mode="json"), "created": created})

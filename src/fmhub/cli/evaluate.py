@@ -34,6 +34,8 @@ class EvaluateFlags:
         num_beams: Beam width when generating, or None for the default.
         max_new_tokens: Longest generated text in tokens, or None for the default.
         length_penalty: Beam-search length penalty, or None for the default.
+        label_names: Names of integer classes 0..n-1 (comma-separated or a file), or None.
+        max_predict_samples: Score the first N test rows only (smoke runs), or None for all.
     """
 
     test: str
@@ -50,6 +52,8 @@ class EvaluateFlags:
     num_beams: Optional[int] = None
     max_new_tokens: Optional[int] = None
     length_penalty: Optional[float] = None
+    label_names: Optional[str] = None
+    max_predict_samples: Optional[int] = None
 
 
 def build_evaluate_spec(model: str, flags: EvaluateFlags) -> EvaluateSpec:
@@ -73,11 +77,13 @@ def build_evaluate_spec(model: str, flags: EvaluateFlags) -> EvaluateSpec:
                             "format": flags.format, "encoding": flags.encoding,
                             "on_invalid_row": flags.on_invalid_row,
                             **({"label_type": flags.label_type} if flags.label_type else {}),
-                            **({"tag_names": flags.tag_names} if flags.tag_names else {})}
+                            **({"tag_names": flags.tag_names} if flags.tag_names else {}),
+                            **({"label_names": flags.label_names} if flags.label_names else {})}
     return build_spec(EvaluateSpec, {
         "model": model, "task": flags.task, "device": flags.device,
         "per_device_eval_batch_size": flags.batch_size,
         **({"max_seq_length": flags.max_seq_length} if flags.max_seq_length else {}),
+        **({"max_predict_samples": flags.max_predict_samples} if flags.max_predict_samples is not None else {}),
         "generation": generation, "data": data}, "the command-line flags")
 
 
@@ -98,6 +104,8 @@ def evaluate_cmd(
     num_beams: Optional[int] = typer.Option(None, "--num-beams", help="Summarization/translation: beam width when generating (default from the model card, else 1 = greedy)."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Summarization/translation: longest generated text in tokens (default from the model card, else 64)."),
     length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Summarization/translation: beam-search length penalty (> 1 favours longer texts)."),
+    label_names: Optional[str] = typer.Option(None, "--label-names", help="Text classification with integer labels 0..n-1: class names in id order, comma-separated (negative,positive), or a file with one name per line."),
+    max_predict_samples: Optional[int] = typer.Option(None, "--max-predict-samples", help="Smoke runs: score the first N test rows only."),
     submit_job: bool = typer.Option(False, "--submit", help=SUBMIT_HELP + " One job per model."),
     url: Optional[str] = typer.Option(None, "--url", envvar="FMHUB_URL", help="fmhub server for --submit (default FMHUB_URL, else http://127.0.0.1:8000)."),
     as_json: bool = JSON_OPTION,
@@ -119,7 +127,8 @@ def evaluate_cmd(
     flags = EvaluateFlags(test=test, task=task, map=tuple(map or ()), format=format, encoding=encoding,
                           on_invalid_row=on_invalid_row, label_type=label_type, tag_names=tag_names,
                           batch_size=batch_size, max_seq_length=max_seq_length, device=device,
-                          num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty)
+                          num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
+                          label_names=label_names, max_predict_samples=max_predict_samples)
     specs = [build_evaluate_spec(m, flags) for m in model]  # flag errors before any job starts
     if submit_job:
         submit_many("evaluate", specs, url, as_json)

@@ -14,6 +14,9 @@ from fmhub.cli.submit import SUBMIT_HELP, submit
 HP_FLAGS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
             "max_seq_length", "warmup_steps", "weight_decay", "seed", "max_steps", "metric_for_best_model",
             "gradient_accumulation_steps", "save_steps", "doc_stride")
+# -- smoke runs, early stopping, label names (issue 13) ---------------------------------------------
+HP_FLAGS += ("max_eval_samples", "max_predict_samples", "early_stopping_patience", "early_stopping_threshold")
+LABEL_NAME_FLAGS = ("label_names",)
 
 
 def relative_to_file(spec: dict[str, Any], job_file: Path) -> dict[str, Any]:
@@ -47,6 +50,7 @@ def build_finetune_spec(job_file: Optional[Path], flags: dict[str, Any]) -> Any:
     data_over = {k: flags[k] for k in ("train", "validation", "test", "validation_size", "test_size", "format",
                                        "encoding", "on_invalid_row", "label_type", "tag_names")
                  if flags.get(k) is not None}
+    data_over.update({k: flags[k] for k in LABEL_NAME_FLAGS if flags.get(k) is not None})
     if flags.get("map"):
         data_over["column_mapping"] = parse_map_options(flags["map"])
     if data_over:
@@ -94,6 +98,13 @@ def finetune_cmd(
     num_beams: Optional[int] = typer.Option(None, "--num-beams", help="Summarization/translation: beam width when generating (default from the model card, else 1 = greedy)."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Summarization/translation: longest generated text in tokens (default from the model card, else 64)."),
     length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Summarization/translation: beam-search length penalty (> 1 favours longer texts)."),
+    # -- smoke runs, early stopping, label names (issue 13) -----------------------------------------
+    max_eval_samples: Optional[int] = typer.Option(None, "--max-eval-samples", help="Smoke runs: evaluate on the first N validation rows only (each epoch and at the end)."),
+    max_predict_samples: Optional[int] = typer.Option(None, "--max-predict-samples", help="Smoke runs: predict and score the first N test rows only."),
+    early_stopping_patience: Optional[int] = typer.Option(None, "--early-stopping-patience", help="Stop when the --metric-for-best-model has not improved for N evaluations (one per epoch, or every --save-steps); the best checkpoint is kept. Needs validation data."),
+    early_stopping_threshold: Optional[float] = typer.Option(None, "--early-stopping-threshold", help="With --early-stopping-patience: the least improvement that counts (default 0)."),
+    label_names: Optional[str] = typer.Option(None, "--label-names", help="Text classification with integer labels 0..n-1: the class names in id order, comma-separated (negative,positive), or a file with one name per line."),
+    # -- end of issue 13 block ---------------------------------------------------------------------
     registered_model_name: Optional[str] = typer.Option(None, "--registered-model-name", "--output-model", help="Workspace name for the result (default <model>-<task>)."),
     no_register: bool = typer.Option(False, "--no-register", help="Do not register the fine-tuned model."),
     device: Optional[str] = typer.Option(None, "--device", help="auto (GPU when present; default), cpu, cuda or cuda:N."),
@@ -137,3 +148,5 @@ def finetune_cmd(
     if result.model_version:
         out.print(f"registered [bold]{result.model_version.ref}[/]  (try: fmhub predict "
                   f"{result.model_version.ref} --text \"...\")", highlight=False)
+    for text in result.warnings:  # e.g. one class only: registered all the same
+        out.print(f"[yellow]warning:[/] {text}", highlight=False)

@@ -180,6 +180,9 @@ class ProgressBar:
         """Print stage changes and validation metrics as lines above the bar."""
         if kind == "stage":
             stage = data.get("stage")
+            if data.get("plan"):  # the training plan in words: "8 steps: part of 1 epoch of 125 steps"
+                self.console.print(f"[cyan]{stage}[/] {data['plan']}", highlight=False)
+                return
             extra = ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("stage",))
             self.console.print(f"[cyan]{stage}[/] {extra}", highlight=False)
         elif kind == "predict":

@@ -95,7 +95,8 @@ def create_data_asset(ctx: Context, path: str, name: str, task: str | None = Non
         path: The data file.
         name: Asset name; a new version is made unless this name already has identical content.
         task: Validate the rows for this task first (the report is stored with the asset).
-        options: Column mapping and reading options (format, encoding, label_type, tag_names).
+        options: Column mapping and reading options (format, encoding, label_type, tag_names,
+            label_names).
         source_name: The name to show for the file (an upload's own name): errors, the stored
             report and ``source_path`` say it instead of ``path``.
 
@@ -146,7 +147,8 @@ def _create_data_asset(ctx: Context, path: str, name: str, task: str | None, opt
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(f"data file '{path}' does not exist", hint="check the path")
-    read = {k: v for k, v in options.model_dump(include={"label_type", "tag_names", "on_invalid_row"}).items()
+    read = {k: v for k, v in options.model_dump(include={"label_type", "tag_names", "on_invalid_row",
+                                                         "label_names"}).items()
             if v not in (None, "string", "error")}
     existing = assets_repo.find_by_sha(ctx.db_url, name, sha256_file(p))
     if existing is not None and _same_use(existing, task, options, read):
@@ -179,7 +181,7 @@ def _same_use(asset: DataAsset, task: str | None, options: "ReadOptions", read: 
     encoding, label options)."""
     stored = asset.read_options or {}
     same_read = all(stored.get(k) == v for k, v in read.items()) and \
-        all(k in read for k in ("label_type", "tag_names", "on_invalid_row") if k in stored)
+        all(k in read for k in ("label_type", "tag_names", "on_invalid_row", "label_names") if k in stored)
     same_map = not options.column_mapping or all((asset.column_mapping or {}).get(k) == v
                                                  for k, v in options.column_mapping.items())
     return asset.task == task and same_read and same_map and stored.get("encoding", "utf-8") == options.encoding
@@ -220,6 +222,8 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
                 update["label_type"] = stored["label_type"]
             if data.tag_names is None and stored.get("tag_names"):
                 update["tag_names"] = stored["tag_names"]
+            if getattr(data, "label_names", None) is None and stored.get("label_names"):
+                update["label_names"] = stored["label_names"]
             if data.on_invalid_row == "error" and stored.get("on_invalid_row") == "drop":
                 update["on_invalid_row"] = "drop"
             if asset.column_mapping and asset.task == task:  # its validated mapping, unless the spec maps a key

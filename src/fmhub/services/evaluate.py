@@ -98,6 +98,10 @@ def check_evaluate(ctx: Context, spec: EvaluateSpec,
     if report.ok:
         split.distribution = task.distribution(examples)
     report.splits.append(split)
+    if spec.max_predict_samples is not None and len(examples) > spec.max_predict_samples:
+        report.notes.append(f"test: scoring the first {spec.max_predict_samples} of {len(examples)} rows "
+                            f"(--max-predict-samples {spec.max_predict_samples})")
+        examples = examples.subset(list(range(spec.max_predict_samples)), "test")
     if on_report:
         on_report(report)
     if not report.ok:

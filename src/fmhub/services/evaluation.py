@@ -41,7 +41,8 @@ def generation_options(defaults: dict[str, Any], task: str) -> dict[str, Any]:
 
 def evaluate_split(task: Task, model: Any, tokenizer: Any, examples: Examples, info: LabelInfo, *,
                    batch_size: int = 64, max_seq_length: int = 512, predictions_path: Path | None = None,
-                   progress: Callable[[int, int], None] | None = None, **options: Any) -> dict[str, Any]:
+                   progress: Callable[[int, int], None] | None = None, warnings: list[str] | None = None,
+                   **options: Any) -> dict[str, Any]:
     """Predict ``examples`` in length-sorted batches and compute the task's metrics.
 
     Rows are predicted in chunks of ``PROGRESS_CHUNK_BATCHES`` batches (sorted by length inside a
@@ -51,6 +52,8 @@ def evaluate_split(task: Task, model: Any, tokenizer: Any, examples: Examples, i
         predictions_path: When given, one JSON line per example is written there: its ``line`` in
             the user's file, the model ``input``, the ``prediction`` and the ``reference``.
         progress: Called as ``progress(rows_done, rows_total)`` after each chunk.
+        warnings: When given, the task's warnings about the predictions as a whole (one class
+            only, no entity at all) are appended to it.
 
     Returns:
         The metrics dict of :meth:`Task.compute_metrics` (e.g. accuracy, f1_macro, ...).
@@ -70,4 +73,7 @@ def evaluate_split(task: Task, model: Any, tokenizer: Any, examples: Examples, i
             for line, inp, pred, ref in zip(examples.lines, inputs, results, references):
                 f.write(json.dumps({"line": line, "input": inp, "prediction": pred, "reference": ref},
                                    ensure_ascii=False, default=str) + "\n")
-    return task.compute_metrics(task.predictions_for_metrics(results), references, info)
+    predictions = task.predictions_for_metrics(results)
+    if warnings is not None:
+        warnings.extend(task.prediction_warnings(predictions, info, examples.split or "evaluated"))
+    return task.compute_metrics(predictions, references, info)

@@ -41,7 +41,9 @@ class FinetuneResult:
         job: The job row (None for a dry run).
         metrics: ``{"validation": {...}, "test": {...}}`` (splits that exist).
         model_version: The registered version (None for a dry run or ``register_model: false``).
-        train: Training figures: runtime_s, samples_per_s, global_step, device.
+        train: Training figures: runtime_s, samples_per_s, global_step, device, stopped_early.
+        warnings: Warnings about the trained model's predictions (one class only, no entity at
+            all); the model is registered all the same.
     """
 
     report: ValidationReport
@@ -50,6 +52,7 @@ class FinetuneResult:
     model_version: ModelVersion | None = None
     train: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document ``fmhub finetune --json`` prints (the REST API returns the same)."""
@@ -61,6 +64,7 @@ class FinetuneResult:
             "validation": self.metrics.get("validation"),
             "test": self.metrics.get("test"),
             "train": self.train,
+            "warnings": self.warnings,
             "report": self.report.to_dict(),
         }
 
@@ -86,17 +90,14 @@ def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any
     _check_model_task(resolved, spec.task)
     hp = spec.hyperparameters.resolve(task.default_hyperparameters, resolved.card.defaults,
                                       task.metric_for_best_model)
-    allowed = (*task.metric_names, "loss")
-    if hp.metric_for_best_model not in allowed:
-        raise SpecError(f"unknown metric_for_best_model '{hp.metric_for_best_model}' for {task.name}",
-                        hint=f"choose one of: {', '.join(allowed)}")
     choose_device(spec.device)  # an unknown or missing device is an error before any data is read
-    tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
     limit = model_max_length(resolved.path)
     capped = limit is not None and hp.max_seq_length > limit
     if capped:
         requested = hp.max_seq_length
         hp = hp.model_copy(update={"max_seq_length": limit})
+    check_hyperparameters(spec, task, hp)
+    tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
     data = assets_service.resolve_data_spec(ctx, spec.data, spec.task)
     prepared = prepare_data(data, task, tokenizer, hp.max_seq_length, hp.seed)
     for key in ("train", "validation", "test"):  # name data assets by their reference in the report
@@ -107,7 +108,52 @@ def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any
     if capped:
         prepared.report.notes.append(f"max_seq_length {requested} is more than {resolved.ref} takes; "
                                      f"using {limit} tokens")
+    cap_evaluated_rows(prepared, hp)
     return task, resolved, tokenizer, hp, prepared
+
+
+def cap_evaluated_rows(prepared: PreparedData, hp: Any) -> None:
+    """Smoke runs: keep the first ``max_eval_samples`` validation rows and the first
+    ``max_predict_samples`` test rows (Hugging Face example-script semantics), with a report note.
+
+    The whole splits were validated; only what is evaluated (per epoch and after training) and
+    predicted shrinks.
+    """
+    for split, key in (("validation", "max_eval_samples"), ("test", "max_predict_samples")):
+        limit = getattr(hp, key)
+        examples = prepared.splits.get(split)
+        if limit is None or examples is None or len(examples) <= limit:
+            continue
+        prepared.report.notes.append(f"{split}: evaluating the first {limit} of {len(examples)} rows "
+                                     f"(--{key.replace('_', '-')} {limit})")
+        prepared.splits[split] = examples.subset(list(range(limit)), split)
+
+
+def check_hyperparameters(spec: FinetuneSpec, task: Task, hp: Any) -> None:
+    """The checks between resolved hyperparameters, the task and the data spec (each field's own
+    range is checked by the spec); every problem is reported at once, naming the flags.
+
+    Raises:
+        SpecError: listing each problem.
+    """
+    from fmhub.training.hyperparameters import flag_name, range_problems
+
+    problems = range_problems(hp, spec.hyperparameters)
+    allowed = (*task.metric_names, "loss")
+    if hp.metric_for_best_model not in allowed:
+        problems.append(f"{flag_name('metric_for_best_model')} '{hp.metric_for_best_model}' is not a "
+                        f"{task.name} metric; choose one of: {', '.join(allowed)}")
+    data = spec.data
+    no_validation = str(data.validation).strip().lower() in ("none", "") or (
+        str(data.validation).strip().lower() == "auto" and not data.validation_size)
+    if hp.early_stopping_patience is not None and no_validation:
+        problems.append(f"{flag_name('early_stopping_patience')} needs validation data to watch "
+                        f"{hp.metric_for_best_model}: give --validation FILE or --validation auto "
+                        "with a --validation-size above 0")
+    if problems:
+        raise SpecError(f"{len(problems)} problem(s) in the hyperparameters: " + "; ".join(problems),
+                        hint="fix the flags named (`fmhub finetune --help` gives each range)",
+                        details=[{"message": p} for p in problems])
 
 
 def is_causal_lm_folder(path: Path) -> bool:
@@ -301,7 +347,9 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
                      "samples_per_s": round(outcome.train_samples_per_s, 2),
                      "global_step": outcome.global_step, "device": device.description,
                      "best_checkpoint": Path(outcome.best_checkpoint).name if outcome.best_checkpoint else None}
+    train_figures["stopped_early"] = outcome.stopped_early
     metrics: dict[str, Any] = {}
+    prediction_warnings: list[str] = []
     for split in ("validation", "test"):
         if split in splits:
             sink.event("stage", {"stage": f"evaluating {split}"})
@@ -312,9 +360,10 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
                                             predictions_path=folder / f"predictions-{split}.jsonl",
                                             progress=lambda done, total, split=split: sink.event(
                                                 "predict", {"split": split, "done": done, "total": total}),
-                                            **options)
+                                            warnings=prediction_warnings, **options)
             sink.event("eval", {"split": split, "metrics": metrics[split], "runtime_s": round(time.perf_counter() - t0, 2)})
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    record_prediction_warnings(prepared.report, prediction_warnings, folder, sink)
 
     out_dir = folder / "model"
     for key, value in info.extra.items():  # e.g. version_2 for question answering
@@ -333,6 +382,7 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
         "column_mapping": prepared.report.mapping,
         "hyperparameters": hp.model_dump(mode="json"),
         "metrics": metrics,
+        "warnings": prediction_warnings,
         "job_id": job.id,
         "train": train_figures,
         "license": card.license,
@@ -347,8 +397,25 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
             sink.event("stage", {"stage": "registered", "model": version.ref})
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # the registered copy is what counts
     outputs = {"registered_model": version.ref if version else None, "metrics": metrics, "train": train_figures,
-               "data": data_assets, "model_folder": None if version else str(out_dir)}
+               "data": data_assets, "model_folder": None if version else str(out_dir),
+               "warnings": prediction_warnings}
     job = jobs_service.mark(ctx, job, JobStatus.completed, outputs=outputs)
     sink.event("done", {"status": "completed", "registered_model": outputs["registered_model"]})
     return FinetuneResult(report=prepared.report, job=job, metrics=metrics, model_version=version,
-                          train=train_figures)
+                          train=train_figures, warnings=prediction_warnings)
+
+
+def record_prediction_warnings(report: ValidationReport, warnings: list[str], folder: Path,
+                               sink: ProgressSink) -> None:
+    """Put warnings about a trained model's predictions (one class only, no entity at all) in the
+    job's log, its progress events and its report (``report.json`` is written again); the model is
+    still registered."""
+    from fmhub.data.problems import Problem
+
+    if not warnings:
+        return
+    for text in warnings:
+        log.warning("%s", text)
+        sink.event("warning", {"message": text})
+        report.warnings.append(Problem(text, severity="warning"))
+    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")

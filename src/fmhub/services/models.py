@@ -151,17 +151,51 @@ def page_models(ctx: Context, task: str | None = None, license: str | None = Non
     return items + [version_card(v) for v in versions], len(system) + ws_total
 
 
-def scoring_example(tasks: list[str]) -> dict[str, Any] | None:
-    """The request and response of an online endpoint serving the first of ``tasks`` fmhub serves."""
+def scoring_example(tasks: list[str], labels: list[str] | None = None,
+                    model: str | None = None) -> dict[str, Any] | None:
+    """The request and response of an online endpoint serving the first of ``tasks`` fmhub serves.
+
+    Args:
+        tasks: Candidate tasks, in order.
+        labels: The model's own label (or tag) names, from its lineage: the sample response then
+            predicts those instead of the generic ``positive`` / ``PER``.
+        model: The model's ``name:version`` (default ``NAME:VERSION``).
+    """
     from fmhub.tasks import get_task, task_names
 
     for name in tasks:
         if name in task_names():
             task = get_task(name)
             return {"task": name, "request": {"input_data": task.score_example},
-                    "response": {"deployment": "blue", "model": "NAME:VERSION", "task": name,
-                                 "predictions": task.score_response_example}}
+                    "response": {"deployment": "blue", "model": model or "NAME:VERSION", "task": name,
+                                 "predictions": own_labels(task.score_response_example, labels)}}
     return None
+
+
+def own_labels(predictions: list[Any], labels: list[str] | None) -> list[Any]:
+    """A sample response speaking a model's own labels: each ``label`` becomes one of ``labels``
+    (in turn) and each entity ``type`` one of the entity types of IOB2 ``labels``."""
+    if not labels:
+        return predictions
+    types = list(dict.fromkeys(t.split("-", 1)[1] for t in labels if t[:2] in ("B-", "I-")))
+    generic: dict[str, str] = {}  # the sample's entity types (PER, LOC) -> the model's, in turn
+    out: list[Any] = []
+    for i, pred in enumerate(predictions):
+        if isinstance(pred, dict) and "label" in pred:
+            pred = {**pred, "label": labels[i % len(labels)]}
+        elif isinstance(pred, dict) and isinstance(pred.get("tags"), list) and types:
+            for tag in pred["tags"]:
+                if tag[:2] in ("B-", "I-"):
+                    generic.setdefault(tag[2:], types[len(generic) % len(types)])
+
+            def own(tag: str) -> str:
+                return tag[:2] + generic[tag[2:]] if tag[:2] in ("B-", "I-") and tag[2:] in generic else tag
+
+            pred = {**pred, "tags": [own(t) for t in pred["tags"]],
+                    "entities": [{**e, "type": generic.get(e.get("type"), types[0])} if isinstance(e, dict) else e
+                                 for e in pred.get("entities") or []]}
+        out.append(pred)
+    return out
 
 
 def show_model(ctx: Context, ref: str, base_url: str | None = None,
@@ -178,7 +212,10 @@ def show_model(ctx: Context, ref: str, base_url: str | None = None,
     """
     out = _show_model(ctx, ref)
     card = out["card"]
-    out["scoring_example"] = scoring_example([*card["inference_tasks"], *card["finetuning_tasks"]])
+    version = out.get("version") or {}
+    out["scoring_example"] = scoring_example([*card["inference_tasks"], *card["finetuning_tasks"]],
+                                             labels=(version.get("lineage") or {}).get("labels"),
+                                             model=f"{version['name']}:{version['version']}" if version else None)
     if base_url is not None:
         from fmhub.services.code_samples import code_samples, offline_hint, served_tasks
 

@@ -32,6 +32,10 @@ class ReadOptions(BaseModel):
         tag_names: Token classification with integer tags: the tag names in id order (``O``,
             ``B-PER``, ...), or the path of a names file (one per line, or a JSON list). The saved
             model then speaks names.
+        label_names: Text classification with integer labels ``0..n-1``: the class names in id
+            order (``negative``, ``positive``), comma-separated, or the path of a names file (one per
+            line, or a JSON list). Label ``i`` becomes ``label_names[i]``, so the model, its card
+            and its endpoint speak names.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -42,10 +46,13 @@ class ReadOptions(BaseModel):
     on_invalid_row: Literal["error", "drop"] = "error"
     label_type: Literal["string", "int"] = "string"
     tag_names: list[str] | str | None = None
+    label_names: list[str] | str | None = None  # issue 13: names of integer classes
 
     def label_options(self) -> dict[str, Any]:
         """The options the task's :meth:`~fmhub.tasks.base.Task.apply_label_options` takes."""
-        return {"label_type": self.label_type, "tag_names": self.tag_names}
+        options = {"label_type": self.label_type, "tag_names": self.tag_names}
+        options["label_names"] = self.label_names
+        return options
 
 
 class DataSpec(ReadOptions):
@@ -79,9 +86,9 @@ class GenerationSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    num_beams: int | None = Field(default=None, ge=1)
-    max_new_tokens: int | None = Field(default=None, ge=1)
-    length_penalty: float | None = None
+    num_beams: int | None = Field(default=None, ge=1, le=64)
+    max_new_tokens: int | None = Field(default=None, ge=1, le=131072)
+    length_penalty: float | None = Field(default=None, allow_inf_nan=False)
 
     def options(self) -> dict[str, Any]:
         """The settings that were given, as ``generate`` keyword arguments."""
@@ -185,11 +192,48 @@ def _format_errors(exc: ValidationError, where: str) -> SpecError:
         elif err["type"] == "missing":
             msg = "required"
         else:
-            msg = err["msg"].removeprefix("Value error, ")
-        problems.append({"field": loc, "message": msg})
-    lines = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+            msg = _range_message(err) or err["msg"].removeprefix("Value error, ")
+        problem = {"field": loc, "message": msg}
+        flag = spec_flag(err["loc"])
+        if flag and err["type"] != "extra_forbidden":
+            problem["flag"] = flag
+        problems.append(problem)
+    lines = "; ".join(f"{p['field']} ({p['flag']}): {p['message']}" if p.get("flag") else f"{p['field']}: {p['message']}"
+                      for p in problems)
     return SpecError(f"{len(problems)} problem(s) in {where}: {lines}",
                      hint="fix the fields named (`--help` lists every option)", details=problems)
+
+
+# -- flags named in errors (issue 13: every out-of-range value names its flag) ---------------------
+FLAG_OF_FIELD = {"column_mapping": "--map", "register_model": "--no-register", "hyperparameters": None,
+                 "generation": None, "data": None}
+"""Spec fields whose command-line flag is not ``--`` + the field name with dashes (None: no flag)."""
+
+_BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),
+           "less_than_equal": ("<=", "le"), "less_than": ("<", "lt")}
+
+
+def spec_flag(loc: tuple[Any, ...]) -> str | None:
+    """The command-line flag of the spec field at ``loc``: ``("hyperparameters", "doc_stride")`` ->
+    ``--doc-stride`` (the CLI, YAML file, REST body and wizard share the names)."""
+    names = [p for p in loc if isinstance(p, str)]
+    if not names:
+        return None
+    field = names[-1]
+    if field in FLAG_OF_FIELD:
+        return FLAG_OF_FIELD[field]
+    return "--" + field.replace("_", "-")
+
+
+def _range_message(err: Any) -> str | None:
+    """``must be >= 1 (got 0)`` for a pydantic bound error, else None."""
+    bound = _BOUNDS.get(err.get("type", ""))
+    if bound is None:
+        return None
+    op, key = bound
+    value = err.get("input")
+    shown = value if isinstance(value, (int, float, str)) else repr(value)
+    return f"must be {op} {(err.get('ctx') or {}).get(key)} (got {shown})"
 
 
 def model_fields_at(title: str, loc: tuple[Any, ...]) -> list[str]:
@@ -267,6 +311,7 @@ class EvaluateSpec(BaseModel):
             else 512).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         generation: Decoding settings (summarization, translation).
+        max_predict_samples: Smoke runs: score the first N test rows only (None: all).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -275,6 +320,7 @@ class EvaluateSpec(BaseModel):
     task: str | None = None
     data: EvaluateDataSpec
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
-    per_device_eval_batch_size: int = Field(default=64, ge=1)
-    max_seq_length: int | None = Field(default=None, ge=8)
+    per_device_eval_batch_size: int = Field(default=64, ge=1, le=65536)
+    max_seq_length: int | None = Field(default=None, ge=8, le=131072)
     device: str = "auto"
+    max_predict_samples: int | None = Field(default=None, ge=1)  # issue 13: smoke runs

@@ -240,6 +240,16 @@ class Task(ABC):
     def predictions_for_metrics(self, results: list[Any]) -> list[Any]:
         """Turn :meth:`predict` results into the form :meth:`compute_metrics` takes."""
 
+    def prediction_warnings(self, predictions: list[Any], info: LabelInfo, split: str) -> list[str]:
+        """Warnings about a split's predictions as a whole (e.g. one class only); none by default.
+
+        Args:
+            predictions: :meth:`predictions_for_metrics` output for the split.
+            info: The label space.
+            split: ``validation`` or ``test`` (named in the message).
+        """
+        return []
+
     @abstractmethod
     def model_inputs(self, examples: Examples) -> list[Any]:
         """Raw inputs for :meth:`predict` from a split's rows."""

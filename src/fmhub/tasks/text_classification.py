@@ -117,7 +117,10 @@ class TextClassification(Task):
 
     def apply_label_options(self, examples: Examples, options: dict[str, Any]) -> list[Problem]:
         """``label_type="int"``: ``1``, ``1.0``, ``"1"`` and ``"1.0"`` all become the label ``"1"``;
-        a label that is not a whole number is an error naming its line."""
+        a label that is not a whole number is an error naming its line. With ``label_names``,
+        see :meth:`apply_label_names`."""
+        if options.get("label_names"):
+            return self.apply_label_names(examples, options["label_names"])
         if options.get("label_type") != "int":
             return []
         problems = []
@@ -142,6 +145,47 @@ class TextClassification(Task):
                                              "to keep labels as text"))
                 continue
             row["label"] = str(int(number))
+        return problems
+
+    def apply_label_names(self, examples: Examples, label_names: list[str] | str) -> list[Problem]:
+        """``--label-names``: an integer label ``i`` (``1``, ``1.0`` or ``"1"``) becomes
+        ``label_names[i]``, as ``--tag-names`` does for tags. A label already written as one of the
+        names is kept; any other label, and an id without a name, is an error naming its line.
+
+        Raises:
+            DataError: the names file is missing or empty; names repeat or are empty.
+        """
+        from fmhub.errors import DataError
+        from fmhub.tasks.token_classification import resolve_tag_names
+
+        names = resolve_tag_names(label_names, what="label", example="negative,positive")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated or not all(names):
+            what = f"repeat {repeated}" if repeated else "include an empty name"
+            raise DataError(f"--label-names {what}: {', '.join(names)}",
+                            hint="give each class id 0..n-1 one distinct name, in id order")
+        known = set(names)
+        problems = []
+        for row, line in zip(examples.rows, examples.lines):
+            label = row.get("label")
+            if _is_missing(label) or isinstance(label, (list, dict, bool)) or (isinstance(label, str) and not label.strip()):
+                continue  # the row checks report these
+            text = label.strip() if isinstance(label, str) else str(label)
+            if text in known:
+                row["label"] = text
+                continue
+            try:
+                number = float(text)
+                whole = number.is_integer() and 0 <= number < len(names)
+            except ValueError:
+                whole = False
+            if not whole:
+                problems.append(Problem(f"label {shorten_value(label)} is not a class id 0-{len(names) - 1} "
+                                        f"(--label-names gives {len(names)} names)", file=examples.file, line=line,
+                                        column="label", value=shorten_value(label),
+                                        hint="give every class id a name in id order, or write the names in the file"))
+                continue
+            row["label"] = names[int(number)]
         return problems
 
     def label_info(self, train: Examples) -> LabelInfo:
@@ -281,6 +325,15 @@ class TextClassification(Task):
 
     def predictions_for_metrics(self, results: list[Any]) -> list[str]:
         return [r[0]["label"] for r in results]
+
+    def prediction_warnings(self, predictions: list[Any], info: LabelInfo, split: str) -> list[str]:
+        """A model that predicts one class for every row of a split (with two classes or more)."""
+        predicted = set(predictions)
+        if len(predictions) > 1 and len(predicted) == 1 and len(info.labels) > 1:
+            return [f"the model predicts one class only ({next(iter(predicted))!r}) for all {len(predictions)} "
+                    f"{split} rows: it has not learned to tell the {len(info.labels)} classes apart; train "
+                    "longer (more steps or epochs), check the learning rate, or balance the classes"]
+        return []
 
     def model_inputs(self, examples: Examples) -> list[Any]:
         return [[row["sentence1"], row["sentence2"]] if row.get("sentence2") else row["sentence1"]

@@ -29,9 +29,14 @@ WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
 IOB2_TAG = re.compile(r"^(O|[BI]-\S+)$")
 
 
-def resolve_tag_names(value: list[str] | str) -> list[str]:
-    """Tag names in id order from a list, a comma-separated string, or a names file (one name per
-    line, or a JSON list).
+def resolve_tag_names(value: list[str] | str, what: str = "tag", example: str = "O,B-PER,I-PER") -> list[str]:
+    """Tag (or label) names in id order from a list, a comma-separated string, or a names file (one
+    name per line, or a JSON list).
+
+    Args:
+        value: The list, the comma-separated names, or the file's path.
+        what: ``tag`` or ``label`` (named in errors).
+        example: Comma-separated names shown in hints.
 
     Raises:
         DataError: the names file is missing or holds no names.
@@ -42,12 +47,12 @@ def resolve_tag_names(value: list[str] | str) -> list[str]:
         return [v.strip() for v in value.split(",")]
     path = Path(value).expanduser()
     if not path.is_file():
-        raise DataError(f"tag names file not found: {value}",
-                        hint="give the names in id order, comma-separated (O,B-PER,I-PER), or a file with one per line")
+        raise DataError(f"{what} names file not found: {value}",
+                        hint=f"give the names in id order, comma-separated ({example}), or a file with one per line")
     text = path.read_text(encoding="utf-8")
     names = json.loads(text) if text.lstrip().startswith("[") else [x.strip() for x in text.splitlines() if x.strip()]
     if not names:
-        raise DataError(f"tag names file {value} holds no names", hint="write one tag name per line, in id order")
+        raise DataError(f"{what} names file {value} holds no names", hint=f"write one {what} name per line, in id order")
     return [str(n).strip() for n in names]
 
 
@@ -264,6 +269,13 @@ class TokenClassification(Task):
 
     def predictions_for_metrics(self, results: list[Any]) -> list[list[str]]:
         return [r["tags"] for r in results]
+
+    def prediction_warnings(self, predictions: list[Any], info: LabelInfo, split: str) -> list[str]:
+        """A model that predicts no entity at all on a split (every tag ``O``)."""
+        if predictions and any(t != "O" for t in info.labels) and not any(t != "O" for tags in predictions for t in tags):
+            return [f"the model predicts no entity at all on the {len(predictions)} {split} rows (every tag 'O'): "
+                    "train longer (more steps or epochs) or check the learning rate"]
+        return []
 
     def model_inputs(self, examples: Examples) -> list[Any]:
         return [row["tokens"] for row in examples.rows]

@@ -43,11 +43,14 @@ class ProgressCallback(TrainerCallback):
     Args:
         sink: Where events go.
         batch_rows: Rows per optimizer step (batch size x accumulation), for ``samples_per_s``.
+        steps_per_epoch: Optimizer steps in one pass over the training data (for the plan line;
+            None: the Trainer's own count).
     """
 
-    def __init__(self, sink: ProgressSink, batch_rows: int) -> None:
+    def __init__(self, sink: ProgressSink, batch_rows: int, steps_per_epoch: int | None = None) -> None:
         self.sink = sink
         self.batch_rows = batch_rows
+        self.steps_per_epoch = steps_per_epoch
         self.t0: float | None = None
         self.first_step = 0
         self.last_loss: float | None = None
@@ -62,8 +65,10 @@ class ProgressCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102 - Trainer hook
         self.t0 = time.perf_counter()
         self.first_step = state.global_step  # > 0 when resuming from a checkpoint
+        per_epoch = self.steps_per_epoch or max(1, round(state.max_steps / max(state.num_train_epochs or 1, 1)))
         self.sink.event("stage", {"stage": "training", "total_steps": state.max_steps,
-                                  "num_train_epochs": args.num_train_epochs, "step": state.global_step})
+                                  "epochs": round(state.max_steps / per_epoch, 4), "steps_per_epoch": per_epoch,
+                                  "plan": training_plan(state.max_steps, per_epoch), "step": state.global_step})
 
     def on_save(self, args, state, control, **kwargs):  # noqa: D102 - Trainer hook
         self.sink.event("checkpoint", {"step": state.global_step, "total": state.max_steps,
@@ -87,3 +92,22 @@ class ProgressCallback(TrainerCallback):
         elif any(k.startswith("eval_") for k in logs):
             metrics = {k.removeprefix("eval_"): v for k, v in logs.items() if k.startswith("eval_")}
             self.sink.event("eval", {**base, "split": "validation", "metrics": metrics})
+
+
+def training_plan(total_steps: int, steps_per_epoch: int) -> str:
+    """What a run will do, in words that match the step count (``--max-steps`` included).
+
+    Examples: ``"3 epochs of 100 steps (300 steps)"``, ``"8 steps: part of 1 epoch of 100 steps"``,
+    ``"2.5 epochs of 100 steps (250 steps)"``.
+
+    Args:
+        total_steps: Optimizer steps the run takes.
+        steps_per_epoch: Optimizer steps per pass over the training data.
+    """
+    steps_per_epoch = max(1, steps_per_epoch)
+    if total_steps < steps_per_epoch:
+        return f"{total_steps} step{'s' if total_steps != 1 else ''}: part of 1 epoch of {steps_per_epoch} steps"
+    epochs = total_steps / steps_per_epoch
+    shown = f"{epochs:g}" if epochs.is_integer() else f"{epochs:.2f}".rstrip("0").rstrip(".")
+    noun = "epoch" if epochs == 1 else "epochs"
+    return f"{shown} {noun} of {steps_per_epoch} steps ({total_steps} steps)"

@@ -38,6 +38,7 @@ class TrainOutcome:
         best_checkpoint: Folder of the best checkpoint, if one was chosen.
         best_metric: Its validation metric value.
         log_history: The Trainer's log history (loss and evaluations).
+        stopped_early: True when early stopping ended training before its planned steps.
     """
 
     model: Any
@@ -48,6 +49,7 @@ class TrainOutcome:
     best_checkpoint: str | None = None
     best_metric: float | None = None
     log_history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
 
 
 def _supports(name: str) -> bool:
@@ -161,7 +163,18 @@ def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: 
         eval_ds = eval_ds.sort("length", reverse=True)
     greater = task.greater_is_better and not (hp.metric_for_best_model or "").endswith("loss")
     args = build_training_arguments(hp, output_dir, device, eval_ds is not None, len(train_ds), greater)
-    callback = ProgressCallback(sink, hp.per_device_train_batch_size * hp.gradient_accumulation_steps)
+    batches = math.ceil(len(train_ds) / hp.per_device_train_batch_size)
+    steps_per_epoch = max(1, math.ceil(batches / hp.gradient_accumulation_steps))
+    callback = ProgressCallback(sink, hp.per_device_train_batch_size * hp.gradient_accumulation_steps,
+                                steps_per_epoch=steps_per_epoch)
+    callbacks: list[Any] = [callback]
+    if hp.early_stopping_patience is not None and eval_ds is not None:
+        from transformers import EarlyStoppingCallback
+
+        # Needs load_best_model_at_end and metric_for_best_model, which build_training_arguments
+        # sets whenever validation data exists; evaluation follows the save strategy.
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=hp.early_stopping_patience,
+                                               early_stopping_threshold=hp.early_stopping_threshold))
     trainer = _bucketed_trainer_class()(
         train_lengths=list(train_ds["length"]),
         mega_batch_mult=MEGA_BATCH_MULT,
@@ -172,7 +185,7 @@ def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: 
         processing_class=tokenizer,
         data_collator=task.data_collator(tokenizer),
         compute_metrics=task.trainer_metrics(info) if eval_ds is not None else None,
-        callbacks=[callback],
+        callbacks=callbacks,
     )
     from transformers.trainer_callback import PrinterCallback
 
@@ -186,6 +199,13 @@ def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: 
     eval_s = sum(float(h.get("eval_runtime", 0.0)) for h in state.log_history)
     train_s = max(runtime - eval_s, 1e-9)
     log.info("training finished: %s steps in %.1f s (%s)", state.global_step, runtime, result.metrics)
+    stopped_early = bool(hp.early_stopping_patience and eval_ds is not None and state.global_step < state.max_steps)
+    if stopped_early:
+        log.info("early stopping after %s of %s steps: %s did not improve for %s evaluations",
+                 state.global_step, state.max_steps, hp.metric_for_best_model, hp.early_stopping_patience)
+        sink.event("stage", {"stage": "stopped early", "step": state.global_step, "total": state.max_steps,
+                             "metric": hp.metric_for_best_model, "patience": hp.early_stopping_patience,
+                             "best_metric": state.best_metric})
     return TrainOutcome(
         model=trainer.model,
         train_runtime_s=runtime,
@@ -195,4 +215,5 @@ def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: 
         best_checkpoint=state.best_model_checkpoint,
         best_metric=state.best_metric,
         log_history=list(state.log_history),
+        stopped_early=stopped_early,
     )
