@@ -132,7 +132,8 @@ def range_problems(hp: Hyperparameters, given: Hyperparameters | None = None) ->
                         f"(got {hp.doc_stride} with {flag_name('max_seq_length')} {hp.max_seq_length}: "
                         f"at most {hp.max_seq_length // 2}); the question and the window's new context "
                         "need the rest")
-    if hp.max_steps is not None and hp.warmup_steps is not None and hp.warmup_steps >= 1 \
+    if given.warmup_steps is not None and hp.max_steps is not None and hp.warmup_steps is not None \
+            and hp.warmup_steps >= 1 \
             and hp.warmup_steps > hp.max_steps:
         problems.append(f"{flag_name('warmup_steps')} {int(hp.warmup_steps)} is more than "
                         f"{flag_name('max_steps')} {hp.max_steps}: the learning rate would never reach its peak; "
