@@ -16,7 +16,7 @@ from fmhub.cli.finetune import build_finetune_spec
 from fmhub.errors import DataError, SpecError
 from fmhub.services.finetune import check_hyperparameters, run_finetune
 from fmhub.services.models import import_model, own_labels, show_model
-from fmhub.services.specs import FinetuneSpec
+from fmhub.services.specs import EvaluateSpec, FinetuneSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import LabelInfo
 from fmhub.tasks.text_classification import TextClassification
@@ -192,6 +192,17 @@ def test_label_names_name_integer_classes(ctx, base, tmp_path):
     predictions = shown["scoring_example"]["response"]["predictions"]
     assert [p["label"] for p in predictions] == ["negative", "positive"]
     assert shown["scoring_example"]["response"]["model"] == "sentiment:1"
+
+    # evaluating the model on integer labels: the same names, and a smoke-run cap on the rows
+    from fmhub.services.evaluate import run_evaluate
+
+    test = write_sentiment_csv(tmp_path / "test.csv", n=10, labels=("0", "1"))
+    spec = EvaluateSpec(model="sentiment:1", data={"test": str(test), "label_names": "negative,positive",
+                                                   "column_mapping": {"sentence1": "review", "label": "stars"}},
+                        max_predict_samples=4, device="cpu")
+    evaluated = run_evaluate(ctx, spec)
+    assert evaluated["test"]["n"] == 4
+    assert "test: scoring the first 4 of 10 rows (--max-predict-samples 4)" in evaluated["report"]["notes"]
 
 
 def test_label_names_from_a_file_and_an_id_without_a_name(ctx, base, tmp_path):

@@ -59,7 +59,8 @@ def _supports(name: str) -> bool:
 
 
 def build_training_arguments(hp: Hyperparameters, output_dir: Path, device: DeviceChoice, has_eval: bool,
-                             n_train: int, greater_is_better: bool, resume: bool = False) -> Any:
+                             n_train: int, greater_is_better: bool, resume: bool = False,
+                             loss_only: bool = False) -> Any:
     """Translate resolved hyperparameters into ``TrainingArguments``.
 
     The training order comes from :class:`~fmhub.training.sampler.BucketedLengthSampler` (see
@@ -75,6 +76,8 @@ def build_training_arguments(hp: Hyperparameters, output_dir: Path, device: Devi
         n_train: Training rows (to size ``logging_steps``).
         greater_is_better: Direction of ``metric_for_best_model``.
         resume: Unused here; kept for symmetry with ``Trainer.train(resume_from_checkpoint=...)``.
+        loss_only: The per-epoch evaluation computes the loss only (tasks whose metrics come after
+            training): the Trainer then keeps no logits (less memory and time).
     """
     from transformers import TrainingArguments
 
@@ -108,6 +111,7 @@ def build_training_arguments(hp: Hyperparameters, output_dir: Path, device: Devi
         bf16=device.bf16,
         use_cpu=not device.is_cuda,
         save_only_model=False,
+        prediction_loss_only=loss_only,
     )
     if hp.save_steps:
         kwargs["save_steps"] = hp.save_steps
@@ -162,7 +166,9 @@ def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: 
     if eval_ds is not None:  # order does not matter for metrics; sorted batches pad least
         eval_ds = eval_ds.sort("length", reverse=True)
     greater = task.greater_is_better and not (hp.metric_for_best_model or "").endswith("loss")
-    args = build_training_arguments(hp, output_dir, device, eval_ds is not None, len(train_ds), greater)
+    metrics_fn = task.trainer_metrics(info) if eval_ds is not None else None
+    args = build_training_arguments(hp, output_dir, device, eval_ds is not None, len(train_ds), greater,
+                                    loss_only=metrics_fn is None)
     batches = math.ceil(len(train_ds) / hp.per_device_train_batch_size)
     steps_per_epoch = max(1, math.ceil(batches / hp.gradient_accumulation_steps))
     callback = ProgressCallback(sink, hp.per_device_train_batch_size * hp.gradient_accumulation_steps,
@@ -184,7 +190,7 @@ def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: 
         eval_dataset=eval_ds,
         processing_class=tokenizer,
         data_collator=task.data_collator(tokenizer),
-        compute_metrics=task.trainer_metrics(info) if eval_ds is not None else None,
+        compute_metrics=metrics_fn,
         callbacks=callbacks,
     )
     from transformers.trainer_callback import PrinterCallback
