@@ -27,6 +27,13 @@ GPU_SLOTS = typer.Option(1, "--gpu-slots", min=1, help="Jobs at once per GPU.")
 MAX_RESTARTS = typer.Option(2, "--max-restarts", min=0, help="Times a job whose process was lost is resumed before it is marked failed.")
 POLL_S = typer.Option(1.0, "--poll-s", min=0.05, help="Seconds between looks at the job queue.")
 
+# Host check and request limits (fmhub.api.security, fmhub.api.limits)
+ALLOWED_HOST = typer.Option(None, "--allowed-host", metavar="NAME",
+                            help="Another host name the server answers to (repeatable; '*' for any). By default it "
+                                 "answers only to localhost, 127.0.0.1, ::1 and its --host address.")
+MAX_BODY_MB = typer.Option(4.0, "--max-body-mb", min=0.01, help="Largest request body in MiB (uploads aside): larger is 413.")
+MAX_UPLOAD_MB = typer.Option(512.0, "--max-upload-mb", min=0.01, help="Largest data file upload in MiB: larger is 413.")
+
 
 @handle_errors
 def serve_cmd(
@@ -39,6 +46,9 @@ def serve_cmd(
     max_restarts: int = MAX_RESTARTS,
     poll_s: float = POLL_S,
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: debug, info, warning, error."),
+    allowed_host: list[str] | None = ALLOWED_HOST,
+    max_body_mb: float = MAX_BODY_MB,
+    max_upload_mb: float = MAX_UPLOAD_MB,
 ) -> None:
     """Start the fmhub server: the web UI at / (catalog, fine-tune and evaluate wizards, jobs,
     endpoints, data), the REST API under /api/v1 (docs at /docs), /health, /ready, and the job
@@ -54,7 +64,12 @@ def serve_cmd(
     scheduler = None if no_scheduler else Scheduler(ctx, _options(cpu_slots, gpu_slots, max_restarts, poll_s),
                                                    role="serve")
     keys = require_api_key or not is_loopback(host)
-    app = create_app(ctx, require_api_key=keys, scheduler=scheduler)
+    from fmhub.api.limits import RequestLimits
+    from fmhub.api.security import SecurityOptions
+
+    security = SecurityOptions(bound_host=host, allowed_hosts=tuple(allowed_host or ()))
+    limits = RequestLimits.from_mb(max_body_mb, max_upload_mb)
+    app = create_app(ctx, require_api_key=keys, scheduler=scheduler, security=security, limits=limits)
     err.print(f"fmhub serving http://{host}:{port} (web UI at /, API at /api/v1, docs at /docs; API keys "
               f"{'required: sign in to the UI with one' if keys else 'not required on loopback'}; "
               f"state in {ctx.settings.home})", highlight=False)

@@ -52,11 +52,13 @@ def create_asset(body: CreateDataAsset, ctx: Context = Depends(get_ctx)) -> dict
 async def upload_asset(name: str, request: Request,
                        filename: str = Query(..., description="File name; its extension picks the reader (.csv, .jsonl ...)."),
                        task: str | None = Query(None), ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
-    """The request body is the file's bytes (at most 512 MB). Reading options as for a path:
-    pass them in a later job's spec, or register by path for the full set."""
+    """The request body is the file's bytes (at most 512 MiB, or `fmhub serve --max-upload-mb`),
+    streamed to disk. Reading options as for a path: pass them in a later job's spec, or register by
+    path for the full set."""
     if not FILENAME_RE.match(filename):
         raise SpecError(f"'{filename}' is not a plain file name", hint="use letters, digits, '.', '_' and '-'")
-    limit = MAX_UPLOAD_MB * 1024 * 1024
+    limits = getattr(request.app.state, "limits", None)
+    limit = limits.max_upload_bytes if limits is not None else MAX_UPLOAD_MB * 1024 * 1024
     with tempfile.TemporaryDirectory(dir=ctx.settings.home) as tmp:
         path = Path(tmp) / filename
         size = 0
@@ -66,7 +68,7 @@ async def upload_asset(name: str, request: Request,
                 if size > limit:
                     from fastapi import HTTPException
 
-                    raise HTTPException(413, f"upload over {MAX_UPLOAD_MB} MB")
+                    raise HTTPException(413, f"upload over {limit // (1024 * 1024)} MiB")
                 f.write(chunk)
         from starlette.concurrency import run_in_threadpool
 
