@@ -204,5 +204,8 @@ def test_the_real_app_guards_ui_forms_and_renders_the_token(ctx):
                                headers={"origin": "http://localhost"})
         assert created.status_code < 400, created.text[:300]
         assert browser.get("/api/v1/endpoints").json()["items"][0]["name"] == "ep1"
+        for route in ("/api/v1/models", "/api/v1/jobs", "/api/v1/data"):
+            too_many = browser.get(route, params={"limit": 5000})
+            assert too_many.status_code == 422 and "1000" in too_many.json()["error"]["message"], route
     with TestClient(app) as foreign:
         assert foreign.get("/health").status_code == 421
