@@ -68,6 +68,7 @@ def test_a_foreign_host_is_421_with_a_hint_naming_the_flag():
         assert error["code"] == "unknown_host" and "--allowed-host testserver" in error["hint"]
         for host in ("evil.example", "localhost.evil.example", "127.0.0.1.nip.io"):
             assert client.get("/ui/page", headers={"host": host}).status_code == 421, host
+        assert client.get("/ui/page", headers={"host": ""}).status_code == 400
         for host in ("localhost", "localhost:8000", "127.0.0.1:1", "[::1]:8000"):
             assert client.get("/ui/page", headers={"host": host}).status_code == 200, host
 

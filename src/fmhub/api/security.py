@@ -182,7 +182,11 @@ class HostCheckMiddleware:
         if self.allowed(host_header, scope):
             await self.app(scope, receive, send)
             return
-        name = split_host(host_header)[0] or "(none)"
+        name = split_host(host_header)[0]
+        if not name:
+            await error_response(400, "invalid_request", "the request has no Host header",
+                                 "send the server's name in `Host` (HTTP/1.1 requires it)")(scope, receive, send)
+            return
         shown = ", ".join(sorted(n for n in self.names if n in LOOPBACK_NAMES))
         response = error_response(
             421, "unknown_host", f"this server does not answer to the host name '{name}' (it answers to "
