@@ -36,7 +36,8 @@ _ERROR_CLASSES = {cls.code: cls for cls in (errors.FmhubError, errors.NotFoundEr
                                             errors.ImportRefusedError, errors.JobFailedError,
                                             errors.JobCanceledError, errors.UnauthorizedError,
                                             errors.PayloadTooLargeError, errors.OverloadedError,
-                                            errors.UnavailableError, errors.ScoringTimeoutError)}
+                                            errors.UnavailableError, errors.ScoringTimeoutError,
+                                            errors.ForbiddenPathError)}
 
 
 class ApiError(errors.FmhubError):
@@ -191,12 +192,15 @@ class DataClient(_Resource):
         body = {"name": name, "path": str(path), "task": task, **options}
         return DataAsset.model_validate(self._client.request("POST", "/data", json=body))
 
-    def upload(self, name: str, file: str | Path, task: str | None = None) -> DataAsset:
-        """Upload a local file as data asset ``name`` (the server copies and hashes it)."""
+    def upload(self, name: str, file: str | Path, task: str | None = None, format: str | None = None,
+               encoding: str | None = None) -> DataAsset:
+        """Upload a local file as data asset ``name`` (the server copies and hashes it); the file
+        is streamed, not read into memory. ``format`` and ``encoding`` say how to read it."""
         path = Path(file)
+        params = {k: v for k, v in {"filename": path.name, "task": task, "format": format,
+                                    "encoding": encoding}.items() if v is not None}
         with path.open("rb") as f:
-            result = self._client.request("PUT", f"/data/{name}/upload", params={"filename": path.name, "task": task},
-                                          content=f.read())
+            result = self._client.request("PUT", f"/data/{name}/upload", params=params, content=f)
         return DataAsset.model_validate(result)
 
     def list(self, name: str | None = None, limit: int = 50, offset: int = 0) -> list[DataAsset]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -27,6 +29,13 @@ GPU_SLOTS = typer.Option(1, "--gpu-slots", min=1, help="Jobs at once per GPU.")
 MAX_RESTARTS = typer.Option(2, "--max-restarts", min=0, help="Times a job whose process was lost is resumed before it is marked failed.")
 POLL_S = typer.Option(1.0, "--poll-s", min=0.05, help="Seconds between looks at the job queue.")
 
+# Data roots: the folders the server reads user files from (job specs, data and import requests).
+DATA_ROOT = typer.Option(
+    None, "--data-root", metavar="FOLDER",
+    help="A folder the server may read user files from; repeatable. Default: FMHUB_DATA_ROOTS, else "
+         "the folder the server is started from. Its upload area and artifact store are always roots; "
+         "a path outside answers 403 (upload the file instead).")
+
 
 @handle_errors
 def serve_cmd(
@@ -39,6 +48,7 @@ def serve_cmd(
     max_restarts: int = MAX_RESTARTS,
     poll_s: float = POLL_S,
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: debug, info, warning, error."),
+    data_root: Optional[list[Path]] = DATA_ROOT,
 ) -> None:
     """Start the fmhub server: the web UI at / (catalog, fine-tune and evaluate wizards, jobs,
     endpoints, data), the REST API under /api/v1 (docs at /docs), /health, /ready, and the job
@@ -51,6 +61,10 @@ def serve_cmd(
 
     _logging()
     ctx = context()
+    # Data roots: --data-root, else FMHUB_DATA_ROOTS, else this folder; plus uploads and artifacts.
+    from fmhub.services.data_roots import DataRoots
+
+    ctx.data_roots = DataRoots.for_server(ctx.settings, data_root or ())
     scheduler = None if no_scheduler else Scheduler(ctx, _options(cpu_slots, gpu_slots, max_restarts, poll_s),
                                                    role="serve")
     keys = require_api_key or not is_loopback(host)
@@ -58,6 +72,7 @@ def serve_cmd(
     err.print(f"fmhub serving http://{host}:{port} (web UI at /, API at /api/v1, docs at /docs; API keys "
               f"{'required: sign in to the UI with one' if keys else 'not required on loopback'}; "
               f"state in {ctx.settings.home})", highlight=False)
+    err.print(f"data roots (files the server reads): {ctx.data_roots.describe()}", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
 
 
