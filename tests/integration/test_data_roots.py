@@ -1,7 +1,7 @@
 """A real ``fmhub serve`` on 127.0.0.1 reads user files only under its data roots: paths outside
 (also through ``..`` and a symlink) answer 403 ``forbidden_path`` on data registration, job
-submission and model import; a file under a root is accepted; ``fmhub finetune --submit`` of a file
-outside the roots succeeds by uploading it.
+submission and model import; a file under a root is accepted; ``fmhub finetune --submit`` (and the
+Python client) of a file outside the roots succeeds by uploading it.
 
 The server runs without a scheduler: submitted jobs stay queued and nothing trains.
 """
@@ -120,3 +120,23 @@ def test_submit_uploads_a_local_file_the_server_cannot_read(served, tmp_path):
     shown = http.get(server.url + f"/api/v1/data/{asset}").json()
     assert shown["rows"] == 40 and shown["source_path"] == "secret.csv"
     http.post(server.url + f"/api/v1/jobs/{job['id']}/cancel")
+
+
+def test_the_python_client_uploads_a_refused_local_file(served):
+    import fmhub
+    from fmhub.errors import ForbiddenPathError
+
+    server, root = served
+    spec = _spec(str(root / "data" / "link.csv"))  # refused: the symlink leads out of the root
+    spec["data"]["test"] = str(root / "data" / "train.csv")  # accepted: read in place
+    with fmhub.Client(url=server.url) as client:
+        with pytest.raises(ForbiddenPathError):
+            client.finetune(spec, upload=False)
+        job = client.finetune(spec)
+        target = str((root / "outside" / "secret.csv").resolve())
+        assert client.uploads == {target: job.spec["data"]["train"]}
+        assert job.spec["data"]["test"] == str(root / "data" / "train.csv")
+        client.jobs.cancel(job.id)
+        missing = _spec(str(root / "outside" / "missing.csv"))  # no file here to upload: the 403 stands
+        with pytest.raises(ForbiddenPathError):
+            client.finetune(missing)
