@@ -93,6 +93,10 @@ def test_server_roots_default_to_the_start_folder_plus_uploads_and_artifacts(tmp
     assert flagged.roots[0] == given.resolve() and not flagged.contains(tmp_path / "x.csv")
     assert flagged.contains(home / "uploads" / "tmp1" / "x.csv") and flagged.contains(home / "artifacts" / "data")
     assert not flagged.contains(home / "fmhub.db")  # the server's own database is no data root
+    # started from the folder holding FMHUB_HOME: its state stays out, its uploads and artifacts in
+    assert roots.contains(tmp_path / "train.csv") and not roots.contains(home / "fmhub.db")
+    assert not roots.contains(home / "jobs" / "x" / "log.txt") and not roots.contains(home)
+    assert roots.contains(home / "artifacts" / "data" / "a" / "1" / "a.csv")
 
 
 def test_fmhub_data_roots_env_is_read_and_flags_win(tmp_path, monkeypatch):
@@ -155,3 +159,37 @@ def test_services_refuse_paths_outside_a_server_context_roots(ctx, tree, tmp_pat
                              DataSpec(train=asset.ref)).train == asset.path
     with pytest.raises(ForbiddenPathError, match="model folder"):
         submit_import(server, str(root / "outdir"), "m", "text-classification")
+
+
+def test_an_app_reads_only_under_its_roots_on_the_api_and_the_ui_wizards(ctx, tiny_bert, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from fmhub.api.app import create_app
+    from fmhub.services.models import import_model
+
+    import_model(ctx, tiny_bert, "tiny", "text-classification")
+    start, outside = tmp_path / "start", tmp_path / "outside"
+    start.mkdir(), outside.mkdir()
+    (outside / "reviews.csv").write_text(CSV)
+    (start / "reviews.csv").write_text(CSV)
+    monkeypatch.chdir(start)  # an app without roots given reads under the folder it was started from
+    wizard = {"task": "text-classification", "wizard.source": "data.train", "wizard.part": "mapping"}
+    with TestClient(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
+        refused = client.post("/api/v1/data", json={"name": "r", "path": str(outside / "reviews.csv")})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden_path"
+        assert client.post("/api/v1/data", json={"name": "r", "path": "reviews.csv"}).status_code == 201
+        page = client.post("/ui/wizard/mapping", data={**wizard, "data.train": str(outside / "reviews.csv")})
+        assert page.status_code == 403 and "data roots" in page.text
+        page = client.post("/ui/wizard/mapping", data={**wizard, "data.train": "../outside/reviews.csv"})
+        assert page.status_code == 403
+        assert client.post("/ui/wizard/mapping", data={**wizard, "data.train": "reviews.csv"}).status_code == 200
+        form = {"model": "tiny:1", "task": "text-classification", "data.train": str(outside / "reviews.csv"),
+                "wizard.validation": "auto", "wizard.test": "none", "device": "cpu",
+                "data.column_mapping.sentence1": "review", "data.column_mapping.label": "stars"}
+        submitted = client.post("/ui/models/tiny:1/finetune/submit", data=form, headers={"HX-Request": "true"})
+        assert submitted.status_code == 403 and "data roots" in submitted.text
+        uploaded = client.put("/api/v1/data/up/upload", params={"filename": "reviews.csv"},
+                              content=(outside / "reviews.csv").read_bytes())
+        assert uploaded.status_code == 201, uploaded.text  # the upload area is a root
+        assert client.get("/api/v1/jobs").json()["total"] == 0
+    assert ctx.data_roots is None  # the caller's context is left as it was: the app works on a copy

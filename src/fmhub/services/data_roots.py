@@ -57,19 +57,17 @@ class DataRoots:
 
     Attributes:
         roots: Absolute folders, symlinks resolved, in the order given (duplicates left out).
+        excluded: Folders never read even when under a root (the server's own state, FMHUB_HOME),
+            except through a root inside them (its upload area and artifact store).
     """
 
     roots: tuple[Path, ...]
+    excluded: tuple[Path, ...] = ()
 
     @classmethod
-    def of(cls, folders: Iterable[str | Path]) -> "DataRoots":
+    def of(cls, folders: Iterable[str | Path], excluded: Iterable[str | Path] = ()) -> "DataRoots":
         """Roots from ``folders`` (resolved as :func:`resolve_path` does; they need not exist yet)."""
-        out: list[Path] = []
-        for folder in folders:
-            resolved = resolve_path(folder)
-            if resolved is not None and resolved not in out:
-                out.append(resolved)
-        return cls(tuple(out))
+        return cls(_resolved(folders), _resolved(excluded))
 
     @classmethod
     def for_server(cls, settings: Settings, folders: Iterable[str | Path] = (),
@@ -93,12 +91,18 @@ class DataRoots:
                             hint="name existing folders the server may read data files from")
         if not given:
             given = [cwd if cwd is not None else Path.cwd()]
-        return cls.of([*given, settings.uploads_dir, settings.artifacts_dir])
+        return cls.of([*given, settings.uploads_dir, settings.artifacts_dir], excluded=[settings.home])
 
     def contains(self, value: str | Path) -> bool:
-        """True when ``value``, resolved, is one of the roots or lies under one."""
+        """True when ``value``, resolved, is one of the roots or lies under one, and no excluded
+        folder holds it more closely than that root (``FMHUB_HOME/fmhub.db`` is refused even when
+        the server was started from the folder holding ``FMHUB_HOME``)."""
         path = resolve_path(value)
-        return path is not None and any(path == root or path.is_relative_to(root) for root in self.roots)
+        if path is None:
+            return False
+        root = max((len(r.parts) for r in self.roots if path.is_relative_to(r)), default=-1)
+        excluded = max((len(e.parts) for e in self.excluded if path.is_relative_to(e)), default=-1)
+        return root >= 0 and root > excluded
 
     def describe(self) -> str:
         """The roots, comma-separated, for messages."""
@@ -136,6 +140,15 @@ class DataRoots:
                  "uploads local files) and name the data asset NAME:VERSION, or start the server with "
                  "--data-root FOLDER",
             details=refused)
+
+
+def _resolved(folders: Iterable[str | Path]) -> tuple[Path, ...]:
+    out: list[Path] = []
+    for folder in folders:
+        resolved = resolve_path(folder)
+        if resolved is not None and resolved not in out:
+            out.append(resolved)
+    return tuple(out)
 
 
 def check_paths(ctx: "Context", paths: Mapping[str, Any], what: str = "file") -> None:
