@@ -29,7 +29,8 @@ class CreateDataAsset(ReadOptions):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Asset name; identical content returns the existing version.")
-    path: str = Field(description="The data file on the server: JSONL, JSON, CSV, TSV, Parquet or CoNLL.")
+    path: str = Field(description="The data file on the server, under its data roots (403 otherwise): JSONL, "
+                                  "JSON, CSV, TSV, Parquet or CoNLL.")
     task: str | None = Field(None, description="Validate the rows for this task (report stored with the asset).")
 
 
