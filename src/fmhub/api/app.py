@@ -34,7 +34,9 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
     """Build the app.
 
     Args:
-        ctx: Service context (default: from the environment).
+        ctx: Service context (default: from the environment). Without ``ctx.data_roots`` the app
+            works on a copy with the server's default roots (``FMHUB_DATA_ROOTS``, else the working
+            folder; plus the upload area and the artifact store).
         require_api_key: Refuse calls without an active key (``/health`` excepted); ``fmhub serve``
             turns this on whenever it listens on anything but loopback.
         scheduler: A :class:`fmhub.services.scheduler.Scheduler` to run while the app runs, or None.
@@ -46,6 +48,12 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
         limits: Body size and JSON nesting limits (default: :class:`RequestLimits`'s).
     """
     ctx = ctx or Context.from_settings()
+    if ctx.data_roots is None:  # a server reads user files only under its data roots
+        from dataclasses import replace
+
+        from fmhub.services.data_roots import DataRoots
+
+        ctx = replace(ctx, data_roots=DataRoots.for_server(ctx.settings))
     from fmhub.services.serving import EndpointRuntime
 
     runtime = EndpointRuntime(ctx) if serve_endpoints else None

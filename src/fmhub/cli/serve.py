@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -33,6 +35,12 @@ ALLOWED_HOST = typer.Option(None, "--allowed-host", metavar="NAME",
                                  "answers only to localhost, 127.0.0.1, ::1 and its --host address.")
 MAX_BODY_MB = typer.Option(4.0, "--max-body-mb", min=0.01, help="Largest request body in MiB (uploads aside): larger is 413.")
 MAX_UPLOAD_MB = typer.Option(512.0, "--max-upload-mb", min=0.01, help="Largest data file upload in MiB: larger is 413.")
+# Data roots: the folders the server reads user files from (job specs, data and import requests).
+DATA_ROOT = typer.Option(
+    None, "--data-root", metavar="FOLDER",
+    help="A folder the server may read user files from; repeatable. Default: FMHUB_DATA_ROOTS, else "
+         "the folder the server is started from. Its upload area and artifact store are always roots; "
+         "a path outside answers 403 (upload the file instead).")
 
 
 @handle_errors
@@ -49,6 +57,7 @@ def serve_cmd(
     allowed_host: list[str] | None = ALLOWED_HOST,
     max_body_mb: float = MAX_BODY_MB,
     max_upload_mb: float = MAX_UPLOAD_MB,
+    data_root: Optional[list[Path]] = DATA_ROOT,
 ) -> None:
     """Start the fmhub server: the web UI at / (catalog, fine-tune and evaluate wizards, jobs,
     endpoints, data), the REST API under /api/v1 (docs at /docs), /health, /ready, and the job
@@ -61,6 +70,10 @@ def serve_cmd(
 
     _logging()
     ctx = context()
+    # Data roots: --data-root, else FMHUB_DATA_ROOTS, else this folder; plus uploads and artifacts.
+    from fmhub.services.data_roots import DataRoots
+
+    ctx.data_roots = DataRoots.for_server(ctx.settings, data_root or ())
     scheduler = None if no_scheduler else Scheduler(ctx, _options(cpu_slots, gpu_slots, max_restarts, poll_s),
                                                    role="serve")
     keys = require_api_key or not is_loopback(host)
@@ -73,6 +86,7 @@ def serve_cmd(
     err.print(f"fmhub serving http://{host}:{port} (web UI at /, API at /api/v1, docs at /docs; API keys "
               f"{'required: sign in to the UI with one' if keys else 'not required on loopback'}; "
               f"state in {ctx.settings.home})", highlight=False)
+    err.print(f"data roots (files the server reads): {ctx.data_roots.describe()}", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
 
 

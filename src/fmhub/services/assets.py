@@ -11,6 +11,7 @@ from fmhub.data.readers import read_table
 from fmhub.entities import DataAsset
 from fmhub.errors import DataError, FmhubError, SpecError
 from fmhub.services.context import Context
+from fmhub.services.data_roots import check_paths, is_tag_names_file
 from fmhub.store import assets_repo
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ def create_data_asset(ctx: Context, path: str, name: str, task: str | None = Non
     Raises:
         DataError: the file cannot be read, or has errors for ``task`` (all listed); nothing is
             registered then.
+        ForbiddenPathError: on a server, ``path`` (or a ``tag_names`` file) is outside its data roots.
     """
     if source_name is None:
         return _create_data_asset(ctx, path, name, task, options, None)
@@ -139,6 +141,8 @@ def _create_data_asset(ctx: Context, path: str, name: str, task: str | None, opt
     from fmhub.tasks import get_task
 
     options = options or ReadOptions()
+    check_paths(ctx, {"path": path, **({"tag_names": options.tag_names} if is_tag_names_file(options.tag_names)
+                                      else {})}, "data file")
     if not ASSET_NAME.match(name):
         raise SpecError(f"invalid data asset name {name!r}",
                         hint="use letters, digits, '.', '_' and '-' (starting with a letter or digit), "
@@ -200,14 +204,20 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
     ``test`` by the assets' files. The stored format, encoding, label options and column mapping of
     the training (or, for an evaluation, test) asset apply unless the spec sets them.
 
+    On a server (``ctx.data_roots`` set) every file path the spec names, the ``tag_names`` file
+    included, must lie under the data roots.
+
     Raises:
         NotFoundError: a reference names no registered asset.
+        ForbiddenPathError: a path outside the server's data roots (every one listed).
     """
     update: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
     for key in ("train", "validation", "test"):
         value = getattr(data, key, None)
         asset = resolve_data_ref(ctx, value) if isinstance(value, str) else None
         if asset is None:
+            paths[f"data.{key}"] = value
             continue
         update[key] = asset.path
         stored = asset.read_options or {}
@@ -224,6 +234,9 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
                 update["on_invalid_row"] = "drop"
             if asset.column_mapping and asset.task == task:  # its validated mapping, unless the spec maps a key
                 update["column_mapping"] = {**asset.column_mapping, **data.column_mapping}
+    if is_tag_names_file(data.tag_names):
+        paths["data.tag_names"] = data.tag_names
+    check_paths(ctx, paths, "data file")
     return data.model_copy(update=update) if update else data
 
 
