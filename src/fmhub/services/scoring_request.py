@@ -5,7 +5,8 @@ Layouts accepted (``inputs`` is an alias of ``input_data`` everywhere):
 
 - ``{"input_data": [x, ...], "params": {...}}``: a list of inputs, each in the task's form;
 - ``{"inputs": "text"}``: one bare string, the Hugging Face convention (``"parameters"`` is an
-  alias of ``"params"``, as there);
+  alias of ``"params"``, as there); likewise one ``{"question", "context"}`` object (question
+  answering) or ``{"text", "text_pair"}`` object (text classification) under ``inputs``;
 - ``{"input_data": {"input_string": [x, ...], "parameters": {...}}}``: the cloud catalog's layout,
   its parameters merged into params;
 - ``{"input_data": {"columns": [...], "index": [...], "data": [[...], ...]}}``: a pandas DataFrame in
@@ -79,6 +80,8 @@ def parse_request(task: Any, body: bytes) -> ParsedRequest:
     raw, field = data[key], key
     if isinstance(raw, str) and key == "inputs":  # the Hugging Face convention: one input
         raw = [raw]
+    elif isinstance(raw, dict) and key == "inputs" and _one_hf_input(task, raw) is not None:
+        raw = [_one_hf_input(task, raw)]
     elif isinstance(raw, dict):
         raw, field, extra = _from_object(task, raw, key)
         merged = _merge(merged, extra, f"{key}.parameters")
@@ -98,6 +101,18 @@ def parse_request(task: Any, body: bytes) -> ParsedRequest:
         raise SpecError(f"params.{extra_names[0]} is not a parameter of {task.name}",
                         hint=f"parameters of {task.name}: {', '.join(task.score_params_names) or 'none'}")
     return ParsedRequest(inputs, checked, field)
+
+
+def _one_hf_input(task: Any, obj: dict[str, Any]) -> Any:
+    """One input given as an object under ``inputs`` (Hugging Face's pipelines): ``{"question",
+    "context"}`` for question answering, ``{"text", "text_pair"}`` for text classification; else None."""
+    if task.name == "question-answering" and set(obj) == {"question", "context"}:
+        return obj
+    if task.name == "text-classification" and set(obj) == {"text", "text_pair"}:
+        return [obj["text"], obj["text_pair"]]
+    if task.name == "text-classification" and set(obj) == {"text"}:
+        return obj["text"]
+    return None
 
 
 def _params(value: Any, name: str) -> dict[str, Any]:
