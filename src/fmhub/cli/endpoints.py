@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from fmhub.cli.common import JSON_OPTION, handle_errors, out, print_json
@@ -35,6 +36,9 @@ def _print_endpoint(e: dict[str, Any]) -> None:
                       str(d.get("runtime_detail") or d["runtime"]), str(d.get("batches", "")),
                       str(d.get("mean_batch_size") or ""))
     out.print(table)
+    for d in e["deployments"]:
+        if d.get("error"):  # a deployment whose instance kept failing says why
+            out.print(f"[red]{d['name']}[/]: {escape(d['error'])}", highlight=False)
 
 
 @app.command("create")
