@@ -156,6 +156,9 @@ def resolve_mapping(columns: list[str], schema: TaskSchema, user_map: dict[str, 
         suggested: list[str] = []
         for k in missing:
             suggested.append(_suggest(k, schema, [c for c in free if c not in suggested]) or "")
+        left = [c for c in free if c not in suggested]
+        if suggested.count("") == 1 and len(left) == 1:  # the one key left and the one column left
+            suggested[suggested.index("")] = left[0]
         hint = " ".join(f"--map {k}={c or 'COLUMN'}" for k, c in zip(missing, suggested))
         shown = columns + [p for p in paths if p not in objects][:20]
         problems.insert(0, Problem(f"no column for required key{'s' if len(missing) > 1 else ''} {keys} in "

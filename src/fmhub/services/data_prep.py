@@ -53,7 +53,7 @@ def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationRepor
     """
     table = read_table(path, format=spec.format, encoding=spec.encoding, delimiter=spec.delimiter)
     report.warnings.extend(table.warnings)
-    if table.delimiter is not None:
+    if table.delimiter is not None and (table.format == "csv" or table.delimiter != "\t"):
         report.notes.append(delimiter_note(path, table, spec.delimiter))
     if table.skipped_blank_lines:
         report.notes.append(f"{path}: skipped {table.skipped_blank_lines} blank line(s)")
@@ -74,7 +74,8 @@ def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationRepor
 
 def delimiter_note(path: str, table: Table, given: str | None) -> str:
     """The report's note on a CSV/TSV file's delimiter, e.g. ``"train.csv: fields separated by ';'
-    (semicolon), detected from the header (--delimiter to change)"``."""
+    (semicolon), detected from the header (--delimiter to change)"`` (every CSV file has one; a TSV
+    file only when read with another delimiter than a tab)."""
     how = "as given by --delimiter" if given else "detected from the header (--delimiter to change)" \
         if table.format == "csv" else "the TSV default (--delimiter to change)"
     return f"{path}: fields separated by {delimiter_name(table.delimiter or ',')}, {how}"
