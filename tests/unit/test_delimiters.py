@@ -130,3 +130,36 @@ def test_data_asset_keeps_the_delimiter_for_later_jobs(ctx, tmp_path: Path) -> N
     assert asset.read_options["delimiter"] == ";" and asset.columns == ["text", "label"]
     spec = resolve_data_spec(ctx, DataSpec(train=asset.ref, validation="none", test="none"), "text-classification")
     assert spec.delimiter == ";"
+
+
+def test_wizard_mapping_shows_and_changes_the_delimiter(ctx, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from fmhub.api.app import create_app
+
+    path = write_plain(tmp_path / "semi.csv", ";")
+    with TestClient(create_app(ctx, serve_endpoints=False)) as client:
+        base = {"wizard.source": "data.train", "wizard.part": "mapping", "task": "text-classification",
+                "data.train": str(path)}
+        page = client.post("/ui/wizard/mapping", data=base)
+        assert page.status_code == 200, page.text
+        assert "fields separated by <code>;</code>" in page.text
+        assert 'name="data.delimiter"' in page.text and "as detected (semicolon)" in page.text
+        assert '<option value="text" selected>' in page.text  # columns read with ';'
+        forced = client.post("/ui/wizard/mapping", data={**base, "data.delimiter": ","})
+        assert '<option value="text;label"' in forced.text
+        assert '<option value="," selected>' in forced.text
+
+
+def test_delimiter_flag_reaches_the_finetune_and_evaluate_specs() -> None:
+    from fmhub.cli.evaluate import EvaluateFlags, build_evaluate_spec
+    from fmhub.cli.finetune import build_finetune_spec
+    from fmhub.ui.evaluate_form import cli_command
+
+    finetune = build_finetune_spec(None, {"model": "all-MiniLM-L6-v2", "task": "text-classification",
+                                          "train": "t.csv", "delimiter": "semicolon"})
+    assert finetune.data.delimiter == ";"
+    assert build_finetune_spec(None, {"model": "m", "task": "text-classification", "train": "t.csv"}).data.delimiter is None
+    evaluate = build_evaluate_spec("m:1", EvaluateFlags(test="t.csv", task="text-classification", delimiter="|"))
+    assert evaluate.data.delimiter == "|"
+    assert "--delimiter '|'" in cli_command([evaluate])

@@ -105,6 +105,9 @@ def read_json_not_array(path: Path, text: str) -> Table:
 MAX_NESTED_DEPTH = 4
 """How deep :func:`nested_paths` looks into objects (``a.b.c.d``)."""
 
+MAX_NESTED_PATHS = 1000
+"""Most paths :func:`nested_paths` lists (objects keyed by ids would otherwise list every id)."""
+
 
 def nested_paths(rows: list[dict[str, Any]], depth: int = MAX_NESTED_DEPTH) -> list[str]:
     """The dotted paths of the values inside object-valued fields, in first-seen order.
@@ -118,13 +121,15 @@ def nested_paths(rows: list[dict[str, Any]], depth: int = MAX_NESTED_DEPTH) -> l
         depth: Most dots in a path + 1.
 
     Returns:
-        The paths a column mapping may name (see :func:`get_path`).
+        The paths a column mapping may name (see :func:`get_path`), at most :data:`MAX_NESTED_PATHS`.
     """
     seen: dict[str, None] = {}
 
     def walk(value: dict[str, Any], prefix: str, level: int) -> None:
         for key, child in value.items():
             path = f"{prefix}.{key}"
+            if path not in seen and len(seen) >= MAX_NESTED_PATHS:
+                return
             seen.setdefault(path, None)
             if isinstance(child, dict) and level < depth:
                 walk(child, path, level + 1)
@@ -141,6 +146,14 @@ def get_path(record: dict[str, Any], path: str) -> Any:
 
     A key that itself contains dots is found too: at each level the longest key that matches
     the next parts wins.
+
+    Args:
+        record: One JSON record.
+        path: A column name or a dotted path such as ``review.meta.stars``.
+
+    Returns:
+        The value (any JSON type), or None when the path leads nowhere (a missing key, or a step
+        into something that is not an object).
     """
     if path in record:
         return record[path]
