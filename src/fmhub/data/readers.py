@@ -2,7 +2,9 @@
 
 Readers keep the physical line where each record starts so that every later problem can name it.
 They report every structural problem in a file at once (one :class:`~fmhub.errors.DataError`), and
-never guess silently: a trimmed header or a JSON array given as JSONL is reported as a warning.
+never guess silently: a trimmed header or a JSON array given as JSONL is reported as a warning, and
+the delimiter a CSV header showed (``,`` ``;`` ``|`` or a tab) is kept in ``Table.delimiter`` for the
+report to name. Decoding is :mod:`fmhub.data.encodings`.
 """
 
 from __future__ import annotations
