@@ -27,6 +27,8 @@ def validate_cmd(
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error or drop."),
     label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default; 1 and 1.0 are two classes, with a warning) or int (1, 1.0 and \"1\" are class 1)."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Token classification with integer tags: names in id order, comma-separated (O,B-PER,I-PER), or a file with one name per line."),
+    # -- delimiter --
+    delimiter: Optional[str] = typer.Option(None, "--delimiter", help="CSV/TSV field separator: one character or comma, semicolon, pipe, tab (default: detected from the CSV header; tab for TSV)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Read, map and check a data file; print the validation report (exit 1 when it has errors)."""
@@ -37,7 +39,8 @@ def validate_cmd(
     flags = {"model": model, "task": task, "train": file, "validation": validation, "test": test, "map": map,
              "format": format, "encoding": encoding, "on_invalid_row": on_invalid_row,
              "label_type": label_type, "tag_names": tag_names,
-             "max_seq_length": max_seq_length}
+             "max_seq_length": max_seq_length,
+             "delimiter": delimiter}
     spec = build_finetune_spec(None, flags)
     _, _, _, _, prepared = validate(context(), spec)
     report = prepared.report
@@ -62,6 +65,8 @@ def create_cmd(
     label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default) or int."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Names of integer tags, in id order (comma-separated or a file)."),
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error (default: refuse a file with bad rows) or drop (register it; jobs leave those rows out, listed in the report)."),
+    # -- delimiter --
+    delimiter: Optional[str] = typer.Option(None, "--delimiter", help="CSV/TSV field separator: one character or comma, semicolon, pipe, tab (default: detected from the CSV header; tab for TSV)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Register a data file as a versioned data asset (copied into the artifact store, with its sha256,
@@ -72,7 +77,8 @@ def create_cmd(
 
     options = build_spec(ReadOptions, {"column_mapping": parse_map_options(map or []), "format": format,
                                        "encoding": encoding, "on_invalid_row": on_invalid_row, **({"label_type": label_type} if label_type else {}),
-                                       **({"tag_names": tag_names} if tag_names else {})}, "the command-line flags")
+                                       **({"tag_names": tag_names} if tag_names else {}),
+                                       **({"delimiter": delimiter} if delimiter else {})}, "the command-line flags")
     asset, created = create_data_asset(context(), path, name, task=task, options=options)
     if as_json:
         print_json({**asset.model_dump(mode="json"), "created": created})

@@ -28,7 +28,7 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
                        encoding: str = "utf-8", *, task: str | None = None,
                        column_mapping: dict[str, str] | None = None, read_options: dict[str, Any] | None = None,
                        report: dict[str, Any] | None = None, new_version: bool = False,
-                       source_name: str | None = None) -> DataAsset:
+                       source_name: str | None = None, delimiter: str | None = None) -> DataAsset:
     """Register ``path`` as a data asset, or return the existing version with the same sha256.
 
     The file is copied into the artifact store, so later edits of the user's file do not change
@@ -40,6 +40,8 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
         new_version: Register a new version even when identical content is already registered.
         source_name: What to record as the source (an uploaded file's own name instead of the
             server's temporary copy).
+        delimiter: The CSV/TSV field separator (None: detected); the one used is stored in
+            ``read_options`` unless it is the format's own (a comma for CSV, a tab for TSV).
 
     Raises:
         DataError: when the file is missing or unreadable.
@@ -53,13 +55,15 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
     if existing is not None:
         return existing
     asset_name = name or default_asset_name(p.resolve())
-    table = read_table(p, format=format, encoding=encoding)
+    table = read_table(p, format=format, encoding=encoding, delimiter=delimiter)
     version = assets_repo.next_version(ctx.db_url, asset_name)
     dest = ctx.artifacts.place_file(p, ctx.artifacts.data_dir(asset_name, version) / p.name)
     asset = DataAsset(name=asset_name, version=version, path=str(dest), format=table.format, sha256=digest,
                       rows=len(table.rows), columns=table.columns, source_path=source_name or str(p.resolve()), task=task,
                       column_mapping=column_mapping, report=report,
-                      read_options={"format": table.format, "encoding": encoding, **(read_options or {})})
+                      read_options={"format": table.format, "encoding": encoding, **(read_options or {}),
+                                    **({"delimiter": table.delimiter}
+                                       if table.delimiter not in (None, {"csv": ",", "tsv": "\t"}.get(table.format)) else {})})
     return assets_repo.add_asset(ctx.db_url, asset)
 
 
@@ -167,7 +171,8 @@ def _create_data_asset(ctx: Context, path: str, name: str, task: str | None, opt
     # Same content read or validated differently than ``existing``: a new version says so.
     asset = register_data_file(ctx, p, name=name, format=options.format, encoding=options.encoding, task=task,
                                column_mapping=mapping, read_options=read, report=report,
-                               new_version=existing is not None, source_name=source_name)
+                               new_version=existing is not None, source_name=source_name,
+                               delimiter=options.delimiter)
     return asset, True
 
 
@@ -186,7 +191,9 @@ def _same_use(asset: DataAsset, task: str | None, options: "ReadOptions", read: 
         all(k in read for k in ("label_type", "tag_names", "on_invalid_row") if k in stored)
     same_map = not options.column_mapping or all((asset.column_mapping or {}).get(k) == v
                                                  for k, v in options.column_mapping.items())
-    return asset.task == task and same_read and same_map and stored.get("encoding", "utf-8") == options.encoding
+    same_delimiter = options.delimiter is None or stored.get("delimiter") == options.delimiter
+    return asset.task == task and same_read and same_map and same_delimiter and \
+        stored.get("encoding", "utf-8") == options.encoding
 
 
 def get_data_asset(ctx: Context, ref: str) -> DataAsset:
@@ -226,6 +233,8 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
                 update["format"] = stored["format"]
             if data.encoding == "utf-8" and stored.get("encoding"):
                 update["encoding"] = stored["encoding"]
+            if data.delimiter is None and stored.get("delimiter"):
+                update["delimiter"] = stored["delimiter"]
             if data.label_type == "string" and stored.get("label_type"):
                 update["label_type"] = stored["label_type"]
             if data.tag_names is None and stored.get("tag_names"):

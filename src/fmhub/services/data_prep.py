@@ -11,7 +11,7 @@ from typing import Any
 
 from fmhub.data.mapping import apply_mapping, resolve_mapping
 from fmhub.data.problems import Problem
-from fmhub.data.readers import Table, read_table
+from fmhub.data.readers import Table, delimiter_name, read_table
 from fmhub.data.report import SplitReport, ValidationReport, length_stats
 from fmhub.data.splits import SplitSizes, split_indices
 from fmhub.errors import DataError
@@ -51,12 +51,15 @@ def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationRepor
     Raises:
         DataError: unreadable file or unresolvable column mapping.
     """
-    table = read_table(path, format=spec.format, encoding=spec.encoding)
+    table = read_table(path, format=spec.format, encoding=spec.encoding, delimiter=spec.delimiter)
     report.warnings.extend(table.warnings)
+    if table.delimiter is not None and (table.format == "csv" or table.delimiter != "\t"):
+        report.notes.append(delimiter_note(path, table, spec.delimiter))
     if table.skipped_blank_lines:
         report.notes.append(f"{path}: skipped {table.skipped_blank_lines} blank line(s)")
     extra, constants = task.default_mapping(table.columns, spec.column_mapping)
-    mapping = resolve_mapping(table.columns, task.schema, {**extra, **spec.column_mapping}, file=path)
+    mapping = resolve_mapping(table.columns, task.schema, {**extra, **spec.column_mapping}, file=path,
+                              nested=table.nested_columns)
     mapping.auto.extend(k for k in extra if k not in spec.column_mapping and k not in mapping.auto)
     rows = apply_mapping(table, mapping)
     for row in rows:
@@ -67,6 +70,15 @@ def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationRepor
         if note not in report.notes:
             report.notes.append(note)
     return table, Examples("", path, rows, list(table.lines), dict(mapping.columns)), mapping.describe()
+
+
+def delimiter_note(path: str, table: Table, given: str | None) -> str:
+    """The report's note on a CSV/TSV file's delimiter, e.g. ``"train.csv: fields separated by ';'
+    (semicolon), detected from the header (--delimiter to change)"`` (every CSV file has one; a TSV
+    file only when read with another delimiter than a tab)."""
+    how = "as given by --delimiter" if given else "detected from the header (--delimiter to change)" \
+        if table.format == "csv" else "the TSV default (--delimiter to change)"
+    return f"{path}: fields separated by {delimiter_name(table.delimiter or ',')}, {how}"
 
 
 def check_examples(examples: Examples, task: Task, on_invalid_row: str,

@@ -165,7 +165,7 @@ def execute_evaluate(ctx: Context, job: Job, plan: EvaluatePlan | None = None,
             trained = ((resolved.version.lineage or {}).get("hyperparameters") or {}) if resolved.version else {}
             max_seq_length = spec.max_seq_length or int(trained.get("max_seq_length") or 512)
             asset = assets_service.register_data_file(ctx, spec.data.test, format=spec.data.format,
-                                                      encoding=spec.data.encoding)
+                                                      encoding=spec.data.encoding, delimiter=spec.data.delimiter)
             plan.model.to(choose_device(spec.device).device)
             events.event("stage", {"stage": "evaluating test", "model": resolved.ref})
             metrics = evaluate_split(task, plan.model, plan.tokenizer, plan.examples, plan.info,

@@ -12,7 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fmhub.data.mapping import parse_map_options
-from fmhub.errors import SpecError
+from fmhub.data.readers import parse_delimiter
+from fmhub.errors import DataError, SpecError
 from fmhub.training.hyperparameters import Hyperparameters
 
 
@@ -24,6 +25,9 @@ class ReadOptions(BaseModel):
             matched automatically by name.
         format: Force a reader (``jsonl``, ``json``, ``csv``, ``tsv``, ``parquet``).
         encoding: Text encoding of CSV/TSV/JSON files.
+        delimiter: CSV/TSV field separator: one character or ``comma``, ``semicolon``, ``pipe``,
+            ``tab`` (stored as the character); None detects it from a CSV header (``,`` ``;`` ``|``
+            or a tab) and uses a tab for TSV.
         on_invalid_row: ``error`` stops before any job and lists every bad row; ``drop`` leaves
             such rows out and lists them in the report.
         label_type: Classification labels as ``string`` (default: as written; ``1`` and ``1.0``
@@ -42,6 +46,16 @@ class ReadOptions(BaseModel):
     on_invalid_row: Literal["error", "drop"] = "error"
     label_type: Literal["string", "int"] = "string"
     tag_names: list[str] | str | None = None
+    # -- delimiter (CSV/TSV) --
+    delimiter: str | None = None
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        try:
+            return parse_delimiter(value)
+        except DataError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})") from None
 
     def label_options(self) -> dict[str, Any]:
         """The options the task's :meth:`~fmhub.tasks.base.Task.apply_label_options` takes."""
