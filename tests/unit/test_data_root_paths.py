@@ -162,7 +162,7 @@ def test_services_refuse_paths_outside_a_server_context_roots(ctx, tree, tmp_pat
 
 
 def test_an_app_reads_only_under_its_roots_on_the_api_and_the_ui_wizards(ctx, tiny_bert, tmp_path, monkeypatch):
-    from fastapi.testclient import TestClient
+    from local_client import local_client
 
     from fmhub.api.app import create_app
     from fmhub.services.models import import_model
@@ -174,7 +174,7 @@ def test_an_app_reads_only_under_its_roots_on_the_api_and_the_ui_wizards(ctx, ti
     (start / "reviews.csv").write_text(CSV)
     monkeypatch.chdir(start)  # an app without roots given reads under the folder it was started from
     wizard = {"task": "text-classification", "wizard.source": "data.train", "wizard.part": "mapping"}
-    with TestClient(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
+    with local_client(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
         refused = client.post("/api/v1/data", json={"name": "r", "path": str(outside / "reviews.csv")})
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden_path"
         assert client.post("/api/v1/data", json={"name": "r", "path": "reviews.csv"}).status_code == 201

@@ -132,13 +132,14 @@ def test_data_asset_keeps_the_delimiter_for_later_jobs(ctx, tmp_path: Path) -> N
     assert spec.delimiter == ";"
 
 
-def test_wizard_mapping_shows_and_changes_the_delimiter(ctx, tmp_path: Path) -> None:
-    from fastapi.testclient import TestClient
+def test_wizard_mapping_shows_and_changes_the_delimiter(ctx, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the app's default data root: the folder it was started from
+    from local_client import local_client
 
     from fmhub.api.app import create_app
 
     path = write_plain(tmp_path / "semi.csv", ";")
-    with TestClient(create_app(ctx, serve_endpoints=False)) as client:
+    with local_client(create_app(ctx, serve_endpoints=False)) as client:
         base = {"wizard.source": "data.train", "wizard.part": "mapping", "task": "text-classification",
                 "data.train": str(path)}
         page = client.post("/ui/wizard/mapping", data=base)

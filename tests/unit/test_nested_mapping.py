@@ -169,13 +169,14 @@ def test_fine_tune_on_a_nested_jsonl_with_dotted_paths(ctx, tiny_bert, tmp_path:
     assert 0.0 <= result.metrics["validation"]["accuracy"] <= 1.0
 
 
-def test_wizard_mapping_offers_nested_fields(ctx, tmp_path: Path) -> None:
-    from fastapi.testclient import TestClient
+def test_wizard_mapping_offers_nested_fields(ctx, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the app's default data root: the folder it was started from
+    from local_client import local_client
 
     from fmhub.api.app import create_app
 
     path = nested_jsonl(tmp_path / "r.jsonl", n=4, label_key="stars")
-    with TestClient(create_app(ctx, serve_endpoints=False)) as client:
+    with local_client(create_app(ctx, serve_endpoints=False)) as client:
         page = client.post("/ui/wizard/mapping", data={
             "wizard.source": "data.train", "wizard.part": "mapping", "task": "text-classification",
             "data.train": str(path), "data.column_mapping.sentence1": "review.body"})
