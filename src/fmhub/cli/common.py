@@ -10,8 +10,10 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from fmhub.errors import FmhubError
 
@@ -20,6 +22,32 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Piped output gets a wide fixed width so tables do not fold at 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+
+
+
+class HelpGroup(TyperGroup):
+    """A command group whose ``--help`` lists each command with its whole first sentence (click's
+    default cuts it at about 45 characters with ``...``)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Write the ``Commands:`` section, wrapped to the formatter's width."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+# Plain click help (no rich panels): at 80 columns an option's name is never cut, its help wraps
+# under it; wider terminals get up to 100 columns.
+TYPER_SETTINGS: dict[str, Any] = {
+    "cls": HelpGroup,
+    "rich_markup_mode": None,
+    "context_settings": {"help_option_names": ["-h", "--help"], "max_content_width": 100},
+}
 
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout (the REST API's objects).")
 
