@@ -10,7 +10,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -29,7 +28,7 @@ class HelpGroup(TyperGroup):
     """A command group whose ``--help`` lists each command with its whole first sentence (click's
     default cuts it at about 45 characters with ``...``)."""
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
         """Write the ``Commands:`` section, wrapped to the formatter's width."""
         rows = []
         for name in self.list_commands(ctx):

@@ -192,7 +192,7 @@ class ProgressBar:
         self.task_id = None
         self.predict_progress: Progress | None = None
         self.predict_tasks: dict[str, Any] = {}
-        self.started: dict[str, float] = {}
+        self.started: dict[str, tuple[float, int]] = {}
         self.last_line: dict[str, tuple[float, int]] = {}
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
@@ -213,7 +213,7 @@ class ProgressBar:
     def _plain(self, key: str, done: int, total: int) -> tuple[float, float | None] | None:
         """Plain mode: ``(elapsed_s, eta_s)`` when a line is due for ``key``, else None."""
         now = time.monotonic()
-        start = self.started.setdefault(key, now)
+        start, first_done = self.started.setdefault(key, (now, done))
         last_t, last_done = self.last_line.get(key, (start, 0))
         tenth = max(1, total // 10)
         due = done >= total or done // tenth > last_done // tenth or now - last_t >= self.min_interval_s
@@ -221,7 +221,7 @@ class ProgressBar:
             return None
         self.last_line[key] = (now, done)
         elapsed = now - start
-        eta = elapsed / done * (total - done) if done and total > done else None
+        eta = elapsed / (done - first_done) * (total - done) if done > first_done and total > done else None
         return elapsed, eta
 
     def predicting(self, label: str, done: int, total: int) -> None:
