@@ -23,7 +23,6 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
-
 class HelpGroup(TyperGroup):
     """A command group whose ``--help`` lists each command with its whole first sentence (click's
     default cuts it at about 45 characters with ``...``)."""
