@@ -33,6 +33,8 @@ def test_every_help_fits_80_columns_and_never_cuts_an_option_name():
         lines = result.output.splitlines()
         assert max(len(line) for line in lines) <= 80, (path, max(lines, key=len))
         assert "…" not in result.output, path
+        assert not [line for line in lines if line.rstrip().endswith("-")], path  # no break after a hyphen
+        assert "\u2011" not in result.output
         for param in command.params:
             for flag in (*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])):
                 if flag.startswith("-"):
@@ -48,6 +50,8 @@ def test_a_group_lists_its_commands_with_their_whole_first_sentence():
     text = " ".join(result.output.split())
     assert "Register a data file as a versioned data asset (copied into the artifact store" in text
     assert "its validation report)." in text
+    finetune = CliRunner().invoke(app, ["finetune", "--help"], env={"COLUMNS": "80"}).output
+    assert "text-classification --train train.csv" in finetune  # the example stays whole
 
 
 def test_a_model_card_wraps_long_text_instead_of_cutting_it():
