@@ -6,10 +6,10 @@ from typing import Optional
 
 import typer
 
-from fmhub.cli.common import JSON_OPTION, context, handle_errors, out, print_json, quiet_libraries
+from fmhub.cli.common import JSON_OPTION, TYPER_SETTINGS, context, handle_errors, out, print_json, quiet_libraries
 from fmhub.cli.render import print_report
 
-app = typer.Typer(help="Check data files and manage data assets.", no_args_is_help=True)
+app = typer.Typer(help="Check data files and manage data assets.", no_args_is_help=True, **TYPER_SETTINGS)
 
 
 @app.command("validate")

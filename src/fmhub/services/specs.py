@@ -5,6 +5,7 @@ REST body or the wizard. Unknown keys are errors, and all problems are reported 
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -192,10 +193,9 @@ def _format_errors(exc: ValidationError, where: str) -> SpecError:
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-            parent = model_fields_at(exc.title, err["loc"][:-1])
-            close = difflib.get_close_matches(str(err["loc"][-1]), parent, n=1)
+            close = nearest_key(str(err["loc"][-1]), model_fields_at(exc.title, err["loc"][:-1]))
             if close:
-                msg += f" (did you mean '{close[0]}'?)"
+                msg += f" (did you mean '{close}'?)"
         elif err["type"] == "missing":
             msg = "required"
         else:
@@ -209,14 +209,42 @@ def _format_errors(exc: ValidationError, where: str) -> SpecError:
 def model_fields_at(title: str, loc: tuple[Any, ...]) -> list[str]:
     """Field names of the spec model named ``title`` at nested location ``loc`` (for suggestions)."""
     models = {cls.__name__: cls for cls in (FinetuneSpec, DataSpec, EvaluateSpec, EvaluateDataSpec)}
-    model: Any = models.get(title)
+    return fields_at(models.get(title), loc)
+
+
+def fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the pydantic model nested in ``model`` at location ``loc`` (field names; list
+    indexes and dict keys are stepped over), or ``[]`` when there is no model there.
+
+    Args:
+        model: A pydantic model class (or None).
+        loc: A validation error's location below ``model``, without the unknown key itself.
+    """
     for part in loc:
-        if model is None:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return []
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-    return list(model.model_fields) if model is not None else []
+        if isinstance(part, int) or str(part) not in model.model_fields:
+            continue  # a list index or a dict key: the item model is already ``model``
+        model = _inner_model(model.model_fields[str(part)].annotation)
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The pydantic model in ``annotation`` (``Model``, ``Model | None``, ``list[Model]``, ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def nearest_key(key: str, known: list[str]) -> str | None:
+    """The known key nearest to an unknown ``key`` (``learning_rat`` -> ``learning_rate``), or None
+    when none is close (difflib ratio under 0.6)."""
+    close = difflib.get_close_matches(key, known, n=1)
+    return close[0] if close else None
 
 
 def build_spec(model_cls: type[BaseModel], data: dict[str, Any], where: str) -> Any:
