@@ -4,7 +4,7 @@ listing the known ones (the CLI's filters too)."""
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
+from local_client import local_client
 from typer.testing import CliRunner
 
 from fmhub.api.app import create_app
@@ -12,7 +12,7 @@ from fmhub.api.app import create_app
 
 @pytest.fixture()
 def api(ctx):
-    with TestClient(create_app(ctx), raise_server_exceptions=False) as client:
+    with local_client(create_app(ctx), raise_server_exceptions=False) as client:
         yield client
 
 
