@@ -88,8 +88,9 @@ def test_non_finite_labels_are_errors_naming_file_line_column_and_value(tmp_path
         expected = [(2, "'NaN'"), (3, "'Infinity'"), (4, "'-inf'"), (5, "'inf'")]
     else:  # JSON's Infinity / -Infinity are numbers to Python's json module
         path = write(tmp_path / "train.jsonl", '{"text": "a", "label": Infinity}\n{"text": "b", "label": -Infinity}\n'
-                     '{"text": "c", "label": "NaN"}\n{"text": "d", "label": "pos"}\n{"text": "e", "label": "neg"}\n')
-        expected = [(1, "inf"), (2, "-inf"), (3, "'NaN'")]
+                     '{"text": "c", "label": "NaN"}\n{"text": "d", "label": NaN}\n{"text": "e", "label": "-inf"}\n'
+                     '{"text": "f", "label": "pos"}\n{"text": "g", "label": "neg"}\n')
+        expected = [(1, "inf"), (2, "-inf"), (3, "'NaN'"), (4, "nan"), (5, "'-inf'")]
     prep = prepare_data(DataSpec(train=path, validation="none", test="none"), get_task("text-classification"),
                         None, 128, seed=0)
     errors = prep.report.errors
@@ -99,6 +100,14 @@ def test_non_finite_labels_are_errors_naming_file_line_column_and_value(tmp_path
     dropped = prepare_data(DataSpec(train=path, validation="none", test="none", on_invalid_row="drop"),
                            get_task("text-classification"), None, 128, seed=0)
     assert dropped.info.labels == ["neg", "pos"]
+
+
+def test_label_type_number_still_says_which_labels_lost_zero_width_characters(tmp_path):
+    path = write(tmp_path / "train.csv", "text,label\na,1\nb,1\u200b\nc,0\n")
+    prep = prepare_data(DataSpec(train=path, validation="none", test="none", label_type="number"),
+                        get_task("text-classification"), None, 128, seed=0)
+    assert prep.info.labels == ["0", "1"]
+    assert [(w.line, w.value) for w in prep.report.warnings] == [(3, repr("1\u200b"))]
 
 
 def test_label_type_number_refuses_infinity(tmp_path):
@@ -281,3 +290,10 @@ def test_references_of_a_word_with_no_sub_word_stay_in_the_metrics(tiny_bert):
     logits = np.eye(len(info.labels))[np.where(labels == IGNORE, 0, labels)]
     scores = task.trainer_metrics(info)(SimpleNamespace(predictions=logits, label_ids=labels))
     assert scores["f1"] == 1.0 and scores["accuracy"] == 1.0
+
+
+def test_labels_written_two_ways_are_listed_with_the_row_errors(tmp_path):
+    path = write(tmp_path / "train.csv", "text,label\na,1\nb,Infinity\nc,1.0\nd,0\n")
+    prep = prepare_data(DataSpec(train=path, validation="none", test="none"), get_task("text-classification"),
+                        None, 128, seed=0)
+    assert sorted((e.line, e.value) for e in prep.report.errors) == [(2, "'1'"), (3, "'Infinity'"), (4, "'1.0'")]

@@ -200,16 +200,17 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
     if "validation" not in splits:
         report.notes.append("no validation data: no per-epoch evaluation, the last checkpoint is kept")
 
+    # Labels written two ways are reported with the row errors (all problems at once).
+    for p in task.check_label_values(splits, spec.label_options()):
+        owner = next((ex for ex in splits.values() if ex.file == p.file), train)
+        p.column = owner.columns.get(p.column or "", p.column)
+        (report.errors if p.severity == "error" else report.warnings).append(p)
     info: LabelInfo | None = None
     if report.ok:
         info = task.label_info(train)
         for p in task.check_splits(splits, info):
             owner = next((ex for ex in splits.values() if ex.file == p.file), train)
             p.column = owner.columns.get(p.column or "", p.column)  # name the user's column
-            (report.errors if p.severity == "error" else report.warnings).append(p)
-        for p in task.check_label_values(splits, spec.label_options()):
-            owner = next((ex for ex in splits.values() if ex.file == p.file), train)
-            p.column = owner.columns.get(p.column or "", p.column)
             (report.errors if p.severity == "error" else report.warnings).append(p)
         ordered_rows = {name: (splits[name].file, splits[name].rows, splits[name].lines)
                         for name in SPLITS if name in splits}

@@ -109,16 +109,16 @@ class TextClassification(Task):
                 elif not isinstance(value, str):
                     row[key] = str(value)
             label = row.get("label")
-            if _is_missing(label) or (isinstance(label, str) and not label.strip()):
+            if isinstance(label, float) and not math.isfinite(label):  # JSON NaN / Infinity, a float column's NaN
+                problems.append(_non_finite(label, examples.file, line))
+                bad = True
+            elif _is_missing(label) or (isinstance(label, str) and not label.strip()):
                 problems.append(Problem("missing label", file=examples.file, line=line, column="label",
                                         value=shorten_value("" if label is None else label), hint="give every row a label (or --on-invalid-row drop)"))
                 bad = True
             elif isinstance(label, (list, dict)):
                 problems.append(Problem("a label must be a single value, not a list or object",
                                         file=examples.file, line=line, column="label", value=shorten_value(label)))
-                bad = True
-            elif isinstance(label, float) and not math.isfinite(label):
-                problems.append(_non_finite(label, examples.file, line))
                 bad = True
             else:
                 name = label_name(label)
@@ -148,17 +148,20 @@ class TextClassification(Task):
         hint = (f"--label-type {label_type} needs {'integer' if label_type == 'int' else 'numeric'} labels; "
                 "use --label-type string to keep labels as text")
         problems = []
+        changes = ChangeLog()
         for row, line in zip(examples.rows, examples.lines):
             label = row.get("label")
             if _is_missing(label) or isinstance(label, (list, dict)) or (isinstance(label, str) and not label.strip()):
                 continue  # the row checks report these
-            number = None if isinstance(label, bool) else number_of(normalise_label(label_name(label)))
+            text = None if isinstance(label, bool) else normalise_label(label_name(label))
+            number = None if text is None else number_of(text)
             if number is None or not math.isfinite(number) or (label_type == "int" and not number.is_integer()):
                 problems.append(Problem(f"label {shorten_value(label)} is not {what}", file=examples.file,
                                         line=line, column="label", value=shorten_value(label), hint=hint))
                 continue
+            changes.normalise(label_name(label), line)  # zero-width characters, NFC: said, not silent
             row["label"] = canonical_number(number)
-        return problems
+        return problems + changes.warnings(examples.file, "label")
 
     def check_label_values(self, splits: dict[str, Examples], options: dict[str, Any]) -> list[Problem]:
         """Labels equal as numbers but written differently (``1``, ``1.0``, ``01``) stop the job
@@ -173,6 +176,8 @@ class TextClassification(Task):
         spellings: dict[float, dict[str, list[tuple[str, int]]]] = {}
         for ex in (splits[name] for name in ("train", "validation", "test") if name in splits):
             for row, line in zip(ex.rows, ex.lines):
+                if not isinstance(row.get("label"), str):
+                    continue  # a bad row (the row checks report it)
                 number = number_of(row["label"])
                 if number is not None and math.isfinite(number):
                     spellings.setdefault(number, {}).setdefault(row["label"], []).append((ex.file, line))
