@@ -100,6 +100,9 @@ def check_evaluate(ctx: Context, spec: EvaluateSpec,
     split = SplitReport(name="test", source=spec.data.test, rows_read=read, rows_kept=len(examples), dropped=dropped)
     if report.ok:
         split.distribution = task.distribution(examples)
+        for p in task.tokenizer_warnings(tokenizer, examples):  # e.g. NER words with no sub-word
+            p.column = examples.columns.get(p.column or "", p.column)
+            report.warnings.append(p)
     report.splits.append(split)
     if on_report:
         on_report(report)
