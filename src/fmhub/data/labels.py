@@ -12,6 +12,7 @@ import json
 import math
 import unicodedata
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from fmhub.data.problems import Problem, shorten_value
@@ -119,6 +120,41 @@ def normalisation_warnings(changes: dict[tuple[str, str], list[int]], file: str,
             file=file, line=lines[0], column=column, value=shorten_value(before), severity="warning",
             hint=f"labels that look the same are one class; write {after!r} in the file to silence this"))
     return out
+
+
+def numbers_written_two_ways(labels: Iterable[tuple[str, int, str]], column: str = "label") -> list[Problem]:
+    """Errors for labels equal as numbers but written differently (``1``, ``1.0``, ``01``).
+
+    Args:
+        labels: ``(file, line, label text)`` for every row, in file order (train first).
+        column: The task key the labels sit in.
+
+    Returns:
+        One error per spelling and file of such a number: its file, first line, column and value,
+        the message naming every spelling and the lines (the first five) of this one.
+    """
+    spellings: dict[float, dict[str, list[tuple[str, int]]]] = {}
+    for file, line, label in labels:
+        number = number_of(label)
+        if number is not None and math.isfinite(number):
+            spellings.setdefault(number, {}).setdefault(label, []).append((file, line))
+    problems = []
+    for number, names in spellings.items():
+        if len(names) < 2:
+            continue
+        others = ", ".join(repr(n) for n in names)
+        for name, places in names.items():
+            by_file: dict[str, list[int]] = {}
+            for file, line in places:
+                by_file.setdefault(file, []).append(line)
+            for file, lines in by_file.items():
+                problems.append(Problem(
+                    f"labels {others} are the number {canonical_number(number)} written differently: "
+                    f"{name!r} on {lines_text(lines)}", file=file, line=lines[0], column=column,
+                    value=shorten_value(name),
+                    hint="say how to read them: --label-type number (one class) or --label-type string "
+                         "(separate classes), or make the column consistent"))
+    return problems
 
 
 def _key_value(value: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fmhub.data.labels import ChangeLog, canonical_number, lines_text, normalise_label, number_of
+from fmhub.data.labels import ChangeLog, canonical_number, normalise_label, number_of, numbers_written_two_ways
 from fmhub.data.problems import Problem, shorten_value
 from fmhub.tasks.base import Examples, LabelInfo, Task, unseen_labels
 from fmhub.tasks.schema import TaskSchema
@@ -173,31 +173,10 @@ class TextClassification(Task):
         """
         if options.get("label_type") is not None:
             return []
-        spellings: dict[float, dict[str, list[tuple[str, int]]]] = {}
-        for ex in (splits[name] for name in ("train", "validation", "test") if name in splits):
-            for row, line in zip(ex.rows, ex.lines):
-                if not isinstance(row.get("label"), str):
-                    continue  # a bad row (the row checks report it)
-                number = number_of(row["label"])
-                if number is not None and math.isfinite(number):
-                    spellings.setdefault(number, {}).setdefault(row["label"], []).append((ex.file, line))
-        problems = []
-        for number, names in spellings.items():
-            if len(names) < 2:
-                continue
-            others = ", ".join(repr(n) for n in names)
-            for name, places in names.items():
-                by_file: dict[str, list[int]] = {}
-                for file, line in places:
-                    by_file.setdefault(file, []).append(line)
-                for file, lines in by_file.items():
-                    problems.append(Problem(
-                        f"labels {others} are the number {canonical_number(number)} written differently: "
-                        f"{name!r} on {lines_text(lines)}", file=file, line=lines[0], column="label",
-                        value=shorten_value(name),
-                        hint="say how to read them: --label-type number (one class) or --label-type string "
-                             "(separate classes), or make the column consistent"))
-        return problems
+        return numbers_written_two_ways(
+            (ex.file, line, row["label"]) for ex in (splits[name] for name in ("train", "validation", "test")
+                                                     if name in splits)
+            for row, line in zip(ex.rows, ex.lines) if isinstance(row.get("label"), str))
 
     def label_info(self, train: Examples) -> LabelInfo:
         names = sorted({row["label"] for row in train.rows}, key=_sort_key)
