@@ -25,7 +25,7 @@ def validate_cmd(
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error or drop."),
-    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default; 1 and 1.0 are two classes, with a warning) or int (1, 1.0 and \"1\" are class 1)."),
+    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels that are numbers: number (1, 1.0 and 01 are one class), string (separate classes) or int (whole numbers only). Default: labels equal as numbers but written differently stop the job."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Token classification with integer tags: names in id order, comma-separated (O,B-PER,I-PER), or a file with one name per line."),
     # -- delimiter --
     delimiter: Optional[str] = typer.Option(None, "--delimiter", help="CSV/TSV field separator: one character or comma, semicolon, pipe, tab (default: detected from the CSV header; tab for TSV)."),
@@ -62,7 +62,7 @@ def create_cmd(
     map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable (with --task)."),
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
-    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default) or int."),
+    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels that are numbers: number (1 and 1.0 are one class), string (separate classes) or int."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Names of integer tags, in id order (comma-separated or a file)."),
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error (default: refuse a file with bad rows) or drop (register it; jobs leave those rows out, listed in the report)."),
     # -- delimiter --

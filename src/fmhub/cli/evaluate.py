@@ -97,7 +97,7 @@ def evaluate_cmd(
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error or drop."),
     # -- delimiter --
     delimiter: Optional[str] = typer.Option(None, "--delimiter", help="CSV/TSV field separator: one character or comma, semicolon, pipe, tab (default: detected from the CSV header; tab for TSV)."),
-    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default; 1 and 1.0 are two classes, with a warning) or int (1, 1.0 and \"1\" are class 1)."),
+    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels that are numbers: number (1, 1.0 and 01 are one class), string (separate classes) or int (whole numbers only). Default: labels equal as numbers but written differently stop the job."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Token classification with integer tags: names in id order, comma-separated (O,B-PER,I-PER), or a file with one name per line."),
     batch_size: int = typer.Option(64, "--per-device-eval-batch-size", "--batch-size", help="Rows per forward pass."),
     max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Truncate inputs to this many tokens (default: what the model was fine-tuned with, else 512)."),

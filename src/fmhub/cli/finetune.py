@@ -81,7 +81,7 @@ def finetune_cmd(
     on_invalid_row: Optional[str] = typer.Option(None, "--on-invalid-row", help="error (default: stop and list bad rows) or drop (leave them out, listed in the report)."),
     # -- delimiter --
     delimiter: Optional[str] = typer.Option(None, "--delimiter", help="CSV/TSV field separator: one character or comma, semicolon, pipe, tab (default: detected from the CSV header; tab for TSV)."),
-    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default; 1 and 1.0 are two classes, with a warning) or int (1, 1.0 and \"1\" are class 1)."),
+    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels that are numbers: number (1, 1.0 and 01 are one class), string (separate classes) or int (whole numbers only). Default: labels equal as numbers but written differently stop the job."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Token classification with integer tags: names in id order, comma-separated (O,B-PER,I-PER), or a file with one name per line."),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Peak learning rate (default from the model card or task, e.g. 1e-4 for all-MiniLM-L6-v2)."),
     num_train_epochs: Optional[float] = typer.Option(None, "--num-train-epochs", help="Epochs (task default: 3; 2 for question answering)."),

@@ -155,7 +155,7 @@ def _create_data_asset(ctx: Context, path: str, name: str, task: str | None, opt
     if not p.is_file():
         raise DataError(f"data file '{path}' does not exist", hint="check the path")
     read = {k: v for k, v in options.model_dump(include={"label_type", "tag_names", "on_invalid_row"}).items()
-            if v not in (None, "string", "error")}
+            if v not in (None, "error")}
     existing = assets_repo.find_by_sha(ctx.db_url, name, sha256_file(p))
     if existing is not None and _same_use(existing, task, options, read):
         return existing, False
@@ -235,7 +235,7 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
                 update["encoding"] = stored["encoding"]
             if data.delimiter is None and stored.get("delimiter"):
                 update["delimiter"] = stored["delimiter"]
-            if data.label_type == "string" and stored.get("label_type"):
+            if data.label_type is None and stored.get("label_type"):
                 update["label_type"] = stored["label_type"]
             if data.tag_names is None and stored.get("tag_names"):
                 update["tag_names"] = stored["tag_names"]

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fmhub.data.labels import row_key
+from fmhub.data.leakage import cross_split_duplicates
 from fmhub.data.mapping import apply_mapping, resolve_mapping
 from fmhub.data.problems import Problem
 from fmhub.data.readers import Table, delimiter_name, read_table
@@ -166,7 +168,14 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
     if sizes.validation > 0 or sizes.test > 0:
         strat = task.stratify_values(train) if report.ok else None
         split_notes: list[str] = []
-        idx = split_indices(len(train), sizes, seed=seed, stratify=strat, notes=split_notes)
+        # Exact duplicate rows (after label normalisation) stay together: no row of an automatic
+        # validation/test split also occurs in train.
+        groups = [row_key(row) for row in train.rows] if report.ok else None
+        idx = split_indices(len(train), sizes, seed=seed, stratify=strat, notes=split_notes, groups=groups)
+        repeated = len(groups) - len(set(groups)) if groups else 0
+        if repeated:
+            split_notes.append(f"{spec.train} repeats {repeated} row(s) exactly: each set of copies was kept "
+                               "in one split")
         report.notes.extend(split_notes)
         full = train
         train = full.subset(idx["train"], "train")
@@ -203,6 +212,11 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
     if "validation" not in splits:
         report.notes.append("no validation data: no per-epoch evaluation, the last checkpoint is kept")
 
+    # Labels written two ways are reported with the row errors (all problems at once).
+    for p in task.check_label_values(splits, spec.label_options()):
+        owner = next((ex for ex in splits.values() if ex.file == p.file), train)
+        p.column = owner.columns.get(p.column or "", p.column)
+        (report.errors if p.severity == "error" else report.warnings).append(p)
     info: LabelInfo | None = None
     if report.ok:
         info = task.label_info(train)
@@ -210,6 +224,10 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
             owner = next((ex for ex in splits.values() if ex.file == p.file), train)
             p.column = owner.columns.get(p.column or "", p.column)  # name the user's column
             (report.errors if p.severity == "error" else report.warnings).append(p)
+        ordered_rows = {name: (splits[name].file, splits[name].rows, splits[name].lines)
+                        for name in SPLITS if name in splits}
+        report.leakage, leaks = cross_split_duplicates(ordered_rows)
+        report.warnings.extend(leaks)
 
     ordered = {name: splits[name] for name in SPLITS if name in splits}
     for name, ex in ordered.items():
@@ -219,6 +237,9 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
             sr.distribution = task.distribution(ex)
             if tokenizer is not None and len(ex):
                 sr.lengths = length_stats(task.token_counts(tokenizer, ex), max_seq_length)
+                for p in task.tokenizer_warnings(tokenizer, ex):
+                    p.column = ex.columns.get(p.column or "", p.column)
+                    report.warnings.append(p)
         report.splits.append(sr)
     return PreparedData(splits=ordered, info=info, report=report, files=files)
 

@@ -92,11 +92,17 @@ def check_evaluate(ctx: Context, spec: EvaluateSpec,
         empty = Examples("train", "", [], [])
         for p in task.check_splits({"train": empty, "test": examples}, info):
             (report.errors if p.severity == "error" else report.warnings).append(p)
+        for p in task.check_label_values({"test": examples}, spec.data.label_options()):
+            p.column = examples.columns.get(p.column or "", p.column)
+            (report.errors if p.severity == "error" else report.warnings).append(p)
     if report.ok and isinstance(task, Seq2SeqTask):
         info.extra.update(task.label_info(examples).extra)  # e.g. the target language for BLEU
     split = SplitReport(name="test", source=spec.data.test, rows_read=read, rows_kept=len(examples), dropped=dropped)
     if report.ok:
         split.distribution = task.distribution(examples)
+        for p in task.tokenizer_warnings(tokenizer, examples):  # e.g. NER words with no sub-word
+            p.column = examples.columns.get(p.column or "", p.column)
+            report.warnings.append(p)
     report.splits.append(split)
     if on_report:
         on_report(report)

@@ -31,9 +31,12 @@ class ReadOptions(BaseModel):
             or a tab) and uses a tab for TSV.
         on_invalid_row: ``error`` stops before any job and lists every bad row; ``drop`` leaves
             such rows out and lists them in the report.
-        label_type: Classification labels as ``string`` (default: as written; ``1`` and ``1.0``
-            are two classes, with a warning) or ``int`` (``1``, ``1.0`` and ``"1"`` are class
-            ``1``; a label that is not a whole number is an error naming its line).
+        label_type: How classification labels that are numbers are read. None (default): as
+            written, and labels equal as numbers but written differently (``1``, ``1.0``,
+            ``01``) stop the job, naming their lines. ``string``: as written, such labels are
+            separate classes. ``number``: labels equal as numbers are one class (``1``, ``1.0``
+            and ``"01"`` are class ``1``; a label that is not a number is an error naming its
+            line). ``int``: as ``number``, and a label that is not a whole number is an error.
         tag_names: Token classification with integer tags: the tag names in id order (``O``,
             ``B-PER``, ...), or the path of a names file (one per line, or a JSON list). The saved
             model then speaks names.
@@ -45,7 +48,7 @@ class ReadOptions(BaseModel):
     format: Literal["jsonl", "json", "csv", "tsv", "parquet", "conll"] | None = None
     encoding: str = "utf-8"
     on_invalid_row: Literal["error", "drop"] = "error"
-    label_type: Literal["string", "int"] = "string"
+    label_type: Literal["string", "number", "int"] | None = None
     tag_names: list[str] | str | None = None
     # -- delimiter (CSV/TSV) --
     delimiter: str | None = None
