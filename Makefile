@@ -1,4 +1,5 @@
-# fmhub: `make demo` runs the main job, `make test` runs the tests. Both set themselves up.
+# fmhub: `make demo` runs the main job, `make test` runs the tests (`make unit`: the unit tests
+# alone, about a minute). All set themselves up.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ EPOCHS ?= 1
 NAME ?= $(MODEL)-$(TASK)
 ARGS ?=
 
-.PHONY: setup browser demo test bench clean-venv
+.PHONY: setup browser demo test unit bench clean-venv
 
 setup: $(VENV)/.installed
 
@@ -32,13 +33,18 @@ demo: setup
 		--text "a gorgeous, witty and moving film" --text "a dull, tedious mess"
 
 # The browser tests drive Debian's chromium (no browser download): installed here when missing.
+# apt-get's output goes to test-output/apt.log, not to the test log.
 browser:
 	@command -v chromium >/dev/null 2>&1 || test -x "$${FMHUB_CHROMIUM:-/usr/bin/chromium}" || \
-		{ echo "installing chromium for the browser tests (apt-get)"; apt-get update -qq && \
-		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+		{ mkdir -p test-output; echo "installing chromium for the browser tests (apt-get; log: test-output/apt.log)"; \
+		  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		    > test-output/apt.log 2>&1 || { echo "apt-get failed: see test-output/apt.log"; exit 1; }; }
 
 test: setup browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+unit: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests/unit
 
 bench: setup
 	$(BIN)/python benchmarks/finetune_cpu.py

@@ -57,19 +57,32 @@ def tiny_bert(tmp_path_factory) -> Path:
 
 
 def write_sentiment_csv(path: Path, n: int = 40, labels: tuple[str, str] = ("neg", "pos")) -> Path:
-    """A small sentiment CSV with columns ``review,stars``: positive words -> labels[1]."""
+    """A small sentiment CSV with columns ``review,stars``: positive words -> labels[1].
+
+    Every row is different (rows past the sixth of each label end in neutral words that count
+    the row), so automatic splits, which keep exact duplicates together, split rows, not groups.
+    """
     import csv
 
     pos = ["good movie", "great film", "love this plot", "wonderful acting", "the best story", "very fun"]
     neg = ["bad movie", "awful film", "hate this plot", "boring acting", "the worst story", "very dull"]
+    fillers = ["the", "a", "it", "this", "is", "was", "and", "story"]
+
+    def tail(k: int) -> str:
+        words = []
+        while k:
+            k, digit = divmod(k, len(fillers))
+            words.append(fillers[digit])
+        return "".join(" " + w for w in words)
+
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["review", "stars"])
         for i in range(n):
             if i % 2:
-                w.writerow([pos[i % len(pos)], labels[1]])
+                w.writerow([pos[i % len(pos)] + tail(i // len(pos)), labels[1]])
             else:
-                w.writerow([neg[i % len(neg)], labels[0]])
+                w.writerow([neg[i % len(neg)] + tail(i // len(neg)), labels[0]])
     return path
 
 

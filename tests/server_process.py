@@ -29,10 +29,18 @@ class ServerProcess:
         url: ``http://127.0.0.1:<port>``.
         popen: The process.
         log_path: Its stdout/stderr.
+
+    Args:
+        data_roots: ``--data-root`` folders; None (default) gives the folder holding ``home``, where
+            the tests write their data files; ``()`` gives the server's own default (``cwd``).
+        cwd: The folder the server is started from (default: the test's working folder).
     """
 
     def __init__(self, home: Path, port: int | None = None, extra_args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, data_roots: tuple[Path, ...] | None = None,
+                 cwd: Path | None = None) -> None:
+        self.data_roots = (home.parent,) if data_roots is None else tuple(data_roots)
+        self.cwd = cwd
         self.home = home
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -47,8 +55,9 @@ class ServerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen([sys.executable, "-m", "fmhub", "serve", "--port", str(self.port),
-                                       "--poll-s", "0.3", *self.extra_args],
-                                      stdout=log, stderr=subprocess.STDOUT, env=self.env)
+                                       "--poll-s", "0.3", *self.extra_args,
+                                       *(a for root in self.data_roots for a in ("--data-root", str(root)))],
+                                      stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:

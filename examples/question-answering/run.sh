@@ -28,4 +28,4 @@ cat > "$request" <<'JSON'
 {"input_data": [{"question": "Where did they meet?", "context": "The two ministers met in Paris on Tuesday to discuss the new trade agreement."}]}
 JSON
 fmhub endpoints invoke "$endpoint" --data "$request"
-fmhub endpoints delete "$endpoint"
+fmhub endpoints delete "$endpoint" --yes

@@ -28,4 +28,4 @@ cat > "$request" <<'JSON'
 {"input_data": ["#Person1#: Did you finish the report? #Person2#: Not yet, I will send it to you tomorrow morning."]}
 JSON
 fmhub endpoints invoke "$endpoint" --data "$request"
-fmhub endpoints delete "$endpoint"
+fmhub endpoints delete "$endpoint" --yes

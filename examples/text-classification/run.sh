@@ -27,4 +27,4 @@ cat > "$request" <<'JSON'
 {"input_data": ["a gorgeous, witty film", "the plot is a tired mess"]}
 JSON
 fmhub endpoints invoke "$endpoint" --data "$request"
-fmhub endpoints delete "$endpoint"
+fmhub endpoints delete "$endpoint" --yes

@@ -27,4 +27,4 @@ cat > "$request" <<'JSON'
 {"input_data": ["Angela Merkel met Emmanuel Macron in Paris on Tuesday."]}
 JSON
 fmhub endpoints invoke "$endpoint" --data "$request"
-fmhub endpoints delete "$endpoint"
+fmhub endpoints delete "$endpoint" --yes

@@ -27,4 +27,4 @@ cat > "$request" <<'JSON'
 {"input_data": ["A man rides a bike down the street."]}
 JSON
 fmhub endpoints invoke "$endpoint" --data "$request"
-fmhub endpoints delete "$endpoint"
+fmhub endpoints delete "$endpoint" --yes

@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,8 @@ _ERROR_CLASSES = {cls.code: cls for cls in (errors.FmhubError, errors.NotFoundEr
                                             errors.ImportRefusedError, errors.JobFailedError,
                                             errors.JobCanceledError, errors.UnauthorizedError,
                                             errors.PayloadTooLargeError, errors.OverloadedError,
-                                            errors.UnavailableError, errors.ScoringTimeoutError)}
+                                            errors.UnavailableError, errors.ScoringTimeoutError,
+                                            errors.ForbiddenPathError)}
 
 
 class ApiError(errors.FmhubError):
@@ -66,6 +68,15 @@ def _raise_for(response: httpx.Response) -> None:
     if cls is not None and cls.http_status == response.status_code:
         raise cls(message, body.get("hint", ""), body.get("details"))
     raise ApiError(code, response.status_code, message, body.get("hint", ""), body.get("details"))
+
+
+DATA_FILES = ("train", "validation", "test")
+
+
+def upload_name(path: Path) -> str:
+    """A data asset name for an uploaded file: ``<parent folder>-<file stem>``, e.g. ``sst2-train``."""
+    raw = f"{path.parent.name}-{path.stem}" if path.parent.name else path.stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-._")[:100] or "data"
 
 
 def _dump(spec: BaseModel | dict[str, Any]) -> dict[str, Any]:
@@ -191,12 +202,15 @@ class DataClient(_Resource):
         body = {"name": name, "path": str(path), "task": task, **options}
         return DataAsset.model_validate(self._client.request("POST", "/data", json=body))
 
-    def upload(self, name: str, file: str | Path, task: str | None = None) -> DataAsset:
-        """Upload a local file as data asset ``name`` (the server copies and hashes it)."""
+    def upload(self, name: str, file: str | Path, task: str | None = None, format: str | None = None,
+               encoding: str | None = None) -> DataAsset:
+        """Upload a local file as data asset ``name`` (the server copies and hashes it); the file
+        is streamed, not read into memory. ``format`` and ``encoding`` say how to read it."""
         path = Path(file)
+        params = {k: v for k, v in {"filename": path.name, "task": task, "format": format,
+                                    "encoding": encoding}.items() if v is not None}
         with path.open("rb") as f:
-            result = self._client.request("PUT", f"/data/{name}/upload", params={"filename": path.name, "task": task},
-                                          content=f.read())
+            result = self._client.request("PUT", f"/data/{name}/upload", params=params, content=f)
         return DataAsset.model_validate(result)
 
     def list(self, name: str | None = None, limit: int = 50, offset: int = 0) -> list[DataAsset]:
@@ -279,6 +293,8 @@ class Client:
         models: :class:`ModelsClient`.
         data: :class:`DataClient`.
         endpoints: :class:`EndpointsClient`.
+        uploads: Local file -> the data asset reference it was uploaded as, when the server refused
+            to read it (outside its data roots) during :meth:`finetune` or :meth:`evaluate`.
 
     Errors come back as the ``FmhubError`` subclasses the server raised (``NotFoundError``,
     ``SpecError``, ``DataError`` ...) or :class:`ApiError`, with the server's message and hint.
@@ -293,6 +309,7 @@ class Client:
         self.models = ModelsClient(self)
         self.data = DataClient(self)
         self.endpoints = EndpointsClient(self)
+        self.uploads: dict[str, str] = {}
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call ``/api/v1{path}`` and return the decoded JSON (``None`` query values are dropped).
@@ -317,17 +334,52 @@ class Client:
         _raise_for(response)
         return response.json()
 
-    def finetune(self, spec: BaseModel | dict[str, Any]) -> Job:
+    def finetune(self, spec: BaseModel | dict[str, Any], upload: bool = True) -> Job:
         """Submit a fine-tune job (a ``FinetuneSpec`` or its dict, as in a job YAML); returns the queued job.
+
+        Args:
+            spec: The job spec.
+            upload: When the server refuses a data file outside its data roots (403
+                ``forbidden_path``) that exists on this machine, upload it as a data asset and
+                submit again naming the asset (recorded in :attr:`uploads`).
 
         Raises:
             SpecError, DataError: the spec or the data has problems (``details`` lists them).
+            ForbiddenPathError: a refused path that is no file of this machine (or ``upload`` off).
         """
-        return Job.model_validate(self.request("POST", "/jobs/finetune", json=_dump(spec))["job"])
+        return Job.model_validate(self._submit("/jobs/finetune", _dump(spec), upload)["job"])
 
-    def evaluate(self, spec: BaseModel | dict[str, Any]) -> Job:
-        """Submit an evaluate job (an ``EvaluateSpec`` or its dict); returns the queued job."""
-        return Job.model_validate(self.request("POST", "/jobs/evaluate", json=_dump(spec))["job"])
+    def evaluate(self, spec: BaseModel | dict[str, Any], upload: bool = True) -> Job:
+        """Submit an evaluate job (an ``EvaluateSpec`` or its dict); returns the queued job.
+        ``upload``: as for :meth:`finetune`."""
+        return Job.model_validate(self._submit("/jobs/evaluate", _dump(spec), upload)["job"])
+
+    def _submit(self, route: str, body: dict[str, Any], upload: bool) -> Any:
+        try:
+            return self.request("POST", route, json=body)
+        except errors.FmhubError as exc:
+            retry = self._upload_refused(body, exc.details) if upload and exc.code == "forbidden_path" else None
+            if retry is None:
+                raise
+            return self.request("POST", route, json=retry)
+
+    def _upload_refused(self, body: dict[str, Any], refused: Any) -> dict[str, Any] | None:
+        """``body`` with each refused data file of this machine uploaded and named by its data
+        asset; None when a refused path is no data file here (the server's error stands)."""
+        data = dict(body.get("data") or {})
+        fields = [d.get("field", "") for d in refused or [] if isinstance(d, dict)]
+        keys = [f.removeprefix("data.") for f in fields if f.removeprefix("data.") in DATA_FILES]
+        if not keys or len(keys) != len(fields) or \
+                not all(isinstance(data.get(k), str) and Path(data[k]).expanduser().is_file() for k in keys):
+            return None
+        for key in keys:
+            path = str(Path(data[key]).expanduser().resolve())
+            if path not in self.uploads:
+                encoding = data.get("encoding") if data.get("encoding") not in (None, "utf-8") else None
+                asset = self.data.upload(upload_name(Path(path)), path, format=data.get("format"), encoding=encoding)
+                self.uploads[path] = asset.ref
+            data[key] = self.uploads[path]
+        return {**body, "data": data}
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -18,6 +18,10 @@ class Settings(BaseSettings):
         ray_address: ``FMHUB_RAY_ADDRESS``; a Ray cluster address for the ``ray`` compute target.
         offline: ``FMHUB_OFFLINE``; when true the hub is never contacted. Default: true when
             ``HF_HUB_OFFLINE`` is set, else false (a failed hub download is still reported clearly).
+        data_roots: ``FMHUB_DATA_ROOTS``; the folders the server (``fmhub serve``) reads user files
+            from, separated by ``os.pathsep`` (``:`` on Linux). Default: the folder the server was
+            started from. The upload area and the artifact store are always roots. The local CLI
+            ignores it: it reads the files its user names.
     """
 
     model_config = SettingsConfigDict(env_prefix="FMHUB_", extra="ignore")
@@ -26,11 +30,17 @@ class Settings(BaseSettings):
     database_url: str | None = None
     ray_address: str | None = None
     offline: bool = False
+    data_roots: str | None = None
 
     @property
     def artifacts_dir(self) -> Path:
         """Root of the artifact store: ``<home>/artifacts``."""
         return self.home / "artifacts"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the server keeps uploaded files while it registers them: ``<home>/uploads``."""
+        return self.home / "uploads"
 
     @property
     def jobs_dir(self) -> Path:

@@ -131,6 +131,14 @@ class ScoringTimeoutError(FmhubError):
     http_status = 504
 
 
+class ForbiddenPathError(FmhubError):
+    """A path in a request to the server lies outside the server's data roots (``..`` and symlinks
+    resolved first); ``details`` lists each refused field with its value."""
+
+    code = "forbidden_path"
+    http_status = 403
+
+
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     cls.code: cls.http_status
     for cls in (
@@ -148,5 +156,6 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
         OverloadedError,
         UnavailableError,
         ScoringTimeoutError,
+        ForbiddenPathError,
     )
 }

@@ -141,7 +141,8 @@ def test_traffic_sliders_must_sum_to_100(page, tuned):
     assert page.locator("#traffic-sum").inner_text() == "60%"
     assert error.is_visible() and "100" in error.inner_text()
     assert save.is_disabled()
-    refused = page.request.post("/ui/endpoints/split-ui/traffic", form={"traffic.blue": "60", "traffic.green": "0"})
+    refused = page.request.post("/ui/endpoints/split-ui/traffic", form={"traffic.blue": "60", "traffic.green": "0"},
+                                headers={"X-CSRF-Token": page.evaluate("window.fmhubCsrfToken()")})
     assert refused.status == 422 and "sum to 60" in refused.text()
 
     green.fill("40")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
+from local_client import local_client
 
 from fmhub.api.app import create_app
 
 
 @pytest.fixture()
 def api(ctx):
-    with TestClient(create_app(ctx), raise_server_exceptions=False) as client:
+    with local_client(create_app(ctx), raise_server_exceptions=False) as client:
         yield client
 
 

@@ -92,9 +92,14 @@ def test_the_stored_mapping_and_label_options_are_used_and_new_options_make_a_ne
     from fmhub.services.specs import DataSpec
 
     data = write(tmp_path / "odd.csv", "foo,bar\ngood film,1\nbad film,0\nfun,1.0\n")
+    with pytest.raises(DataError, match="labels '1', '1.0' are the number 1 written differently"):
+        create_data_asset(ctx, str(data), "odd", task="text-classification",
+                          options=ReadOptions(column_mapping={"sentence1": "foo", "label": "bar"}))
     first, _ = create_data_asset(ctx, str(data), "odd", task="text-classification",
-                                 options=ReadOptions(column_mapping={"sentence1": "foo", "label": "bar"}))
-    assert first.report["warnings"][0]["message"] == "labels ['1', '1.0'] look like one class written two ways"
+                                 options=ReadOptions(column_mapping={"sentence1": "foo", "label": "bar"},
+                                                     label_type="string"))
+    assert first.read_options["label_type"] == "string"
+    assert first.report["splits"][0]["distribution"] == {"0": 1, "1": 1, "1.0": 1}
     second, created = create_data_asset(ctx, str(data), "odd", task="text-classification",
                                         options=ReadOptions(column_mapping={"sentence1": "foo", "label": "bar"},
                                                             label_type="int"))

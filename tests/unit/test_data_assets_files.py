@@ -289,16 +289,24 @@ def test_tsv_list_cells_for_token_classification() -> None:
 
 
 @pytest.mark.parametrize("name", ["labels_one_and_one_point_zero.csv", "labels_one_and_one_point_zero.jsonl"])
-def test_labels_1_and_1_0_are_flagged_as_likely_one_class(name: str) -> None:
+def test_labels_1_and_1_0_stop_the_job_unless_a_label_type_says_how_to_read_them(name: str) -> None:
     path = str(asset(name))
-    prep = prepare_data(DataSpec(train=path, validation="none", test="none"), get_task("text-classification"),
-                        None, 128, seed=0)
-    assert prep.report.ok  # a warning, not an error: they stay two classes
-    assert prep.info.labels == ["0", "1", "1.0"]
-    assert prep.report.split("train").distribution == {"0": 2, "1": 1, "1.0": 1}
-    assert [(w.severity, w.file, w.message) for w in prep.report.warnings] == [
-        ("warning", path, "labels ['1', '1.0'] look like one class written two ways")]
-    assert "kept as different classes" in prep.report.warnings[0].hint
+    task = get_task("text-classification")
+    prep = prepare_data(DataSpec(train=path, validation="none", test="none"), task, None, 128, seed=0)
+    first = 2 if name.endswith(".csv") else 1  # the CSV header is line 1
+    assert [(e.severity, e.file, e.line, e.column, e.value) for e in prep.report.errors] == [
+        ("error", path, first, "label", "'1'"), ("error", path, first + 2, "label", "'1.0'")]
+    assert prep.report.errors[0].message == (f"labels '1', '1.0' are the number 1 written differently: "
+                                             f"'1' on line {first}")
+    assert "--label-type number" in prep.report.errors[0].hint and "--label-type string" in prep.report.errors[0].hint
+    as_string = prepare_data(DataSpec(train=path, validation="none", test="none", label_type="string"), task, None,
+                             128, seed=0)
+    assert as_string.report.ok and as_string.report.warnings == []
+    assert as_string.report.split("train").distribution == {"0": 2, "1": 1, "1.0": 1}
+    as_number = prepare_data(DataSpec(train=path, validation="none", test="none", label_type="number"), task, None,
+                             128, seed=0)
+    assert as_number.report.ok and as_number.info.labels == ["0", "1"]
+    assert as_number.report.split("train").distribution == {"0": 2, "1": 2}
 
 
 @pytest.mark.parametrize("split", ["validation", "test"])
@@ -441,8 +449,8 @@ def test_translation_pairs_missing_a_side_are_reported_and_the_rest_stay_aligned
 def test_label_type_int_merges_one_and_one_point_zero_and_names_non_integers() -> None:
     path = str(asset("labels_int.csv"))
     task = get_task("text-classification")
-    as_text = prepare_data(DataSpec(train=path, validation="none", test="none", on_invalid_row="drop"), task, None,
-                           128, seed=0)
+    as_text = prepare_data(DataSpec(train=path, validation="none", test="none", on_invalid_row="drop",
+                                    label_type="string"), task, None, 128, seed=0)
     assert as_text.info.labels == ["0", "1", "1.0", "2.5", "pos"]
     prep = prepare_data(DataSpec(train=path, validation="none", test="none", label_type="int"), task, None, 128,
                         seed=0)
@@ -501,14 +509,16 @@ def test_labels_differing_in_case_are_flagged_and_booleans_are_not_integers(tmp_
     assert (4, "label True is not a whole number") in [(e.line, e.message) for e in as_int.report.errors]
 
 
-def test_a_held_out_label_equal_to_a_known_one_as_a_number_suggests_label_type_int(tmp_path) -> None:
+def test_a_held_out_label_equal_to_a_known_one_as_a_number_suggests_label_type_number(tmp_path) -> None:
     train = tmp_path / "train.csv"
     train.write_text("text,label\ngood,1\nbad,0\nfun,1\n", encoding="utf-8")
     test = tmp_path / "test.csv"
     test.write_text("text,label\nnice,1.0\n", encoding="utf-8")
     prep = prepare_data(DataSpec(train=str(train), validation="none", test=str(test)),
                         get_task("text-classification"), None, 128, seed=0)
-    assert "--label-type int" in prep.report.errors[0].hint
+    assert [(e.file, e.line, e.value) for e in prep.report.errors] == [(str(train), 2, "'1'"), (str(test), 2, "'1.0'")]
+    assert prep.report.errors[0].message.endswith("'1' on lines 2, 4")
+    assert "--label-type number" in prep.report.errors[0].hint
 
 
 def test_a_split_too_small_to_stratify_says_so_and_is_not_called_stratified(tmp_path) -> None:

@@ -98,13 +98,13 @@ def test_unknown_task_and_options_are_spec_errors(ctx, tmp_path):
 
 
 def test_preview_api_accepts_data_assets_only(ctx, tmp_path):
-    from fastapi.testclient import TestClient
+    from local_client import local_client
 
     from fmhub.api.app import create_app
 
     data = write(tmp_path / "reviews.csv", REVIEWS)
     create_data_asset(ctx, str(data), "reviews")
-    with TestClient(create_app(ctx)) as client:
+    with local_client(create_app(ctx)) as client:
         ok = client.post("/api/v1/data/preview", json={"data": "reviews:1", "task": "text-classification",
                                                         "column_mapping": {"label": "stars"}, "rows": 2})
         assert ok.status_code == 200, ok.text

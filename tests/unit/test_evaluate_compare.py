@@ -9,7 +9,7 @@ import shutil
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from fastapi.testclient import TestClient
+from local_client import local_client
 
 from conftest import write_sentiment_csv
 from fmhub.entities import JobStatus
@@ -32,7 +32,7 @@ B = {"accuracy": 0.75, "f1_macro": 0.74, "precision_macro": 0.8, "n": 8,
 def app_client(ctx):
     from fmhub.api.app import create_app
 
-    with TestClient(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
+    with local_client(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
         yield client
 
 

@@ -54,7 +54,7 @@ FLAGS = {"model": "m", "task": "question-answering", "train": "train.jsonl"}
 def test_doc_stride_zero_is_an_error_naming_the_flag():
     with pytest.raises(SpecError) as err:
         build_finetune_spec(None, {**FLAGS, "doc_stride": 0})
-    assert "--doc-stride" in str(err.value) and "must be >= 1 (got 0)" in str(err.value)
+    assert "hyperparameters.doc_stride: must be >= 1 (got 0) (flag --doc-stride)" in str(err.value)
     assert err.value.details == [{"field": "hyperparameters.doc_stride", "message": "must be >= 1 (got 0)",
                                   "flag": "--doc-stride"}]
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
+from local_client import local_client
 
 from fmhub.api.app import create_app
 from fmhub.entities import JobStatus
@@ -30,7 +30,7 @@ REPORT = {"task": "text-classification", "ok": True, "mapping": ["sentence1 <- r
 
 @pytest.fixture()
 def app_client(ctx):
-    with TestClient(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
+    with local_client(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
         yield client
 
 

@@ -97,14 +97,17 @@ def test_all_missing_keys_reported_together() -> None:
         resolve_mapping(["lable", "body"], CLS, {}, "train.csv")
     err = info.value
     assert err.message == "no column for required keys 'sentence1', 'label' in train.csv; columns are ['lable', 'body']"
-    assert err.hint == "--map sentence1=COLUMN --map label=lable"
+    assert err.hint == "--map sentence1=body --map label=lable"  # the one column left for the one key left
 
 
 def test_single_missing_key_message_and_hint() -> None:
     with pytest.raises(DataError) as info:
         resolve_mapping(["text", "y"], CLS, {}, "d.csv")
     assert info.value.message == "no column for required key 'label' in d.csv; columns are ['text', 'y']"
-    assert info.value.hint == "--map label=COLUMN"
+    assert info.value.hint == "--map label=y"  # the only column left
+    with pytest.raises(DataError) as info:
+        resolve_mapping(["text", "x", "y"], CLS, {}, "d.csv")
+    assert info.value.hint == "--map label=COLUMN"  # two columns left: no guess
 
 
 def test_ambiguous_columns_reported() -> None:

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from fastapi.testclient import TestClient
+from local_client import local_client
 
 from conftest import write_sentiment_csv
 from fmhub.ui.submissions import SubmissionLog, new_token
@@ -57,7 +57,7 @@ def test_a_wizard_form_posted_twice_queues_one_job(ctx, tiny_bert, tmp_path):
     form = {"model": "tiny:1", "task": "text-classification", "data.train": "reviews:1", "data.column_mapping.sentence1": "review",
             "data.column_mapping.label": "stars", "wizard.validation": "auto", "wizard.test": "none",
             "device": "cpu", "hyperparameters.max_steps": "2", "wizard.submission": new_token()}
-    with TestClient(create_app(ctx, serve_endpoints=False)) as client:
+    with local_client(create_app(ctx, serve_endpoints=False)) as client:
         first = client.post("/ui/models/tiny:1/finetune/submit", data=form, headers={"HX-Request": "true"})
         again = client.post("/ui/models/tiny:1/finetune/submit", data=form, headers={"HX-Request": "true"})
         assert first.status_code == 200 and first.headers["HX-Redirect"].startswith("/ui/jobs/")

@@ -59,11 +59,17 @@ def test_fewer_than_two_classes_is_an_error():
     assert any("fewer than two classes" in p.message and p.severity == "error" for p in problems)
 
 
-def test_one_and_one_point_zero_are_flagged_as_likely_one_class():
+def test_one_and_one_point_zero_without_a_label_type_stop_the_job_naming_each_line():
     task = get_task("text-classification")
-    train = ex([{"sentence1": "a", "label": "1"}, {"sentence1": "b", "label": "1.0"}, {"sentence1": "c", "label": "0"}])
-    problems = task.check_splits({"train": train}, task.label_info(train))
-    assert any(p.severity == "warning" and "'1'" in p.message and "'1.0'" in p.message for p in problems)
+    train = ex([{"sentence1": "a", "label": "1"}, {"sentence1": "b", "label": "1.0"}, {"sentence1": "c", "label": "0"},
+                {"sentence1": "d", "label": "01"}, {"sentence1": "e", "label": "1"}])
+    problems = task.check_label_values({"train": train}, {"label_type": None})
+    assert [(p.severity, p.file, p.line, p.column, p.value) for p in problems] == [
+        ("error", "train.csv", 2, "label", "'1'"), ("error", "train.csv", 3, "label", "'1.0'"),
+        ("error", "train.csv", 5, "label", "'01'")]
+    assert "on lines 2, 6" in problems[0].message and "--label-type number" in problems[0].hint
+    assert task.check_label_values({"train": train}, {"label_type": "string"}) == []
+    assert task.check_label_values({"train": train}, {"label_type": "number"}) == []
 
 
 def test_metrics_match_scikit_learn():

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
+from local_client import local_client
 
 from fmhub.api.app import create_app
 
@@ -16,7 +16,7 @@ UI = Path(__file__).resolve().parents[2] / "src" / "fmhub" / "ui"
 
 @pytest.fixture()
 def app_client(ctx):
-    with TestClient(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
+    with local_client(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
         yield client
 
 
@@ -90,7 +90,7 @@ def test_key_protected_server_asks_pages_to_sign_in_and_keeps_the_key_in_a_cooki
     from fmhub.services.keys import create_key
 
     key = create_key(ctx, "ui")["key"]
-    with TestClient(create_app(ctx, require_api_key=True, serve_endpoints=False)) as client:
+    with local_client(create_app(ctx, require_api_key=True, serve_endpoints=False)) as client:
         first = client.get("/ui/models", follow_redirects=False)
         assert first.status_code == 303 and first.headers["location"] == "/ui/login?next=/ui/models"
         assert client.get("/api/v1/models").status_code == 401  # the API still answers 401

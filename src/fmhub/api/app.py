@@ -17,7 +17,9 @@ from fastapi.staticfiles import StaticFiles
 from fmhub import __version__
 from fmhub.api.auth import ApiKeyMiddleware
 from fmhub.api.errors import error_response, install_error_handlers
+from fmhub.api.limits import BodyLimitMiddleware, RequestLimits
 from fmhub.api.routers import data, endpoints, evaluations, jobs, models, scoring
+from fmhub.api.security import CsrfTokens, HostCheckMiddleware, SameOriginMiddleware, SecurityOptions
 from fmhub.services.context import Context
 from fmhub.services.health import database_problem, prepare_database
 
@@ -27,18 +29,31 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 def create_app(ctx: Context | None = None, *, require_api_key: bool = False, scheduler: Any = None,
-               serve_endpoints: bool = True) -> FastAPI:
+               serve_endpoints: bool = True, security: SecurityOptions | None = None,
+               limits: RequestLimits | None = None) -> FastAPI:
     """Build the app.
 
     Args:
-        ctx: Service context (default: from the environment).
+        ctx: Service context (default: from the environment). Without ``ctx.data_roots`` the app
+            works on a copy with the server's default roots (``FMHUB_DATA_ROOTS``, else the working
+            folder; plus the upload area and the artifact store).
         require_api_key: Refuse calls without an active key (``/health`` excepted); ``fmhub serve``
             turns this on whenever it listens on anything but loopback.
         scheduler: A :class:`fmhub.services.scheduler.Scheduler` to run while the app runs, or None.
         serve_endpoints: Run the online endpoints' deployments in this server (restarting those
             recorded in the database at start-up).
+        security: The server's names for the ``Host`` and origin checks (default: the loopback names
+            only; ``fmhub serve`` passes its ``--host`` and ``--allowed-host`` values). In-process
+            clients must use one of them, e.g. ``TestClient(app, base_url="http://localhost")``.
+        limits: Body size and JSON nesting limits (default: :class:`RequestLimits`'s).
     """
     ctx = ctx or Context.from_settings()
+    if ctx.data_roots is None:  # a server reads user files only under its data roots
+        from dataclasses import replace
+
+        from fmhub.services.data_roots import DataRoots
+
+        ctx = replace(ctx, data_roots=DataRoots.for_server(ctx.settings))
     from fmhub.services.serving import EndpointRuntime
 
     runtime = EndpointRuntime(ctx) if serve_endpoints else None
@@ -71,6 +86,13 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
 
         app.state.key_checker = KeyChecker(ctx)
         app.add_middleware(ApiKeyMiddleware, checker=app.state.key_checker)
+    # Outermost last: the Host check, then the body limits, then the same-origin/CSRF check.
+    security = security or SecurityOptions()
+    app.state.limits = limits or RequestLimits()
+    app.state.csrf = CsrfTokens(security.csrf_secret)
+    app.add_middleware(SameOriginMiddleware, tokens=app.state.csrf)
+    app.add_middleware(BodyLimitMiddleware, limits=app.state.limits)
+    app.add_middleware(HostCheckMiddleware, options=security)
 
     @app.get("/health", tags=["health"], summary="Liveness")
     def health() -> dict[str, str]:

@@ -18,7 +18,8 @@ KEY_COOKIE = "fmhub_api_key"
 """The UI keeps the API key it was given at sign-in in this cookie (HttpOnly, SameSite=Strict)."""
 
 
-def _cookie(headers: dict[bytes, bytes], name: str) -> str:
+def cookie_value(headers: dict[bytes, bytes], name: str) -> str:
+    """The value of cookie ``name`` in the raw ASGI ``headers``, or ``""`` (also for a malformed header)."""
     from http.cookies import SimpleCookie
 
     jar: SimpleCookie = SimpleCookie()
@@ -60,7 +61,7 @@ class ApiKeyMiddleware:
         headers = dict(scope.get("headers") or [])
         header = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, token = header.partition(" ")
-        if not header and (cookie := _cookie(headers, KEY_COOKIE)):
+        if not header and (cookie := cookie_value(headers, KEY_COOKIE)):
             scheme, token = "bearer", cookie  # the UI's session: the key given at sign-in
         is_page = scope.get("method") == "GET" and (path == "/" or path.startswith("/ui"))
         if is_page and (scheme.lower() != "bearer" or not self.checker.check(token.strip())):

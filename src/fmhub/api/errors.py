@@ -32,6 +32,22 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _unknown_key(request: Request, loc: tuple[Any, ...]) -> dict[str, Any]:
+    """The problem for an unknown body key, naming the nearest known key as the spec loader does."""
+    from fmhub.services.specs import fields_at, nearest_key
+
+    key = str(loc[-1]) if loc else ""
+    known: list[str] = []
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    if loc and loc[0] == "body" and body_field is not None:
+        known = fields_at(getattr(body_field.field_info, "annotation", None), loc[1:-1])
+    close = nearest_key(key, known)
+    message = f"unknown key '{key}'" + (f"; did you mean '{close}'?" if close else "")
+    if known and not close:
+        message += f"; known keys: {', '.join(known)}"
+    return {"field": _field(loc), "message": message, "value": None}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map ``FmhubError`` to its status, request validation to 422 naming the fields, HTTP errors
     to their status, and anything else to 500 with a reference to the server log."""
@@ -55,6 +71,9 @@ def install_error_handlers(app: FastAPI) -> None:
                                  .rstrip(": ")})
                 continue
             value = e.get("input")
+            if e.get("type") == "extra_forbidden":
+                problems.append(_unknown_key(request, tuple(e.get("loc", ()))))
+                continue
             if not (isinstance(value, (str, int, bool)) or (isinstance(value, float) and math.isfinite(value))):
                 value = None if value is None or not isinstance(value, float) else str(value)
             problems.append({"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", ""), "value": value})

@@ -6,6 +6,7 @@ import typer
 
 from fmhub import __version__
 from fmhub.cli import data, endpoints, jobs, keys, models
+from fmhub.cli.common import TYPER_SETTINGS
 from fmhub.cli.evaluate import evaluate_cmd
 from fmhub.cli.finetune import finetune_cmd
 from fmhub.cli.predict import predict_cmd
@@ -17,7 +18,7 @@ app = typer.Typer(
          "register and predict — offline on this machine. State lives in FMHUB_HOME (default ~/.fmhub).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **TYPER_SETTINGS,
 )
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from fmhub.errors import FmhubError
 
@@ -20,6 +21,72 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Piped output gets a wide fixed width so tables do not fold at 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+
+
+# A hyphen stands in for this one-character mark while help text is wrapped, so that lines never
+# break inside a hyphenated word (`text-classification`, `--max-seq-length`, `all-MiniLM-L6-v2`).
+_HYPHEN = "\u2011"
+
+
+class HelpFormatter(TyperGroup.context_class.formatter_class):  # type: ignore[misc,name-defined]
+    """Click's help formatter, wrapping lines at spaces only (never after a hyphen)."""
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        """The ``Usage:`` line."""
+        super().write_usage(prog, args.replace("-", _HYPHEN), prefix)
+
+    def write_text(self, text: str) -> None:
+        """A paragraph of help text."""
+        super().write_text(text.replace("-", _HYPHEN))
+
+    def write_dl(self, rows: Any, *args: Any, **kwargs: Any) -> None:
+        """A definition list (options, commands)."""
+        super().write_dl([(a.replace("-", _HYPHEN), b.replace("-", _HYPHEN)) for a, b in rows], *args, **kwargs)
+
+    def getvalue(self) -> str:
+        """The help text."""
+        return super().getvalue().replace(_HYPHEN, "-")
+
+
+class HelpContext(TyperGroup.context_class):  # type: ignore[misc,name-defined]
+    """The CLI's click context: help through :class:`HelpFormatter`."""
+
+    formatter_class = HelpFormatter
+
+
+class HelpGroup(TyperGroup):
+    """A command group whose ``--help`` lists each command with its whole first sentence (click's
+    default cuts it at about 45 characters with ``...``), and whose commands' help wraps at spaces
+    only."""
+
+    context_class = HelpContext
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The command named ``cmd_name``, set to use :class:`HelpContext`."""
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            command.context_class = HelpContext
+        return command
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Write the ``Commands:`` section, wrapped to the formatter's width."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+# Plain click help (no rich panels): at 80 columns an option's name is never cut, its help wraps
+# under it; wider terminals get up to 100 columns.
+TYPER_SETTINGS: dict[str, Any] = {
+    "cls": HelpGroup,
+    "rich_markup_mode": None,
+    "context_settings": {"help_option_names": ["-h", "--help"], "max_content_width": 100},
+}
 
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout (the REST API's objects).")
 

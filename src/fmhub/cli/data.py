@@ -6,10 +6,10 @@ from typing import Optional
 
 import typer
 
-from fmhub.cli.common import JSON_OPTION, context, handle_errors, out, print_json, quiet_libraries
+from fmhub.cli.common import JSON_OPTION, TYPER_SETTINGS, context, handle_errors, out, print_json, quiet_libraries
 from fmhub.cli.render import print_report
 
-app = typer.Typer(help="Check data files and manage data assets.", no_args_is_help=True)
+app = typer.Typer(help="Check data files and manage data assets.", no_args_is_help=True, **TYPER_SETTINGS)
 
 
 @app.command("validate")
@@ -25,9 +25,11 @@ def validate_cmd(
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error or drop."),
-    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default; 1 and 1.0 are two classes, with a warning) or int (1, 1.0 and \"1\" are class 1)."),
+    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels that are numbers: number (1, 1.0 and 01 are one class), string (separate classes) or int (whole numbers only). Default: labels equal as numbers but written differently stop the job."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Token classification with integer tags: names in id order, comma-separated (O,B-PER,I-PER), or a file with one name per line."),
     label_names: Optional[str] = typer.Option(None, "--label-names", help="Text classification with integer labels 0..n-1: class names in id order, comma-separated (negative,positive), or a file with one name per line."),
+    # -- delimiter --
+    delimiter: Optional[str] = typer.Option(None, "--delimiter", help="CSV/TSV field separator: one character or comma, semicolon, pipe, tab (default: detected from the CSV header; tab for TSV)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Read, map and check a data file; print the validation report (exit 1 when it has errors)."""
@@ -38,7 +40,8 @@ def validate_cmd(
     flags = {"model": model, "task": task, "train": file, "validation": validation, "test": test, "map": map,
              "format": format, "encoding": encoding, "on_invalid_row": on_invalid_row,
              "label_type": label_type, "tag_names": tag_names, "label_names": label_names,
-             "max_seq_length": max_seq_length}
+             "max_seq_length": max_seq_length,
+             "delimiter": delimiter}
     spec = build_finetune_spec(None, flags)
     _, _, _, _, prepared = validate(context(), spec)
     report = prepared.report
@@ -60,10 +63,12 @@ def create_cmd(
     map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable (with --task)."),
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
-    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default) or int."),
+    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels that are numbers: number (1 and 1.0 are one class), string (separate classes) or int."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Names of integer tags, in id order (comma-separated or a file)."),
     label_names: Optional[str] = typer.Option(None, "--label-names", help="Names of integer classes 0..n-1, in id order (comma-separated or a file)."),
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error (default: refuse a file with bad rows) or drop (register it; jobs leave those rows out, listed in the report)."),
+    # -- delimiter --
+    delimiter: Optional[str] = typer.Option(None, "--delimiter", help="CSV/TSV field separator: one character or comma, semicolon, pipe, tab (default: detected from the CSV header; tab for TSV)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Register a data file as a versioned data asset (copied into the artifact store, with its sha256,
@@ -75,7 +80,8 @@ def create_cmd(
     options = build_spec(ReadOptions, {"column_mapping": parse_map_options(map or []), "format": format,
                                        "encoding": encoding, "on_invalid_row": on_invalid_row, **({"label_type": label_type} if label_type else {}),
                                        **({"tag_names": tag_names} if tag_names else {}),
-                                       **({"label_names": label_names} if label_names else {})}, "the command-line flags")
+                                       **({"label_names": label_names} if label_names else {}),
+                                       **({"delimiter": delimiter} if delimiter else {})}, "the command-line flags")
     asset, created = create_data_asset(context(), path, name, task=task, options=options)
     if as_json:
         print_json({**asset.model_dump(mode="json"), "created": created})

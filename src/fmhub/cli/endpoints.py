@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from fmhub.cli.common import JSON_OPTION, handle_errors, out, print_json
+from fmhub.cli.common import JSON_OPTION, TYPER_SETTINGS, handle_errors, out, print_json
 from fmhub.errors import DataError, SpecError
 
 app = typer.Typer(help="Online endpoints: create, deploy a model, split traffic, invoke, keys, logs, delete. "
-                       "They run in `fmhub serve`.", no_args_is_help=True)
+                       "They run in `fmhub serve`.", no_args_is_help=True, **TYPER_SETTINGS)
 
 URL_OPTION = typer.Option(None, "--url", envvar="FMHUB_URL",
                           help="The fmhub server (default FMHUB_URL, else http://127.0.0.1:8000).")
@@ -35,6 +36,9 @@ def _print_endpoint(e: dict[str, Any]) -> None:
                       str(d.get("runtime_detail") or d["runtime"]), str(d.get("batches", "")),
                       str(d.get("mean_batch_size") or ""))
     out.print(table)
+    for d in e["deployments"]:
+        if d.get("error"):  # a deployment whose instance kept failing says why
+            out.print(f"[red]{d['name']}[/]: {escape(d['error'])}", highlight=False)
 
 
 @app.command("create")
@@ -102,8 +106,10 @@ def invoke_cmd(name: str = typer.Argument(..., help="Endpoint name."),
                data: Optional[Path] = typer.Option(None, "--data", help='A JSON request: {"input_data": [...], "params": {...}}.'),
                text: Optional[list[str]] = typer.Option(None, "--text", help="An input text (repeatable), instead of --data."),
                deployment: Optional[str] = typer.Option(None, "--deployment", help="Send to this deployment, not by traffic."),
-               url: Optional[str] = URL_OPTION) -> None:
-    """Score inputs at the endpoint's scoring URL and print the JSON response."""
+               url: Optional[str] = URL_OPTION,
+               as_json: bool = typer.Option(False, "--json", help="Print the endpoint's JSON response as it is.")) -> None:
+    """Score inputs at the endpoint's scoring URL: one line per input with its prediction (with
+    --json, the raw JSON response)."""
     if data is not None:
         if not data.is_file():
             raise DataError(f"request file '{data}' does not exist")
@@ -118,7 +124,14 @@ def invoke_cmd(name: str = typer.Argument(..., help="Endpoint name."),
         inputs, params = list(text), None
     else:
         raise SpecError("nothing to send", hint="give --data request.json or --text \"...\"")
-    print_json(_client(url).endpoints.invoke(name, inputs, params, deployment=deployment))
+    response = _client(url).endpoints.invoke(name, inputs, params, deployment=deployment)
+    if as_json:
+        print_json(response)
+        return
+    out.print(f"deployment {response.get('deployment', '?')}, model {response.get('model', '?')}", highlight=False)
+    predictions = response.get("predictions", [])
+    for i, prediction in enumerate(predictions if isinstance(predictions, list) else [predictions]):
+        out.print(f"[{i}] " + json.dumps(prediction, ensure_ascii=False, default=str), highlight=False, markup=False)
 
 
 @app.command("list")
@@ -171,8 +184,13 @@ def logs_cmd(name: str = typer.Argument(..., help="Endpoint name."), url: Option
 @handle_errors
 def delete_cmd(name: str = typer.Argument(..., help="Endpoint name."),
                deployment: Optional[str] = typer.Option(None, "--deployment", help="Delete only this deployment."),
+               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (scripts)."),
                url: Optional[str] = URL_OPTION) -> None:
-    """Delete an endpoint (or one of its deployments) and stop its instances."""
+    """Delete an endpoint (or one of its deployments) and stop its instances; asks first unless
+    --yes."""
+    what = f"deployment {deployment} of endpoint {name}" if deployment else f"endpoint {name}"
+    if not yes:
+        typer.confirm(f"Delete {what} and stop its instances?", abort=True, err=True)
     client = _client(url)
     if deployment:
         client.endpoints.undeploy(name, deployment)

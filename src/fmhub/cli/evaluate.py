@@ -28,6 +28,7 @@ class EvaluateFlags:
         on_invalid_row: ``error`` or ``drop``.
         label_type: Classification label type (``string`` or ``int``), or None for the default.
         tag_names: Tag names for integer tags (comma-separated or a file), or None.
+        delimiter: CSV/TSV field separator, or None to detect it.
         batch_size: Rows per forward pass.
         max_seq_length: Truncation limit in tokens, or None for the model's own.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -54,6 +55,8 @@ class EvaluateFlags:
     length_penalty: Optional[float] = None
     label_names: Optional[str] = None
     max_predict_samples: Optional[int] = None
+    # -- delimiter --
+    delimiter: Optional[str] = None
 
 
 def build_evaluate_spec(model: str, flags: EvaluateFlags) -> EvaluateSpec:
@@ -78,7 +81,9 @@ def build_evaluate_spec(model: str, flags: EvaluateFlags) -> EvaluateSpec:
                             "on_invalid_row": flags.on_invalid_row,
                             **({"label_type": flags.label_type} if flags.label_type else {}),
                             **({"tag_names": flags.tag_names} if flags.tag_names else {}),
-                            **({"label_names": flags.label_names} if flags.label_names else {})}
+                            **({"label_names": flags.label_names} if flags.label_names else {}),
+                            # -- delimiter --
+                            **({"delimiter": flags.delimiter} if flags.delimiter else {})}
     return build_spec(EvaluateSpec, {
         "model": model, "task": flags.task, "device": flags.device,
         "per_device_eval_batch_size": flags.batch_size,
@@ -96,7 +101,9 @@ def evaluate_cmd(
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
     on_invalid_row: str = typer.Option("error", "--on-invalid-row", help="error or drop."),
-    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default; 1 and 1.0 are two classes, with a warning) or int (1, 1.0 and \"1\" are class 1)."),
+    # -- delimiter --
+    delimiter: Optional[str] = typer.Option(None, "--delimiter", help="CSV/TSV field separator: one character or comma, semicolon, pipe, tab (default: detected from the CSV header; tab for TSV)."),
+    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels that are numbers: number (1, 1.0 and 01 are one class), string (separate classes) or int (whole numbers only). Default: labels equal as numbers but written differently stop the job."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Token classification with integer tags: names in id order, comma-separated (O,B-PER,I-PER), or a file with one name per line."),
     batch_size: int = typer.Option(64, "--per-device-eval-batch-size", "--batch-size", help="Rows per forward pass."),
     max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Truncate inputs to this many tokens (default: what the model was fine-tuned with, else 512)."),
@@ -128,7 +135,8 @@ def evaluate_cmd(
                           on_invalid_row=on_invalid_row, label_type=label_type, tag_names=tag_names,
                           batch_size=batch_size, max_seq_length=max_seq_length, device=device,
                           num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
-                          label_names=label_names, max_predict_samples=max_predict_samples)
+                          label_names=label_names, max_predict_samples=max_predict_samples,
+                          delimiter=delimiter)
     specs = [build_evaluate_spec(m, flags) for m in model]  # flag errors before any job starts
     if submit_job:
         submit_many("evaluate", specs, url, as_json)

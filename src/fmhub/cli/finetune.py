@@ -53,6 +53,9 @@ def build_finetune_spec(job_file: Optional[Path], flags: dict[str, Any]) -> Any:
     data_over.update({k: flags[k] for k in LABEL_NAME_FLAGS if flags.get(k) is not None})
     if flags.get("map"):
         data_over["column_mapping"] = parse_map_options(flags["map"])
+    # -- delimiter --
+    if flags.get("delimiter") is not None:
+        data_over["delimiter"] = flags["delimiter"]
     if data_over:
         over["data"] = data_over
     hp_over = {k: flags[k] for k in HP_FLAGS if flags.get(k) is not None}
@@ -80,7 +83,9 @@ def finetune_cmd(
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of the files (default utf-8)."),
     on_invalid_row: Optional[str] = typer.Option(None, "--on-invalid-row", help="error (default: stop and list bad rows) or drop (leave them out, listed in the report)."),
-    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels: string (default; 1 and 1.0 are two classes, with a warning) or int (1, 1.0 and \"1\" are class 1)."),
+    # -- delimiter --
+    delimiter: Optional[str] = typer.Option(None, "--delimiter", help="CSV/TSV field separator: one character or comma, semicolon, pipe, tab (default: detected from the CSV header; tab for TSV)."),
+    label_type: Optional[str] = typer.Option(None, "--label-type", help="Classification labels that are numbers: number (1, 1.0 and 01 are one class), string (separate classes) or int (whole numbers only). Default: labels equal as numbers but written differently stop the job."),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Token classification with integer tags: names in id order, comma-separated (O,B-PER,I-PER), or a file with one name per line."),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Peak learning rate (default from the model card or task, e.g. 1e-4 for all-MiniLM-L6-v2)."),
     num_train_epochs: Optional[float] = typer.Option(None, "--num-train-epochs", help="Epochs (task default: 3; 2 for question answering)."),

@@ -11,10 +11,10 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from fmhub.cli.common import JSON_OPTION, context, err, handle_errors, out, print_json
+from fmhub.cli.common import JSON_OPTION, TYPER_SETTINGS, context, err, handle_errors, out, print_json
 from fmhub.cli.render import print_metrics
 
-app = typer.Typer(help="List, follow, cancel and resume jobs.", no_args_is_help=True)
+app = typer.Typer(help="List, follow, cancel and resume jobs.", no_args_is_help=True, **TYPER_SETTINGS)
 
 URL_OPTION = typer.Option(None, "--url", envvar="FMHUB_URL",
                           help="An fmhub server (default: FMHUB_URL; unset: this machine's FMHUB_HOME).")
@@ -80,12 +80,16 @@ def list_cmd(status: Optional[str] = typer.Option(None, "--status", help="queued
     if as_json:
         print_json({"jobs": [j.model_dump(mode="json") for j in jobs], "count": len(jobs)})
         return
+    from fmhub.cli.render_jobs import duration, headline_metric
+
     table = Table(show_edge=False)
-    for col in ("id", "kind", "status", "model", "created", "attempts", "registered model"):
-        table.add_column(col)
+    for col in ("id", "kind", "status", "task", "model", "created", "duration", "metric", "registered model"):
+        table.add_column(col, overflow="fold")
     for j in jobs:
-        table.add_row(j.id, j.kind, j.status.value, str(j.spec.get("model") or j.spec.get("name") or ""),
-                      j.created_at.strftime("%Y-%m-%d %H:%M:%S") if j.created_at else "", str(j.attempts),
+        table.add_row(j.id, j.kind, j.status.value, str(j.spec.get("task") or "-"),
+                      str(j.spec.get("model") or j.spec.get("name") or ""),
+                      j.created_at.strftime("%Y-%m-%d %H:%M") if j.created_at else "",
+                      duration(j.started_at, j.finished_at), headline_metric(j.spec.get("task"), j.outputs.get("metrics")),
                       str(j.outputs.get("registered_model") or ""))
     out.print(table)
 
@@ -107,10 +111,16 @@ def show_cmd(job_id: str = typer.Argument(..., help="Job id."), url: Optional[st
         out.print(f"[red]error:[/] {job.error}", highlight=False)
     if job.exit_cause:
         out.print(f"process: {job.exit_cause}", highlight=False)
-    out.print("spec: " + json.dumps(job.spec, default=str), highlight=False)
+    from fmhub.cli.render_jobs import duration, event_text, spec_lines
+
+    if job.started_at:
+        out.print(f"duration: {duration(job.started_at, job.finished_at)}", highlight=False)
+    out.print("spec:", highlight=False)
+    for line in spec_lines(job.spec):
+        out.print(line, highlight=False, markup=False)
     out.print("last events:")
     for e in events[-10:]:
-        out.print(f"  {e.seq:>4} {e.kind}: {json.dumps(e.data, default=str)}", highlight=False)
+        out.print(f"  {e.seq:>4} {e.kind}: {event_text(e.kind, e.data)}", highlight=False, markup=False)
     if job.outputs.get("registered_model"):
         out.print(f"registered model: {job.outputs['registered_model']}", highlight=False)
     if job.outputs.get("metrics"):

@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
-from fmhub.cli.common import JSON_OPTION, context, handle_errors, out, print_json
+from fmhub.cli.common import JSON_OPTION, TYPER_SETTINGS, context, handle_errors, out, print_json
 from fmhub.cli.render import print_card, print_cards
 
 app = typer.Typer(help="Browse the catalog (system registry) and your workspace models; import models.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, **TYPER_SETTINGS)
 
 
 @app.command("list")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.console import Console
@@ -99,7 +100,11 @@ def print_cards(console: Console, cards: list[Any]) -> None:
 
 
 def print_card(console: Console, data: dict[str, Any]) -> None:
-    """A model card, and for workspace versions its lineage and metrics."""
+    """A model card, and for workspace versions its lineage and metrics.
+
+    Long values and the card text wrap at the console's width (never cut), whatever the console's
+    ``soft_wrap`` setting.
+    """
     card = data["card"]
     title = card["name"] + (f":{data['version']['version']}" if data.get("version") else "")
     console.print(f"[bold]{title}[/]  ({card['registry']} registry)")
@@ -113,9 +118,9 @@ def print_card(console: Console, data: dict[str, Any]) -> None:
     t = Table.grid(padding=(0, 2))
     for k, v in rows:
         t.add_row(f"[bold]{k}[/]", str(v))
-    console.print(t)
+    console.print(t, soft_wrap=False)
     if card.get("description"):
-        console.print(Markdown(card["description"]))
+        console.print(Markdown(card["description"]), soft_wrap=False)
     version = data.get("version")
     if version:
         lin = version.get("lineage", {})
@@ -130,7 +135,7 @@ def print_card(console: Console, data: dict[str, Any]) -> None:
             hp = {k: v for k, v in lin["hyperparameters"].items() if v is not None}
             lt.add_row("hyperparameters", ", ".join(f"{k}={v}" for k, v in hp.items()))
         lt.add_row("path", version["path"])
-        console.print(lt)
+        console.print(lt, soft_wrap=False)
         if version.get("metrics"):
             print_metrics(console, version["metrics"])
     example = data.get("scoring_example")
@@ -163,10 +168,22 @@ def human_count(n: int | None) -> str:
 
 
 class ProgressBar:
-    """A progress sink drawing a terminal progress bar (step, loss, ETA) and stage lines."""
+    """A progress sink: a live bar (step, loss, ETA) and stage lines on a terminal; plain lines,
+    printed in order as they happen, when the console writes to a file or a pipe.
 
-    def __init__(self, console: Console) -> None:
+    Metrics of the final evaluations (events without an epoch) are not printed here: the command
+    prints them once, as a table, when the job ends.
+
+    Args:
+        console: Where to draw (the CLI's stderr console).
+        min_interval_s: Plain mode: a progress line at most this often, besides every tenth of the
+            way and the last step.
+    """
+
+    def __init__(self, console: Console, min_interval_s: float = 30.0) -> None:
         self.console = console
+        self.live = console.is_terminal
+        self.min_interval_s = min_interval_s
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
@@ -175,27 +192,49 @@ class ProgressBar:
         self.task_id = None
         self.predict_progress: Progress | None = None
         self.predict_tasks: dict[str, Any] = {}
+        self.started: dict[str, tuple[float, int]] = {}
+        self.last_line: dict[str, tuple[float, int]] = {}
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
-        """Print stage changes and validation metrics as lines above the bar."""
+        """Print stage changes and the validation metrics of each epoch as lines above the bar."""
         if kind == "stage":
             stage = data.get("stage")
             if data.get("plan"):  # the training plan in words: "8 steps: part of 1 epoch of 125 steps"
                 self.console.print(f"[cyan]{stage}[/] {data['plan']}", highlight=False)
                 return
             extra = ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("stage",))
-            self.console.print(f"[cyan]{stage}[/] {extra}", highlight=False)
+            self.console.print(f"[cyan]{stage}[/] {extra}".rstrip(), highlight=False)
         elif kind == "predict":
             self.predicting(f"predicting {data.get('split')}", int(data.get("done", 0)), int(data.get("total", 0)))
-        elif kind == "eval":
+        elif kind == "eval" and data.get("epoch") is not None:
             m = data.get("metrics", {})
             shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)
                               and "runtime" not in k and "per_second" not in k)
-            self.console.print(f"[green]{data.get('split')}[/] epoch {data.get('epoch', '-')}: {shown}",
+            self.console.print(f"[green]{data.get('split')}[/] epoch {data.get('epoch')}: {shown}",
                                highlight=False)
+
+    def _plain(self, key: str, done: int, total: int) -> tuple[float, float | None] | None:
+        """Plain mode: ``(elapsed_s, eta_s)`` when a line is due for ``key``, else None."""
+        now = time.monotonic()
+        start, first_done = self.started.setdefault(key, (now, done))
+        last_t, last_done = self.last_line.get(key, (start, 0))
+        tenth = max(1, total // 10)
+        due = done >= total or done // tenth > last_done // tenth or now - last_t >= self.min_interval_s
+        if not due or (key in self.last_line and done == last_done):
+            return None
+        self.last_line[key] = (now, done)
+        elapsed = now - start
+        eta = elapsed / (done - first_done) * (total - done) if done > first_done and total > done else None
+        return elapsed, eta
 
     def predicting(self, label: str, done: int, total: int) -> None:
         """Show prediction progress in rows (a bar of its own per label)."""
+        if not self.live:
+            due = self._plain(label, done, total)
+            if due is not None:
+                self.console.print(f"{label}: {done}/{total} rows, {_clock(due[0])}"
+                                   + (f", ETA {_clock(due[1])}" if due[1] is not None else ""), highlight=False)
+            return
         if self.predict_progress is None:
             self.predict_progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                              TextColumn("rows"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -206,7 +245,15 @@ class ProgressBar:
         self.predict_progress.update(self.predict_tasks[label], completed=done, total=total)
 
     def step(self, step: int, total: int, loss: float | None) -> None:
-        """Advance the bar."""
+        """Advance the bar (plain mode: a line every tenth of the way, every ``min_interval_s``
+        and at the last step)."""
+        if not self.live:
+            due = self._plain("training", step, total)
+            if due is not None:
+                self.console.print(f"training step {step}/{total}, loss "
+                                   + (f"{loss:.4f}" if loss is not None else "-") + f", {_clock(due[0])}"
+                                   + (f", ETA {_clock(due[1])}" if due[1] is not None else ""), highlight=False)
+            return
         if self.task_id is None:
             self.progress.start()
             self.task_id = self.progress.add_task("training", total=total, loss="-")
@@ -221,6 +268,12 @@ class ProgressBar:
             self.progress.stop()
         if self.predict_progress is not None:
             self.predict_progress.stop()
+
+
+def _clock(seconds: float) -> str:
+    """``83.2`` -> ``0:01:23``."""
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def print_comparison(console: Console, results: list[dict[str, Any]]) -> None:
@@ -276,3 +329,4 @@ def print_comparison(console: Console, results: list[dict[str, Any]]) -> None:
             for model, v in values:
                 if v is not None:
                     console.print(f"  {k} ({model}): {v}", highlight=False)
+

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -27,6 +29,19 @@ GPU_SLOTS = typer.Option(1, "--gpu-slots", min=1, help="Jobs at once per GPU.")
 MAX_RESTARTS = typer.Option(2, "--max-restarts", min=0, help="Times a job whose process was lost is resumed before it is marked failed.")
 POLL_S = typer.Option(1.0, "--poll-s", min=0.05, help="Seconds between looks at the job queue.")
 
+# Host check and request limits (fmhub.api.security, fmhub.api.limits)
+ALLOWED_HOST = typer.Option(None, "--allowed-host", metavar="NAME",
+                            help="Another host name the server answers to (repeatable; '*' for any). By default it "
+                                 "answers only to localhost, 127.0.0.1, ::1 and its --host address.")
+MAX_BODY_MB = typer.Option(4.0, "--max-body-mb", min=0.01, help="Largest request body in MiB (uploads aside): larger is 413.")
+MAX_UPLOAD_MB = typer.Option(512.0, "--max-upload-mb", min=0.01, help="Largest data file upload in MiB: larger is 413.")
+# Data roots: the folders the server reads user files from (job specs, data and import requests).
+DATA_ROOT = typer.Option(
+    None, "--data-root", metavar="FOLDER",
+    help="A folder the server may read user files from; repeatable. Default: FMHUB_DATA_ROOTS, else "
+         "the folder the server is started from. Its upload area and artifact store are always roots; "
+         "a path outside answers 403 (upload the file instead).")
+
 
 @handle_errors
 def serve_cmd(
@@ -39,6 +54,10 @@ def serve_cmd(
     max_restarts: int = MAX_RESTARTS,
     poll_s: float = POLL_S,
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: debug, info, warning, error."),
+    allowed_host: list[str] | None = ALLOWED_HOST,
+    max_body_mb: float = MAX_BODY_MB,
+    max_upload_mb: float = MAX_UPLOAD_MB,
+    data_root: Optional[list[Path]] = DATA_ROOT,
 ) -> None:
     """Start the fmhub server: the web UI at / (catalog, fine-tune and evaluate wizards, jobs,
     endpoints, data), the REST API under /api/v1 (docs at /docs), /health, /ready, and the job
@@ -51,13 +70,23 @@ def serve_cmd(
 
     _logging()
     ctx = context()
+    # Data roots: --data-root, else FMHUB_DATA_ROOTS, else this folder; plus uploads and artifacts.
+    from fmhub.services.data_roots import DataRoots
+
+    ctx.data_roots = DataRoots.for_server(ctx.settings, data_root or ())
     scheduler = None if no_scheduler else Scheduler(ctx, _options(cpu_slots, gpu_slots, max_restarts, poll_s),
                                                    role="serve")
     keys = require_api_key or not is_loopback(host)
-    app = create_app(ctx, require_api_key=keys, scheduler=scheduler)
+    from fmhub.api.limits import RequestLimits
+    from fmhub.api.security import SecurityOptions
+
+    security = SecurityOptions(bound_host=host, allowed_hosts=tuple(allowed_host or ()))
+    limits = RequestLimits.from_mb(max_body_mb, max_upload_mb)
+    app = create_app(ctx, require_api_key=keys, scheduler=scheduler, security=security, limits=limits)
     err.print(f"fmhub serving http://{host}:{port} (web UI at /, API at /api/v1, docs at /docs; API keys "
               f"{'required: sign in to the UI with one' if keys else 'not required on loopback'}; "
               f"state in {ctx.settings.home})", highlight=False)
+    err.print(f"data roots (files the server reads): {ctx.data_roots.describe()}", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
 
 

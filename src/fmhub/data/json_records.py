@@ -33,7 +33,7 @@ def read_jsonl(path: Path, text: str) -> Table:
         rows.append(value)
         starts.append(number)
     raise_if_errors(problems, file)
-    return Table(path, "jsonl", _union_keys(rows), rows, starts, [], blank)
+    return Table(path, "jsonl", _union_keys(rows), rows, starts, [], blank, nested_columns=nested_paths(rows))
 
 
 def read_json_array(path: Path, text: str) -> Table:
@@ -77,7 +77,7 @@ def read_json_array(path: Path, text: str) -> Table:
             problems.append(Problem("unexpected text after the JSON array", file,
                                     line_of(_skip(text, pos + 1)), hint="the file must hold one array only"))
     raise_if_errors(problems, file)
-    return Table(path, "json", _union_keys(rows), rows, starts, [])
+    return Table(path, "json", _union_keys(rows), rows, starts, [], nested_columns=nested_paths(rows))
 
 
 def read_json_not_array(path: Path, text: str) -> Table:
@@ -100,6 +100,76 @@ def read_json_not_array(path: Path, text: str) -> Table:
     if lists:
         hint = f"the records seem to be under key {lists[0]!r}: save that list alone as the file"
     raise DataError(f"{path}: the top-level JSON value is {_json_type(value)}, not an array of objects", hint)
+
+
+MAX_NESTED_DEPTH = 4
+"""How deep :func:`nested_paths` looks into objects (``a.b.c.d``)."""
+
+MAX_NESTED_PATHS = 1000
+"""Most paths :func:`nested_paths` lists (objects keyed by ids would otherwise list every id)."""
+
+
+def nested_paths(rows: list[dict[str, Any]], depth: int = MAX_NESTED_DEPTH) -> list[str]:
+    """The dotted paths of the values inside object-valued fields, in first-seen order.
+
+    ``{"review": {"body": "...", "meta": {"stars": 5}}}`` gives ``["review.body", "review.meta",
+    "review.meta.stars"]``: every key of a nested object, at most ``depth`` levels deep. Lists are
+    not entered, and a top-level key is not listed (it is a column).
+
+    Args:
+        rows: The records.
+        depth: Most dots in a path + 1.
+
+    Returns:
+        The paths a column mapping may name (see :func:`get_path`), at most :data:`MAX_NESTED_PATHS`.
+    """
+    seen: dict[str, None] = {}
+
+    def walk(value: dict[str, Any], prefix: str, level: int) -> None:
+        for key, child in value.items():
+            path = f"{prefix}.{key}"
+            if path not in seen and len(seen) >= MAX_NESTED_PATHS:
+                return
+            seen.setdefault(path, None)
+            if isinstance(child, dict) and level < depth:
+                walk(child, path, level + 1)
+
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, dict):
+                walk(value, str(key), 2)
+    return list(seen)
+
+
+def get_path(record: dict[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` of a record (``review.body``), or None when a step is missing.
+
+    A key that itself contains dots is found too: at each level the longest key that matches
+    the next parts wins.
+
+    Args:
+        record: One JSON record.
+        path: A column name or a dotted path such as ``review.meta.stars``.
+
+    Returns:
+        The value (any JSON type), or None when the path leads nowhere (a missing key, or a step
+        into something that is not an object).
+    """
+    if path in record:
+        return record[path]
+    value: Any = record
+    parts = path.split(".")
+    while parts:
+        if not isinstance(value, dict):
+            return None
+        for cut in range(len(parts), 0, -1):
+            key = ".".join(parts[:cut])
+            if key in value:
+                value, parts = value[key], parts[cut:]
+                break
+        else:
+            return None
+    return value
 
 
 def _skip(text: str, pos: int) -> int:

@@ -1,16 +1,19 @@
 """Column mapping: which user column feeds which task key.
 
 The user may say it (``--map sentence1=review``); otherwise a key is matched to a column named like
-the key or one of its aliases (case-insensitively, after trimming). Every problem with a mapping is
-reported at once, before any job starts.
+the key or one of its aliases (case-insensitively, after trimming). In JSON files a field inside an
+object is named by its dotted path (``--map sentence1=review.body``). Every problem with a mapping
+is reported at once, before any job starts, and every ``--map`` a hint suggests is one that resolves.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fmhub.data.json_records import get_path
 from fmhub.data.problems import Problem
 from fmhub.data.readers import Table
 from fmhub.errors import DataError
@@ -68,7 +71,7 @@ def parse_map_options(items: list[str]) -> dict[str, str]:
 
 
 def resolve_mapping(columns: list[str], schema: TaskSchema, user_map: dict[str, str],
-                    file: str | None = None) -> ColumnMapping:
+                    file: str | None = None, nested: Sequence[str] = ()) -> ColumnMapping:
     """Decide which column feeds each task key.
 
     Keys in ``user_map`` are taken as given. Every other key is matched to a column whose name
@@ -79,11 +82,19 @@ def resolve_mapping(columns: list[str], schema: TaskSchema, user_map: dict[str, 
     keys ``K.x`` (e.g. ``answers`` by ``answers.text``), and a key is not matched automatically when
     its parent or one of its children is mapped.
 
+    A column holding objects (one with ``nested`` paths below it) is matched automatically only to
+    a key with nested keys (``answers``); a key still unmatched after that is matched to the nested
+    path whose last part is named like the key or an alias (``review.stars`` for ``label``) when
+    exactly one is. Hints suggest only columns and paths that the mapping would accept, never an
+    object column for a plain key nor the same column for two keys.
+
     Args:
         columns: The file's column names (``Table.columns``).
         schema: The task's keys and aliases.
-        user_map: Key -> column given by the user (see :func:`parse_map_options`).
+        user_map: Key -> column given by the user (see :func:`parse_map_options`); the column may
+            be one of ``nested``.
         file: The file's name, used in messages.
+        nested: Dotted paths inside object-valued columns (``Table.nested_columns``).
 
     Returns:
         The mapping, keys in schema order, and the keys matched automatically.
@@ -97,26 +108,38 @@ def resolve_mapping(columns: list[str], schema: TaskSchema, user_map: dict[str, 
     where = file or "the data"
     problems: list[Problem] = []
     mapping: dict[str, str] = {}
+    paths = [p for p in nested if p not in columns]
+    objects = object_columns(nested)
     for key, column in user_map.items():
         if key not in schema.keys:
             problems.append(Problem(f"unknown key {key!r} in --map; valid keys are {list(schema.keys)}", file,
                                     hint=f"use one of: {', '.join(schema.keys)}"))
+        elif column.strip() in objects and not any(k.startswith(key + ".") for k in schema.keys):
+            problems.append(_missing_column(key, column, columns, file, where, paths, objects,
+                                            (key, *schema.aliases.get(key, ()))))
         elif column in columns or column.strip() in columns:
             mapping[key] = column if column in columns else column.strip()
+        elif column.strip() in paths:
+            mapping[key] = column.strip()
         else:
-            problems.append(_missing_column(key, column, columns, file, where))
+            problems.append(_missing_column(key, column, columns, file, where, paths, objects))
     if problems:
         _raise(problems, where)
 
     auto: list[str] = []
     ambiguous: set[str] = set()
     used = set(mapping.values())
-    for by_alias in (False, True):
+    for stage in ("name", "alias", "nested"):
         for key in schema.keys:
             if key in mapping or key in ambiguous or _family_mapped(key, mapping):
                 continue
-            names = list(schema.aliases.get(key, ())) if by_alias else [key]
-            found = _match(names, [c for c in columns if c not in used])
+            names = [key] if stage == "name" else list(schema.aliases.get(key, ()))
+            if stage == "nested":
+                found = _match_leaf([key, *names], [p for p in paths if p not in used and p not in objects
+                                                    and not _under(p, used)])
+            else:
+                has_children = any(k.startswith(key + ".") for k in schema.keys)
+                found = _match(names, [c for c in columns if c not in used and (has_children or c not in objects)])
             if isinstance(found, list):
                 ambiguous.add(key)
                 problems.append(Problem(f"columns {found} all match key {key!r}", file,
@@ -129,10 +152,17 @@ def resolve_mapping(columns: list[str], schema: TaskSchema, user_map: dict[str, 
                if k not in mapping and k not in ambiguous and not _children(k, mapping)]
     if missing:
         keys = ", ".join(repr(k) for k in missing)
-        free = [c for c in columns if c not in used]
-        hint = " ".join(f"--map {k}={_suggest(k, schema, free) or 'COLUMN'}" for k in missing)
+        free = [c for c in [*columns, *paths] if c not in used and c not in objects and not _under(c, used)]
+        suggested: list[str] = []
+        for k in missing:
+            suggested.append(_suggest(k, schema, [c for c in free if c not in suggested]) or "")
+        left = [c for c in free if c not in suggested]
+        if suggested.count("") == 1 and len(left) == 1:  # the one key left and the one column left
+            suggested[suggested.index("")] = left[0]
+        hint = " ".join(f"--map {k}={c or 'COLUMN'}" for k, c in zip(missing, suggested))
+        shown = columns + [p for p in paths if p not in objects][:20]
         problems.insert(0, Problem(f"no column for required key{'s' if len(missing) > 1 else ''} {keys} in "
-                                   f"{where}; columns are {columns}", file, hint=hint))
+                                   f"{where}; columns are {shown}", file, hint=hint))
     if problems:
         _raise(problems, where)
     ordered = {k: mapping[k] for k in schema.keys if k in mapping}
@@ -143,7 +173,9 @@ def apply_mapping(table: Table, mapping: ColumnMapping) -> list[dict[str, Any]]:
     """Rename each row's columns to task keys, keeping only mapped keys.
 
     A column missing from a row (JSON records may lack keys) gives ``None``. A nested key such as
-    ``"answers.text"`` sets ``example["answers"]["text"]``. Values are not converted.
+    ``"answers.text"`` sets ``example["answers"]["text"]``; a mapped column that is not one of the
+    table's columns is a dotted path read from inside the row (``review.body``). Values are not
+    converted.
 
     Args:
         table: The file's rows.
@@ -153,6 +185,7 @@ def apply_mapping(table: Table, mapping: ColumnMapping) -> list[dict[str, Any]]:
         One example dict per row, in the table's order (``table.lines`` gives each one's line).
     """
     examples: list[dict[str, Any]] = []
+    nested = {c for c in mapping.columns.values() if c not in table.columns}
     for row in table.rows:
         example: dict[str, Any] = {}
         for key, column in mapping.columns.items():
@@ -163,7 +196,7 @@ def apply_mapping(table: Table, mapping: ColumnMapping) -> list[dict[str, Any]]:
                 if not isinstance(child, dict):
                     child = target[part] = {}
                 target = child
-            target[leaf] = row.get(column)
+            target[leaf] = get_path(row, column) if column in nested else row.get(column)
         examples.append(example)
     return examples
 
@@ -184,6 +217,35 @@ def _match(names: list[str], columns: list[str]) -> str | list[str] | None:
     return None
 
 
+def object_columns(nested: Sequence[str]) -> set[str]:
+    """The columns and paths that hold objects: every proper prefix of a nested path."""
+    found: set[str] = set()
+    for path in nested:
+        parts = path.split(".")
+        found.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return found
+
+
+def _under(path: str, used: set[str]) -> bool:
+    """True when ``path`` is inside a used column (``review.body`` under ``review``) or holds one."""
+    return any(path.startswith(u + ".") or u.startswith(path + ".") for u in used)
+
+
+def _leaf(path: str) -> str:
+    return path.rsplit(".", 1)[-1]
+
+
+def _match_leaf(names: list[str], paths: list[str]) -> str | list[str] | None:
+    """The nested path whose last part matches the first name that matches any (a list if several do)."""
+    for name in names:
+        found = [p for p in paths if _fold(_leaf(p)) == _fold(name)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            return found
+    return None
+
+
 def _children(key: str, mapping: dict[str, str]) -> list[str]:
     return [k for k in mapping if k.startswith(key + ".")]
 
@@ -195,18 +257,37 @@ def _family_mapped(key: str, mapping: dict[str, str]) -> bool:
     return bool(parents & mapping.keys()) or bool(_children(key, mapping))
 
 
-def _missing_column(key: str, column: str, columns: list[str], file: str | None, where: str) -> Problem:
-    close = _close(column, columns)
-    hint = f"did you mean --map {key}={close}?" if close else f"use one of the columns: {', '.join(columns)}"
-    return Problem(f"column {column!r} (for key {key!r}) is not in {where}; columns are {columns}", file,
-                   column=column, hint=hint)
+def _missing_column(key: str, column: str, columns: list[str], file: str | None, where: str,
+                    paths: Sequence[str] = (), objects: set[str] | frozenset[str] = frozenset(),
+                    names: Sequence[str] = ()) -> Problem:
+    candidates = [c for c in [*columns, *paths] if c not in objects]
+    close = _close(column, candidates)
+    inside = [p for p in paths if p.startswith(column.strip() + ".") and p not in objects]
+    shown = [c for c in candidates if c not in paths] + [p for p in paths if p not in objects][:20]
+    message = f"column {column!r} (for key {key!r}) is not in {where}; columns are {shown}"
+    if column.strip() in objects and inside:
+        close = next(filter(None, (_close(name, inside) for name in names or (key,))), None)
+        message = (f"column {column!r} (for key {key!r}) holds objects, not values; name a field inside it "
+                   f"({', '.join(inside[:10])})")
+        hint = (f"did you mean --map {key}={close}?" if close
+                else f"name a field inside it, e.g. --map {key}={inside[0]}")
+        return Problem(message, file, column=column, hint=hint)
+    hint = f"did you mean --map {key}={close}?" if close else f"use one of the columns: {', '.join(shown)}"
+    return Problem(message, file, column=column, hint=hint)
 
 
 def _close(name: str, columns: list[str]) -> str | None:
-    """The column most like ``name`` (case-insensitive), or None."""
+    """The column most like ``name`` (case-insensitive; a dotted path also by its last part), or None."""
     folded = {_fold(c): c for c in reversed(columns)}
     found = difflib.get_close_matches(_fold(name), list(folded), n=1, cutoff=0.6)
-    return folded[found[0]] if found else None
+    if found:
+        return folded[found[0]]
+    leaves: dict[str, str] = {}
+    for c in reversed(columns):
+        if "." in c:
+            leaves[_fold(_leaf(c))] = c
+    found = difflib.get_close_matches(_fold(name), list(leaves), n=1, cutoff=0.6)
+    return leaves[found[0]] if found else None
 
 
 def _suggest(key: str, schema: TaskSchema, columns: list[str]) -> str | None:

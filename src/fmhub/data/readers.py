@@ -2,29 +2,34 @@
 
 Readers keep the physical line where each record starts so that every later problem can name it.
 They report every structural problem in a file at once (one :class:`~fmhub.errors.DataError`), and
-never guess silently: a trimmed header or a JSON array given as JSONL is reported as a warning.
+never guess silently: a trimmed header or a JSON array given as JSONL is reported as a warning, and
+the delimiter a CSV header showed (``,`` ``;`` ``|`` or a tab) is kept in ``Table.delimiter`` for the
+report to name. Decoding is :mod:`fmhub.data.encodings`.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 from pathlib import Path
 from typing import Any
 
-from fmhub.data.json_records import read_json_array, read_json_not_array, read_jsonl
+from fmhub.data.encodings import ENCODING_HINT
+from fmhub.data.encodings import read_text as _read_text
+from fmhub.data.json_records import nested_paths, read_json_array, read_json_not_array, read_jsonl
 from fmhub.data.problems import Problem, raise_if_errors, shorten_value
 from fmhub.data.table import JSON_SPACE, Table, physical_lines
 from fmhub.errors import DataError
 
-__all__ = ["ENCODING_HINT", "EXTENSIONS", "FORMATS", "Table", "detect_format", "read_table"]
+__all__ = ["DELIMITERS", "ENCODING_HINT", "EXTENSIONS", "FORMATS", "Table", "delimiter_name", "detect_format",
+           "parse_delimiter", "read_table", "sniff_delimiter"]
 
 FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "conll")
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
               ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
               ".conll": "conll", ".conllu": "conll", ".iob": "conll", ".bio": "conll"}
 FORMAT_HINT = "pass --format with one of: " + ", ".join(FORMATS)
-ENCODING_HINT = "pass --encoding with the file's encoding (e.g. --encoding latin-1), or save it as UTF-8"
+DELIMITERS = {",": "comma", ";": "semicolon", "|": "pipe", "\t": "tab"}
+"""Delimiters a CSV header is checked for (when no ``--delimiter`` is given) and their names."""
 _CSV_FIELD_LIMIT = 2**31 - 1
 
 
@@ -58,7 +63,8 @@ def detect_format(path: Path, format: str | None = None) -> str:
     return found
 
 
-def read_table(path: str | Path, format: str | None = None, encoding: str = "utf-8") -> Table:
+def read_table(path: str | Path, format: str | None = None, encoding: str = "utf-8",
+               delimiter: str | None = None) -> Table:
     """Read a data file into a :class:`Table`, reporting all structural problems at once.
 
     Args:
@@ -66,14 +72,21 @@ def read_table(path: str | Path, format: str | None = None, encoding: str = "utf
         format: Its format, or None to use the extension (see :func:`detect_format`).
         encoding: Text encoding for JSONL/JSON/CSV/TSV (ignored for Parquet). For UTF-8 a leading
             byte-order mark is removed.
+        delimiter: The field separator of a CSV/TSV file (one character, or a name: ``comma``,
+            ``semicolon``, ``pipe``, ``tab``); None: a tab for TSV, and for CSV the one of
+            :data:`DELIMITERS` found most often in the header line outside quotes (a comma on a
+            tie). Ignored for the other formats. ``Table.delimiter`` says which one was used.
 
     Returns:
         The table, with its warnings.
 
     Raises:
         DataError: The file is missing, unreadable, empty, not decodable with ``encoding`` (the
-            message names the line and the byte), has duplicate header names, or has malformed
-            records (ragged CSV rows, lines that are not JSON objects; all listed at once).
+            message names the line and the byte, and suggests cp1252 for a Windows-1252 file), holds
+            C1 control characters (U+0080-U+009F) decoded by a single-byte encoding such as latin-1
+            (every place named, with cp1252 suggested), has duplicate header names, or has malformed
+            records (ragged CSV rows, lines that are not JSON objects; all listed at once); or
+            ``delimiter`` is not one character.
     """
     path = Path(path)
     fmt = detect_format(path, format)
@@ -83,11 +96,18 @@ def read_table(path: str | Path, format: str | None = None, encoding: str = "utf
         raise DataError(f"{path} is a folder, not a data file", "name a file inside it")
     if fmt == "parquet":
         return _read_parquet(path)
-    text = _read_text(path, encoding)
+    sep = parse_delimiter(delimiter) if fmt in ("csv", "tsv") else None
+    text, text_warnings = _read_text(path, encoding)
     if not text.strip(JSON_SPACE):
         raise DataError(f"data file is empty: {path}", "check that the file was written completely")
+    table = _read_structured(path, fmt, text, sep)
+    table.warnings[:0] = text_warnings
+    return table
+
+
+def _read_structured(path: Path, fmt: str, text: str, sep: str | None) -> Table:
     if fmt in ("csv", "tsv"):
-        return _read_delimited(path, fmt, text)
+        return _read_delimited(path, fmt, text, sep)
     if fmt == "conll":
         from fmhub.data.conll import COLUMNS, parse_conll
 
@@ -105,52 +125,60 @@ def read_table(path: str | Path, format: str | None = None, encoding: str = "utf
     return read_json_array(path, text) if fmt == "json" else read_jsonl(path, text)
 
 
-# ----------------------------------------------------------------------------------------- text
-def _read_text(path: Path, encoding: str) -> str:
-    try:
-        codec = codecs.lookup(encoding).name
-    except LookupError:
-        raise DataError(f"unknown encoding {encoding!r} for {path}",
-                        "use a codec name such as utf-8, latin-1, cp1252, utf-16") from None
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}", "check its permissions") from None
-    codec = "utf-8" if codec == "utf-8-sig" else codec
-    start = 3 if codec == "utf-8" and raw.startswith(codecs.BOM_UTF8) else 0
-    try:
-        text = raw[start:].decode(codec)
-    except UnicodeDecodeError as exc:
-        raise _decode_error(path, raw, start + exc.start, codec) from None
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise DataError(f"{path}:{line}: NUL character in a text file (is it UTF-16 or binary?)",
-                        "pass --encoding utf-16 if the file is UTF-16, or export it again as UTF-8 text")
-    return text
-
-
-def _decode_error(path: Path, raw: bytes, offset: int, codec: str) -> DataError:
-    line = raw.count(b"\n", 0, offset) + 1
-    line_start = raw.rfind(b"\n", 0, offset) + 1
-    byte = f"0x{raw[offset]:02x}"
-    message = (f"{path}:{line}: cannot decode byte {byte} as {codec} "
-               f"(byte {offset - line_start + 1} of the line, offset {offset} in the file)")
-    hint = ENCODING_HINT
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        hint = "the file starts with a UTF-16 byte-order mark: pass --encoding utf-16"
-    problem = Problem(f"cannot decode byte {byte} as {codec}", str(path), line, value=byte, hint=hint)
-    details = problem.to_dict() | {"byte_offset": offset, "byte_in_line": offset - line_start + 1}
-    return DataError(message, hint, [details])
-
-
 # ------------------------------------------------------------------------------------ CSV / TSV
-def _read_delimited(path: Path, fmt: str, text: str) -> Table:
+def parse_delimiter(value: str | None) -> str | None:
+    """The one-character delimiter ``value`` names, or None for "detect it".
+
+    Args:
+        value: A character (``;``), an escape (``\\t``) or a name: ``comma``, ``semicolon``, ``pipe``,
+            ``tab``, ``space`` (case-insensitive); None or ``auto`` for None.
+
+    Raises:
+        DataError: ``value`` is not one character (nor a name), or is a quote or a line break.
+    """
+    if value is None or value == "" or value.strip().lower() == "auto":
+        return None
+    names = {name: char for char, name in DELIMITERS.items()} | {"space": " ", "\\t": "\t"}
+    char = value if len(value) == 1 else names.get(value.strip().lower(), value)
+    if len(char) != 1 or char in "\"\r\n":
+        raise DataError(f"invalid delimiter {value!r}: a delimiter is one character other than a quote or line break",
+                        "pass --delimiter with one of: , ; | tab")
+    return char
+
+
+def delimiter_name(char: str) -> str:
+    """How reports name a delimiter, e.g. ``"';' (semicolon)"``."""
+    name = DELIMITERS.get(char) or {" ": "space"}.get(char)
+    return f"{char!r} ({name})" if name else repr(char)
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a CSV header line: the one of :data:`DELIMITERS` found most often outside
+    double quotes (a comma when none occurs, or on a tie with a comma; else the first in
+    :data:`DELIMITERS` order)."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for char in header:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(counts.values())
+    return "," if best == 0 or counts[","] == best else next(c for c, n in counts.items() if n == best)
+
+
+def _read_delimited(path: Path, fmt: str, text: str, sep: str | None = None) -> Table:
     if "\n" not in text and "\r" in text:  # old Mac line ends
         text = text.replace("\r", "\n")
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
     lines = list(physical_lines(text))
-    options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
+    if sep is None:
+        header_line = next((line for line in lines if line.strip()), "")
+        sep = "\t" if fmt == "tsv" else sniff_delimiter(header_line)
+    options: dict[str, Any] = {"delimiter": sep}
+    if fmt == "tsv":
+        options["quoting"] = csv.QUOTE_NONE
     reader = csv.reader(iter(lines), **options)
     file, problems, warnings = str(path), [], []
     header: list[str] | None = None
@@ -168,7 +196,7 @@ def _read_delimited(path: Path, fmt: str, text: str) -> Table:
                 header = _header(record, file, start, warnings)
                 continue
             if len(record) != len(header):
-                problems.append(_ragged(record, header, fmt, file, start, before))
+                problems.append(_ragged(record, header, fmt, file, start, before, sep))
                 continue
             rows.append({name: (cell if cell != "" else None) for name, cell in zip(header, record)})
             starts.append(start)
@@ -183,7 +211,7 @@ def _read_delimited(path: Path, fmt: str, text: str) -> Table:
                                 "to the end of the file)", file, last_start,
                                 hint="close the quote, and double every quote inside a quoted field"))
     raise_if_errors(problems, file)
-    return Table(path, fmt, header, rows, starts, warnings, blank)
+    return Table(path, fmt, header, rows, starts, warnings, blank, delimiter=sep)
 
 
 def _header(record: list[str], file: str, line: int, warnings: list[Problem]) -> list[str]:
@@ -221,9 +249,14 @@ def _is_blank(record: list[str], header: list[str] | None) -> bool:
     return len(record) == 1 and not record[0].strip() and (header is None or len(header) > 1)
 
 
-def _ragged(record: list[str], header: list[str], fmt: str, file: str, start: int, end: int) -> Problem:
+def _ragged(record: list[str], header: list[str], fmt: str, file: str, start: int, end: int,
+            sep: str = ",") -> Problem:
     hint = (f"every row needs {len(header)} fields; quote a field that contains a comma"
             if fmt == "csv" else f"every row needs {len(header)} tab-separated fields")
+    if sep not in (",", "\t"):
+        hint = f"every row needs {len(header)} fields separated by {delimiter_name(sep)}; quote a field that contains one"
+    elif sep == "," and fmt == "tsv":
+        hint = f"every row needs {len(header)} comma-separated fields"
     if end > start:
         hint = f"this record spans lines {start}-{end}: check for an unbalanced double quote"
     return Problem(f"row has {len(record)} field(s), the header has {len(header)}",
@@ -243,4 +276,5 @@ def _read_parquet(path: Path) -> Table:
     names = list(data.column_names)
     _check_unique(names, str(path), None)
     rows = data.to_pylist()
-    return Table(path, "parquet", names, rows, list(range(1, len(rows) + 1)), [])
+    return Table(path, "parquet", names, rows, list(range(1, len(rows) + 1)), [],
+                 nested_columns=nested_paths(rows) if any(pa.types.is_struct(t) for t in data.schema.types) else [])

@@ -67,6 +67,9 @@ class ValidationReport:
         warnings: Problems that do not block (trimmed headers, blank lines, suspicious labels).
         errors: Problems that block; a report with errors never trains.
         notes: Plain statements (e.g. "no test data: no test evaluation").
+        leakage: Rows shared by two splits (exact duplicates after label normalisation), one entry
+            per pair of splits: ``{"splits": [earlier, later], "rows", "distinct", "examples"}``
+            (see :func:`fmhub.data.leakage.cross_split_duplicates`).
     """
 
     task: str
@@ -75,6 +78,7 @@ class ValidationReport:
     warnings: list[Problem] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    leakage: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -97,7 +101,7 @@ class ValidationReport:
                   for s in data.get("splits", [])]
         return cls(task=data["task"], mapping=list(data.get("mapping", [])), splits=splits,
                    warnings=problems(data.get("warnings", [])), errors=problems(data.get("errors", [])),
-                   notes=list(data.get("notes", [])))
+                   notes=list(data.get("notes", [])), leakage=list(data.get("leakage", [])))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON (stored with the job as ``report.json``)."""
@@ -109,6 +113,7 @@ class ValidationReport:
             "warnings": [p.to_dict() for p in self.warnings],
             "errors": [p.to_dict() for p in self.errors],
             "notes": self.notes,
+            "leakage": self.leakage,
         }
 
 

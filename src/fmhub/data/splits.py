@@ -61,7 +61,8 @@ class SplitSizes:
 
 
 def split_indices(n: int, sizes: SplitSizes, seed: int = 42,
-                  stratify: list[Any] | None = None, notes: list[str] | None = None) -> dict[str, list[int]]:
+                  stratify: list[Any] | None = None, notes: list[str] | None = None,
+                  groups: list[Any] | None = None) -> dict[str, list[int]]:
     """Split ``range(n)`` into train / validation / test index lists.
 
     The test split is drawn first, then validation from the rest, each with scikit-learn's
@@ -77,6 +78,9 @@ def split_indices(n: int, sizes: SplitSizes, seed: int = 42,
             labels), or None for a plain random split.
         notes: When given, a plain sentence is appended for each step that could not be
             stratified (instead of a log warning).
+        groups: One hashable key per row, or None. Rows with the same key (e.g. exact duplicate
+            rows) land in the same split: the groups are split (stratified on the label of each
+            group's first row), so the row counts follow the fractions of the group count.
 
     Returns:
         ``{"train": [...], "validation": [...], "test": [...]}`` with sorted, disjoint index lists
@@ -91,6 +95,18 @@ def split_indices(n: int, sizes: SplitSizes, seed: int = 42,
         raise DataError(f"cannot split {n} rows", "the row count must be >= 0")
     if stratify is not None and len(stratify) != n:
         raise DataError(f"got {len(stratify)} labels to stratify {n} rows", "give one label per row")
+    if groups is not None:
+        if len(groups) != n:
+            raise DataError(f"got {len(groups)} group keys for {n} rows", "give one group key per row")
+        members: dict[Any, list[int]] = {}
+        for i, key in enumerate(groups):
+            members.setdefault(key, []).append(i)
+        if len(members) < n:
+            heads = [rows[0] for rows in members.values()]
+            by_group = split_indices(len(heads), sizes, seed=seed, notes=notes,
+                                     stratify=[stratify[i] for i in heads] if stratify is not None else None)
+            lists = list(members.values())
+            return {name: sorted(i for g in picked for i in lists[g]) for name, picked in by_group.items()}
     n_val, n_test = sizes.counts(n)
     codes = _codes(stratify) if stratify is not None else None
     rest, test = _take(list(range(n)), n_test, seed, codes, "test", notes)

@@ -30,6 +30,10 @@ class Table:
             For Parquet, row index + 1.
         warnings: Warning-severity problems (e.g. a trimmed header name).
         skipped_blank_lines: Blank or whitespace-only lines skipped (JSONL, CSV, TSV).
+        delimiter: The field separator a CSV/TSV file was read with (given, or detected from its
+            header); None for the other formats.
+        nested_columns: JSON formats: the dotted paths (``review.body``) of the values inside
+            object-valued columns, first-seen order; a column mapping may name them.
     """
 
     path: Path
@@ -39,6 +43,8 @@ class Table:
     lines: list[int]
     warnings: list[Problem] = field(default_factory=list)
     skipped_blank_lines: int = 0
+    delimiter: str | None = None
+    nested_columns: list[str] = field(default_factory=list)
 
 
 def physical_lines(text: str) -> Iterator[str]:

@@ -11,6 +11,7 @@ from fmhub.data.readers import read_table
 from fmhub.entities import DataAsset
 from fmhub.errors import DataError, FmhubError, SpecError
 from fmhub.services.context import Context
+from fmhub.services.data_roots import check_paths, is_tag_names_file
 from fmhub.store import assets_repo
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
                        encoding: str = "utf-8", *, task: str | None = None,
                        column_mapping: dict[str, str] | None = None, read_options: dict[str, Any] | None = None,
                        report: dict[str, Any] | None = None, new_version: bool = False,
-                       source_name: str | None = None) -> DataAsset:
+                       source_name: str | None = None, delimiter: str | None = None) -> DataAsset:
     """Register ``path`` as a data asset, or return the existing version with the same sha256.
 
     The file is copied into the artifact store, so later edits of the user's file do not change
@@ -39,6 +40,8 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
         new_version: Register a new version even when identical content is already registered.
         source_name: What to record as the source (an uploaded file's own name instead of the
             server's temporary copy).
+        delimiter: The CSV/TSV field separator (None: detected); the one used is stored in
+            ``read_options`` unless it is the format's own (a comma for CSV, a tab for TSV).
 
     Raises:
         DataError: when the file is missing or unreadable.
@@ -52,13 +55,15 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
     if existing is not None:
         return existing
     asset_name = name or default_asset_name(p.resolve())
-    table = read_table(p, format=format, encoding=encoding)
+    table = read_table(p, format=format, encoding=encoding, delimiter=delimiter)
     version = assets_repo.next_version(ctx.db_url, asset_name)
     dest = ctx.artifacts.place_file(p, ctx.artifacts.data_dir(asset_name, version) / p.name)
     asset = DataAsset(name=asset_name, version=version, path=str(dest), format=table.format, sha256=digest,
                       rows=len(table.rows), columns=table.columns, source_path=source_name or str(p.resolve()), task=task,
                       column_mapping=column_mapping, report=report,
-                      read_options={"format": table.format, "encoding": encoding, **(read_options or {})})
+                      read_options={"format": table.format, "encoding": encoding, **(read_options or {}),
+                                    **({"delimiter": table.delimiter}
+                                       if table.delimiter not in (None, {"csv": ",", "tsv": "\t"}.get(table.format)) else {})})
     return assets_repo.add_asset(ctx.db_url, asset)
 
 
@@ -106,6 +111,7 @@ def create_data_asset(ctx: Context, path: str, name: str, task: str | None = Non
     Raises:
         DataError: the file cannot be read, or has errors for ``task`` (all listed); nothing is
             registered then.
+        ForbiddenPathError: on a server, ``path`` (or a ``tag_names`` file) is outside its data roots.
     """
     if source_name is None:
         return _create_data_asset(ctx, path, name, task, options, None)
@@ -140,6 +146,8 @@ def _create_data_asset(ctx: Context, path: str, name: str, task: str | None, opt
     from fmhub.tasks import get_task
 
     options = options or ReadOptions()
+    check_paths(ctx, {"path": path, **({"tag_names": options.tag_names} if is_tag_names_file(options.tag_names)
+                                      else {})}, "data file")
     if not ASSET_NAME.match(name):
         raise SpecError(f"invalid data asset name {name!r}",
                         hint="use letters, digits, '.', '_' and '-' (starting with a letter or digit), "
@@ -149,7 +157,7 @@ def _create_data_asset(ctx: Context, path: str, name: str, task: str | None, opt
         raise DataError(f"data file '{path}' does not exist", hint="check the path")
     read = {k: v for k, v in options.model_dump(include={"label_type", "tag_names", "on_invalid_row",
                                                          "label_names"}).items()
-            if v not in (None, "string", "error")}
+            if v not in (None, "error")}
     existing = assets_repo.find_by_sha(ctx.db_url, name, sha256_file(p))
     if existing is not None and _same_use(existing, task, options, read):
         return existing, False
@@ -165,7 +173,8 @@ def _create_data_asset(ctx: Context, path: str, name: str, task: str | None, opt
     # Same content read or validated differently than ``existing``: a new version says so.
     asset = register_data_file(ctx, p, name=name, format=options.format, encoding=options.encoding, task=task,
                                column_mapping=mapping, read_options=read, report=report,
-                               new_version=existing is not None, source_name=source_name)
+                               new_version=existing is not None, source_name=source_name,
+                               delimiter=options.delimiter)
     return asset, True
 
 
@@ -184,7 +193,9 @@ def _same_use(asset: DataAsset, task: str | None, options: "ReadOptions", read: 
         all(k in read for k in ("label_type", "tag_names", "on_invalid_row", "label_names") if k in stored)
     same_map = not options.column_mapping or all((asset.column_mapping or {}).get(k) == v
                                                  for k, v in options.column_mapping.items())
-    return asset.task == task and same_read and same_map and stored.get("encoding", "utf-8") == options.encoding
+    same_delimiter = options.delimiter is None or stored.get("delimiter") == options.delimiter
+    return asset.task == task and same_read and same_map and same_delimiter and \
+        stored.get("encoding", "utf-8") == options.encoding
 
 
 def get_data_asset(ctx: Context, ref: str) -> DataAsset:
@@ -202,14 +213,20 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
     ``test`` by the assets' files. The stored format, encoding, label options and column mapping of
     the training (or, for an evaluation, test) asset apply unless the spec sets them.
 
+    On a server (``ctx.data_roots`` set) every file path the spec names, the ``tag_names`` file
+    included, must lie under the data roots.
+
     Raises:
         NotFoundError: a reference names no registered asset.
+        ForbiddenPathError: a path outside the server's data roots (every one listed).
     """
     update: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
     for key in ("train", "validation", "test"):
         value = getattr(data, key, None)
         asset = resolve_data_ref(ctx, value) if isinstance(value, str) else None
         if asset is None:
+            paths[f"data.{key}"] = value
             continue
         update[key] = asset.path
         stored = asset.read_options or {}
@@ -218,7 +235,9 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
                 update["format"] = stored["format"]
             if data.encoding == "utf-8" and stored.get("encoding"):
                 update["encoding"] = stored["encoding"]
-            if data.label_type == "string" and stored.get("label_type"):
+            if data.delimiter is None and stored.get("delimiter"):
+                update["delimiter"] = stored["delimiter"]
+            if data.label_type is None and stored.get("label_type"):
                 update["label_type"] = stored["label_type"]
             if data.tag_names is None and stored.get("tag_names"):
                 update["tag_names"] = stored["tag_names"]
@@ -228,6 +247,9 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
                 update["on_invalid_row"] = "drop"
             if asset.column_mapping and asset.task == task:  # its validated mapping, unless the spec maps a key
                 update["column_mapping"] = {**asset.column_mapping, **data.column_mapping}
+    if is_tag_names_file(data.tag_names):
+        paths["data.tag_names"] = data.tag_names
+    check_paths(ctx, paths, "data file")
     return data.model_copy(update=update) if update else data
 
 

@@ -50,7 +50,7 @@ def catalog_facets(ctx: Context, task: str | None = None, finetune_task: str | N
     Raises:
         SpecError: an unknown task or registry.
     """
-    check_catalog_filters(task=task, finetune_task=finetune_task, registry=registry)
+    check_catalog_filters(task=task, finetune_task=finetune_task, registry=registry, license=license, ctx=ctx)
     filters: dict[str, Any] = {"task": task, "finetune_task": finetune_task, "license": license,
                                "search": search, "registry": registry}
     cards = load_system_cards()

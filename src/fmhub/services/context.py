@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fmhub.config import Settings, get_settings
+from fmhub.services.data_roots import DataRoots
 from fmhub.store.artifacts import ArtifactStore
 
 
@@ -16,11 +17,15 @@ class Context:
         settings: Paths and URLs (``FMHUB_HOME``, ``FMHUB_DATABASE_URL``).
         db_url: The database URL in force.
         artifacts: The artifact store under ``FMHUB_HOME/artifacts``.
+        data_roots: The folders a server reads user files from (set by ``fmhub serve`` and
+            :func:`fmhub.api.app.create_app`); None for the local CLI, which reads what its user
+            names.
     """
 
     settings: Settings
     db_url: str
     artifacts: ArtifactStore
+    data_roots: DataRoots | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "Context":

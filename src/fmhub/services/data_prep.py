@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fmhub.data.labels import row_key
+from fmhub.data.leakage import cross_split_duplicates
 from fmhub.data.mapping import apply_mapping, resolve_mapping
 from fmhub.data.problems import Problem
-from fmhub.data.readers import Table, read_table
+from fmhub.data.readers import Table, delimiter_name, read_table
 from fmhub.data.report import SplitReport, ValidationReport, length_stats
 from fmhub.data.splits import SplitSizes, split_indices
 from fmhub.errors import DataError
@@ -51,12 +53,15 @@ def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationRepor
     Raises:
         DataError: unreadable file or unresolvable column mapping.
     """
-    table = read_table(path, format=spec.format, encoding=spec.encoding)
+    table = read_table(path, format=spec.format, encoding=spec.encoding, delimiter=spec.delimiter)
     report.warnings.extend(table.warnings)
+    if table.delimiter is not None and (table.format == "csv" or table.delimiter != "\t"):
+        report.notes.append(delimiter_note(path, table, spec.delimiter))
     if table.skipped_blank_lines:
         report.notes.append(f"{path}: skipped {table.skipped_blank_lines} blank line(s)")
     extra, constants = task.default_mapping(table.columns, spec.column_mapping)
-    mapping = resolve_mapping(table.columns, task.schema, {**extra, **spec.column_mapping}, file=path)
+    mapping = resolve_mapping(table.columns, task.schema, {**extra, **spec.column_mapping}, file=path,
+                              nested=table.nested_columns)
     mapping.auto.extend(k for k in extra if k not in spec.column_mapping and k not in mapping.auto)
     rows = apply_mapping(table, mapping)
     for row in rows:
@@ -67,6 +72,15 @@ def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationRepor
         if note not in report.notes:
             report.notes.append(note)
     return table, Examples("", path, rows, list(table.lines), dict(mapping.columns)), mapping.describe()
+
+
+def delimiter_note(path: str, table: Table, given: str | None) -> str:
+    """The report's note on a CSV/TSV file's delimiter, e.g. ``"train.csv: fields separated by ';'
+    (semicolon), detected from the header (--delimiter to change)"`` (every CSV file has one; a TSV
+    file only when read with another delimiter than a tab)."""
+    how = "as given by --delimiter" if given else "detected from the header (--delimiter to change)" \
+        if table.format == "csv" else "the TSV default (--delimiter to change)"
+    return f"{path}: fields separated by {delimiter_name(table.delimiter or ',')}, {how}"
 
 
 def check_examples(examples: Examples, task: Task, on_invalid_row: str,
@@ -154,7 +168,14 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
     if sizes.validation > 0 or sizes.test > 0:
         strat = task.stratify_values(train) if report.ok else None
         split_notes: list[str] = []
-        idx = split_indices(len(train), sizes, seed=seed, stratify=strat, notes=split_notes)
+        # Exact duplicate rows (after label normalisation) stay together: no row of an automatic
+        # validation/test split also occurs in train.
+        groups = [row_key(row) for row in train.rows] if report.ok else None
+        idx = split_indices(len(train), sizes, seed=seed, stratify=strat, notes=split_notes, groups=groups)
+        repeated = len(groups) - len(set(groups)) if groups else 0
+        if repeated:
+            split_notes.append(f"{spec.train} repeats {repeated} row(s) exactly: each set of copies was kept "
+                               "in one split")
         report.notes.extend(split_notes)
         full = train
         train = full.subset(idx["train"], "train")
@@ -191,6 +212,11 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
     if "validation" not in splits:
         report.notes.append("no validation data: no per-epoch evaluation, the last checkpoint is kept")
 
+    # Labels written two ways are reported with the row errors (all problems at once).
+    for p in task.check_label_values(splits, spec.label_options()):
+        owner = next((ex for ex in splits.values() if ex.file == p.file), train)
+        p.column = owner.columns.get(p.column or "", p.column)
+        (report.errors if p.severity == "error" else report.warnings).append(p)
     info: LabelInfo | None = None
     if report.ok:
         info = task.label_info(train)
@@ -198,6 +224,10 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
             owner = next((ex for ex in splits.values() if ex.file == p.file), train)
             p.column = owner.columns.get(p.column or "", p.column)  # name the user's column
             (report.errors if p.severity == "error" else report.warnings).append(p)
+        ordered_rows = {name: (splits[name].file, splits[name].rows, splits[name].lines)
+                        for name in SPLITS if name in splits}
+        report.leakage, leaks = cross_split_duplicates(ordered_rows)
+        report.warnings.extend(leaks)
 
     ordered = {name: splits[name] for name in SPLITS if name in splits}
     for name, ex in ordered.items():
@@ -207,6 +237,9 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
             sr.distribution = task.distribution(ex)
             if tokenizer is not None and len(ex):
                 sr.lengths = length_stats(task.token_counts(tokenizer, ex), max_seq_length)
+                for p in task.tokenizer_warnings(tokenizer, ex):
+                    p.column = ex.columns.get(p.column or "", p.column)
+                    report.warnings.append(p)
         report.splits.append(sr)
     return PreparedData(splits=ordered, info=info, report=report, files=files)
 

@@ -49,8 +49,10 @@ def preview(ctx: Context, data_ref: str, task: str, read_options: ReadOptions | 
         rows: How many of the first rows to return (1 to :data:`MAX_PREVIEW_ROWS`).
 
     Returns:
-        ``{"data", "file", "format", "task", "columns", "rows", "total_rows", "keys",
-        "column_mapping", "key_problems", "report"}``: ``rows`` are the first rows as read (column
+        ``{"data", "file", "format", "delimiter", "nested_columns", "task", "columns", "rows",
+        "total_rows", "keys", "column_mapping", "key_problems", "report"}``: ``delimiter`` is the
+        CSV/TSV field separator used (None for other formats); ``nested_columns`` the dotted paths
+        inside object-valued JSON fields a mapping may name; ``rows`` are the first rows as read (column
         -> value, before mapping); ``keys`` lists each task key with ``required``, ``column`` (or
         None), ``auto`` (matched by name) and ``list`` (a list-valued key); ``key_problems`` maps a
         task key to its problems grouped by message (``message``, ``severity``, ``count``,
@@ -74,9 +76,10 @@ def preview(ctx: Context, data_ref: str, task: str, read_options: ReadOptions | 
     spec = DataSpec(train=data_ref, validation="none", test="none", **options)
     spec = resolve_data_spec(ctx, spec, task)
     path = spec.train
-    table = read_table(path, format=spec.format, encoding=spec.encoding)
+    table = read_table(path, format=spec.format, encoding=spec.encoding, delimiter=spec.delimiter)
 
-    mapping, problems = resolve_partial_mapping(table.columns, task_obj, spec.column_mapping, data_ref)
+    mapping, problems = resolve_partial_mapping(table.columns, task_obj, spec.column_mapping, data_ref,
+                                                nested=table.nested_columns)
     if problems:
         report = ValidationReport(task=task, mapping=mapping.describe(), errors=[p for p, _ in problems])
     else:
@@ -93,6 +96,8 @@ def preview(ctx: Context, data_ref: str, task: str, read_options: ReadOptions | 
         "data": data_ref,
         "file": Path(path).name,
         "format": table.format,
+        "delimiter": table.delimiter,
+        "nested_columns": list(table.nested_columns),
         "task": task,
         "columns": list(table.columns),
         "rows": [_json_safe(row) for row in table.rows[:count]],
@@ -107,7 +112,8 @@ def preview(ctx: Context, data_ref: str, task: str, read_options: ReadOptions | 
 
 
 def resolve_partial_mapping(columns: list[str], task: Task, user_map: dict[str, str],
-                            file: str) -> tuple[ColumnMapping, list[tuple[Problem, list[str]]]]:
+                            file: str, nested: list[str] | None = None
+                            ) -> tuple[ColumnMapping, list[tuple[Problem, list[str]]]]:
     """The column mapping as far as it resolves, and its problems, each with the keys concerned.
 
     Unlike :func:`fmhub.data.mapping.resolve_mapping` nothing is raised: a user column not in the
@@ -118,6 +124,8 @@ def resolve_partial_mapping(columns: list[str], task: Task, user_map: dict[str, 
         task: The task (its schema and task-specific automatic matches).
         user_map: Task key -> column given by the user.
         file: How messages name the file.
+        nested: Dotted paths inside object-valued columns (``Table.nested_columns``), which a
+            user mapping may name.
 
     Returns:
         (the mapping, ``[(problem, [task keys])]``; no problems means the mapping is complete).
@@ -132,13 +140,15 @@ def resolve_partial_mapping(columns: list[str], task: Task, user_map: dict[str, 
                                      hint=f"use one of: {', '.join(schema.keys)}"), []))
         elif column in columns or column.strip() in columns:
             given[key] = column if column in columns else column.strip()
+        elif column.strip() in (nested or ()):
+            given[key] = column.strip()
         else:
             problems.append((Problem(f"column {column!r} (for key {key!r}) is not in {file}; columns are {columns}",
                                      file, column=column, hint=f"use one of the columns: {', '.join(columns)}"),
                              [key]))
     relaxed = TaskSchema(required=(), optional=schema.keys, aliases=schema.aliases, list_keys=schema.list_keys)
     try:
-        mapping = resolve_mapping(columns, relaxed, given, file=file)
+        mapping = resolve_mapping(columns, relaxed, given, file=file, nested=nested or ())
     except DataError as exc:  # several columns match one key equally well
         problems.extend((Problem(**d), []) for d in (exc.details or []))
         mapping = ColumnMapping({k: given[k] for k in schema.keys if k in given})

@@ -148,7 +148,8 @@ def regenerate_key(ctx: Context, runtime: Any, endpoint: str, which: str = "prim
 
 
 def logs(ctx: Context, runtime: Any, endpoint: str) -> list[str]:
-    """The endpoint's log (instance starts, loads, failures, restarts; the last 500 lines)."""
+    """The endpoint's log (instance starts, loads, failures, restarts, and every error answer of its
+    scoring URL with the cause; the last 500 lines)."""
     endpoints_service.get_endpoint(ctx, endpoint)
     return list(runtime.logs.get(endpoint, [])) if runtime is not None else []
 

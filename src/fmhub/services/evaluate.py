@@ -92,11 +92,17 @@ def check_evaluate(ctx: Context, spec: EvaluateSpec,
         empty = Examples("train", "", [], [])
         for p in task.check_splits({"train": empty, "test": examples}, info):
             (report.errors if p.severity == "error" else report.warnings).append(p)
+        for p in task.check_label_values({"test": examples}, spec.data.label_options()):
+            p.column = examples.columns.get(p.column or "", p.column)
+            (report.errors if p.severity == "error" else report.warnings).append(p)
     if report.ok and isinstance(task, Seq2SeqTask):
         info.extra.update(task.label_info(examples).extra)  # e.g. the target language for BLEU
     split = SplitReport(name="test", source=spec.data.test, rows_read=read, rows_kept=len(examples), dropped=dropped)
     if report.ok:
         split.distribution = task.distribution(examples)
+        for p in task.tokenizer_warnings(tokenizer, examples):  # e.g. NER words with no sub-word
+            p.column = examples.columns.get(p.column or "", p.column)
+            report.warnings.append(p)
     report.splits.append(split)
     if spec.max_predict_samples is not None and len(examples) > spec.max_predict_samples:
         report.notes.append(f"test: scoring the first {spec.max_predict_samples} of {len(examples)} rows "
@@ -169,7 +175,7 @@ def execute_evaluate(ctx: Context, job: Job, plan: EvaluatePlan | None = None,
             trained = ((resolved.version.lineage or {}).get("hyperparameters") or {}) if resolved.version else {}
             max_seq_length = spec.max_seq_length or int(trained.get("max_seq_length") or 512)
             asset = assets_service.register_data_file(ctx, spec.data.test, format=spec.data.format,
-                                                      encoding=spec.data.encoding)
+                                                      encoding=spec.data.encoding, delimiter=spec.data.delimiter)
             plan.model.to(choose_device(spec.device).device)
             events.event("stage", {"stage": "evaluating test", "model": resolved.ref})
             metrics = evaluate_split(task, plan.model, plan.tokenizer, plan.examples, plan.info,

@@ -313,7 +313,8 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
     sink.event("stage", {"stage": "preparing", "device": device.description, "model": resolved.ref})
     data_assets = []
     for split, file in prepared.files.items():
-        asset = assets_service.register_data_file(ctx, file, format=spec.data.format, encoding=spec.data.encoding)
+        asset = assets_service.register_data_file(ctx, file, format=spec.data.format, encoding=spec.data.encoding,
+                                                  delimiter=spec.data.delimiter)
         entry = {"split": split, "asset": asset.ref, "sha256": asset.sha256, "file": str(Path(file).resolve())}
         if entry not in data_assets:
             data_assets.append(entry)

@@ -17,6 +17,7 @@ from fmhub.entities import Job, JobStatus
 from fmhub.errors import ConflictError, FmhubError, SpecError
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
+from fmhub.services.data_roots import check_paths
 from fmhub.store import jobs_repo
 
 log = logging.getLogger("fmhub.job")
@@ -35,6 +36,7 @@ def submit_import(ctx: Context, path: str, name: str, task: str, license: str | 
     Raises:
         ImportRefusedError: missing files, remote code, or pickle weights not allowed.
         SpecError: unknown task or invalid name.
+        ForbiddenPathError: on a server, ``path`` is outside its data roots.
     """
     from fmhub.catalog.importer import inspect_model_folder
     from fmhub.services.models import NAME_RE
@@ -45,6 +47,7 @@ def submit_import(ctx: Context, path: str, name: str, task: str, license: str | 
     if not NAME_RE.match(name):
         raise SpecError(f"'{name}' is not a valid model name",
                         hint="use letters, digits, '.', '_' and '-' (up to 200 characters)")
+    check_paths(ctx, {"path": path}, "model folder")
     inspect_model_folder(Path(path), allow_pickle=allow_pickle)
     spec = {"path": str(Path(path).resolve()), "name": name, "task": task, "license": license,
             "allow_pickle": allow_pickle, "description": description}

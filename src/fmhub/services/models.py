@@ -93,12 +93,7 @@ def list_models(ctx: Context, task: str | None = None, license: str | None = Non
         search: Case-insensitive text search over name, description and architecture.
         registry: ``system``, ``workspace`` or None for both.
     """
-    if registry not in (None, "system", "workspace"):
-        raise SpecError(f"unknown registry '{registry}'", hint="use system or workspace")
-    if task is not None:
-        known = sorted({t for c in load_system_cards() for t in (*c.inference_tasks, *c.finetuning_tasks)})
-        if task not in known:
-            raise SpecError(f"unknown task '{task}'", hint=f"tasks in the catalog: {', '.join(known)}")
+    check_catalog_filters(task=task, registry=registry, license=license, ctx=ctx)
     cards: list[ModelCard] = []
     if registry in (None, "system"):
         for card in load_system_cards():
@@ -109,18 +104,40 @@ def list_models(ctx: Context, task: str | None = None, license: str | None = Non
 
 
 def check_catalog_filters(task: str | None = None, finetune_task: str | None = None,
-                          registry: str | None = None) -> None:
-    """Refuse filter values the catalog cannot match.
+                          registry: str | None = None, license: str | None = None,  # noqa: A002
+                          ctx: Context | None = None) -> None:
+    """Refuse filter values the catalog cannot match, listing the known values.
+
+    Args:
+        task / finetune_task / registry / license: The filters (None: not filtered).
+        ctx: Service context: with it, ``license`` is checked against the system cards' licenses
+            and the workspace models' (``unknown`` for a model registered without one).
 
     Raises:
-        SpecError: an unknown registry, or a task no catalog card lists.
+        SpecError: an unknown registry, a task no catalog card lists, or a license no model has
+            (``details`` names the field, the value and the known values).
     """
     if registry not in (None, "system", "workspace"):
-        raise SpecError(f"unknown registry '{registry}'", hint="use system or workspace")
+        raise _unknown_filter("registry", registry, ["system", "workspace"])
     known = sorted({t for c in load_system_cards() for t in (*c.inference_tasks, *c.finetuning_tasks)})
-    for value in (task, finetune_task):
+    for field, value in (("task", task), ("finetune_task", finetune_task)):
         if value is not None and value not in known:
-            raise SpecError(f"unknown task '{value}'", hint=f"tasks in the catalog: {', '.join(known)}")
+            raise _unknown_filter(field, value, known)
+    if license and ctx is not None:
+        licenses = sorted({c.license.lower() for c in load_system_cards()}
+                          | set(models_repo.count_latest_by(ctx.db_url, "license")))
+        if license.strip().lower() not in licenses:
+            raise _unknown_filter("license", license, licenses)
+
+
+def _unknown_filter(field: str, value: str, known: list[str]) -> SpecError:
+    import difflib
+
+    noun = {"finetune_task": "fine-tuning task"}.get(field, field)
+    close = difflib.get_close_matches(value.strip().lower(), known, n=1)
+    message = f"unknown {noun} '{value}'" + (f"; did you mean '{close[0]}'?" if close else "")
+    return SpecError(message, hint=f"use one of: {', '.join(known)}",
+                     details=[{"field": field, "value": value, "message": message, "known": known}])
 
 
 def page_models(ctx: Context, task: str | None = None, license: str | None = None, search: str | None = None,
@@ -133,9 +150,9 @@ def page_models(ctx: Context, task: str | None = None, license: str | None = Non
     fine-tuned further for its own task).
 
     Raises:
-        SpecError: unknown registry or task.
+        SpecError: unknown registry, task or license.
     """
-    check_catalog_filters(task=task, finetune_task=finetune_task, registry=registry)
+    check_catalog_filters(task=task, finetune_task=finetune_task, registry=registry, license=license, ctx=ctx)
     cards = load_system_cards()
     system = [] if registry == "workspace" else filter_cards(cards, task=task, license=license, search=search,
                                                              finetune_task=finetune_task)

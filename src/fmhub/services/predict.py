@@ -73,7 +73,29 @@ def check_inputs(task: Any, values: list[Any], field: str) -> list[Any]:
             checked.append(task.check_score_input(value))
         except ValueError as exc:
             raise SpecError(f"{field}[{i}]: {exc}", hint=f"e.g. {json.dumps(task.score_example)}") from None
+        problem = text_problem(value)
+        if problem:
+            raise SpecError(f"{field}[{i}]: {problem}",
+                            hint="send UTF-8 text; in JSON, a \\uD800-\\uDFFF escape must be one half of a pair")
     return checked
+
+
+def text_problem(value: Any) -> str | None:
+    """Why a raw input holds text that cannot be encoded (an unpaired surrogate such as ``"\\ud800"``,
+    which JSON allows and no tokenizer takes), or None. Looks into lists and objects."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (f"the text holds an unpaired surrogate {ascii(value[exc.start])[1:-1]} at character "
+                    f"{exc.start}, which is not Unicode text")
+        return None
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        problem = text_problem(item)
+        if problem:
+            return problem
+    return None
 
 
 def require_trained_head(model: Any, ref: str, task: str) -> None:

@@ -18,22 +18,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmhub.entities import Deployment
-from fmhub.errors import (NotFoundError, OverloadedError, PayloadTooLargeError, ScoringTimeoutError, SpecError,
-                          UnauthorizedError, UnavailableError)
-from fmhub.serving.batcher import DynamicBatcher, NoInstance, QueueFull
+from fmhub.errors import (FmhubError, NotFoundError, OverloadedError, PayloadTooLargeError, ScoringTimeoutError,
+                          SpecError, UnauthorizedError, UnavailableError)
+from fmhub.serving.batcher import DynamicBatcher, InputFailed, NoInstance, QueueFull
 from fmhub.serving.pool import Instance, InstanceGone
 from fmhub.services import endpoints as endpoints_service
 from fmhub.services.context import Context
 from fmhub.services.models import resolve_model
-from fmhub.services.predict import check_inputs
+from fmhub.services.scoring_request import MAX_INPUTS, parse_request  # noqa: F401 - re-exported
 from fmhub.tasks import get_task
 
 log = logging.getLogger("fmhub.serving")
 
 MAX_BODY_BYTES = 1 << 20
 """Largest scoring request body (1 MiB); larger ones answer 413."""
-MAX_INPUTS = 1024
-"""Inputs per scoring request at most."""
 
 
 @dataclass
@@ -50,7 +48,8 @@ class LiveDeployment:
         state = "ready" if all(s == "ready" for s in states) else (
             "failed" if any(s == "failed" for s in states) else "creating")
         mean = self.batcher.inputs / self.batcher.batches if self.batcher.batches else None
-        return {"state": state, "runtime_detail": next((i.runtime for i in self.instances if i.runtime), None),
+        error = next((i.error for i in self.instances if i.state == "failed" and i.error), None)
+        return {"state": state, **({"error": error} if error else {}), "runtime_detail": next((i.runtime for i in self.instances if i.runtime), None),
                 "processes": [{"pid": i.pid, "state": i.state, "restarts": i.restarts, "error": i.error}
                               for i in self.instances],
                 "batches": self.batcher.batches, "mean_batch_size": round(mean, 2) if mean else None,
@@ -182,12 +181,12 @@ class EndpointRuntime:
 
     async def score(self, endpoint: str, body: bytes, authorization: str | None,
                     deployment: str | None = None) -> dict[str, Any]:
-        """Answer a scoring request.
+        """Answer a scoring request; every error answer of a known endpoint is written to its log.
 
         Args:
             endpoint: Endpoint name.
-            body: The raw JSON body: ``{"input_data": [...], "params": {...}}`` (``inputs`` is an
-                alias of ``input_data``).
+            body: The raw JSON body, in one of the layouts of :mod:`fmhub.services.scoring_request`
+                (``{"input_data": [...], "params": {...}}``, ``{"inputs": "text"}`` ...).
             authorization: The ``Authorization`` header.
             deployment: Route to this deployment (the ``x-fmhub-deployment`` header), not by traffic.
 
@@ -196,16 +195,31 @@ class EndpointRuntime:
 
         Raises:
             UnauthorizedError (401), NotFoundError (404), PayloadTooLargeError (413),
-            SpecError (422, naming the field), OverloadedError (429, Retry-After),
+            SpecError (422, naming the field, or the input that failed: ``input_data[3]: ...``;
+            its neighbours in the batch are answered), OverloadedError (429, Retry-After),
             UnavailableError (503), ScoringTimeoutError (504).
         """
-        self._check_key(endpoint, authorization)
+        known = False
+        try:
+            self._check_key(endpoint, authorization)
+            known = True
+            return await self._score(endpoint, body, deployment)
+        except FmhubError as exc:
+            if known or not isinstance(exc, NotFoundError):  # an unknown endpoint has no log
+                self.note(endpoint, _one_line(f"request answered {exc.http_status} {exc.code}: {exc.message}"))
+            raise
+        except Exception as exc:
+            if known:
+                self.note(endpoint, _one_line(f"request answered 500: {type(exc).__name__}: {exc}"))
+            raise
+
+    async def _score(self, endpoint: str, body: bytes, deployment: str | None) -> dict[str, Any]:
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLargeError(f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}",
                                        hint="send fewer or shorter inputs per request")
         live = self._route(endpoint, deployment)
         task = get_task(live.record.task)
-        inputs, params = parse_request(task, body)
+        inputs, params, field = parse_request(task, body)
         out = {"deployment": live.record.name, "model": live.record.model, "task": task.name}
         if not inputs:
             return {**out, "predictions": []}
@@ -222,58 +236,22 @@ class EndpointRuntime:
             future.cancel()
             raise ScoringTimeoutError(f"no answer within {live.record.request_timeout_ms:.0f} ms",
                                       hint="retry, send fewer inputs, or raise request_timeout_ms") from None
+        except InputFailed as exc:
+            more = f" ({exc.failed} inputs of this request failed)" if exc.failed > 1 else ""
+            raise SpecError(f"{field}[{exc.index}]: the model could not score this input: {exc.cause}{more}",
+                            hint="fix or leave out this input; the others of the request were not scored") from None
         except (InstanceGone, NoInstance) as exc:
             raise UnavailableError(f"deployment '{live.record.name}' cannot answer now: {exc}",
-                                   hint="retry in a few seconds", headers={"Retry-After": "2"}) from None
-        except RuntimeError as exc:
-            log.error("endpoint %s deployment %s: batch failed: %s", endpoint, live.record.name, exc)
-            raise UnavailableError(f"deployment '{live.record.name}' failed on this batch",
-                                   hint="retry; the endpoint log has the error", headers={"Retry-After": "1"}) from None
+                                   hint="retry in a few seconds; the endpoint log says more",
+                                   headers={"Retry-After": "2"}) from None
+        except RuntimeError as exc:  # BatchFailed, or an error the instance reported for the whole batch
+            raise UnavailableError(f"deployment '{live.record.name}' failed on this batch: {exc}",
+                                   hint="retry; if it persists, check the deployment (the endpoint log has "
+                                        "the error)", headers={"Retry-After": "1"}) from None
         return {**out, "predictions": predictions}
 
 
-def parse_request(task: Any, body: bytes) -> tuple[list[Any], dict[str, Any]]:
-    """Decode and check a scoring body for ``task``.
-
-    Returns:
-        (inputs in the form ``task.predict`` takes, the task's params).
-
-    Raises:
-        SpecError: malformed JSON or a wrong shape, naming the field (``input_data[2]``).
-    """
-    try:
-        data = json.loads(body or b"null")
-    except RecursionError:
-        raise SpecError("the request body is nested too deeply", hint='send {"input_data": [...]}') from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        where = f" at line {exc.lineno}, column {exc.colno}" if hasattr(exc, "lineno") else ""
-        raise SpecError(f"the request body is not valid JSON{where}",
-                        hint='send {"input_data": [...], "params": {...}}') from None
-    if not isinstance(data, dict):
-        raise SpecError("the request body must be a JSON object", hint='send {"input_data": [...]}')
-    unknown = sorted(set(data) - {"input_data", "inputs", "params"})
-    if unknown:
-        raise SpecError(f"unknown field(s) {', '.join(unknown)}", hint="use input_data (or inputs) and params")
-    key = "input_data" if "input_data" in data else "inputs"
-    if key not in data:
-        raise SpecError("input_data is missing", hint=f"send {{\"input_data\": {json.dumps(task.score_example)}}}")
-    raw = data[key]
-    if not isinstance(raw, list):
-        raise SpecError(f"{key} must be a list of inputs, each {task.score_input_doc}",
-                        hint=f"e.g. {json.dumps(task.score_example)}")
-    if len(raw) > MAX_INPUTS:
-        raise SpecError(f"{key} has {len(raw)} inputs; at most {MAX_INPUTS} per request",
-                        hint="split the inputs over several requests")
-    inputs = check_inputs(task, raw, key)
-    params = data.get("params") or {}
-    if not isinstance(params, dict):
-        raise SpecError("params must be an object")
-    try:
-        checked = task.score_params(params)
-    except ValueError as exc:
-        raise SpecError(str(exc)) from None
-    extra = sorted(set(params) - set(checked))
-    if extra:
-        raise SpecError(f"params.{extra[0]} is not a parameter of {task.name}",
-                        hint=f"parameters of {task.name}: {', '.join(task.score_params_names) or 'none'}")
-    return inputs, checked
+def _one_line(text: str, limit: int = 1000) -> str:
+    """``text`` on one line (a request's text cannot start a log line of its own), cut at ``limit``."""
+    flat = " ".join(text.splitlines())
+    return flat if len(flat) <= limit else flat[:limit] + "..."

@@ -5,6 +5,7 @@ REST body or the wizard. Unknown keys are errors, and all problems are reported 
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,7 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fmhub.data.mapping import parse_map_options
-from fmhub.errors import SpecError
+from fmhub.data.readers import parse_delimiter
+from fmhub.errors import DataError, SpecError
 from fmhub.training.hyperparameters import Hyperparameters
 
 
@@ -24,11 +26,17 @@ class ReadOptions(BaseModel):
             matched automatically by name.
         format: Force a reader (``jsonl``, ``json``, ``csv``, ``tsv``, ``parquet``).
         encoding: Text encoding of CSV/TSV/JSON files.
+        delimiter: CSV/TSV field separator: one character or ``comma``, ``semicolon``, ``pipe``,
+            ``tab`` (stored as the character); None detects it from a CSV header (``,`` ``;`` ``|``
+            or a tab) and uses a tab for TSV.
         on_invalid_row: ``error`` stops before any job and lists every bad row; ``drop`` leaves
             such rows out and lists them in the report.
-        label_type: Classification labels as ``string`` (default: as written; ``1`` and ``1.0``
-            are two classes, with a warning) or ``int`` (``1``, ``1.0`` and ``"1"`` are class
-            ``1``; a label that is not a whole number is an error naming its line).
+        label_type: How classification labels that are numbers are read. None (default): as
+            written, and labels equal as numbers but written differently (``1``, ``1.0``,
+            ``01``) stop the job, naming their lines. ``string``: as written, such labels are
+            separate classes. ``number``: labels equal as numbers are one class (``1``, ``1.0``
+            and ``"01"`` are class ``1``; a label that is not a number is an error naming its
+            line). ``int``: as ``number``, and a label that is not a whole number is an error.
         tag_names: Token classification with integer tags: the tag names in id order (``O``,
             ``B-PER``, ...), or the path of a names file (one per line, or a JSON list). The saved
             model then speaks names.
@@ -44,9 +52,19 @@ class ReadOptions(BaseModel):
     format: Literal["jsonl", "json", "csv", "tsv", "parquet", "conll"] | None = None
     encoding: str = "utf-8"
     on_invalid_row: Literal["error", "drop"] = "error"
-    label_type: Literal["string", "int"] = "string"
+    label_type: Literal["string", "number", "int"] | None = None
     tag_names: list[str] | str | None = None
     label_names: list[str] | str | None = None  # issue 13: names of integer classes
+    # -- delimiter (CSV/TSV) --
+    delimiter: str | None = None
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        try:
+            return parse_delimiter(value)
+        except DataError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})") from None
 
     def label_options(self) -> dict[str, Any]:
         """The options the task's :meth:`~fmhub.tasks.base.Task.apply_label_options` takes."""
@@ -185,10 +203,9 @@ def _format_errors(exc: ValidationError, where: str) -> SpecError:
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-            parent = model_fields_at(exc.title, err["loc"][:-1])
-            close = difflib.get_close_matches(str(err["loc"][-1]), parent, n=1)
+            close = nearest_key(str(err["loc"][-1]), model_fields_at(exc.title, err["loc"][:-1]))
             if close:
-                msg += f" (did you mean '{close[0]}'?)"
+                msg += f" (did you mean '{close}'?)"
         elif err["type"] == "missing":
             msg = "required"
         else:
@@ -198,8 +215,8 @@ def _format_errors(exc: ValidationError, where: str) -> SpecError:
         if flag and err["type"] != "extra_forbidden":
             problem["flag"] = flag
         problems.append(problem)
-    lines = "; ".join(f"{p['field']} ({p['flag']}): {p['message']}" if p.get("flag") else f"{p['field']}: {p['message']}"
-                      for p in problems)
+    lines = "; ".join(f"{p['field']}: {p['message']} (flag {p['flag']})" if p.get("flag")
+                      else f"{p['field']}: {p['message']}" for p in problems)
     return SpecError(f"{len(problems)} problem(s) in {where}: {lines}",
                      hint="fix the fields named (`--help` lists every option)", details=problems)
 
@@ -239,14 +256,42 @@ def _range_message(err: Any) -> str | None:
 def model_fields_at(title: str, loc: tuple[Any, ...]) -> list[str]:
     """Field names of the spec model named ``title`` at nested location ``loc`` (for suggestions)."""
     models = {cls.__name__: cls for cls in (FinetuneSpec, DataSpec, EvaluateSpec, EvaluateDataSpec)}
-    model: Any = models.get(title)
+    return fields_at(models.get(title), loc)
+
+
+def fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the pydantic model nested in ``model`` at location ``loc`` (field names; list
+    indexes and dict keys are stepped over), or ``[]`` when there is no model there.
+
+    Args:
+        model: A pydantic model class (or None).
+        loc: A validation error's location below ``model``, without the unknown key itself.
+    """
     for part in loc:
-        if model is None:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return []
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-    return list(model.model_fields) if model is not None else []
+        if isinstance(part, int) or str(part) not in model.model_fields:
+            continue  # a list index or a dict key: the item model is already ``model``
+        model = _inner_model(model.model_fields[str(part)].annotation)
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The pydantic model in ``annotation`` (``Model``, ``Model | None``, ``list[Model]``, ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def nearest_key(key: str, known: list[str]) -> str | None:
+    """The known key nearest to an unknown ``key`` (``learning_rat`` -> ``learning_rate``), or None
+    when none is close (difflib ratio under 0.6)."""
+    close = difflib.get_close_matches(key, known, n=1)
+    return close[0] if close else None
 
 
 def build_spec(model_cls: type[BaseModel], data: dict[str, Any], where: str) -> Any:

@@ -1,5 +1,9 @@
 """Dynamic batching: requests that arrive within ``max_batch_wait_ms`` are grouped (up to
-``max_batch_size`` inputs), run as one batch on a free instance, and answered individually."""
+``max_batch_size`` inputs), run as one batch on a free instance, and answered individually.
+
+An input that fails on its own (the instance retries a failed batch in parts until the failing
+inputs stand alone) fails only its request, with :class:`InputFailed`; the other requests of the
+batch get their outputs."""
 
 from __future__ import annotations
 
@@ -21,6 +25,24 @@ class QueueFull(Exception):
 
 class NoInstance(Exception):
     """No instance of the deployment is ready."""
+
+
+class InputFailed(Exception):
+    """An input of this request failed on its own (its neighbours in the batch were answered).
+
+    Attributes:
+        index: The input's position in its request.
+        cause: What the instance reported (``TypeError: ...``).
+        failed: How many inputs of the request failed.
+    """
+
+    def __init__(self, index: int, cause: str, failed: int = 1) -> None:
+        super().__init__(f"input {index}: {cause}")
+        self.index, self.cause, self.failed = index, cause, failed
+
+
+class BatchFailed(RuntimeError):
+    """The batch failed as a whole (every input of it, or the failing ones could not be told apart)."""
 
 
 @dataclass
@@ -114,14 +136,16 @@ class DynamicBatcher:
             if instance.state != "ready":
                 ok = await instance.wait_ready(30.0)
                 if not ok:
-                    raise NoInstance(f"instance {instance.name} is {instance.state}")
-            outputs = await instance.run(inputs, group[0].params)
+                    why = f": {instance.error}" if instance.error else ""
+                    raise NoInstance(f"instance {instance.name} is {instance.state}{why}")
+            outputs, errors = await instance.run(inputs, group[0].params)
             self.batches += 1
             self.inputs += len(inputs)
+            systemic = _systemic(errors, len(inputs))
             start = 0
             for r in group:
                 if not r.future.done():
-                    r.future.set_result(outputs[start:start + len(r.inputs)])
+                    _answer(r, outputs, errors, start, systemic)
                 start += len(r.inputs)
         except (InstanceGone, NoInstance, RuntimeError) as exc:
             for r in group:
@@ -137,3 +161,28 @@ class DynamicBatcher:
             r = self.queue.get_nowait()
             if not r.future.done():
                 r.future.set_exception(NoInstance("the deployment was stopped"))
+
+
+def _systemic(errors: dict[int, tuple[str, bool]], n: int) -> str | None:
+    """The error of a batch that failed as a whole, or None when its failures are single inputs'.
+
+    Every input of a batch of two or more failing alone says the deployment, not the inputs, is
+    broken; so does an input that could not be isolated (the retry budget ran out)."""
+    if any(not isolated for _, isolated in errors.values()):
+        return next(message for message, isolated in errors.values() if not isolated) + \
+            f" ({len(errors)} of {n} inputs failed)"
+    if n > 1 and len(errors) == n:
+        return f"every input of the batch failed alone: {next(iter(errors.values()))[0]}"
+    return None
+
+
+def _answer(r: _Request, outputs: list[Any], errors: dict[int, tuple[str, bool]], start: int,
+            systemic: str | None) -> None:
+    """Resolve one request of a batch in which some inputs failed."""
+    mine = sorted(i - start for i in errors if start <= i < start + len(r.inputs))
+    if not mine:
+        r.future.set_result(outputs[start:start + len(r.inputs)])
+    elif systemic is not None:
+        r.future.set_exception(BatchFailed(systemic))
+    else:
+        r.future.set_exception(InputFailed(mine[0], errors[start + mine[0]][0], len(mine)))

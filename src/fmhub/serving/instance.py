@@ -1,7 +1,8 @@
 """One deployment instance: a process that loads a model once and answers batches.
 
 The server talks to it over a pipe: it sends ``{"id", "inputs", "params"}`` and receives
-``{"type": "result", "id", "outputs"}`` (or ``"error"``). The process ends when the pipe closes, so
+``{"type": "result", "id", "outputs", "errors"}`` (``errors``: ``{index: (message, isolated)}`` for
+the inputs that failed, see :func:`predict_isolated`), or ``{"type": "result", "id", "error"}``. The process ends when the pipe closes, so
 it never outlives the server.
 """
 
@@ -16,6 +17,8 @@ MAX_SERVING_TOKENS = 512
 #: Inputs per forward pass on a CPU: a batch is sorted by length and run in chunks this size, which
 #: pads least (measured with benchmarks/serve.py: 8 beat 16 and 32 on 2 cores).
 CPU_FORWARD_BATCH = 8
+#: Predict calls at most to find the failing inputs of one failed batch (see :func:`predict_isolated`).
+ISOLATION_BUDGET = 64
 
 
 def model_max_tokens(model: Any) -> int:
@@ -144,8 +147,52 @@ def serve_instance(conn: Any, config: dict[str, Any]) -> None:
         try:
             inputs, params = message["inputs"], message.get("params") or {}
             chunk = len(inputs) if on_gpu else CPU_FORWARD_BATCH
-            raw = task.predict(model, tokenizer, inputs, batch_size=max(1, chunk), max_seq_length=limit, **params)
-            outputs = shape_outputs(task, raw, _truncated_flags(task, tokenizer, inputs, limit))
-            conn.send({"type": "result", "id": message["id"], "outputs": outputs})
+
+            def run(part: list[Any]) -> list[Any]:
+                raw = task.predict(model, tokenizer, part, batch_size=max(1, chunk), max_seq_length=limit, **params)
+                return shape_outputs(task, raw, _truncated_flags(task, tokenizer, part, limit))
+
+            outputs, errors = predict_isolated(run, inputs)
+            conn.send({"type": "result", "id": message["id"], "outputs": outputs, "errors": errors})
         except Exception as exc:  # one bad batch never ends the instance
             conn.send({"type": "result", "id": message["id"], "error": f"{type(exc).__name__}: {exc}"})
+
+
+def predict_isolated(run: Any, inputs: list[Any], budget: int = ISOLATION_BUDGET
+                     ) -> tuple[list[Any], dict[int, tuple[str, bool]]]:
+    """Run a batch; when it fails, split it in halves and run those, until each failing input is
+    found alone: one bad input fails only itself, never its neighbours.
+
+    Args:
+        run: Predicts a list of inputs, returning one output per input (raises on failure).
+        inputs: The batch.
+        budget: Calls of ``run`` at most (bisection finds k bad inputs of n in about
+            ``2 k log2 n`` calls); inputs still unresolved when it is spent fail together.
+
+    Returns:
+        (one output per input, None where it failed; ``{index: (error, isolated)}`` for the failed
+        ones, ``isolated`` True when the input failed alone, False when the budget ran out first).
+    """
+    outputs: list[Any] = [None] * len(inputs)
+    errors: dict[int, tuple[str, bool]] = {}
+    calls = 0
+    stack = [(0, len(inputs))]
+    while stack:
+        start, end = stack.pop()
+        if calls >= budget:
+            for i in range(start, end):
+                errors[i] = ("the batch failed and the failing input was not found in time", False)
+            continue
+        calls += 1
+        try:
+            part = run(inputs[start:end])
+            if len(part) != end - start:
+                raise RuntimeError(f"{len(part)} outputs for {end - start} inputs")
+            outputs[start:end] = part
+        except Exception as exc:  # noqa: BLE001 - any failure of a part is isolated the same way
+            if end - start == 1:
+                errors[start] = (f"{type(exc).__name__}: {exc}", True)
+            else:
+                middle = (start + end) // 2
+                stack += [(middle, end), (start, middle)]
+    return outputs, errors

@@ -1,5 +1,6 @@
 """The server's side of deployment instances: start the processes, send batches, get results back
-into the event loop, restart an instance that died."""
+into the event loop, restart an instance that died (with backoff, a bounded number of times in a
+row: an instance that keeps dying is marked ``failed`` and reported, not restarted forever)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ from typing import Any
 from fmhub.serving.instance import serve_instance
 
 log = logging.getLogger("fmhub.serving")
+
+MAX_QUICK_RESTARTS = 5
+"""Restarts in a row of an instance that dies within :data:`STABLE_S` before it is marked failed."""
+STABLE_S = 60.0
+"""An instance that ran this long before dying counts as healthy again (its restart count starts over)."""
+BACKOFF_MAX_S = 30.0
+"""Longest wait before a restart (the wait doubles from 0.5 s with each quick restart)."""
 
 
 class InstanceGone(Exception):
@@ -34,7 +42,9 @@ class Instance:
         state: ``starting``, ``ready``, ``failed`` or ``stopped``.
         runtime: The runtime the process reported (e.g. ``pytorch (fp32, cpu, 2 threads)``).
         restarts: How many times the process was started again after dying.
-        error: Why loading failed, if it did.
+        quick_failures: Deaths in a row, each within :data:`STABLE_S` of its start; at
+            :data:`MAX_QUICK_RESTARTS` the instance is not started again (state ``failed``).
+        error: Why loading failed, or why the instance was given up, if it was.
     """
 
     def __init__(self, name: str, config: dict[str, Any], loop: asyncio.AbstractEventLoop,
@@ -47,6 +57,8 @@ class Instance:
         self.runtime: str | None = None
         self.pid: int | None = None
         self.restarts = 0
+        self.quick_failures = 0
+        self.started_s = time.monotonic()
         self.error: str | None = None
         self.busy = False
         self._ids = itertools.count(1)
@@ -62,6 +74,7 @@ class Instance:
         self.process = ctx.Process(target=serve_instance, args=(child, self.config), daemon=True,
                                    name=f"fmhub-instance {self.name}")
         self.process.start()
+        self.started_s = time.monotonic()
         child.close()
         self.pid = self.process.pid
         threading.Thread(target=self._read, name=f"fmhub-read {self.name}", daemon=True).start()
@@ -99,13 +112,28 @@ class Instance:
         if self._stopping or self.state == "failed":
             return
         self.process.join(timeout=5)
-        message = f"instance {self.name} (pid {self.pid}) ended with exit code {self.process.exitcode}; restarting"
+        code = self.process.exitcode
+        lived_s = time.monotonic() - self.started_s
+        self.quick_failures = self.quick_failures + 1 if lived_s < STABLE_S else 1
+        if self.quick_failures > MAX_QUICK_RESTARTS:
+            self.error = (f"the instance ended {self.quick_failures} times in a row, each within {STABLE_S:.0f} s "
+                          f"(last exit code {code}); it is not restarted again")
+            self.state = "failed"
+            message = (f"instance {self.name} (pid {self.pid}) failed: {self.error}; "
+                       "redeploy once the cause is fixed (see the server log)")
+            log.error(message)
+            self.notify(message)
+            self.loop.call_soon_threadsafe(self._ready.set)  # waiters see state failed
+            return
+        delay = min(BACKOFF_MAX_S, 0.5 * 2 ** (self.quick_failures - 1))
+        message = (f"instance {self.name} (pid {self.pid}) ended with exit code {code}; restarting in {delay:g} s "
+                   f"(restart {self.quick_failures} of at most {MAX_QUICK_RESTARTS} in a row)")
         log.error(message)
         self.notify(message)
         self.restarts += 1
         self.state = "starting"
         self.loop.call_soon_threadsafe(self._ready.clear)
-        time.sleep(min(5.0, 0.5 * self.restarts))
+        time.sleep(delay)
         if not self._stopping:
             self._start()
 
@@ -117,8 +145,13 @@ class Instance:
             return False
         return self.state == "ready"
 
-    async def run(self, inputs: list[Any], params: dict[str, Any]) -> list[Any]:
-        """Send one batch and await its outputs (one per input).
+    async def run(self, inputs: list[Any], params: dict[str, Any]
+                  ) -> tuple[list[Any], dict[int, tuple[str, bool]]]:
+        """Send one batch and await its outputs.
+
+        Returns:
+            (one output per input, None for an input that failed; ``{index: (error, isolated)}``
+            for those, see :func:`fmhub.serving.instance.predict_isolated`).
 
         Raises:
             InstanceGone: the process ended first.
@@ -158,7 +191,8 @@ def _resolve(future: asyncio.Future, message: dict[str, Any]) -> None:
     if "error" in message:
         future.set_exception(RuntimeError(message["error"]))
     else:
-        future.set_result(message["outputs"])
+        errors = {int(k): (str(v[0]), bool(v[1])) for k, v in (message.get("errors") or {}).items()}
+        future.set_result((message["outputs"], errors))
 
 
 def _fail(future: asyncio.Future, exc: Exception) -> None:

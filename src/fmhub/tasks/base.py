@@ -116,7 +116,7 @@ def unseen_labels(splits: dict[str, Examples], info: LabelInfo, labels_of: Any, 
                     hint = f"known {noun}s: {shown}; fix the {noun} " + (
                         "or add training rows for it" if source == "the training data" else "or use another model")
                     if _numeric_twin(lab, known):
-                        hint += f" (it equals a known {noun} as a number: pass --label-type int)"
+                        hint += f" (it equals a known {noun} as a number: pass --label-type number)"
                     problems.append(Problem(f"{noun} {lab!r} in the {split} data does not occur in {source}",
                                             file=ex.file, line=line, column=column, value=shorten_value(lab),
                                             hint=hint))
@@ -186,6 +186,24 @@ class Task(ABC):
         Returns:
             Problems found (error severity for values the options cannot map), naming the line.
         """
+        return []
+
+    def check_label_values(self, splits: dict[str, Examples], options: dict[str, Any]) -> list[Problem]:
+        """Checks of the label values across all splits that depend on the user's options (e.g.
+        ``1`` and ``1.0`` without ``label_type``), after the row checks. The default finds nothing.
+
+        Args:
+            splits: The splits by name (rows already checked).
+            options: ``label_type``, ``tag_names`` (see ``ReadOptions``).
+
+        Returns:
+            Problems naming file, line, column and value.
+        """
+        return []
+
+    def tokenizer_warnings(self, tokenizer: Any, examples: Examples) -> list[Problem]:
+        """Rows the model's tokenizer handles in a way the user should know of (e.g. a word that
+        becomes no sub-word token), for the validation report. The default finds nothing."""
         return []
 
     def token_counts(self, tokenizer: Any, examples: Examples) -> list[int]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from fmhub.data.labels import ChangeLog, canonical_number, normalise_label, number_of, numbers_written_two_ways
 from fmhub.data.problems import Problem, shorten_value
 from fmhub.tasks.base import Examples, LabelInfo, Task, unseen_labels
 from fmhub.tasks.schema import TaskSchema
@@ -45,6 +46,12 @@ def _sort_key(name: str) -> tuple[int, float, str]:
         return (1, 0.0, name)
 
 
+def _non_finite(value: Any, file: str, line: int) -> Problem:
+    return Problem(f"label {shorten_value(value)} is not a finite number", file=file, line=line, column="label",
+                   value=shorten_value(value),
+                   hint="a class is a name or a finite number; fix the label (or --on-invalid-row drop)")
+
+
 MOSTLY_UNIQUE_MIN_ROWS = 20
 """From this many training rows on, more classes than half the rows is an error: the label column
 holds text (a swapped mapping), not classes."""
@@ -65,7 +72,7 @@ class TextClassification(Task):
         },
     )
     metric_for_best_model = "f1_macro"
-    metric_names = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc")
+    metric_names = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "f1_weighted")
     # Defaults from the BERT fine-tuning recipe (Devlin et al. 2019, Appendix A.3: lr in
     # {5e-5, 3e-5, 2e-5}, batch 32, 2-4 epochs) and the transformers text-classification example
     # (max_seq_length 128); warmup 6% and weight decay 0.01 as in RoBERTa's GLUE recipe.
@@ -82,6 +89,7 @@ class TextClassification(Task):
     def check_rows(self, examples: Examples) -> tuple[list[int], list[Problem]]:
         good: list[int] = []
         problems: list[Problem] = []
+        changes = ChangeLog()
         for i, (row, line) in enumerate(zip(examples.rows, examples.lines)):
             bad = False
             for key in ("sentence1", "sentence2"):
@@ -101,7 +109,10 @@ class TextClassification(Task):
                 elif not isinstance(value, str):
                     row[key] = str(value)
             label = row.get("label")
-            if _is_missing(label) or (isinstance(label, str) and not label.strip()):
+            if isinstance(label, float) and not math.isfinite(label):  # JSON NaN / Infinity, a float column's NaN
+                problems.append(_non_finite(label, examples.file, line))
+                bad = True
+            elif _is_missing(label) or (isinstance(label, str) and not label.strip()):
                 problems.append(Problem("missing label", file=examples.file, line=line, column="label",
                                         value=shorten_value("" if label is None else label), hint="give every row a label (or --on-invalid-row drop)"))
                 bad = True
@@ -110,42 +121,65 @@ class TextClassification(Task):
                                         file=examples.file, line=line, column="label", value=shorten_value(label)))
                 bad = True
             else:
-                row["label"] = label_name(label)
+                name = label_name(label)
+                number = number_of(normalise_label(name))
+                if number is not None and not math.isfinite(number):
+                    problems.append(_non_finite(name, examples.file, line))
+                    bad = True
+                else:
+                    row["label"] = changes.normalise(name, line) if not bad else normalise_label(name)
             if not bad:
                 good.append(i)
-        return good, problems
+        return good, problems + changes.warnings(examples.file, "label")
 
     def apply_label_options(self, examples: Examples, options: dict[str, Any]) -> list[Problem]:
-        """``label_type="int"``: ``1``, ``1.0``, ``"1"`` and ``"1.0"`` all become the label ``"1"``;
-        a label that is not a whole number is an error naming its line. With ``label_names``,
-        see :meth:`apply_label_names`."""
+        """Read labels as numbers when the user says so (``--label-type``), or name integer
+        classes (``--label-names``, see :meth:`apply_label_names`).
+
+        ``label_type="number"``: labels equal as numbers are one class, named by the number's
+        shortest text (``1``, ``1.0``, ``01`` and ``"1"`` -> ``"1"``; ``2.50`` -> ``"2.5"``).
+        ``label_type="int"``: the same, and a label that is not a whole number is an error.
+        A label that is not a finite number is an error naming its line in both. Other values
+        (``string``, None) leave the labels as written.
+        """
         if options.get("label_names"):
             return self.apply_label_names(examples, options["label_names"])
-        if options.get("label_type") != "int":
+        label_type = options.get("label_type")
+        if label_type not in ("int", "number"):
             return []
+        what = "a whole number" if label_type == "int" else "a finite number"
+        hint = (f"--label-type {label_type} needs {'integer' if label_type == 'int' else 'numeric'} labels; "
+                "use --label-type string to keep labels as text")
         problems = []
+        changes = ChangeLog()
         for row, line in zip(examples.rows, examples.lines):
             label = row.get("label")
             if _is_missing(label) or isinstance(label, (list, dict)) or (isinstance(label, str) and not label.strip()):
                 continue  # the row checks report these
-            if isinstance(label, bool):
-                problems.append(Problem(f"label {shorten_value(label)} is not a whole number", file=examples.file,
-                                        line=line, column="label", value=shorten_value(label),
-                                        hint="--label-type int needs integer labels; use --label-type string "
-                                             "to keep labels as text"))
+            text = None if isinstance(label, bool) else normalise_label(label_name(label))
+            number = None if text is None else number_of(text)
+            if number is None or not math.isfinite(number) or (label_type == "int" and not number.is_integer()):
+                problems.append(Problem(f"label {shorten_value(label)} is not {what}", file=examples.file,
+                                        line=line, column="label", value=shorten_value(label), hint=hint))
                 continue
-            try:
-                number = float(str(label).strip())
-                if not number.is_integer():
-                    raise ValueError
-            except ValueError:
-                problems.append(Problem(f"label {shorten_value(label)} is not a whole number", file=examples.file,
-                                        line=line, column="label", value=shorten_value(label),
-                                        hint="--label-type int needs integer labels; use --label-type string "
-                                             "to keep labels as text"))
-                continue
-            row["label"] = str(int(number))
-        return problems
+            changes.normalise(label_name(label), line)  # zero-width characters, NFC: said, not silent
+            row["label"] = canonical_number(number)
+        return problems + changes.warnings(examples.file, "label")
+
+    def check_label_values(self, splits: dict[str, Examples], options: dict[str, Any]) -> list[Problem]:
+        """Labels equal as numbers but written differently (``1``, ``1.0``, ``01``) stop the job
+        unless ``label_type`` says how to read them (``number`` merges, ``string`` keeps apart).
+
+        Returns:
+            One error per spelling of such a number (across all splits): file, first line, column,
+            value, and every line (the first five) in the message.
+        """
+        if options.get("label_type") is not None:
+            return []
+        return numbers_written_two_ways(
+            (ex.file, line, row["label"]) for ex in (splits[name] for name in ("train", "validation", "test")
+                                                     if name in splits)
+            for row, line in zip(ex.rows, ex.lines) if isinstance(row.get("label"), str))
 
     def apply_label_names(self, examples: Examples, label_names: list[str] | str) -> list[Problem]:
         """``--label-names``: an integer label ``i`` (``1``, ``1.0`` or ``"1"``) becomes
@@ -210,12 +244,6 @@ class TextClassification(Task):
                 value=shorten_value(train.rows[0]["label"]),
                 hint="map label to the column that holds the classes (a class needs several examples)"))
         problems.extend(unseen_labels(splits, info, lambda row: [row["label"]], "label"))
-        numeric = {}
-        for lab in info.labels:
-            try:
-                numeric.setdefault(float(lab), []).append(lab)
-            except ValueError:
-                pass
         folded: dict[str, list[str]] = {}
         for lab in info.labels:
             folded.setdefault(lab.casefold(), []).append(lab)
@@ -225,12 +253,6 @@ class TextClassification(Task):
                                         column="label", value=shorten_value(same[0]), severity="warning",
                                         hint="they are kept as different classes; make the column consistent "
                                              "if they are one class"))
-        for same in numeric.values():
-            if len(same) > 1:
-                problems.append(Problem(f"labels {same} look like one class written two ways",
-                                        file=train.file, column="label", value=shorten_value(same[0]), severity="warning",
-                                        hint="they are kept as different classes; if they are one class, "
-                                             "pass --label-type int (or make the column consistent)"))
         return problems
 
     def stratify_values(self, examples: Examples) -> list[Any]:
@@ -277,28 +299,44 @@ class TextClassification(Task):
 
     # -- metrics -------------------------------------------------------------------------------
     def compute_metrics(self, predictions: list[str], references: list[str], info: LabelInfo) -> dict[str, Any]:
-        """Accuracy, macro P/R/F1, MCC, per-class report and confusion matrix (scikit-learn).
+        """Accuracy, macro and weighted P/R/F1, MCC, per-class report and confusion matrix (scikit-learn).
+
+        The averages run over the labels present in the references or the predictions of this
+        split, as scikit-learn does with ``labels=None``: a training class that neither occurs
+        nor is predicted here is not averaged in (a perfect predictor scores 1.0). It is still
+        listed in ``per_class`` with support 0, and the confusion matrix keeps every class.
 
         Args:
             predictions: Predicted label names, one per example.
             references: Gold label names, same length.
             info: The label space; its order fixes the rows/columns of the confusion matrix.
+
+        Returns:
+            ``accuracy``, ``f1_macro``, ``precision_macro``, ``recall_macro``, ``f1_weighted``,
+            ``mcc`` (floats), ``weighted_avg`` (precision, recall, f1 weighted by support),
+            ``per_class`` (label -> precision, recall, f1, support), ``confusion_matrix``
+            (``labels``, ``matrix``), ``n``.
         """
         from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix,
                                      matthews_corrcoef, precision_recall_fscore_support)
 
-        labels = list(info.labels)
-        p, r, f, _ = precision_recall_fscore_support(references, predictions, labels=labels, average="macro",
-                                                     zero_division=0)
+        present = set(references) | set(predictions)
+        averaged = [lab for lab in info.labels if lab in present]
+        averaged += sorted(present - set(averaged), key=_sort_key)
+        labels = list(info.labels) + [lab for lab in averaged if lab not in info.labels]
+        scores: dict[str, float] = {}
+        for average in ("macro", "weighted"):
+            p, r, f, _ = precision_recall_fscore_support(references, predictions, labels=averaged or None,
+                                                         average=average, zero_division=0)
+            scores |= {f"f1_{average}": float(f), f"precision_{average}": float(p), f"recall_{average}": float(r)}
         report = classification_report(references, predictions, labels=labels, output_dict=True, zero_division=0)
         per_class = {lab: {"precision": report[lab]["precision"], "recall": report[lab]["recall"],
                            "f1": report[lab]["f1-score"], "support": int(report[lab]["support"])}
                      for lab in labels}
         return {
             "accuracy": float(accuracy_score(references, predictions)),
-            "f1_macro": float(f),
-            "precision_macro": float(p),
-            "recall_macro": float(r),
+            **{k: scores[k] for k in ("f1_macro", "precision_macro", "recall_macro", "f1_weighted")},
+            "weighted_avg": {k: scores[f"{k}_weighted"] for k in ("precision", "recall", "f1")},
             "mcc": float(matthews_corrcoef(references, predictions)),
             "per_class": per_class,
             "confusion_matrix": {"labels": labels,

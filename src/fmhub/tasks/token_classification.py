@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from fmhub.data.labels import ChangeLog, lines_text
 from fmhub.data.problems import Problem, shorten_value
 from fmhub.errors import DataError
 from fmhub.tasks.base import Examples, LabelInfo, Task, unseen_labels
 from fmhub.tasks.iob import entity_spans, parse_list_cell, tag_sort_key
+from fmhub.tasks.word_pieces import IGNORE, align_labels, empty_words, fill_empty_words, placeholder_token
 from fmhub.tasks.schema import TaskSchema
 
-IGNORE = -100
 WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
 
 
@@ -56,23 +57,6 @@ def resolve_tag_names(value: list[str] | str, what: str = "tag", example: str = 
     return [str(n).strip() for n in names]
 
 
-def align_labels(word_ids: list[int | None], tag_ids: list[int]) -> list[int]:
-    """Label per sub-word: the first sub-word of each word gets its tag, the rest ``-100``.
-
-    Args:
-        word_ids: The tokenizer's word index per sub-word (None for special tokens), [seq_len].
-        tag_ids: Tag id per word, [n_words].
-
-    Returns:
-        [seq_len] label ids with ``-100`` where the loss ignores the position.
-    """
-    labels, previous = [], None
-    for w in word_ids:
-        labels.append(IGNORE if w is None or w == previous else tag_ids[w])
-        previous = w
-    return labels
-
-
 def split_words(text: str) -> list[tuple[str, int, int]]:
     """Words of a raw string with character offsets: ``(word, start, end)``."""
     return [(m.group(), m.start(), m.end()) for m in WORD_RE.finditer(text)]
@@ -103,6 +87,7 @@ class TokenClassification(Task):
 
     def check_rows(self, examples: Examples) -> tuple[list[int], list[Problem]]:
         good, problems = [], []
+        changes = ChangeLog()
         for i, (row, line) in enumerate(zip(examples.rows, examples.lines)):
             bad = False
             for key in ("tokens", "tags"):
@@ -134,9 +119,9 @@ class TokenClassification(Task):
                                              "(or --tag-names names.txt)"))
                 continue
             row["tokens"] = [str(t) for t in tokens]
-            row["tags"] = [t.strip() for t in tags]
+            row["tags"] = [changes.normalise(t, line) for t in tags]
             good.append(i)
-        return good, problems
+        return good, problems + changes.warnings(examples.file, "tags", noun="tag")
 
     def apply_label_options(self, examples: Examples, options: dict[str, Any]) -> list[Problem]:
         """With ``tag_names``, integer tags (``3`` or ``"3"``) become ``tag_names[3]``; an id without a
@@ -193,8 +178,31 @@ class TokenClassification(Task):
         return [row["tokens"] for row in examples.rows]
 
     def token_counts(self, tokenizer: Any, examples: Examples) -> list[int]:
-        enc = tokenizer(self.texts_for_length(examples), is_split_into_words=True, truncation=False)
+        enc = tokenizer(fill_empty_words(tokenizer, self.texts_for_length(examples)), is_split_into_words=True,
+                        truncation=False)
         return [len(ids) for ids in enc["input_ids"]]
+
+    def tokenizer_warnings(self, tokenizer: Any, examples: Examples) -> list[Problem]:
+        """One warning per row holding words that become no sub-word token (see
+        :func:`fill_empty_words`), naming the file, line and word indices (0-based)."""
+        unk = placeholder_token(tokenizer)
+        problems = []
+        for row, line, empty in zip(examples.rows, examples.lines, empty_words(tokenizer, self.model_inputs(examples))):
+            if not empty:
+                continue
+            shown = ", ".join(f"{i} ({row['tokens'][i]!r})" for i in empty[:5])
+            problems.append(Problem(
+                f"word{'s' if len(empty) > 1 else ''} {shown}{' ...' if len(empty) > 5 else ''} of "
+                f"{len(row['tokens'])} become no sub-word token of the model's tokenizer: read as {unk!r}, "
+                "so each keeps its tag", file=examples.file, line=line, column="tokens",
+                value=shorten_value(row["tokens"][empty[0]]), severity="warning",
+                hint="remove invisible or control characters from the words, or merge the word into its neighbour"))
+        if len(problems) > 20:
+            rest = [p.line for p in problems[20:]]
+            problems = problems[:20] + [Problem(f"{len(rest)} more row(s) with such words on {lines_text(rest)}",
+                                                file=examples.file, line=rest[0], column="tokens",
+                                                severity="warning")]
+        return problems
 
     def load_model(self, path: str, info: LabelInfo | None) -> Any:
         from transformers import AutoModelForTokenClassification
@@ -209,8 +217,8 @@ class TokenClassification(Task):
                **options: Any) -> Any:
         from datasets import Dataset
 
-        enc = tokenizer([row["tokens"] for row in examples.rows], is_split_into_words=True, truncation=True,
-                        max_length=max_seq_length)
+        enc = tokenizer(fill_empty_words(tokenizer, [row["tokens"] for row in examples.rows]),
+                        is_split_into_words=True, truncation=True, max_length=max_seq_length)
         l2i = info.label2id
         columns = dict(enc)
         columns["labels"] = [align_labels(enc.word_ids(i), [l2i[t] for t in row["tags"]])
@@ -300,7 +308,9 @@ class TokenClassification(Task):
         Returns:
             Per input: ``{"tokens", "tags" (one per word), "entities": [{"type", "text", "words":
             [first, last + 1], "score", "start", "end"}], "truncated"}``; character offsets only
-            for string inputs. Words past ``max_seq_length`` sub-words get tag ``O``.
+            for string inputs. Words past ``max_seq_length`` sub-words get tag ``O`` and set
+            ``truncated``; a word the tokenizer turns into no sub-word is fed as a placeholder
+            (:func:`fill_empty_words`), gets a tag of its own and does not set ``truncated``.
         """
         import torch
 
@@ -321,7 +331,7 @@ class TokenClassification(Task):
         model.eval()
         with torch.inference_mode():
             for idx in length_sorted_batches([len(w) for w in words], batch_size):
-                batch = [words[i] or [""] for i in idx]
+                batch = fill_empty_words(tokenizer, [words[i] or [""] for i in idx])
                 enc = tokenizer(batch, is_split_into_words=True, truncation=True, max_length=max_seq_length,
                                 padding=True, return_tensors="pt")
                 probs = torch.softmax(model(**enc.to(device)).logits.float(), dim=-1)

@@ -23,7 +23,9 @@ async def read_form(request: Request) -> dict[str, list[str]]:
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise SpecError("the form is larger than 1 MiB", hint="upload data files on the Data page")
-    return parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    form.pop("csrf_token", None)  # checked by the server's same-origin guard (fmhub.api.security)
+    return form
 
 
 def first(form: dict[str, list[str]], name: str, default: str = "") -> str:

@@ -35,7 +35,7 @@ router = APIRouter()
 SOURCES = ("data.train", "data.validation", "data.test")
 PARTS = ("mapping", "report", "check")
 MAPPING_PREFIX = "data.column_mapping."
-READ_OPTIONS = ("on_invalid_row", "label_type", "format", "encoding")
+READ_OPTIONS = ("on_invalid_row", "label_type", "format", "encoding", "delimiter")
 LABEL_TYPE_TASKS = ("text-classification",)
 """Tasks whose labels can be read as integers (``label_type``)."""
 

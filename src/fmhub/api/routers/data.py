@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ConfigDict, Field
@@ -29,7 +29,8 @@ class CreateDataAsset(ReadOptions):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Asset name; identical content returns the existing version.")
-    path: str = Field(description="The data file on the server: JSONL, JSON, CSV, TSV, Parquet or CoNLL.")
+    path: str = Field(description="The data file on the server, under its data roots (403 otherwise): JSONL, "
+                                  "JSON, CSV, TSV, Parquet or CoNLL.")
     task: str | None = Field(None, description="Validate the rows for this task (report stored with the asset).")
 
 
@@ -44,20 +45,30 @@ def _create(ctx: Context, body: CreateDataAsset, source_name: str | None = None)
 
 @router.post("", status_code=201, summary="Register a data file on the server")
 def create_asset(body: CreateDataAsset, ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
-    """Copies the file into the artifact store with its sha256, columns and row count."""
+    """Copies the file into the artifact store with its sha256, columns and row count. The file
+    must lie under the server's data roots (403 ``forbidden_path`` otherwise: upload it with
+    ``PUT /api/v1/data/{name}/upload``)."""
     return _create(ctx, body)
 
 
 @router.put("/{name}/upload", status_code=201, summary="Upload a data file as a data asset")
 async def upload_asset(name: str, request: Request,
                        filename: str = Query(..., description="File name; its extension picks the reader (.csv, .jsonl ...)."),
-                       task: str | None = Query(None), ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
-    """The request body is the file's bytes (at most 512 MB). Reading options as for a path:
-    pass them in a later job's spec, or register by path for the full set."""
+                       task: str | None = Query(None),
+                       format: Literal["jsonl", "json", "csv", "tsv", "parquet", "conll"] | None = Query(
+                           None, description="Force a reader (default: from the file name's extension)."),
+                       encoding: str = Query("utf-8", description="Text encoding of CSV/TSV/JSON files."),
+                       ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+    """The request body is the file's bytes (at most 512 MiB, or `fmhub serve --max-upload-mb`),
+    streamed to disk. Other reading options (column mapping, label options): pass them in a later
+    job's spec, or register by path for the full set. The file is kept in the server's upload area
+    (one of its data roots) while it is registered."""
     if not FILENAME_RE.match(filename):
         raise SpecError(f"'{filename}' is not a plain file name", hint="use letters, digits, '.', '_' and '-'")
-    limit = MAX_UPLOAD_MB * 1024 * 1024
-    with tempfile.TemporaryDirectory(dir=ctx.settings.home) as tmp:
+    limits = getattr(request.app.state, "limits", None)
+    limit = limits.max_upload_bytes if limits is not None else MAX_UPLOAD_MB * 1024 * 1024
+    ctx.settings.uploads_dir.mkdir(parents=True, exist_ok=True)  # the upload area: one of the data roots
+    with tempfile.TemporaryDirectory(dir=ctx.settings.uploads_dir) as tmp:
         path = Path(tmp) / filename
         size = 0
         with path.open("wb") as f:
@@ -66,11 +77,11 @@ async def upload_asset(name: str, request: Request,
                 if size > limit:
                     from fastapi import HTTPException
 
-                    raise HTTPException(413, f"upload over {MAX_UPLOAD_MB} MB")
+                    raise HTTPException(413, f"upload over {limit // (1024 * 1024)} MiB")
                 f.write(chunk)
         from starlette.concurrency import run_in_threadpool
 
-        body = CreateDataAsset(name=name, path=str(path), task=task)
+        body = CreateDataAsset(name=name, path=str(path), task=task, format=format, encoding=encoding)
         result = await run_in_threadpool(_create, ctx, body, filename)  # errors name the upload
     return result
 

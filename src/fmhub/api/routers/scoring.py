@@ -15,14 +15,19 @@ router = APIRouter(prefix="/endpoints", tags=["scoring"])
 
 
 class ScoreRequest(BaseModel):
-    """A scoring request (``inputs`` is accepted as an alias of ``input_data``).
+    """A scoring request (``inputs`` is accepted as an alias of ``input_data``, ``parameters`` of ``params``).
 
     Per task, an input is: text classification, a string or ``[text, text_pair]``; token
     classification, a string or a list of words; question answering, ``{"question", "context"}``;
-    summarization and translation, a string.
+    summarization and translation, a string. Also accepted: ``{"inputs": "text"}`` (one input),
+    ``{"input_data": {"input_string": [...], "parameters": {...}}}``, and a pandas frame in split
+    orientation ``{"input_data": {"columns": [...], "index": [...], "data": [[...], ...]}}`` (one
+    input per row; one text column, two for a text pair, ``question`` and ``context`` columns).
     """
 
-    input_data: list[Any] = Field(description="The inputs, at most 1024.")
+    input_data: list[Any] | str | dict[str, Any] = Field(
+        description="The inputs, at most 1024: a list, one string (under inputs), "
+                    "{input_string, parameters} or a split-orientation frame {columns, index, data}.")
     params: dict[str, Any] = Field(default_factory=dict, description="top_k (text classification); "
                                    "num_beams, max_new_tokens (summarization, translation).")
 
@@ -48,7 +53,9 @@ class ScoreResponse(BaseModel):
 async def score(name: str, request: Request) -> Any:
     """Send ``Authorization: Bearer <endpoint key>``; ``x-fmhub-deployment: NAME`` picks a deployment
     instead of the traffic split. Errors: 401 key, 404 endpoint, 413 body over 1 MiB, 422 shape
-    (naming the field), 429 queue full (Retry-After), 503 nothing ready, 504 timeout."""
+    (naming the field), or an input the model could not score (naming it, ``input_data[3]``; the
+    other requests of its batch are answered), 429 queue full (Retry-After), 503 nothing ready,
+    504 timeout. Each error answer is written to the endpoint's log."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(f"request body is {length} bytes; the limit is {MAX_BODY_BYTES}",

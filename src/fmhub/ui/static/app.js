@@ -1,5 +1,11 @@
 // fmhub UI: the little JavaScript every page shares (htmx does the rest).
 "use strict";
+// The page's CSRF token (its <meta name="csrf-token">): fetch calls that change state send it as
+// X-CSRF-Token; htmx requests get it from hx-headers on <body>, plain forms from a hidden field.
+window.fmhubCsrfToken = function () {
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? meta.getAttribute("content") : "";
+};
 window.fmhub = (function () {
   // Show 4xx/5xx fragments (error boxes) instead of dropping them. A 4xx answer is an expected
   // outcome (the server explains a problem with the request in the fragment): it is swapped in

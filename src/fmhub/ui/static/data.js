@@ -131,7 +131,8 @@
       status.textContent = "Uploading " + file.name + " (" + Math.max(1, Math.round(file.size / 1024)) + " KiB)...";
       fetch("/api/v1/data/" + encodeURIComponent(name) + "/upload?" + query, {
         method: "PUT", body: file, credentials: "same-origin",
-        headers: { "Content-Type": "application/octet-stream", "Accept": "application/json" },
+        headers: { "Content-Type": "application/octet-stream", "Accept": "application/json",
+                   "X-CSRF-Token": window.fmhubCsrfToken() },
       }).then(function (response) {
         return response.text().then(function (text) {
           var body = null;

@@ -74,7 +74,8 @@
     var url = "/api/v1/data/" + encodeURIComponent(assetName(file.name)) + "/upload?filename=" +
       encodeURIComponent(safeFilename(file.name));
     fetch(url, { method: "PUT", body: file, credentials: "same-origin",
-                 headers: { "Content-Type": "application/octet-stream", "Accept": "application/json" } })
+                 headers: { "Content-Type": "application/octet-stream", "Accept": "application/json",
+                            "X-CSRF-Token": window.fmhubCsrfToken() } })
       .then(function (resp) {
         return resp.json().catch(function () { return {}; }).then(function (body) { return { ok: resp.ok, status: resp.status, body: body }; });
       })

@@ -1,0 +1,172 @@
+"""Data roots: the folders a server reads user files from.
+
+A path that arrives at the server (a data file in a job spec, a file to register as a data asset, a
+model folder to import, a tag names file) is resolved first (``~``, ``..`` and every symlink), then
+accepted only when it lies under one of the roots. Anything else is a :class:`ForbiddenPathError`
+(403) whose hint names the roots and the upload route. The local CLI has no roots
+(``Context.data_roots`` is None): it reads the files its user names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fmhub.config import Settings
+from fmhub.errors import ForbiddenPathError, SpecError
+
+if TYPE_CHECKING:
+    from fmhub.services.context import Context
+
+UPLOAD_ROUTE = "PUT /api/v1/data/{name}/upload?filename=FILE"
+"""The route that takes a file's bytes and registers them as a data asset."""
+
+NOT_PATHS = ("", "auto", "none")
+"""Data spec values that name no file."""
+
+
+def resolve_path(value: str | Path) -> Path | None:
+    """``value`` made absolute with ``~``, ``..`` and every symlink resolved (strictly where the
+    file exists; the existing part of a missing path is resolved too, so a missing file under a
+    symlinked folder is placed where the link points).
+
+    Relative paths are taken from the process's working folder.
+
+    Returns:
+        The resolved path, or None when it cannot be resolved (a symlink loop).
+    """
+    path = Path(value).expanduser()
+    try:
+        return path.resolve(strict=True)
+    except FileNotFoundError:
+        pass
+    except (OSError, RuntimeError):  # a symlink loop, a component that is not a folder ...
+        pass
+    try:
+        return path.resolve(strict=False)
+    except (OSError, RuntimeError):
+        return None
+
+
+@dataclass(frozen=True)
+class DataRoots:
+    """The folders a server reads user files from.
+
+    Attributes:
+        roots: Absolute folders, symlinks resolved, in the order given (duplicates left out).
+        excluded: Folders never read even when under a root (the server's own state, FMHUB_HOME),
+            except through a root inside them (its upload area and artifact store).
+    """
+
+    roots: tuple[Path, ...]
+    excluded: tuple[Path, ...] = ()
+
+    @classmethod
+    def of(cls, folders: Iterable[str | Path], excluded: Iterable[str | Path] = ()) -> "DataRoots":
+        """Roots from ``folders`` (resolved as :func:`resolve_path` does; they need not exist yet)."""
+        return cls(_resolved(folders), _resolved(excluded))
+
+    @classmethod
+    def for_server(cls, settings: Settings, folders: Iterable[str | Path] = (),
+                   cwd: str | Path | None = None) -> "DataRoots":
+        """The roots of a server: ``folders`` (``--data-root``), else ``FMHUB_DATA_ROOTS``
+        (``os.pathsep``-separated), else the folder it was started from (``cwd``, default the
+        process's working folder); always with the upload area (``FMHUB_HOME/uploads``) and the
+        artifact store (``FMHUB_HOME/artifacts``) the server manages itself.
+
+        Raises:
+            SpecError: a root given (flag or environment) is not an existing folder.
+        """
+        given = [f for f in folders if str(f).strip()]
+        source = "--data-root"
+        if not given and settings.data_roots:
+            given = [f for f in settings.data_roots.split(os.pathsep) if f.strip()]
+            source = "FMHUB_DATA_ROOTS"
+        missing = [str(f) for f in given if not Path(f).expanduser().is_dir()]
+        if missing:
+            raise SpecError(f"{source}: not a folder: {', '.join(missing)}",
+                            hint="name existing folders the server may read data files from")
+        if not given:
+            given = [cwd if cwd is not None else Path.cwd()]
+        return cls.of([*given, settings.uploads_dir, settings.artifacts_dir], excluded=[settings.home])
+
+    def contains(self, value: str | Path) -> bool:
+        """True when ``value``, resolved, is one of the roots or lies under one, and no excluded
+        folder holds it more closely than that root (``FMHUB_HOME/fmhub.db`` is refused even when
+        the server was started from the folder holding ``FMHUB_HOME``)."""
+        path = resolve_path(value)
+        if path is None:
+            return False
+        root = max((len(r.parts) for r in self.roots if path.is_relative_to(r)), default=-1)
+        excluded = max((len(e.parts) for e in self.excluded if path.is_relative_to(e)), default=-1)
+        return root >= 0 and root > excluded
+
+    def describe(self) -> str:
+        """The roots, comma-separated, for messages."""
+        return ", ".join(str(r) for r in self.roots) or "(none)"
+
+    def check(self, paths: Mapping[str, str | Path], what: str = "file") -> None:
+        """Refuse every path outside the roots at once.
+
+        Args:
+            paths: Field name (``data.train``, ``path`` ...) -> the path the request gave.
+            what: What the paths are, for the message (``data file``, ``model folder``).
+
+        Raises:
+            ForbiddenPathError: naming each refused field and value; ``details`` lists
+                ``{"field", "value", "message"}`` per refused path, and the hint names the roots
+                and the upload route.
+        """
+        refused = []
+        for field, value in paths.items():
+            if self.contains(value):
+                continue
+            resolved = resolve_path(value)
+            shown = f"'{value}'" + (f" (resolved to {resolved})" if resolved is not None and str(resolved) != str(value)
+                                    else "")
+            refused.append({"field": field, "value": str(value),
+                            "message": f"{shown} is outside the server's data roots"})
+        if not refused:
+            return
+        where = "; ".join(f"{r['field']}: {r['message']}" for r in refused)
+        raise ForbiddenPathError(
+            f"the server does not read this {what}: {where}" if len(refused) == 1
+            else f"the server does not read these {what}s: {where}",
+            hint=f"the server reads files only under its data roots ({self.describe()}); upload the file "
+                 f"instead ({UPLOAD_ROUTE}, the Data page of the web UI, or `--submit` from the CLI, which "
+                 "uploads local files) and name the data asset NAME:VERSION, or start the server with "
+                 "--data-root FOLDER",
+            details=refused)
+
+
+def _resolved(folders: Iterable[str | Path]) -> tuple[Path, ...]:
+    out: list[Path] = []
+    for folder in folders:
+        resolved = resolve_path(folder)
+        if resolved is not None and resolved not in out:
+            out.append(resolved)
+    return tuple(out)
+
+
+def check_paths(ctx: "Context", paths: Mapping[str, Any], what: str = "file") -> None:
+    """Refuse paths outside the data roots of a server context; nothing to do without roots (the
+    local CLI). Values that name no file (``auto``, ``none``, empty, None) are skipped.
+
+    Raises:
+        ForbiddenPathError: see :meth:`DataRoots.check`.
+    """
+    roots = getattr(ctx, "data_roots", None)
+    if roots is None:
+        return
+    named = {k: v for k, v in paths.items()
+             if isinstance(v, (str, Path)) and str(v).strip().lower() not in NOT_PATHS}
+    roots.check(named, what)
+
+
+def is_tag_names_file(value: Any) -> bool:
+    """True when a ``tag_names`` option is read as a file (a string that is not a comma-separated
+    list of names), as :func:`fmhub.tasks.token_classification.resolve_tag_names` reads it."""
+    return isinstance(value, str) and bool(value.strip()) and not ("," in value and not Path(value).is_file())
