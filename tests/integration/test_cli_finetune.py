@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,7 +65,12 @@ def test_automatic_split_is_announced(home):
     proc = fmhub(home, "finetune", "--model", "all-MiniLM-L6-v2", "--task", "text-classification",
                  "--train", str(SST2 / "train.csv"), "--dry-run")
     assert "automatic split" in proc.stdout
-    assert "train 3200, validation 400, test 400" in proc.stdout
+    # 80/10/10 of 4,000 rows; repeated sentences stay in one split, so the sizes may move by a few rows
+    sizes = re.search(r"train (\d+), validation (\d+), test (\d+)", proc.stdout)
+    assert sizes, proc.stdout
+    train, validation, test = map(int, sizes.groups())
+    assert train + validation + test == 4000
+    assert abs(train - 3200) <= 10 and abs(validation - 400) <= 10 and abs(test - 400) <= 10
 
 
 def test_hub_model_offline_says_how_to_import(home):
