@@ -20,6 +20,15 @@ NER = get_task("token-classification")
 SUM = get_task("summarization")
 
 
+def run_async(coro):
+    """Run a coroutine on its own event loop in a worker thread: a browser test earlier in the same
+    session can leave this thread's loop marked as running, where ``asyncio.run`` refuses."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _parse(task, body):
     return parse_request(task, json.dumps(body).encode() if not isinstance(body, bytes) else body)
 
@@ -151,7 +160,7 @@ def _batch(requests, max_batch_size=64):
         done = await asyncio.gather(*futures, return_exceptions=True)
         batcher.close()
         return done, instance.batches
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def test_one_bad_input_fails_only_its_own_request_of_the_batch():
@@ -198,7 +207,7 @@ def test_runtime_answers_422_for_the_bad_request_and_200_for_its_neighbours(runt
                                     return_exceptions=True)
         return rt, done
 
-    rt, done = asyncio.run(go())
+    rt, done = run_async(go())
     assert len(rt.live[("ep", "blue")].instances[0].batches) == 1  # one shared batch
     assert done[0]["predictions"] == [{"label": "good"}] and done[2]["predictions"] == [{"label": "ok"}]
     assert isinstance(done[1], SpecError) and done[1].http_status == 422
@@ -224,7 +233,7 @@ def test_runtime_logs_every_error_answer_of_a_known_endpoint(runtime):
                 outcomes.append(exc)
         return rt, outcomes
 
-    rt, outcomes = asyncio.run(go())
+    rt, outcomes = run_async(go())
     assert [type(o) for o in outcomes] == [SpecError, SpecError, UnauthorizedError, NotFoundError]
     log = "\n".join(rt.logs["ep"])
     assert "422 invalid_spec: input_data[0]: the text holds an unpaired surrogate \\ud800" in log
@@ -290,7 +299,7 @@ def test_an_instance_that_keeps_dying_is_marked_failed_after_bounded_restarts(mo
         await asyncio.sleep(0)
         return instance, await instance.wait_ready(1.0)
 
-    instance, ready = asyncio.run(go())
+    instance, ready = run_async(go())
     assert instance.state == "failed" and not ready
     assert len(starts) == 1 + pool.MAX_QUICK_RESTARTS and instance.restarts == pool.MAX_QUICK_RESTARTS
     assert sleeps == sorted(sleeps) and sleeps[0] < sleeps[-1] <= pool.BACKOFF_MAX_S  # backoff grows
