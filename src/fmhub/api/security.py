@@ -47,6 +47,9 @@ CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _ANY_ADDRESS = ("0.0.0.0", "::", "")
+_HOST_SYNTAX = re.compile(r"^(?:\[[0-9a-z:.%]+\]|[a-z0-9_.-]+)(?::[0-9]{0,5})?$", re.I)
+"""A well-formed ``Host``: a name or IPv4 address, or a bracketed IPv6 address, then an optional port
+(RFC 9110 section 7.2); anything else (``user@name``, ``name:80@other``, ``[::1]other``) is 400."""
 
 
 def refusal(scope: Scope, status: int, code: str, message: str, hint: str, details: object = None) -> Response:
@@ -178,7 +181,14 @@ class HostCheckMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        host_header = Headers(scope=scope).get("host", "")
+        hosts = Headers(scope=scope).getlist("host")
+        host_header = hosts[0] if hosts else ""
+        if len(hosts) > 1 or (host_header.strip() and not _HOST_SYNTAX.match(host_header.strip())):
+            shown = " and ".join(f"'{h}'" for h in hosts[:2])
+            await error_response(400, "invalid_request", f"the request's Host header is malformed: {shown}",
+                                 "send one Host header holding a host name or address and an optional "
+                                 "port")(scope, receive, send)
+            return
         if self.allowed(host_header, scope):
             await self.app(scope, receive, send)
             return
@@ -202,7 +212,9 @@ def _same_origin(url: str, host_header: str) -> bool:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False
     default = 443 if parts.scheme == "https" else 80
-    origin_host, origin_port = split_host(parts.netloc.rpartition("@")[2])
+    if "@" in parts.netloc:  # browsers never send user info in Origin or Referer
+        return False
+    origin_host, origin_port = split_host(parts.netloc)
     host, port = split_host(host_header)
     return origin_host == host and (origin_port or default) == (port or default)
 

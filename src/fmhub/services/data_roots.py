@@ -36,9 +36,14 @@ def resolve_path(value: str | Path) -> Path | None:
     Relative paths are taken from the process's working folder.
 
     Returns:
-        The resolved path, or None when it cannot be resolved (a symlink loop).
+        The resolved path, or None when it cannot be resolved (a symlink loop, a NUL byte).
     """
-    path = Path(value).expanduser()
+    if "\0" in str(value):  # no file name holds a NUL byte; the OS refuses it
+        return None
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # ``~user`` of an unknown user
+        return None
     try:
         return path.resolve(strict=True)
     except FileNotFoundError:

@@ -1,0 +1,102 @@
+"""Requests that once got past the server's guards (or crashed it): each test is one attack that must
+stay refused."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+from fmhub.api.limits import BodyLimitMiddleware, RequestLimits, json_too_deep
+from fmhub.api.security import CsrfTokens, HostCheckMiddleware, SameOriginMiddleware, SecurityOptions
+from fmhub.errors import ForbiddenPathError
+from fmhub.services.data_roots import DataRoots, resolve_path
+
+
+def _guarded() -> FastAPI:
+    """A small app behind the guards, in create_app's order."""
+    app = FastAPI()
+
+    @app.get("/page")
+    def page() -> dict:
+        return {"ok": True}
+
+    @app.post("/api/v1/thing")
+    async def thing(request: Request) -> dict:
+        return {"body": (await request.body()).decode("utf-8", "replace")}
+
+    security = SecurityOptions()
+    app.add_middleware(SameOriginMiddleware, tokens=CsrfTokens(security.csrf_secret))
+    app.add_middleware(BodyLimitMiddleware, limits=RequestLimits())
+    app.add_middleware(HostCheckMiddleware, options=security)
+    return app
+
+
+@pytest.mark.parametrize("host", ["localhost:80@evil.example", "[::1]evil.example", "localhost@evil.example",
+                                  "localhost:8000:evil", "localhost/evil", "[localhost]x"])
+def test_a_malformed_host_is_400_even_when_it_starts_with_an_own_name(host):
+    with TestClient(_guarded(), base_url="http://localhost") as client:
+        answer = client.get("/page", headers={"host": host})
+    assert answer.status_code == 400, host
+    assert answer.json()["error"]["code"] == "invalid_request" and "Host" in answer.json()["error"]["message"]
+
+
+def test_two_host_headers_are_400_whichever_comes_first():
+    with TestClient(_guarded(), base_url="http://localhost") as client:
+        for hosts in (("localhost", "evil.example"), ("evil.example", "localhost")):
+            request = client.build_request("GET", "/page")
+            request.headers = request.headers.copy()
+            del request.headers["host"]
+            raw = [(b"host", h.encode()) for h in hosts]
+            request.headers = type(request.headers)(raw + list(request.headers.raw))
+            assert client.send(request).status_code == 400, hosts
+        for host in ("localhost", "LOCALHOST.", "[::1]:8000", "127.0.0.1:"):  # still the server's names
+            assert client.get("/page", headers={"host": host}).status_code == 200, host
+
+
+def test_an_origin_with_user_info_is_not_the_servers_origin():
+    with TestClient(_guarded(), base_url="http://localhost") as client:
+        answer = client.post("/api/v1/thing", content=b"{}", headers={"host": "localhost",
+                                                                       "origin": "http://evil.example@localhost",
+                                                                       "content-type": "application/json"})
+        assert answer.status_code == 403
+        same = client.post("/api/v1/thing", content=b"{}", headers={"host": "localhost", "origin": "http://localhost",
+                                                                     "content-type": "application/json"})
+        assert same.status_code == 200
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32-le"])
+def test_json_nesting_is_counted_in_utf16_and_utf32_bodies(encoding):
+    # U+2200 is the bytes 22 00 in UTF-16-LE: read byte by byte, a '"' that hid the brackets after it
+    text = '{"x": "\u2200", "deep": ' + "[" * 500 + "]" * 500 + ', "y": "z"}'
+    assert json_too_deep(text.encode(encoding), 32)
+    assert not json_too_deep('{"x": "\u2200", "flat": [[1]], "y": "z"}'.encode(encoding), 32)
+    with TestClient(_guarded(), base_url="http://localhost") as client:
+        answer = client.post("/api/v1/thing", content=text.encode(encoding),
+                             headers={"content-type": "application/json"})
+    assert answer.status_code == 422 and "deeper than 32" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("value", ["data/a\0b.csv", "~no-such-user-fmhub/x.csv"])
+def test_paths_that_cannot_be_resolved_are_refused_not_a_crash(tmp_path, value):
+    roots = DataRoots.of([tmp_path])
+    assert resolve_path(value) is None
+    assert not roots.contains(value)
+    with pytest.raises(ForbiddenPathError) as raised:
+        roots.check({"data.train": value}, "data file")
+    assert raised.value.details[0]["field"] == "data.train"
+
+
+def test_a_path_naming_an_unknown_users_home_or_a_nul_byte_is_403_not_500(ctx):
+    from fmhub.api.app import create_app
+    from local_client import local_client
+
+    spec = {"model": "all-MiniLM-L6-v2", "task": "text-classification", "data": {"train": "~no-such-user-fmhub/x.csv"}}
+    with local_client(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
+        for path, payload in (("/api/v1/jobs/finetune", spec),
+                              ("/api/v1/data", {"name": "x", "path": "~no-such-user-fmhub/x.csv"}),
+                              ("/api/v1/data", {"name": "x", "path": "a\0b.csv"}),
+                              ("/api/v1/models/import", {"path": "a\0b", "name": "m", "task": "text-classification"})):
+            answer = client.post(path, json=payload)
+            assert answer.status_code == 403, (path, answer.text[:300])
+            assert answer.json()["error"]["code"] == "forbidden_path"
