@@ -100,3 +100,19 @@ def test_a_path_naming_an_unknown_users_home_or_a_nul_byte_is_403_not_500(ctx):
             answer = client.post(path, json=payload)
             assert answer.status_code == 403, (path, answer.text[:300])
             assert answer.json()["error"]["code"] == "forbidden_path"
+
+
+@pytest.mark.parametrize("url", ["/api/v1/jobs?offset=99999999999999999999999", "/api/v1/jobs?offset=9223372036854775808",
+                                 "/api/v1/models?offset=99999999999999999999999",
+                                 "/api/v1/data?offset=99999999999999999999999",
+                                 "/api/v1/jobs/abc/events?after=99999999999999999999999",
+                                 "/api/v1/jobs/abc/logs?offset=99999999999999999999999",
+                                 "/ui/jobs?offset=99999999999999999999999", "/ui/models?offset=99999999999999999999999",
+                                 "/ui/data?offset=99999999999999999999999"])
+def test_an_offset_past_64_bits_is_422_not_a_database_overflow(ctx, url):
+    from fmhub.api.app import create_app
+    from local_client import local_client
+
+    with local_client(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
+        answer = client.get(url)
+    assert answer.status_code == 422, answer.text[:300]
