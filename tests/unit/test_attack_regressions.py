@@ -116,3 +116,37 @@ def test_an_offset_past_64_bits_is_422_not_a_database_overflow(ctx, url):
     with local_client(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
         answer = client.get(url)
     assert answer.status_code == 422, answer.text[:300]
+
+
+def test_a_model_folder_holding_a_link_out_of_the_roots_is_not_imported(ctx, tiny_bert, tmp_path):
+    # once imported, the linked file sat in the artifact store (a root) and the data API read it back
+    import shutil
+    from dataclasses import replace
+
+    from fmhub.services.job_exec import submit_import
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text('{"leak": "secret"}')
+    folder = root / "model"
+    shutil.copytree(tiny_bert, folder)
+    server = replace(ctx, data_roots=DataRoots.of([root], excluded=[root / "model" / "state"]))
+    (folder / "extra.json").symlink_to(outside / "secret.json")
+    with pytest.raises(ForbiddenPathError) as info:
+        submit_import(server, str(folder), "evil", "text-classification")
+    assert [d["field"] for d in info.value.details] == ["path/extra.json"]
+    assert "model folder file" in info.value.message
+    (folder / "extra.json").unlink()
+    (folder / "more").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ForbiddenPathError) as info:
+        submit_import(server, str(folder), "evil", "text-classification")
+    assert [d["field"] for d in info.value.details] == ["path/more"]
+    (folder / "more").unlink()
+    (folder / "state").mkdir()  # the server's own state (FMHUB_HOME) inside the folder
+    (folder / "state" / "fmhub.db").write_text("keys")
+    with pytest.raises(ForbiddenPathError) as info:
+        submit_import(server, str(folder), "evil", "text-classification")
+    assert [d["field"] for d in info.value.details] == ["path/state", "path/state/fmhub.db"]
+    shutil.rmtree(folder / "state")
+    (folder / "inside.json").symlink_to(folder / "config.json")  # a link that stays under the roots is fine
+    assert submit_import(server, str(folder), "ok", "text-classification").kind == "import"

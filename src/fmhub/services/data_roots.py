@@ -171,6 +171,27 @@ def check_paths(ctx: "Context", paths: Mapping[str, Any], what: str = "file") ->
     roots.check(named, what)
 
 
+def check_folder(ctx: "Context", field: str, folder: str | Path, what: str = "model folder") -> None:
+    """Refuse a folder outside the data roots, or one holding an entry (at any depth) that resolves
+    outside them (a symlink that points elsewhere, the server's own FMHUB_HOME): the folder is
+    copied into the artifact store, which is itself a root, so such a file would become readable.
+    Nothing to do without roots (the local CLI).
+
+    Raises:
+        ForbiddenPathError: the folder, or each entry leading out (``field/relative/path``).
+    """
+    check_paths(ctx, {field: folder}, what)
+    roots = getattr(ctx, "data_roots", None)
+    base = Path(folder).expanduser()
+    if roots is None or not base.is_dir():
+        return
+    # rglob does not descend into symlinked folders: each such link is checked itself
+    entries = {f"{field}/{entry.relative_to(base).as_posix()}": entry for entry in sorted(base.rglob("*"))}
+    refused = {k: v for k, v in entries.items() if not roots.contains(v)}
+    if refused:
+        roots.check(refused, f"{what} file")
+
+
 def is_tag_names_file(value: Any) -> bool:
     """True when a ``tag_names`` option is read as a file (a string that is not a comma-separated
     list of names), as :func:`fmhub.tasks.token_classification.resolve_tag_names` reads it."""
