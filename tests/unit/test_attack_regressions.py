@@ -150,3 +150,17 @@ def test_a_model_folder_holding_a_link_out_of_the_roots_is_not_imported(ctx, tin
     shutil.rmtree(folder / "state")
     (folder / "inside.json").symlink_to(folder / "config.json")  # a link that stays under the roots is fine
     assert submit_import(server, str(folder), "ok", "text-classification").kind == "import"
+
+
+def test_no_other_site_may_frame_the_ui(ctx):
+    from fmhub.api.app import create_app
+    from local_client import local_client
+
+    with local_client(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
+        for path in ("/ui/endpoints", "/api/v1/models?limit=1", "/no-such-page"):
+            answer = client.get(path)
+            assert answer.headers["x-frame-options"] == "DENY", path
+            assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
+            assert answer.headers["x-content-type-options"] == "nosniff"
+        refused = client.get("/ui/endpoints", headers={"host": "evil.example"})
+        assert refused.status_code == 421 and refused.headers["x-frame-options"] == "DENY"

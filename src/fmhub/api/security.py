@@ -152,8 +152,15 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+FRAME_HEADERS = ((b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"),
+                 (b"x-content-type-options", b"nosniff"))
+"""Sent with every answer: no other site may show the UI in a frame (a framed page's own clicks would
+pass the origin and token checks), and browsers take content types as given."""
+
+
 class HostCheckMiddleware:
-    """Answers 421 to a request whose ``Host`` is not one of the server's names.
+    """Answers 421 to a request whose ``Host`` is not one of the server's names, and adds
+    :data:`FRAME_HEADERS` to every answer.
 
     Args:
         app: The wrapped ASGI app.
@@ -181,6 +188,15 @@ class HostCheckMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        if scope["type"] == "http":
+            inner_send = send
+
+            async def send(message: Message) -> None:  # noqa: F811 - the same send, with FRAME_HEADERS
+                if message["type"] == "http.response.start":
+                    names = {k.lower() for k, _ in message.get("headers", [])}
+                    extra = [(k, v) for k, v in FRAME_HEADERS if k not in names]
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
+                await inner_send(message)
         hosts = Headers(scope=scope).getlist("host")
         host_header = hosts[0] if hosts else ""
         if len(hosts) > 1 or (host_header.strip() and not _HOST_SYNTAX.match(host_header.strip())):
