@@ -164,3 +164,20 @@ def test_no_other_site_may_frame_the_ui(ctx):
             assert answer.headers["x-content-type-options"] == "nosniff"
         refused = client.get("/ui/endpoints", headers={"host": "evil.example"})
         assert refused.status_code == 421 and refused.headers["x-frame-options"] == "DENY"
+
+
+def test_an_empty_authorization_header_does_not_excuse_the_key_cookie_from_the_token(ctx):
+    from fmhub.api.app import create_app
+    from fmhub.services.keys import create_key
+
+    key = create_key(ctx, "ui")["key"]
+    app = create_app(ctx, require_api_key=True, serve_endpoints=False)
+    with TestClient(app, base_url="http://localhost") as client:
+        client.cookies.set("fmhub_api_key", key)  # signed in to the UI: the key authenticates by cookie
+        for raw in ([(b"authorization", b"")], [(b"authorization", b"Bearer x"), (b"authorization", b"")]):
+            request = client.build_request("POST", "/api/v1/endpoints", json={"name": "csrf-ep"})
+            request.headers = type(request.headers)(list(request.headers.raw) + raw)
+            answer = client.send(request)
+            assert answer.status_code == 403, answer.text[:300]
+        answer = client.post("/api/v1/endpoints", json={"name": "key-ep"}, headers={"authorization": f"Bearer {key}"})
+        assert answer.status_code == 201, answer.text[:300]

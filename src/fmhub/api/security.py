@@ -268,7 +268,8 @@ class SameOriginMiddleware:
             if (session or new_session) else ""
         if scope.get("method") in UNSAFE_METHODS:
             problem = self._cross_site(headers)
-            cookie_signed_in = bool(cookie_value(raw, KEY_COOKIE)) and "authorization" not in headers
+            # as ApiKeyMiddleware reads it: the last Authorization header, the cookie when it is empty
+            cookie_signed_in = bool(cookie_value(raw, KEY_COOKIE)) and not raw.get(b"authorization", b"").strip()
             if problem is None and (_is_ui(path) or cookie_signed_in):
                 token = headers.get(CSRF_HEADER, "")
                 if not token and headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
