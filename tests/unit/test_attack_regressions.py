@@ -181,3 +181,35 @@ def test_an_empty_authorization_header_does_not_excuse_the_key_cookie_from_the_t
             assert answer.status_code == 403, answer.text[:300]
         answer = client.post("/api/v1/endpoints", json={"name": "key-ep"}, headers={"authorization": f"Bearer {key}"})
         assert answer.status_code == 201, answer.text[:300]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_scoring_bodies_are_checked_for_nesting_whatever_their_content_type(content_type):
+    app = FastAPI()
+    seen: list = []
+
+    @app.post("/endpoints/{name}/score")
+    async def score(name: str, request: Request) -> dict:
+        seen.append(await request.body())
+        return {}
+
+    app.add_middleware(BodyLimitMiddleware, limits=RequestLimits())
+    body = b'{"inputs": ' + b"[" * 100 + b"]" * 100 + b"}"
+    with TestClient(app) as client:
+        answer = client.post("/endpoints/x/score", content=body, headers={"content-type": content_type})
+        assert answer.status_code == 422 and "deeper than 32" in answer.json()["error"]["message"]
+        assert client.post("/endpoints/x/score", content=b'{"inputs": ["a"]}',
+                           headers={"content-type": content_type}).status_code == 200
+    assert seen == [b'{"inputs": ["a"]}']
+
+
+@pytest.mark.parametrize("encoding", ["zlib_codec", "rot13", "hex_codec", "base64", "punycode"])
+def test_an_encoding_that_is_no_text_codec_is_a_data_error_not_a_crash(tmp_path, encoding):
+    from fmhub.data.encodings import read_text
+    from fmhub.errors import DataError
+
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\ngood,pos\n")
+    with pytest.raises(DataError) as info:
+        read_text(path, encoding)
+    assert encoding in info.value.message and "utf-8" in info.value.hint

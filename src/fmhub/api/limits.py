@@ -7,7 +7,8 @@
   413 at the limit, so the server never holds more than the limit in memory.
 - Headers: ``fmhub serve`` parses HTTP with h11 and at most :data:`MAX_HEADER_BYTES` of request line
   and headers, so a never-ending header is refused instead of held in memory.
-- JSON nesting: a JSON body (or a body without a ``Content-Type``, which the API reads as JSON)
+- JSON nesting: a JSON body (or a body without a ``Content-Type``, which the API reads as JSON, or
+  any body of a scoring route, which reads it as JSON whatever its type)
   nested deeper than ``max_json_depth`` arrays and objects is answered 422 before it is parsed (a
   deep body would otherwise exhaust Python's recursion limit).
 """
@@ -41,6 +42,10 @@ MAX_JSON_DEPTH = 32
 
 UPLOAD_ROUTES = (("PUT", re.compile(r"^/api/v1/data/[^/]+/upload$")),)
 """Routes whose body is a file streamed to disk: the upload limit applies and the body is not JSON."""
+
+JSON_ANY_TYPE_PREFIX = "/endpoints/"
+"""Routes that parse their body as JSON whatever its ``Content-Type`` (scoring): the nesting check
+applies to every body they get."""
 
 _STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
 
@@ -139,7 +144,8 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         content_type = headers.get("content-type", "").lower()
-        if not upload and ("json" in content_type or not content_type):
+        # scoring routes read their body as JSON whatever its Content-Type
+        if not upload and ("json" in content_type or not content_type or path.startswith(JSON_ANY_TYPE_PREFIX)):
             await self._json(scope, receive, send, limit)
             return
         await self._counted(scope, receive, send, limit, upload)
