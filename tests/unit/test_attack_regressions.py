@@ -213,3 +213,30 @@ def test_an_encoding_that_is_no_text_codec_is_a_data_error_not_a_crash(tmp_path,
     with pytest.raises(DataError) as info:
         read_text(path, encoding)
     assert encoding in info.value.message and "utf-8" in info.value.hint
+
+
+def test_a_path_too_long_for_the_file_system_or_a_nul_encoding_is_a_4xx(ctx):
+    from fmhub.api.app import create_app
+    from local_client import local_client
+
+    long = "a" * 5000
+    spec = {"model": "all-MiniLM-L6-v2", "task": "text-classification", "data": {"train": long}}
+    with local_client(create_app(ctx, serve_endpoints=False), raise_server_exceptions=False) as client:
+        for path, payload in (("/api/v1/jobs/finetune", spec),
+                              ("/api/v1/jobs/evaluate", {"model": "all-MiniLM-L6-v2", "task": "text-classification",
+                                                         "data": {"test": long}}),
+                              ("/api/v1/data", {"name": "x", "path": long}),
+                              ("/api/v1/models/import", {"path": long, "name": "m", "task": "text-classification"})):
+            answer = client.post(path, json=payload)
+            assert answer.status_code == 403, (path, answer.text[:300])
+    assert resolve_path("a" * 5000) is None
+
+
+def test_an_encoding_name_holding_a_nul_is_a_data_error(tmp_path):
+    from fmhub.data.encodings import read_text
+    from fmhub.errors import DataError
+
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n")
+    with pytest.raises(DataError, match="unknown encoding"):
+        read_text(path, "utf\0-8")

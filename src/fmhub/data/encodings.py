@@ -45,7 +45,7 @@ def read_text(path: Path, encoding: str) -> tuple[str, list[Problem]]:
     """
     try:
         info = codecs.lookup(encoding)
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL character in the name
         raise DataError(f"unknown encoding {encoding!r} for {path}",
                         "use a codec name such as utf-8, latin-1, cp1252, utf-16") from None
     if not getattr(info, "_is_text_encoding", True):  # zlib, base64, hex, rot13: not bytes -> text

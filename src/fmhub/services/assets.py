@@ -88,10 +88,10 @@ def resolve_data_ref(ctx: Context, value: str) -> DataAsset | None:
 
 
 def _exists(value: str) -> bool:
-    """True when ``value`` names an existing file or folder (False for ``~user`` of an unknown user)."""
+    """True when ``value`` names an existing file or folder (False when it cannot name one)."""
     try:
         return Path(value).expanduser().exists()
-    except RuntimeError:
+    except (RuntimeError, OSError, ValueError):  # unknown ~user, a name too long, a NUL byte
         return False
 
 

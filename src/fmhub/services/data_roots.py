@@ -9,6 +9,7 @@ accepted only when it lies under one of the roots. Anything else is a :class:`Fo
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ def resolve_path(value: str | Path) -> Path | None:
     Relative paths are taken from the process's working folder.
 
     Returns:
-        The resolved path, or None when it cannot be resolved (a symlink loop, a NUL byte).
+        The resolved path, or None when it cannot be resolved (a symlink loop, a NUL byte, a name
+        too long for the file system).
     """
     if "\0" in str(value):  # no file name holds a NUL byte; the OS refuses it
         return None
@@ -48,7 +50,10 @@ def resolve_path(value: str | Path) -> Path | None:
         return path.resolve(strict=True)
     except FileNotFoundError:
         pass
-    except (OSError, RuntimeError):  # a symlink loop, a component that is not a folder ...
+    except OSError as exc:  # a symlink loop, a component that is not a folder ...
+        if exc.errno == errno.ENAMETOOLONG:  # no such file can exist, and every look at it fails
+            return None
+    except RuntimeError:
         pass
     try:
         return path.resolve(strict=False)
