@@ -226,10 +226,12 @@ def test_a_path_too_long_for_the_file_system_or_a_nul_encoding_is_a_4xx(ctx):
                               ("/api/v1/jobs/evaluate", {"model": "all-MiniLM-L6-v2", "task": "text-classification",
                                                          "data": {"test": long}}),
                               ("/api/v1/data", {"name": "x", "path": long}),
+                              ("/api/v1/data", {"name": "x", "path": "a/" * 3000}),
+                              ("/api/v1/models/import", {"path": "a/" * 3000, "name": "m", "task": "text-classification"}),
                               ("/api/v1/models/import", {"path": long, "name": "m", "task": "text-classification"})):
             answer = client.post(path, json=payload)
             assert answer.status_code == 403, (path, answer.text[:300])
-    assert resolve_path("a" * 5000) is None
+    assert resolve_path("a" * 5000) is None and resolve_path("a/" * 3000) is None
 
 
 def test_an_encoding_name_holding_a_nul_is_a_data_error(tmp_path):

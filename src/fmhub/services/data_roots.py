@@ -56,9 +56,21 @@ def resolve_path(value: str | Path) -> Path | None:
     except RuntimeError:
         pass
     try:
-        return path.resolve(strict=False)
+        resolved = path.resolve(strict=False)
     except (OSError, RuntimeError):
         return None
+    return resolved if len(os.fsencode(str(resolved))) < _PATH_MAX else None
+
+
+def _path_max() -> int:
+    try:
+        return os.pathconf("/", "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows)
+        return 4096
+
+
+_PATH_MAX = _path_max()
+"""Longest path the file system takes (bytes): a longer one names no file, and looking fails."""
 
 
 @dataclass(frozen=True)
