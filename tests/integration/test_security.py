@@ -142,3 +142,27 @@ def test_json_nested_10000_deep_is_422_not_a_recursion_error(server, path):
     assert answer.status_code == 422, answer.text[:300]
     assert "deeper than 32 levels" in answer.json()["error"]["message"]
     assert "RecursionError" not in server.log_path.read_text(errors="replace")
+
+
+def test_a_never_ending_header_is_cut_off_and_the_memory_stays_flat(server):
+    import socket
+
+    sent = 0
+    with PeakRss(server.popen.pid) as rss:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Filler: ")
+            try:
+                while sent < 100 * MIB:
+                    sock.sendall(b"a" * MIB)
+                    sent += MIB
+            except OSError:  # the server closed the connection
+                pass
+    assert sent < 100 * MIB, "the server read a 100 MiB header"
+    assert rss.peak - rss.before < 50, f"RSS grew from {rss.before:.0f} MiB to {rss.peak:.0f} MiB"
+    assert httpx.get(server.url + "/health", timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["localhost:80@evil.example", "[::1]evil.example"])
+def test_a_malformed_host_that_starts_with_an_own_name_is_400(server, host):
+    answer = httpx.get(server.url + "/api/v1/models?limit=1", headers={"Host": host}, timeout=30)
+    assert answer.status_code == 400, answer.text[:300]

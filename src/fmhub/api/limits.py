@@ -5,13 +5,17 @@
   (``--max-upload-mb``) and streams to disk. A ``Content-Length`` over the limit is answered 413
   before any of the body is read; a body without one (chunked) is counted as it streams and answered
   413 at the limit, so the server never holds more than the limit in memory.
-- JSON nesting: a JSON body (or a body without a ``Content-Type``, which the API reads as JSON)
+- Headers: ``fmhub serve`` parses HTTP with h11 and at most :data:`MAX_HEADER_BYTES` of request line
+  and headers, so a never-ending header is refused instead of held in memory.
+- JSON nesting: a JSON body (or a body without a ``Content-Type``, which the API reads as JSON, or
+  any body of a scoring route, which reads it as JSON whatever its type)
   nested deeper than ``max_json_depth`` arrays and objects is answered 422 before it is parsed (a
   deep body would otherwise exhaust Python's recursion limit).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -29,11 +33,19 @@ DEFAULT_MAX_BODY_MB = 4
 DEFAULT_MAX_UPLOAD_MB = 512
 """Largest data file upload, in MiB."""
 
+MAX_HEADER_BYTES = 64 * 1024
+"""Largest request line plus headers, in bytes; the server reads requests with h11, which answers 400
+past it (uvicorn's default parser, httptools, buffers headers of any size)."""
+
 MAX_JSON_DEPTH = 32
 """Deepest nesting of arrays and objects accepted in a JSON body."""
 
 UPLOAD_ROUTES = (("PUT", re.compile(r"^/api/v1/data/[^/]+/upload$")),)
 """Routes whose body is a file streamed to disk: the upload limit applies and the body is not JSON."""
+
+JSON_ANY_TYPE_PREFIX = "/endpoints/"
+"""Routes that parse their body as JSON whatever its ``Content-Type`` (scoring): the nesting check
+applies to every body they get."""
 
 _STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
 
@@ -61,9 +73,15 @@ class RequestLimits:
 
 def json_too_deep(body: bytes, max_depth: int) -> bool:
     """True when ``body`` nests arrays and objects deeper than ``max_depth`` (brackets inside JSON
-    strings do not count). Linear in the body's size; no recursion."""
+    strings do not count). Linear in the body's size; no recursion.
+
+    A body in UTF-16 or UTF-32 (which ``json.loads`` accepts) is scanned as UTF-8: read byte by
+    byte, a character such as U+2200 holds a ``"`` byte that would hide brackets from the scan."""
     if body.count(b"[") + body.count(b"{") <= max_depth:
         return False
+    encoding = json.detect_encoding(body)
+    if encoding not in ("utf-8", "utf-8-sig"):
+        body = body.decode(encoding, errors="replace").encode("utf-8")
     depth = 0
     for match in _STRING_OR_BRACKET.finditer(body):
         token = match.group()
@@ -126,7 +144,8 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         content_type = headers.get("content-type", "").lower()
-        if not upload and ("json" in content_type or not content_type):
+        # scoring routes read their body as JSON whatever its Content-Type
+        if not upload and ("json" in content_type or not content_type or path.startswith(JSON_ANY_TYPE_PREFIX)):
             await self._json(scope, receive, send, limit)
             return
         await self._counted(scope, receive, send, limit, upload)

@@ -11,6 +11,10 @@ T = TypeVar("T")
 
 MAX_LIMIT = 1000
 
+MAX_OFFSET = 2**62
+"""Largest ``offset`` (and event ``after``) a route takes: the database stores 64-bit integers, and a
+larger one would fail there instead of answering 422."""
+
 
 class PageParams(BaseModel):
     """``limit`` (1..1000, default 50) items from ``offset`` (default 0)."""
@@ -20,7 +24,7 @@ class PageParams(BaseModel):
 
 
 def page_params(limit: int = Query(50, ge=1, le=MAX_LIMIT, description="Items per page (1-1000)."),
-                offset: int = Query(0, ge=0, description="Items to skip.")) -> PageParams:
+                offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Items to skip.")) -> PageParams:
     """FastAPI dependency reading ``limit`` and ``offset``."""
     return PageParams(limit=limit, offset=offset)
 

@@ -47,6 +47,9 @@ CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _ANY_ADDRESS = ("0.0.0.0", "::", "")
+_HOST_SYNTAX = re.compile(r"^(?:\[[0-9a-z:.%]+\]|[a-z0-9_.-]+)(?::[0-9]{0,5})?$", re.I)
+"""A well-formed ``Host``: a name or IPv4 address, or a bracketed IPv6 address, then an optional port
+(RFC 9110 section 7.2); anything else (``user@name``, ``name:80@other``, ``[::1]other``) is 400."""
 
 
 def refusal(scope: Scope, status: int, code: str, message: str, hint: str, details: object = None) -> Response:
@@ -149,8 +152,15 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+FRAME_HEADERS = ((b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"),
+                 (b"x-content-type-options", b"nosniff"))
+"""Sent with every answer: no other site may show the UI in a frame (a framed page's own clicks would
+pass the origin and token checks), and browsers take content types as given."""
+
+
 class HostCheckMiddleware:
-    """Answers 421 to a request whose ``Host`` is not one of the server's names.
+    """Answers 421 to a request whose ``Host`` is not one of the server's names, and adds
+    :data:`FRAME_HEADERS` to every answer.
 
     Args:
         app: The wrapped ASGI app.
@@ -178,7 +188,23 @@ class HostCheckMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        host_header = Headers(scope=scope).get("host", "")
+        if scope["type"] == "http":
+            inner_send = send
+
+            async def send(message: Message) -> None:  # noqa: F811 - the same send, with FRAME_HEADERS
+                if message["type"] == "http.response.start":
+                    names = {k.lower() for k, _ in message.get("headers", [])}
+                    extra = [(k, v) for k, v in FRAME_HEADERS if k not in names]
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
+                await inner_send(message)
+        hosts = Headers(scope=scope).getlist("host")
+        host_header = hosts[0] if hosts else ""
+        if len(hosts) > 1 or (host_header.strip() and not _HOST_SYNTAX.match(host_header.strip())):
+            shown = " and ".join(f"'{h}'" for h in hosts[:2])
+            await error_response(400, "invalid_request", f"the request's Host header is malformed: {shown}",
+                                 "send one Host header holding a host name or address and an optional "
+                                 "port")(scope, receive, send)
+            return
         if self.allowed(host_header, scope):
             await self.app(scope, receive, send)
             return
@@ -202,7 +228,9 @@ def _same_origin(url: str, host_header: str) -> bool:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False
     default = 443 if parts.scheme == "https" else 80
-    origin_host, origin_port = split_host(parts.netloc.rpartition("@")[2])
+    if "@" in parts.netloc:  # browsers never send user info in Origin or Referer
+        return False
+    origin_host, origin_port = split_host(parts.netloc)
     host, port = split_host(host_header)
     return origin_host == host and (origin_port or default) == (port or default)
 
@@ -240,7 +268,8 @@ class SameOriginMiddleware:
             if (session or new_session) else ""
         if scope.get("method") in UNSAFE_METHODS:
             problem = self._cross_site(headers)
-            cookie_signed_in = bool(cookie_value(raw, KEY_COOKIE)) and "authorization" not in headers
+            # as ApiKeyMiddleware reads it: the last Authorization header, the cookie when it is empty
+            cookie_signed_in = bool(cookie_value(raw, KEY_COOKIE)) and not raw.get(b"authorization", b"").strip()
             if problem is None and (_is_ui(path) or cookie_signed_in):
                 token = headers.get(CSRF_HEADER, "")
                 if not token and headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):

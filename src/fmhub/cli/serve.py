@@ -87,7 +87,10 @@ def serve_cmd(
               f"{'required: sign in to the UI with one' if keys else 'not required on loopback'}; "
               f"state in {ctx.settings.home})", highlight=False)
     err.print(f"data roots (files the server reads): {ctx.data_roots.describe()}", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+    from fmhub.api.limits import MAX_HEADER_BYTES
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
+                http="h11", h11_max_incomplete_event_size=MAX_HEADER_BYTES)  # bounded headers
 
 
 @handle_errors

@@ -44,10 +44,14 @@ def read_text(path: Path, encoding: str) -> tuple[str, list[Problem]]:
             line and column listed, cp1252 suggested when it decodes the file); a NUL character.
     """
     try:
-        codec = codecs.lookup(encoding).name
-    except LookupError:
+        info = codecs.lookup(encoding)
+    except (LookupError, ValueError):  # ValueError: a NUL character in the name
         raise DataError(f"unknown encoding {encoding!r} for {path}",
                         "use a codec name such as utf-8, latin-1, cp1252, utf-16") from None
+    if not getattr(info, "_is_text_encoding", True):  # zlib, base64, hex, rot13: not bytes -> text
+        raise DataError(f"{encoding!r} is not a text encoding (for {path})",
+                        "use a codec name such as utf-8, latin-1, cp1252, utf-16")
+    codec = info.name
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -58,6 +62,9 @@ def read_text(path: Path, encoding: str) -> tuple[str, list[Problem]]:
         text = raw[start:].decode(codec)
     except UnicodeDecodeError as exc:
         raise _decode_error(path, raw, start + exc.start, codec) from None
+    except UnicodeError as exc:  # codecs such as punycode raise a bare UnicodeError
+        raise DataError(f"cannot decode {path} as {encoding}: {exc}",
+                        "pass --encoding with the file's encoding (utf-8, cp1252, latin-1, utf-16)") from None
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise DataError(f"{path}:{line}: NUL character in a text file (is it UTF-16 or binary?)",

@@ -78,13 +78,21 @@ def resolve_data_ref(ctx: Context, value: str) -> DataAsset | None:
     Raises:
         NotFoundError: ``value`` looks like ``NAME:VERSION`` but no such asset exists.
     """
-    if value.strip().lower() in ("auto", "none", "") or Path(value).expanduser().exists():
+    if value.strip().lower() in ("auto", "none", "") or _exists(value):
         return None
     match = ASSET_REF.match(value.strip())
     if not match:
         return None
     version = None if match["version"] == "latest" else int(match["version"])
     return assets_repo.get_asset(ctx.db_url, match["name"], version)
+
+
+def _exists(value: str) -> bool:
+    """True when ``value`` names an existing file or folder (False when it cannot name one)."""
+    try:
+        return Path(value).expanduser().exists()
+    except (RuntimeError, OSError, ValueError):  # unknown ~user, a name too long, a NUL byte
+        return False
 
 
 def list_assets(ctx: Context, name: str | None = None) -> list[DataAsset]:

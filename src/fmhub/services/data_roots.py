@@ -9,6 +9,7 @@ accepted only when it lies under one of the roots. Anything else is a :class:`Fo
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,19 +37,40 @@ def resolve_path(value: str | Path) -> Path | None:
     Relative paths are taken from the process's working folder.
 
     Returns:
-        The resolved path, or None when it cannot be resolved (a symlink loop).
+        The resolved path, or None when it cannot be resolved (a symlink loop, a NUL byte, a name
+        too long for the file system).
     """
-    path = Path(value).expanduser()
+    if "\0" in str(value):  # no file name holds a NUL byte; the OS refuses it
+        return None
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # ``~user`` of an unknown user
+        return None
     try:
         return path.resolve(strict=True)
     except FileNotFoundError:
         pass
-    except (OSError, RuntimeError):  # a symlink loop, a component that is not a folder ...
+    except OSError as exc:  # a symlink loop, a component that is not a folder ...
+        if exc.errno == errno.ENAMETOOLONG:  # no such file can exist, and every look at it fails
+            return None
+    except RuntimeError:
         pass
     try:
-        return path.resolve(strict=False)
+        resolved = path.resolve(strict=False)
     except (OSError, RuntimeError):
         return None
+    return resolved if len(os.fsencode(str(resolved))) < _PATH_MAX else None
+
+
+def _path_max() -> int:
+    try:
+        return os.pathconf("/", "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows)
+        return 4096
+
+
+_PATH_MAX = _path_max()
+"""Longest path the file system takes (bytes): a longer one names no file, and looking fails."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +186,27 @@ def check_paths(ctx: "Context", paths: Mapping[str, Any], what: str = "file") ->
     named = {k: v for k, v in paths.items()
              if isinstance(v, (str, Path)) and str(v).strip().lower() not in NOT_PATHS}
     roots.check(named, what)
+
+
+def check_folder(ctx: "Context", field: str, folder: str | Path, what: str = "model folder") -> None:
+    """Refuse a folder outside the data roots, or one holding an entry (at any depth) that resolves
+    outside them (a symlink that points elsewhere, the server's own FMHUB_HOME): the folder is
+    copied into the artifact store, which is itself a root, so such a file would become readable.
+    Nothing to do without roots (the local CLI).
+
+    Raises:
+        ForbiddenPathError: the folder, or each entry leading out (``field/relative/path``).
+    """
+    check_paths(ctx, {field: folder}, what)
+    roots = getattr(ctx, "data_roots", None)
+    base = Path(folder).expanduser()
+    if roots is None or not base.is_dir():
+        return
+    # rglob does not descend into symlinked folders: each such link is checked itself
+    entries = {f"{field}/{entry.relative_to(base).as_posix()}": entry for entry in sorted(base.rglob("*"))}
+    refused = {k: v for k, v in entries.items() if not roots.contains(v)}
+    if refused:
+        roots.check(refused, f"{what} file")
 
 
 def is_tag_names_file(value: Any) -> bool:

@@ -17,7 +17,7 @@ from fmhub.entities import Job, JobStatus
 from fmhub.errors import ConflictError, FmhubError, SpecError
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
-from fmhub.services.data_roots import check_paths
+from fmhub.services.data_roots import check_folder
 from fmhub.store import jobs_repo
 
 log = logging.getLogger("fmhub.job")
@@ -47,7 +47,7 @@ def submit_import(ctx: Context, path: str, name: str, task: str, license: str | 
     if not NAME_RE.match(name):
         raise SpecError(f"'{name}' is not a valid model name",
                         hint="use letters, digits, '.', '_' and '-' (up to 200 characters)")
-    check_paths(ctx, {"path": path}, "model folder")
+    check_folder(ctx, "path", path)
     inspect_model_folder(Path(path), allow_pickle=allow_pickle)
     spec = {"path": str(Path(path).resolve()), "name": name, "task": task, "license": license,
             "allow_pickle": allow_pickle, "description": description}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from fmhub.api.deps import get_ctx
-from fmhub.api.pagination import Page, PageParams, make_page, page_params
+from fmhub.api.pagination import MAX_OFFSET, Page, PageParams, make_page, page_params
 from fmhub.entities import Job, JobEvent
 from fmhub.services.context import Context
 from fmhub.services.specs import EvaluateSpec, FinetuneSpec
@@ -71,7 +71,7 @@ def show_job(job_id: str, ctx: Context = Depends(get_ctx)) -> Job:
 
 
 @router.get("/{job_id}/events", response_model=list[JobEvent], summary="A job's progress events")
-def job_events(job_id: str, after: int = Query(0, ge=0, description="Only events with seq > after."),
+def job_events(job_id: str, after: int = Query(0, ge=0, le=MAX_OFFSET, description="Only events with seq > after."),
                ctx: Context = Depends(get_ctx)) -> list[JobEvent]:
     """Append-only: step, total, epoch, loss, learning_rate, samples_per_s, eta_s; eval metrics;
     checkpoints; stages. Poll with ``after`` = the last ``seq`` seen."""
@@ -82,7 +82,7 @@ def job_events(job_id: str, after: int = Query(0, ge=0, description="Only events
 
 
 @router.get("/{job_id}/logs", response_model=LogChunk, summary="A job's log file")
-def job_logs(job_id: str, offset: int = Query(0, ge=0, description="Byte offset to read from."),
+def job_logs(job_id: str, offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Byte offset to read from."),
              ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     """Up to 1 MiB of the log from ``offset``."""
     from fmhub.services.jobs import get_job, read_log

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
+from fmhub.api.pagination import MAX_OFFSET
 from fmhub.services.context import Context
 from fmhub.ui.deps import get_ctx
 from fmhub.ui.templating import render
@@ -24,7 +25,7 @@ def _blank(value: str | None) -> str | None:
 @router.get("/models", response_class=HTMLResponse)
 def catalog(request: Request, task: str | None = Query(None), finetune_task: str | None = Query(None),
             license: str | None = Query(None), registry: str | None = Query(None),
-            search: str | None = Query(None), offset: int = Query(0, ge=0),
+            search: str | None = Query(None), offset: int = Query(0, ge=0, le=MAX_OFFSET),
             ctx: Context = Depends(get_ctx)) -> HTMLResponse:
     """The catalog; an htmx request (filters changed) gets only the results and filter panel."""
     from fmhub.services.catalog_facets import catalog_facets

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
+from fmhub.api.pagination import MAX_OFFSET
 from fmhub.entities import FINETUNE_TASKS
 from fmhub.services.context import Context
 from fmhub.ui.deps import get_ctx
@@ -26,7 +27,7 @@ SPLIT_NOTES = ("no test data", "no validation data")
 
 
 @router.get("/data", response_class=HTMLResponse)
-def data_assets(request: Request, offset: int = Query(0, ge=0), ctx: Context = Depends(get_ctx)) -> HTMLResponse:
+def data_assets(request: Request, offset: int = Query(0, ge=0, le=MAX_OFFSET), ctx: Context = Depends(get_ctx)) -> HTMLResponse:
     """Registered data assets (newest version first) and the upload form."""
     from fmhub.services.assets import list_assets
 

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fmhub.api.pagination import MAX_OFFSET
 from fmhub.entities import Job, JobEvent, JobStatus
 from fmhub.errors import FmhubError
 from fmhub.services.context import Context
@@ -179,7 +180,7 @@ def summary_context(job: Job, action_error: FmhubError | None = None, notice: st
 
 @router.get("/jobs", response_class=HTMLResponse)
 def jobs_page(request: Request, status: str | None = Query(None), kind: str | None = Query(None),
-              offset: int = Query(0, ge=0), ctx: Context = Depends(get_ctx)) -> HTMLResponse:
+              offset: int = Query(0, ge=0, le=MAX_OFFSET), ctx: Context = Depends(get_ctx)) -> HTMLResponse:
     """Jobs, newest first, filtered by status and kind; an htmx request gets only the table."""
     from fmhub.services.jobs import count_jobs, list_jobs
 
