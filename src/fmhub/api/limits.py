@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fmhub.api.errors import error_response
-from fmhub.api.security import refusal
+from fmhub.api.security import refusal, replaying
 
 MIB = 1024 * 1024
 DEFAULT_MAX_BODY_MB = 4
@@ -177,16 +177,7 @@ class BodyLimitMiddleware:
                           [{"field": "body", "value": None,
                             "message": f"nested deeper than {depth} levels"}])(scope, receive, send)
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return final if final is not None else await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive, final), send)
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int, upload: bool) -> None:
         """Pass the body through as it streams; at the limit, stop and answer 413 instead of the app."""

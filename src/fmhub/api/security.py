@@ -325,6 +325,18 @@ async def _form_token(receive: Receive) -> tuple[str, Receive]:
             break
     body = b"".join(chunks)
     values = parse_qs(body.decode("utf-8", errors="replace")).get(CSRF_FIELD) or [""]
+    return values[0], replaying(body, receive)
+
+
+def replaying(body: bytes, receive: Receive, final: Message | None = None) -> Receive:
+    """A ``receive`` that hands the app a body a guard has already read, then carries on.
+
+    Args:
+        body: The whole request body, as read by the guard.
+        receive: The server's ``receive``.
+        final: A non-body message the guard met while reading (e.g. ``http.disconnect``), handed on
+            after the body instead of waiting for the next one.
+    """
     replayed = False
 
     async def replay() -> Message:
@@ -332,6 +344,6 @@ async def _form_token(receive: Receive) -> tuple[str, Receive]:
         if not replayed:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+        return final if final is not None else await receive()
 
-    return values[0], replay
+    return replay
