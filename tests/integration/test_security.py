@@ -118,6 +118,8 @@ def test_a_300_mb_body_is_413_and_the_server_memory_stays_flat(server, declared)
     with PeakRss(server.popen.pid) as rss:
         answer = httpx.post(server.url + "/api/v1/jobs/finetune", content=_stream(total), headers=headers,
                             timeout=120)
+    print(f"\n300 MiB body ({'declared' if declared else 'chunked'}): server RSS {rss.before:.0f} -> peak "
+          f"{rss.peak:.0f} MiB")
     assert answer.status_code == 413, answer.text[:300]
     assert answer.json()["error"]["code"] == "payload_too_large" and "--max-body-mb" in answer.json()["error"]["hint"]
     assert rss.peak - rss.before < 50, f"RSS grew from {rss.before:.0f} MiB to {rss.peak:.0f} MiB"
