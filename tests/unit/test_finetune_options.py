@@ -14,7 +14,8 @@ from conftest import write_sentiment_csv
 from fmhub.cli.app import app
 from fmhub.cli.finetune import build_finetune_spec
 from fmhub.errors import DataError, SpecError
-from fmhub.services.finetune import check_hyperparameters, run_finetune
+from fmhub.services.finetune import run_finetune
+from fmhub.services.finetune_checks import check_hyperparameters
 from fmhub.services.models import import_model, own_labels, show_model
 from fmhub.services.specs import EvaluateSpec, FinetuneSpec
 from fmhub.tasks import get_task

@@ -14,42 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from fmhub.data.labels import ChangeLog, canonical_number, normalise_label, number_of, numbers_written_two_ways
+from fmhub.data.labels import ChangeLog, normalise_label, number_of, numbers_written_two_ways
 from fmhub.data.problems import Problem, shorten_value
 from fmhub.tasks.base import Examples, LabelInfo, Task, unseen_labels
+from fmhub.tasks.class_labels import (is_missing, label_name, label_sort_key, labels_as_numbers, name_integer_labels,
+                                      non_finite_problem)
 from fmhub.tasks.schema import TaskSchema
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def label_name(value: Any) -> str:
-    """The name of a label value as read from a file.
-
-    Strings are kept as they are (after trimming); integers become their decimal text; floats keep
-    their text form (``1.0`` stays ``"1.0"``: a different name from ``"1"`` unless the user maps it).
-    Booleans become ``"true"``/``"false"``.
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value.strip()
-    return str(value)
-
-
-def _sort_key(name: str) -> tuple[int, float, str]:
-    """Numeric names in numeric order first, then the rest alphabetically."""
-    try:
-        return (0, float(name), name)
-    except ValueError:
-        return (1, 0.0, name)
-
-
-def _non_finite(value: Any, file: str, line: int) -> Problem:
-    return Problem(f"label {shorten_value(value)} is not a finite number", file=file, line=line, column="label",
-                   value=shorten_value(value),
-                   hint="a class is a name or a finite number; fix the label (or --on-invalid-row drop)")
 
 
 MOSTLY_UNIQUE_MIN_ROWS = 20
@@ -96,7 +66,7 @@ class TextClassification(Task):
                 if key not in row:
                     continue
                 value = row[key]
-                if _is_missing(value) or (isinstance(value, str) and not value.strip()):
+                if is_missing(value) or (isinstance(value, str) and not value.strip()):
                     problems.append(Problem(f"empty text for '{key}'", file=examples.file, line=line,
                                             column=key, value=shorten_value("" if value is None else value),
                                             hint="fill in the text or remove the row (or --on-invalid-row drop)"))
@@ -110,9 +80,9 @@ class TextClassification(Task):
                     row[key] = str(value)
             label = row.get("label")
             if isinstance(label, float) and not math.isfinite(label):  # JSON NaN / Infinity, a float column's NaN
-                problems.append(_non_finite(label, examples.file, line))
+                problems.append(non_finite_problem(label, examples.file, line))
                 bad = True
-            elif _is_missing(label) or (isinstance(label, str) and not label.strip()):
+            elif is_missing(label) or (isinstance(label, str) and not label.strip()):
                 problems.append(Problem("missing label", file=examples.file, line=line, column="label",
                                         value=shorten_value("" if label is None else label), hint="give every row a label (or --on-invalid-row drop)"))
                 bad = True
@@ -124,7 +94,7 @@ class TextClassification(Task):
                 name = label_name(label)
                 number = number_of(normalise_label(name))
                 if number is not None and not math.isfinite(number):
-                    problems.append(_non_finite(name, examples.file, line))
+                    problems.append(non_finite_problem(name, examples.file, line))
                     bad = True
                 else:
                     row["label"] = changes.normalise(name, line) if not bad else normalise_label(name)
@@ -144,27 +114,7 @@ class TextClassification(Task):
         """
         if options.get("label_names"):
             return self.apply_label_names(examples, options["label_names"])
-        label_type = options.get("label_type")
-        if label_type not in ("int", "number"):
-            return []
-        what = "a whole number" if label_type == "int" else "a finite number"
-        hint = (f"--label-type {label_type} needs {'integer' if label_type == 'int' else 'numeric'} labels; "
-                "use --label-type string to keep labels as text")
-        problems = []
-        changes = ChangeLog()
-        for row, line in zip(examples.rows, examples.lines):
-            label = row.get("label")
-            if _is_missing(label) or isinstance(label, (list, dict)) or (isinstance(label, str) and not label.strip()):
-                continue  # the row checks report these
-            text = None if isinstance(label, bool) else normalise_label(label_name(label))
-            number = None if text is None else number_of(text)
-            if number is None or not math.isfinite(number) or (label_type == "int" and not number.is_integer()):
-                problems.append(Problem(f"label {shorten_value(label)} is not {what}", file=examples.file,
-                                        line=line, column="label", value=shorten_value(label), hint=hint))
-                continue
-            changes.normalise(label_name(label), line)  # zero-width characters, NFC: said, not silent
-            row["label"] = canonical_number(number)
-        return problems + changes.warnings(examples.file, "label")
+        return labels_as_numbers(examples, options.get("label_type"))
 
     def check_label_values(self, splits: dict[str, Examples], options: dict[str, Any]) -> list[Problem]:
         """Labels equal as numbers but written differently (``1``, ``1.0``, ``01``) stop the job
@@ -189,41 +139,10 @@ class TextClassification(Task):
         Raises:
             DataError: the names file is missing or empty; names repeat or are empty.
         """
-        from fmhub.errors import DataError
-        from fmhub.tasks.token_classification import resolve_tag_names
-
-        names = resolve_tag_names(label_names, what="label", example="negative,positive")
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated or not all(names):
-            what = f"repeat {repeated}" if repeated else "include an empty name"
-            raise DataError(f"--label-names {what}: {', '.join(names)}",
-                            hint="give each class id 0..n-1 one distinct name, in id order")
-        known = set(names)
-        problems = []
-        for row, line in zip(examples.rows, examples.lines):
-            label = row.get("label")
-            if _is_missing(label) or isinstance(label, (list, dict, bool)) or (isinstance(label, str) and not label.strip()):
-                continue  # the row checks report these
-            text = label.strip() if isinstance(label, str) else str(label)
-            if text in known:
-                row["label"] = text
-                continue
-            try:
-                number = float(text)
-                whole = number.is_integer() and 0 <= number < len(names)
-            except ValueError:
-                whole = False
-            if not whole:
-                problems.append(Problem(f"label {shorten_value(label)} is not a class id 0-{len(names) - 1} "
-                                        f"(--label-names gives {len(names)} names)", file=examples.file, line=line,
-                                        column="label", value=shorten_value(label),
-                                        hint="give every class id a name in id order, or write the names in the file"))
-                continue
-            row["label"] = names[int(number)]
-        return problems
+        return name_integer_labels(examples, label_names)
 
     def label_info(self, train: Examples) -> LabelInfo:
-        names = sorted({row["label"] for row in train.rows}, key=_sort_key)
+        names = sorted({row["label"] for row in train.rows}, key=label_sort_key)
         is_pair = any(row.get("sentence2") is not None for row in train.rows)
         return LabelInfo(labels=names, extra={"is_pair": is_pair})
 
@@ -260,7 +179,7 @@ class TextClassification(Task):
 
     def distribution(self, examples: Examples) -> dict[str, int]:
         counts = Counter(row["label"] for row in examples.rows)
-        return {k: counts[k] for k in sorted(counts, key=_sort_key)}
+        return {k: counts[k] for k in sorted(counts, key=label_sort_key)}
 
     def texts_for_length(self, examples: Examples) -> list[Any]:
         return self.model_inputs(examples)
@@ -322,7 +241,7 @@ class TextClassification(Task):
 
         present = set(references) | set(predictions)
         averaged = [lab for lab in info.labels if lab in present]
-        averaged += sorted(present - set(averaged), key=_sort_key)
+        averaged += sorted(present - set(averaged), key=label_sort_key)
         labels = list(info.labels) + [lab for lab in averaged if lab not in info.labels]
         scores: dict[str, float] = {}
         for average in ("macro", "weighted"):
