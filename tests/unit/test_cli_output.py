@@ -145,7 +145,8 @@ JOBS = [
         finished_at=START + timedelta(minutes=3, seconds=5),
         spec={"model": "base", "task": "text-classification", "data": {"train": "t.csv", "format": None},
               "hyperparameters": {"learning_rate": 5e-05, "max_steps": None}, "register_model": True},
-        outputs={"registered_model": "tuned:1", "metrics": {
+        outputs={"registered_model": "tuned:1", "warnings": ["the model predicts one class only on test"],
+                 "metrics": {
             "validation": {"accuracy": 0.5, "f1_macro": 0.4},
             "test": {"accuracy": 0.9, "f1_macro": 0.8123, "per_class": {}, "n": 10}}}),
     Job(id="job-b", kind="finetune", status=JobStatus.queued, created_at=START,
@@ -183,6 +184,14 @@ def test_jobs_list_shows_task_duration_and_headline_metric(local_jobs):
     assert "summarization" in row_b and "rougeL" not in row_b
 
 
+def test_jobs_wait_ends_with_the_registered_model_and_its_warnings(local_jobs):
+    result = CliRunner().invoke(app, ["jobs", "wait", "job-a"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "registered tuned:1" in lines
+    assert "warning: the model predicts one class only on test" in lines
+
+
 def test_jobs_show_prints_the_spec_as_key_value_lines(local_jobs):
     result = CliRunner().invoke(app, ["jobs", "show", "job-a"])
     assert result.exit_code == 0, result.output
@@ -204,3 +213,17 @@ def test_headline_metric_and_duration_helpers():
     assert duration(None, None) == "-"
     assert duration(START, START + timedelta(hours=1, minutes=2)) == "1h 02m"
     assert duration(START, None, now=START + timedelta(seconds=42)) == "42s"
+
+
+def test_serve_on_a_taken_port_says_so_before_starting_anything(tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.setenv("FMHUB_HOME", str(tmp_path / "home"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "another --port" in result.output
+    assert not (tmp_path / "home" / "fmhub.db").exists()  # nothing started: no database was made

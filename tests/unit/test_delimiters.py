@@ -70,6 +70,17 @@ def test_delimiter_option_overrides_detection(tmp_path: Path) -> None:
     assert any("';' (semicolon), as given by --delimiter" in n for n in report.notes)
 
 
+def test_a_header_read_as_one_column_suggests_the_delimiter_that_works(tmp_path: Path) -> None:
+    path = write_plain(tmp_path / "semi.csv", ";")
+    spec = DataSpec(train=str(path), validation="none", test="none", delimiter=",")
+    with pytest.raises(DataError) as err:
+        prepare_data(spec, get_task("text-classification"), None, 128, 42)
+    hint = err.value.hint or ""
+    assert "--delimiter semicolon" in hint and "--map" not in hint, hint
+    followed = DataSpec(train=str(path), validation="none", test="none", delimiter="semicolon")
+    assert prepare_data(followed, get_task("text-classification"), None, 128, 42).report.ok  # the hint works
+
+
 def test_delimiter_option_on_a_tsv_file(tmp_path: Path) -> None:
     path = tmp_path / "data.tsv"
     path.write_text("text|label\ngood|pos\n", encoding="utf-8")

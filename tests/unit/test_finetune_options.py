@@ -224,6 +224,14 @@ def test_repeated_label_names_are_an_error(ctx, base, tmp_path):
         run_finetune(ctx, spec_for(train, label_names=["a", "a"]), dry_run=True)
 
 
+def test_label_names_with_label_type_string_is_an_error(ctx, base, tmp_path):
+    train = tmp_path / "reviews.csv"
+    train.write_text("review,stars\ngood movie,1\nbad movie,0\ngreat film,1.0\nawful film,01\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="give one of the two"):
+        run_finetune(ctx, spec_for(train, label_names="a,b", label_type="string", validation="none", test="none"),
+                     dry_run=True)
+
+
 def test_sample_response_speaks_the_models_own_tags():
     example = get_task("token-classification").score_response_example
     out = own_labels(example, ["O", "B-ORG", "I-ORG", "B-GPE", "I-GPE"])

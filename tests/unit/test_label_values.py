@@ -49,6 +49,7 @@ def test_zero_width_and_decomposed_labels_are_one_class_with_a_warning_naming_th
                      (6, "label", repr("\u2060pos"), path)}
     by_line = {w.line: w.message for w in prep.report.warnings}
     assert "read as 'café'" in by_line[5] and "composed to NFC form" in by_line[5] and "lines 5, 7" in by_line[5]
+    assert "label 'cafe\\u0301' read as" in by_line[5]  # the combining accent is spelled out, not invisible
     assert "zero-width characters removed" in by_line[4] and "on line 4" in by_line[4]
 
 

@@ -185,6 +185,8 @@ def wait_cmd(job_id: str = typer.Argument(..., help="Job id."),
             print_metrics(out, job.outputs["metrics"])
         if job.outputs.get("registered_model"):
             out.print(f"registered [bold]{job.outputs['registered_model']}[/]", highlight=False)
+        for text in job.outputs.get("warnings") or []:  # e.g. one class only: registered all the same
+            out.print(f"[yellow]warning:[/] {text}", highlight=False)
     if job.status.value != "completed":
         raise typer.Exit(code=1)
 

@@ -69,6 +69,7 @@ def serve_cmd(
     from fmhub.services.scheduler import Scheduler
 
     _logging()
+    _check_port_free(host, port)  # before any start-up work: a taken port is said at once
     ctx = context()
     # Data roots: --data-root, else FMHUB_DATA_ROOTS, else this folder; plus uploads and artifacts.
     from fmhub.services.data_roots import DataRoots
@@ -91,6 +92,27 @@ def serve_cmd(
 
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
                 http="h11", h11_max_incomplete_event_size=MAX_HEADER_BYTES)  # bounded headers
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind ``host:port`` once and let it go.
+
+    Raises:
+        ConflictError: another process listens there (or the address is not this machine's).
+    """
+    import socket
+
+    from fmhub.errors import ConflictError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConflictError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                                hint="another server holds this port: choose another --port, or stop that "
+                                     "server first") from None
 
 
 @handle_errors

@@ -74,7 +74,8 @@ def submit_many(kind: str, specs: list[Any], url: str | None, as_json: bool) -> 
                 raise
             new = [f"{Path(path).name} as {ref}" for path, ref in client.uploads.items() if path not in known]
             if new:
-                err.print(f"the server does not read files from this machine's paths: uploaded {', '.join(new)}",
+                err.print(f"the server does not read these paths (outside its data roots, or not on its machine): "
+                          f"uploaded {', '.join(new)}",
                           highlight=False)
     if as_json:
         print_json(jobs[0].model_dump(mode="json") if len(jobs) == 1

@@ -80,6 +80,17 @@ def describe_change(before: str, after: str) -> str:
     return ", ".join(what)
 
 
+def visible(text: str) -> str:
+    """``repr``-like quoting that also spells combining marks and format characters as ``\\uXXXX``,
+    so ``'cafe\\u0301'`` and ``'café'`` look different in a message (``repr`` shows both as café)."""
+    def spell(char: str) -> str:
+        if unicodedata.category(char) in ("Mn", "Me", "Cf") or not char.isprintable():
+            return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+        return char
+
+    return "'" + "".join(spell(c) for c in text).replace("'", "\\'") + "'"
+
+
 class ChangeLog:
     """Collects the labels that normalisation changed, per original value, with their lines."""
 
@@ -116,7 +127,8 @@ def normalisation_warnings(changes: dict[tuple[str, str], list[int]], file: str,
     out = []
     for (before, after), lines in changes.items():
         out.append(Problem(
-            f"{noun} {before!r} read as {after!r} ({describe_change(before, after)}) on {lines_text(lines)}",
+            f"{noun} {visible(before)} read as {visible(after)} ({describe_change(before, after)}) on "
+            f"{lines_text(lines)}",
             file=file, line=lines[0], column=column, value=shorten_value(before), severity="warning",
             hint=f"labels that look the same are one class; write {after!r} in the file to silence this"))
     return out

@@ -160,6 +160,7 @@ def resolve_mapping(columns: list[str], schema: TaskSchema, user_map: dict[str, 
         if suggested.count("") == 1 and len(left) == 1:  # the one key left and the one column left
             suggested[suggested.index("")] = left[0]
         hint = " ".join(f"--map {k}={c or 'COLUMN'}" for k, c in zip(missing, suggested))
+        hint = _delimiter_hint(columns) or hint
         shown = columns + [p for p in paths if p not in objects][:20]
         problems.insert(0, Problem(f"no column for required key{'s' if len(missing) > 1 else ''} {keys} in "
                                    f"{where}; columns are {shown}", file, hint=hint))
@@ -304,3 +305,18 @@ def _raise(problems: list[Problem], where: str) -> None:
     lines = "\n".join(f"{p.message} — {p.hint}" if p.hint else p.message for p in problems)
     raise DataError(f"{len(problems)} column mapping problems for {where}:\n{lines}", problems[0].hint,
                     [p.to_dict() for p in problems])
+
+
+_OTHER_DELIMITERS = {";": "semicolon", "|": "pipe", "\t": "tab"}
+
+
+def _delimiter_hint(columns: list[str]) -> str | None:
+    """When the header was read as one column whose name holds another field separator (a
+    ``;``-separated file read with ``--delimiter ,``), the hint that works: ``--delimiter NAME``."""
+    if len(columns) != 1:
+        return None
+    for char, name in _OTHER_DELIMITERS.items():
+        if char in columns[0]:
+            return (f"the header {columns[0]!r} was read as one column but holds {char!r}: read the file "
+                    f"with --delimiter {name}")
+    return None

@@ -113,6 +113,13 @@ class TextClassification(Task):
         (``string``, None) leave the labels as written.
         """
         if options.get("label_names"):
+            if options.get("label_type") == "string":
+                from fmhub.errors import SpecError
+
+                raise SpecError("--label-names reads the labels as class ids (1 and 1.0 are class 1), and "
+                                "--label-type string keeps every spelling apart as a class of its own",
+                                hint="give one of the two: --label-names for integer ids, --label-type string "
+                                     "for labels that are names")
             return self.apply_label_names(examples, options["label_names"])
         return labels_as_numbers(examples, options.get("label_type"))
 
