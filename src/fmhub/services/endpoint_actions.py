@@ -109,6 +109,7 @@ async def undeploy(ctx: Context, runtime: Any, endpoint: str, deployment: str) -
     changed = endpoints_service.delete_deployment(ctx, endpoint, deployment)
     if runtime is not None:
         await runtime.stop(endpoint, deployment)
+        _route_live(runtime, endpoint, changed)  # the deleted share went to the others
     return changed
 
 
@@ -128,11 +129,16 @@ def route_traffic(ctx: Context, runtime: Any, endpoint: str, traffic: dict[str, 
     """
     changed = endpoints_service.set_traffic(ctx, endpoint, traffic)
     if runtime is not None:
-        for d in changed.deployments:
-            live = runtime.live.get((endpoint, d.name))
-            if live is not None:
-                live.record = live.record.model_copy(update={"traffic": d.traffic})
+        _route_live(runtime, endpoint, changed)
     return changed
+
+
+def _route_live(runtime: Any, endpoint: str, changed: Endpoint) -> None:
+    """Give the running deployments the traffic shares recorded in ``changed``."""
+    for d in changed.deployments:
+        live = runtime.live.get((endpoint, d.name))
+        if live is not None:
+            live.record = live.record.model_copy(update={"traffic": d.traffic})
 
 
 def regenerate_key(ctx: Context, runtime: Any, endpoint: str, which: str = "primary") -> dict[str, str]:

@@ -97,12 +97,36 @@ def _check_head(path, ref: str, task: str) -> None:
 
 
 def delete_deployment(ctx: Context, endpoint: str, name: str) -> Endpoint:
-    """Remove a deployment; its traffic share goes to the others only by a new traffic split.
+    """Remove a deployment; its traffic share goes to the deployments left, in proportion to their
+    shares (so the recorded split is the one requests follow: 50/50 blue/green without green is
+    blue 100). Deployments at 0% stay at 0%.
 
     Raises:
         NotFoundError: no such endpoint or deployment.
     """
-    return endpoints_repo.delete_deployment(ctx.db_url, endpoint, name)
+    changed = endpoints_repo.delete_deployment(ctx.db_url, endpoint, name)
+    shares = {d.name: d.traffic for d in changed.deployments}
+    total = sum(shares.values())
+    if 0 < total < 100:
+        return endpoints_repo.set_traffic(ctx.db_url, endpoint, rescaled(shares))
+    return changed
+
+
+def rescaled(shares: dict[str, int]) -> dict[str, int]:
+    """Integer percentages in the same proportions as ``shares``, summing to 100 (largest remainder).
+
+    Args:
+        shares: Deployment name -> percentage; their sum is above 0.
+
+    Returns:
+        Deployment name -> percentage, summing to 100; a 0 stays 0.
+    """
+    total = sum(shares.values())
+    exact = {k: v * 100 / total for k, v in shares.items()}
+    out = {k: int(v) for k, v in exact.items()}
+    for k in sorted(exact, key=lambda k: exact[k] - out[k], reverse=True)[:100 - sum(out.values())]:
+        out[k] += 1
+    return out
 
 
 def set_traffic(ctx: Context, endpoint: str, traffic: dict[str, int]) -> Endpoint:
