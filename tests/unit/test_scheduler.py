@@ -9,7 +9,7 @@ import pytest
 
 from fmhub.entities import JobStatus
 from fmhub.services import jobs as jobs_service
-from fmhub.services import scheduler as scheduler_module
+from fmhub.runners import local as local_runner
 from fmhub.services.scheduler import Scheduler, SchedulerOptions
 from fmhub.store import jobs_repo
 
@@ -24,7 +24,7 @@ def fake_command(monkeypatch):
             return [sys.executable, "-c", f"import sys; sys.exit({behaviour['code']})"]
         return [sys.executable, "-c", f"import time; time.sleep({behaviour['sleep_s']})"]
 
-    monkeypatch.setattr(scheduler_module, "job_command", command)
+    monkeypatch.setattr(local_runner, "job_command", command)
     return behaviour
 
 
@@ -50,7 +50,7 @@ def test_one_cpu_slot_runs_one_job_at_a_time_and_gpu_jobs_use_their_own_slots(ct
         sched.tick()
         running = {j.id for j in jobs_repo.running_jobs(ctx.db_url)}
         assert running == {a.id, g1.id, g2.id, imp.id}  # cuda:1 is taken by the 'auto' job
-        targets = {p.job_id: p.target for p in sched.procs.values()}
+        targets = {h.job_id: h.target for h in sched.runners["local"].running()}
         assert targets == {a.id: "cpu", g1.id: "cuda:0", g2.id: "cuda:1", imp.id: "io"}
         assert jobs_repo.get_job(ctx.db_url, b.id).status == JobStatus.queued
         assert jobs_repo.get_job(ctx.db_url, g3.id).status == JobStatus.queued
@@ -67,7 +67,7 @@ def test_a_process_that_dies_without_a_result_fails_the_job_with_its_exit_cause(
     sched = Scheduler(ctx, SchedulerOptions(gpus=0))
     job = _queue(ctx)
     sched.tick()
-    assert _wait(lambda: sched.procs[job.id].poll() is not None)
+    assert _wait(lambda: sched.runners["local"].procs[job.id].poll() is not None)
     sched.tick()
     done = jobs_repo.get_job(ctx.db_url, job.id)
     assert done.status == JobStatus.failed
@@ -76,13 +76,13 @@ def test_a_process_that_dies_without_a_result_fails_the_job_with_its_exit_cause(
 
 
 def test_cancel_stops_a_running_job_and_cancels_a_queued_one_at_once(ctx, fake_command):
-    sched = Scheduler(ctx, SchedulerOptions(gpus=0, stop_grace_s=5))
+    sched = Scheduler(ctx, SchedulerOptions(gpus=0, stop_grace_s=5, cancel_wait_s=0))
     running, queued = _queue(ctx), _queue(ctx)
     sched.tick()
     assert jobs_service.cancel_job(ctx, queued.id).status == JobStatus.canceled
     assert jobs_service.cancel_job(ctx, running.id).cancel_requested
     sched.tick()  # SIGTERM
-    assert _wait(lambda: sched.procs[running.id].poll() is not None)
+    assert _wait(lambda: sched.runners["local"].procs[running.id].poll() is not None)
     sched.tick()
     done = jobs_repo.get_job(ctx.db_url, running.id)
     assert done.status == JobStatus.canceled and done.exit_cause == "killed by SIGTERM"
@@ -95,7 +95,7 @@ def test_cancel_stops_a_running_job_and_cancels_a_queued_one_at_once(ctx, fake_c
 def test_a_job_whose_worker_is_gone_is_requeued_to_resume_then_failed_after_max_restarts(ctx):
     sched = Scheduler(ctx, SchedulerOptions(gpus=0, max_restarts=1))
     job = _queue(ctx)
-    dead_worker = f"serve:{sched.host}:999999"  # no such process
+    dead_worker = f"serve:{sched.runners['local'].host}:999999"  # no such process
     assert jobs_repo.claim(ctx.db_url, job.id, dead_worker)
     assert sched.recover() == [job.id]
     again = jobs_repo.get_job(ctx.db_url, job.id)
@@ -115,7 +115,7 @@ def test_a_live_worker_on_this_host_and_other_hosts_with_fresh_heartbeats_are_le
     mine, remote, stale = _queue(ctx), _queue(ctx), _queue(ctx)
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "fmhub", "worker"])
     try:
-        jobs_repo.claim(ctx.db_url, mine.id, f"worker:{sched.host}:{worker.pid}")
+        jobs_repo.claim(ctx.db_url, mine.id, f"worker:{sched.runners['local'].host}:{worker.pid}")
         jobs_repo.claim(ctx.db_url, remote.id, "worker:another-host:1")
         jobs_repo.claim(ctx.db_url, stale.id, "worker:third-host:1")
         from datetime import datetime, timedelta, timezone
@@ -160,3 +160,45 @@ def test_api_keys_are_hashed_checked_and_revoked(ctx):
     revoke_key(ctx, made["id"])
     assert not checker.check(made["key"])
 
+
+
+def test_a_job_of_an_unknown_compute_fails_naming_the_known_ones(ctx, fake_command):
+    sched = Scheduler(ctx, SchedulerOptions(gpus=0))
+    job = jobs_repo.create_job(ctx.db_url, "rayjob000001", "finetune", {"model": "m"}, str(ctx.settings.jobs_dir),
+                               compute="ray")
+    sched.tick()
+    done = jobs_repo.get_job(ctx.db_url, job.id)
+    assert done.status == JobStatus.failed
+    assert "unknown compute 'ray'" in done.error and "local" in done.error
+    assert sched.runners["local"].running() == []
+
+
+def test_a_canceled_job_first_gets_time_to_stop_by_itself(ctx, fake_command):
+    sched = Scheduler(ctx, SchedulerOptions(gpus=0, cancel_wait_s=30, stop_grace_s=1))
+    job = _queue(ctx)
+    try:
+        sched.tick()
+        jobs_service.cancel_job(ctx, job.id)
+        sched.tick()
+        time.sleep(0.3)
+        assert sched.runners["local"].procs[job.id].poll() is None  # no signal yet
+        sched._cancel_seen[job.id] -= 31  # the wait is over: the runner stops it
+        sched.tick()
+        assert _wait(lambda: sched.runners["local"].procs[job.id].poll() is not None)
+        sched.tick()
+        done = jobs_repo.get_job(ctx.db_url, job.id)
+        assert done.status == JobStatus.canceled and done.error == "canceled by the user"
+    finally:
+        sched.stop()
+
+
+def test_the_local_runner_offers_its_slots_as_capacity():
+    from fmhub.runners.base import Runner
+    from fmhub.runners.local import LocalRunner
+
+    runner = LocalRunner(cpu_slots=2, gpus=2)
+    assert isinstance(runner, Runner)
+    capacity = runner.capacity()
+    assert capacity.slots == {"cpu": 2, "io": 2, "cuda:0": 1, "cuda:1": 1}
+    assert capacity.devices == ["cpu", "cuda:0", "cuda:1"] and capacity.gpus == ["cuda:0", "cuda:1"]
+    assert runner.host in capacity.description and "cuda:1" in capacity.description

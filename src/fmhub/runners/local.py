@@ -10,11 +10,16 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+
+from fmhub.entities import Job
+from fmhub.runners.base import Capacity, JobHandle, Placement
 
 PARENT_PID_ENV = "FMHUB_JOB_PARENT_PID"
 """Set in a job process's environment: the pid of the scheduler that started it."""
@@ -145,3 +150,168 @@ def watch_parent() -> None:
             time.sleep(1.0)
 
     threading.Thread(target=loop, name="fmhub-parent-watch", daemon=True).start()
+
+
+def job_command(job_id: str) -> list[str]:
+    """The command a job process runs: ``python -m fmhub jobs execute ID``."""
+    return [sys.executable, "-m", "fmhub", "jobs", "execute", job_id]
+
+
+def gpu_count() -> int:
+    """GPUs torch sees on this machine (0 without a usable CUDA build); CUDA is not initialised."""
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # pragma: no cover - torch import problems show up elsewhere
+        return 0
+
+
+def _gpu_names(count: int) -> dict[str, str]:
+    names = {}
+    try:
+        import torch
+
+        for i in range(count):
+            names[f"cuda:{i}"] = torch.cuda.get_device_name(i)
+    except Exception:  # noqa: BLE001 - names are for people only
+        pass
+    return names
+
+
+@dataclass
+class _Stopping:
+    first_s: float
+    killed: bool = False
+
+
+@dataclass
+class LocalRunner:
+    """Runs each job as a subprocess of this machine, within slots per target.
+
+    Slots: ``cpu`` (default 1: a fine-tune uses every core), one ``cuda:N`` per GPU (default 1 job
+    each) and ``io`` for import jobs. A GPU job of device ``auto`` or ``cuda`` takes the first GPU
+    with a free slot and sees it as ``cuda:0`` (``CUDA_VISIBLE_DEVICES``).
+
+    Args:
+        cpu_slots: Jobs at once on the CPU.
+        gpu_slots: Jobs at once per GPU.
+        io_slots: Import jobs at once.
+        gpus: Number of GPUs (None: ask torch).
+        stale_after_s: A job owned on another machine whose heartbeat is older than this is lost.
+    """
+
+    cpu_slots: int = 1
+    gpu_slots: int = 1
+    io_slots: int = 2
+    gpus: int | None = None
+    stale_after_s: float = 120.0
+    name: str = "local"
+    procs: dict[str, JobProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.host = socket.gethostname()
+        count = self.gpus if self.gpus is not None else gpu_count()
+        self.slots = {"cpu": self.cpu_slots, "io": self.io_slots,
+                      **{f"cuda:{i}": self.gpu_slots for i in range(count)}}
+        self._stopping: dict[str, _Stopping] = {}
+        self._capacity: Capacity | None = None
+
+    # -- what it offers -------------------------------------------------------------------------
+    def capacity(self) -> Capacity:
+        """This machine's CPU and GPUs, with their slots."""
+        if self._capacity is None:
+            gpus = [t for t in self.slots if t.startswith("cuda:")]
+            names = _gpu_names(len(gpus)) if gpus and self.gpus is None else {}
+            shown = ", ".join(["cpu", *(f"{g} ({names[g]})" if g in names else g for g in gpus)])
+            self._capacity = Capacity(slots=dict(self.slots), description=f"this machine ({self.host}): {shown}",
+                                      device_names=names)
+        return self._capacity
+
+    def place(self, job: Job) -> Placement | None:
+        """The free slot a job can take now (None: wait)."""
+        busy: dict[str, int] = {}
+        for p in self.procs.values():
+            busy[p.target] = busy.get(p.target, 0) + 1
+
+        def free(target: str) -> bool:
+            return busy.get(target, 0) < self.slots.get(target, 0)
+
+        if job.kind == "import":
+            return Placement("io") if free("io") else None
+        device = str(job.spec.get("device") or "auto")
+        gpus = [t for t in self.slots if t.startswith("cuda:")]
+        if device == "cpu" or (device == "auto" and not gpus):
+            return Placement("cpu") if free("cpu") else None
+        if device.startswith("cuda:"):
+            return Placement(device) if free(device) or device not in self.slots else None
+        for target in gpus:  # auto or cuda: the first GPU with a free slot, seen as cuda:0 by the job
+            if free(target):
+                return Placement(target, {"CUDA_VISIBLE_DEVICES": target.split(":", 1)[1]})
+        return None
+
+    # -- starting and watching ------------------------------------------------------------------
+    def start(self, job: Job, placement: Placement, log_path: str) -> JobHandle:
+        """Start ``fmhub jobs execute ID`` as a subprocess; output appended to ``log_path``."""
+        proc = start_process(job.id, job_command(job.id), Path(log_path), placement.target, placement.env)
+        self.procs[job.id] = proc
+        return self._handle(proc)
+
+    def _handle(self, proc: JobProcess) -> JobHandle:
+        return JobHandle(job_id=proc.job_id, runner=self.name, target=proc.target, started_s=proc.started_s,
+                         pid=proc.pid, ref=proc)
+
+    def running(self) -> list[JobHandle]:
+        """Handles of the processes not yet reaped."""
+        return [self._handle(p) for p in self.procs.values()]
+
+    def poll(self, handle: JobHandle) -> int | None:
+        """The process's exit code, or None while it runs."""
+        proc = self.procs.get(handle.job_id) or handle.ref
+        return proc.poll()
+
+    def forget(self, handle: JobHandle) -> None:
+        """Drop a reaped process."""
+        self.procs.pop(handle.job_id, None)
+        self._stopping.pop(handle.job_id, None)
+
+    def stop(self, handle: JobHandle, grace_s: float) -> None:
+        """SIGTERM on the first call (the job records itself canceled, keeping its checkpoints);
+        SIGKILL on a call ``grace_s`` seconds later; ``grace_s=0``: SIGKILL now and wait for it."""
+        proc: JobProcess = self.procs.get(handle.job_id) or handle.ref
+        if grace_s <= 0:
+            if proc.poll() is None:
+                proc.popen.kill()
+            proc.popen.wait()
+            return
+        now = time.monotonic()
+        state = self._stopping.get(handle.job_id)
+        if state is None:
+            if proc.poll() is None:
+                proc.popen.terminate()
+            self._stopping[handle.job_id] = _Stopping(first_s=now)
+        elif not state.killed and now - state.first_s >= grace_s and proc.poll() is None:
+            proc.popen.kill()
+            state.killed = True
+
+    def describe_exit(self, code: int) -> str:
+        """See :func:`describe_exit`."""
+        return describe_exit(code)
+
+    # -- lost jobs --------------------------------------------------------------------------------
+    def is_lost(self, job: Job, now: datetime) -> bool:
+        """A running job is lost when its owner (``role:host:pid``) is gone: on this machine, its
+        process no longer runs (a foreground run: the job's own pid); on another machine, its
+        heartbeat is older than ``stale_after_s`` (a foreground run there cannot be judged)."""
+        if job.id in self.procs:
+            return False
+        role, _, rest = (job.worker or "::").partition(":")
+        host, _, pid = rest.rpartition(":")
+        if host == self.host:
+            if role == "foreground":
+                return not pid_alive(job.pid, must_contain="fmhub")
+            return not (pid.isdigit() and pid_alive(int(pid), must_contain="fmhub"))
+        if role == "foreground" or job.heartbeat_at is None:
+            return False  # another machine's foreground run: nobody to ask
+        beat = job.heartbeat_at if job.heartbeat_at.tzinfo else job.heartbeat_at.replace(tzinfo=timezone.utc)
+        return (now - beat).total_seconds() > self.stale_after_s

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.entities import Job, JobEvent, JobStatus
-from fmhub.errors import ConflictError, SpecError
+from fmhub.errors import ConflictError, FmhubError, JobCanceledError, SpecError
 from fmhub.services.context import Context
 from fmhub.store import jobs_repo
 
@@ -226,3 +226,52 @@ def update_outputs(ctx: Context, job_id: str, outputs: dict[str, Any]) -> None:
 def mark(ctx: Context, job: Job, status: JobStatus, **kwargs: Any) -> Job:
     """Move ``job`` to ``status`` (see :func:`fmhub.store.jobs_repo.set_status`)."""
     return jobs_repo.set_status(ctx.db_url, job.id, status, **kwargs)
+
+
+def record_outcome(ctx: Context, job: Job, *, outputs: dict[str, Any] | None = None,
+                   exc: BaseException | None = None, exit_cause: str | None = None) -> Job:
+    """Record how a job ended: the one place a job's final status is written.
+
+    Three ways in:
+
+    - the job finished (neither ``exc`` nor ``exit_cause``): ``completed``, ``outputs`` merged;
+    - the job raised ``exc`` in its own process: ``canceled`` for an interruption
+      (``KeyboardInterrupt``: Ctrl-C or SIGTERM, error ``canceled (interrupted)``) or a cancel it
+      noticed itself (:class:`~fmhub.errors.JobCanceledError`, error ``canceled by the user``);
+      ``failed`` for anything else, with the error's message (an unexpected exception as
+      ``Type: message``);
+    - its runner saw it end (``exit_cause``, e.g. ``exit code 1``): the cause is recorded; a job
+      that recorded no outcome itself (still ``running``) becomes ``canceled`` when a cancel was
+      requested, else ``failed`` ("ended without a result", naming its log file).
+
+    Args:
+        ctx: Service context.
+        job: The job (its row is read again for the ``exit_cause`` case).
+        outputs: The job's result document (``completed``).
+        exc: What the job raised.
+        exit_cause: How its process or run ended, in words.
+
+    Returns:
+        The job row after the change.
+    """
+    db = ctx.db_url
+    if exit_cause is not None and exc is None:
+        current = jobs_repo.get_job(db, job.id)
+        jobs_repo.set_exit_cause(db, job.id, exit_cause)
+        if current.status == JobStatus.running:  # the job recorded no outcome of its own
+            if current.cancel_requested:
+                jobs_repo.finish_if_running(db, job.id, JobStatus.canceled, "canceled by the user", exit_cause)
+            else:
+                jobs_repo.finish_if_running(
+                    db, job.id, JobStatus.failed,
+                    f"the job process ended without a result ({exit_cause}); see {Path(current.folder or '') / LOG_FILE}",
+                    exit_cause)
+        return jobs_repo.get_job(db, job.id)
+    if exc is None:
+        return jobs_repo.set_status(db, job.id, JobStatus.completed, outputs=outputs)
+    if isinstance(exc, KeyboardInterrupt):
+        return jobs_repo.set_status(db, job.id, JobStatus.canceled, error="canceled (interrupted)")
+    if isinstance(exc, JobCanceledError):
+        return jobs_repo.set_status(db, job.id, JobStatus.canceled, error="canceled by the user")
+    error = str(exc) if isinstance(exc, FmhubError) else f"{type(exc).__name__}: {exc}"
+    return jobs_repo.set_status(db, job.id, JobStatus.failed, error=error)

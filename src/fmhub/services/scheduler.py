@@ -1,28 +1,32 @@
-"""The job scheduler: starts queued jobs as subprocesses within per-target slots, watches them,
-stops canceled ones, and recovers jobs whose process was lost.
+"""The job scheduler: the queue loop. It claims queued jobs and hands them to the runner their
+``compute`` names (``local``: subprocesses of this machine, see :mod:`fmhub.runners.local`), watches
+them, asks canceled ones to stop, records how each ended, and requeues or fails jobs that were lost.
 
-``fmhub serve`` runs one in a thread; ``fmhub worker`` runs one alone. Several schedulers may share
-one database: a job is claimed with an atomic update, and each scheduler heartbeats its jobs.
+``fmhub serve`` drives one in a background loop; ``fmhub worker`` runs one alone. Several schedulers
+may share one database: a job is claimed with an atomic update, and each scheduler heartbeats its
+jobs.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from fmhub.entities import Job, JobStatus
-from fmhub.runners.local import JobProcess, describe_exit, pid_alive, start_process
+from fmhub.runners.base import Capacity, JobHandle, Runner
+from fmhub.runners.local import LocalRunner
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
 from fmhub.store import jobs_repo
 
 log = logging.getLogger("fmhub.scheduler")
+
+RUNNERS: dict[str, type] = {"local": LocalRunner}
+"""The runner class for each ``compute`` value."""
 
 
 @dataclass
@@ -36,7 +40,10 @@ class SchedulerOptions:
         io_slots: Import jobs at once (they copy files; they take no compute slot).
         max_restarts: Times a job whose process was lost is started again (resuming from its
             last checkpoint) before it is marked failed.
-        stop_grace_s: Seconds between SIGTERM and SIGKILL when a job is canceled.
+        cancel_wait_s: Seconds a job whose cancel was requested has to stop by itself (its
+            training callback saves a checkpoint and ends it) before its runner stops it.
+        stop_grace_s: Seconds between the runner's polite stop (SIGTERM) and its forced one
+            (SIGKILL) when a job is canceled.
         stale_after_s: A job of a scheduler on another machine whose heartbeat is older than this
             is taken as lost.
         gpus: Number of GPUs (None: ask torch).
@@ -47,73 +54,82 @@ class SchedulerOptions:
     gpu_slots: int = 1
     io_slots: int = 2
     max_restarts: int = 2
+    cancel_wait_s: float = 5.0
     stop_grace_s: float = 10.0
     stale_after_s: float = 120.0
     gpus: int | None = None
 
 
-@dataclass
-class _Stopping:
-    deadline_s: float
-    killed: bool = False
+def make_runner(compute: str, options: SchedulerOptions | None = None) -> Runner:
+    """A runner for ``compute`` set up from scheduler ``options``.
+
+    Raises:
+        SpecError: no runner of that name (the message names the known ones).
+    """
+    options = options or SchedulerOptions()
+    if compute not in RUNNERS:
+        from fmhub.errors import SpecError
+
+        raise SpecError(unknown_compute(compute), hint=f"use compute {' or '.join(sorted(RUNNERS))}")
+    if compute == "local":
+        return LocalRunner(cpu_slots=options.cpu_slots, gpu_slots=options.gpu_slots, io_slots=options.io_slots,
+                           gpus=options.gpus, stale_after_s=options.stale_after_s)
+    return RUNNERS[compute]()  # pragma: no cover - other runners take no scheduler options yet
 
 
-def job_command(job_id: str) -> list[str]:
-    """The command a job process runs: ``python -m fmhub jobs execute ID``."""
-    return [sys.executable, "-m", "fmhub", "jobs", "execute", job_id]
+def unknown_compute(compute: str) -> str:
+    """The error of a job whose ``compute`` no runner serves."""
+    return f"unknown compute '{compute}'; this fmhub runs jobs on: {', '.join(sorted(RUNNERS))}"
 
 
-def _gpu_count() -> int:
-    try:
-        import torch
+_CAPACITY: dict[str, Capacity] = {}
 
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # pragma: no cover - torch import problems show up elsewhere
-        return 0
+
+def runner_capacity(compute: str) -> Capacity:
+    """What the runner of ``compute`` offers with default options (devices and slots), for checking a
+    job's ``device`` when it is submitted; asked once per process.
+
+    Raises:
+        SpecError: no runner of that name.
+    """
+    if compute not in _CAPACITY:
+        _CAPACITY[compute] = make_runner(compute).capacity()
+    return _CAPACITY[compute]
 
 
 @dataclass
 class Scheduler:
-    """Runs queued jobs of one database on this machine.
+    """Runs queued jobs of one database through its runners.
 
     Args:
         ctx: Service context (database and job folders).
         options: Slots, restart limit and timings.
         role: ``serve`` or ``worker``; part of this scheduler's worker id.
+        runners: The runner per ``compute`` (default: one per :data:`RUNNERS` entry, from ``options``).
     """
 
     ctx: Context
     options: SchedulerOptions = field(default_factory=SchedulerOptions)
     role: str = "worker"
-    procs: dict[str, JobProcess] = field(default_factory=dict)
-    stopping: dict[str, _Stopping] = field(default_factory=dict)
+    runners: dict[str, Runner] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.worker = jobs_service.worker_id(self.role)
-        self.host = socket.gethostname()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        gpus = self.options.gpus if self.options.gpus is not None else _gpu_count()
-        self.slots = {"cpu": self.options.cpu_slots, "io": self.options.io_slots,
-                      **{f"cuda:{i}": self.options.gpu_slots for i in range(gpus)}}
+        if not self.runners:
+            self.runners = {name: make_runner(name, self.options) for name in RUNNERS}
+        self._cancel_seen: dict[str, float] = {}
+        self._loop: Any = None
+
+    def _handles(self) -> list[tuple[Runner, JobHandle]]:
+        return [(runner, h) for runner in self.runners.values() for h in runner.running()]
 
     # -- recovery ---------------------------------------------------------------------------
     def _is_lost(self, job: Job, now: datetime) -> bool:
-        if job.id in self.procs:
-            return False
-        role, _, rest = (job.worker or "::").partition(":")
-        host, _, pid = rest.rpartition(":")
-        if host == self.host:
-            if role == "foreground":
-                return not pid_alive(job.pid, must_contain="fmhub")
-            return not (pid.isdigit() and pid_alive(int(pid), must_contain="fmhub"))
-        if role == "foreground" or job.heartbeat_at is None:
-            return False  # another machine's foreground run: nobody to ask
-        beat = job.heartbeat_at if job.heartbeat_at.tzinfo else job.heartbeat_at.replace(tzinfo=timezone.utc)
-        return (now - beat).total_seconds() > self.options.stale_after_s
+        runner = self.runners.get(job.compute)
+        return runner is not None and runner.is_lost(job, now)  # another compute's jobs: not ours to judge
 
     def recover(self) -> list[str]:
-        """Requeue (to resume) or fail every running job whose process is gone.
+        """Requeue (to resume) or fail every running job whose runner says it was lost.
 
         Returns:
             Ids of the jobs handled.
@@ -139,113 +155,80 @@ class Scheduler:
         return handled
 
     # -- one pass -----------------------------------------------------------------------------
-    def _target_for(self, job: Job) -> tuple[str | None, dict[str, str]]:
-        """The free slot a job can take now and the environment for its process (None: wait)."""
-        busy: dict[str, int] = {}
-        for p in self.procs.values():
-            busy[p.target] = busy.get(p.target, 0) + 1
-
-        def free(target: str) -> bool:
-            return busy.get(target, 0) < self.slots.get(target, 0)
-
-        if job.kind == "import":
-            return ("io", {}) if free("io") else (None, {})
-        device = str(job.spec.get("device") or "auto")
-        gpus = [t for t in self.slots if t.startswith("cuda:")]
-        if device == "cpu" or (device == "auto" and not gpus):
-            return ("cpu", {}) if free("cpu") else (None, {})
-        if device.startswith("cuda:"):
-            return (device, {}) if free(device) or device not in self.slots else (None, {})
-        for target in gpus:  # auto or cuda: the first GPU with a free slot, seen as cuda:0 by the job
-            if free(target):
-                return target, {"CUDA_VISIBLE_DEVICES": target.split(":", 1)[1]}
-        return None, {}
-
-    def _start(self, job: Job, target: str, env: dict[str, str]) -> None:
+    def _start(self, job: Job) -> None:
+        runner = self.runners.get(job.compute)
+        if runner is None:  # e.g. queued by a server that knows more runners than this one
+            if jobs_repo.claim(self.ctx.db_url, job.id, self.worker):
+                jobs_repo.finish_if_running(self.ctx.db_url, job.id, JobStatus.failed, unknown_compute(job.compute),
+                                            None)
+                log.warning("job %s failed: %s", job.id, unknown_compute(job.compute))
+            return
+        placement = runner.place(job)
+        if placement is None:
+            return  # no free slot: it waits
         if not jobs_repo.claim(self.ctx.db_url, job.id, self.worker):
             return  # another scheduler took it
         log_path = Path(job.folder or self.ctx.settings.jobs_dir / job.id) / jobs_service.LOG_FILE
-        proc = start_process(job.id, job_command(job.id), log_path, target, env)
-        jobs_repo.set_pid(self.ctx.db_url, job.id, proc.pid)
-        self.procs[job.id] = proc
-        log.info("job %s started (pid %s, %s)", job.id, proc.pid, target)
+        handle = runner.start(job, placement, str(log_path))
+        if handle.pid is not None:
+            jobs_repo.set_pid(self.ctx.db_url, job.id, handle.pid)
+        log.info("job %s started (%s, pid %s, %s)", job.id, runner.name, handle.pid, placement.target)
 
     def _reap(self) -> None:
-        for job_id, proc in list(self.procs.items()):
-            code = proc.poll()
+        for runner, handle in self._handles():
+            code = runner.poll(handle)
             if code is None:
                 continue
-            del self.procs[job_id]
-            self.stopping.pop(job_id, None)
-            cause = describe_exit(code)
-            job = jobs_repo.get_job(self.ctx.db_url, job_id)
-            jobs_repo.set_exit_cause(self.ctx.db_url, job_id, cause)
-            if job.status != JobStatus.running:
-                continue  # the job recorded its own outcome
-            if job.cancel_requested:
-                jobs_repo.finish_if_running(self.ctx.db_url, job_id, JobStatus.canceled, "canceled by the user", cause)
-            else:
-                jobs_repo.finish_if_running(
-                    self.ctx.db_url, job_id, JobStatus.failed,
-                    f"the job process ended without a result ({cause}); see {Path(job.folder or '') / jobs_service.LOG_FILE}",
-                    cause)
-            log.info("job %s process ended: %s", job_id, cause)
+            runner.forget(handle)
+            self._cancel_seen.pop(handle.job_id, None)
+            cause = runner.describe_exit(code)
+            jobs_service.record_outcome(self.ctx, jobs_repo.get_job(self.ctx.db_url, handle.job_id), exit_cause=cause)
+            log.info("job %s process ended: %s", handle.job_id, cause)
 
     def _handle_cancels(self) -> None:
-        if not self.procs:
-            return
+        """A job whose cancel was requested first gets ``cancel_wait_s`` to stop by itself; then its
+        runner stops it (called every pass: the runner escalates after ``stop_grace_s``)."""
         now = time.monotonic()
-        for job_id, proc in list(self.procs.items()):
-            state = self.stopping.get(job_id)
-            if state is None:
-                if jobs_repo.get_job(self.ctx.db_url, job_id).cancel_requested:
-                    proc.popen.terminate()
-                    self.stopping[job_id] = _Stopping(deadline_s=now + self.options.stop_grace_s)
-                    log.info("job %s: cancel requested, SIGTERM sent", job_id)
-            elif not state.killed and now >= state.deadline_s and proc.poll() is None:
-                proc.popen.kill()
-                state.killed = True
+        for runner, handle in self._handles():
+            seen = self._cancel_seen.get(handle.job_id)
+            if seen is None:
+                if not jobs_repo.get_job(self.ctx.db_url, handle.job_id).cancel_requested:
+                    continue
+                seen = self._cancel_seen[handle.job_id] = now
+                log.info("job %s: cancel requested", handle.job_id)
+            if now - seen >= self.options.cancel_wait_s:
+                runner.stop(handle, self.options.stop_grace_s)
 
     def tick(self) -> None:
-        """One pass: reap ended processes, stop canceled jobs, recover lost ones, start queued ones."""
+        """One pass: reap ended jobs, stop canceled ones, recover lost ones, start queued ones."""
         self._reap()
         self._handle_cancels()
         jobs_repo.heartbeat(self.ctx.db_url, self.worker)
         self.recover()
         for job in jobs_repo.queued_jobs(self.ctx.db_url):
-            target, env = self._target_for(job)
-            if target is not None:
-                self._start(job, target, env)
+            self._start(job)
 
     # -- lifetime -----------------------------------------------------------------------------
-    def run(self) -> None:
-        """Loop until :meth:`stop` (errors in one pass are logged; the loop goes on)."""
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # a database hiccup must not end the scheduler
-                log.exception("scheduler pass failed")
-            self._stop.wait(self.options.poll_s)
+    def start(self) -> Any:
+        """Run :meth:`tick` every ``poll_s`` seconds in a background loop (a daemon thread of
+        :mod:`fmhub.runners.loop`); returns the loop."""
+        from fmhub.runners.loop import run_in_thread
 
-    def start(self) -> threading.Thread:
-        """Run the loop in a daemon thread."""
-        self._thread = threading.Thread(target=self.run, name="fmhub-scheduler", daemon=True)
-        self._thread.start()
-        return self._thread
+        self._loop = run_in_thread(self.tick, self.options.poll_s, name="fmhub-scheduler")
+        return self._loop
 
     def is_alive(self) -> bool:
-        """Whether the loop thread runs."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether the background loop runs."""
+        return self._loop is not None and self._loop.is_alive()
 
     def stop(self) -> None:
         """Stop the loop; running jobs are requeued to resume on the next start, then killed."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        for job_id, proc in list(self.procs.items()):
-            jobs_repo.requeue(self.ctx.db_url, job_id, resume=True, from_status=(JobStatus.running,),
+        if self._loop is not None:
+            self._loop.stop(timeout_s=30)
+        for runner, handle in self._handles():
+            jobs_repo.requeue(self.ctx.db_url, handle.job_id, resume=True, from_status=(JobStatus.running,),
                               reason=f"its {self.role} stopped; resumes from its last checkpoint when a "
                                      f"scheduler starts again")
-            proc.popen.kill()
-            proc.popen.wait()
-        self.procs.clear()
+            runner.stop(handle, 0)
+            runner.forget(handle)
+        self._cancel_seen.clear()
