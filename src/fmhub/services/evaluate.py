@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.data.report import SplitReport, ValidationReport
-from fmhub.entities import Job, JobStatus
-from fmhub.errors import FmhubError, JobCanceledError, SpecError
+from fmhub.entities import Job
+from fmhub.errors import JobCanceledError, SpecError
 from fmhub.services import assets as assets_service
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
@@ -183,21 +183,17 @@ def execute_evaluate(ctx: Context, job: Job, plan: EvaluatePlan | None = None,
                                      predictions_path=folder / "predictions-test.jsonl", progress=tick,
                                      **{**generation_options(resolved.card.defaults, task.name),
                                         **spec.generation.options()})
-    except KeyboardInterrupt:
-        jobs_service.mark(ctx, job, JobStatus.canceled, error="canceled (interrupted)")
-        raise JobCanceledError(f"job {job.id} canceled: interrupted") from None
-    except FmhubError as exc:
-        jobs_service.mark(ctx, job, JobStatus.failed, error=str(exc))
-        raise
-    except Exception as exc:
-        jobs_service.mark(ctx, job, JobStatus.failed, error=f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:
+        jobs_service.record_outcome(ctx, job, exc=exc)
+        if isinstance(exc, KeyboardInterrupt):
+            raise JobCanceledError(f"job {job.id} canceled: interrupted") from None
         raise
     (folder / "report.json").write_text(json.dumps(plan.report.to_dict(), indent=2), encoding="utf-8")
     (folder / "metrics.json").write_text(json.dumps({"test": metrics}, indent=2), encoding="utf-8")
     outputs = {"model": resolved.ref, "metrics": {"test": metrics},
                "predictions": str(folder / "predictions-test.jsonl"),
                "data": [{"split": "test", "asset": asset.ref, "sha256": asset.sha256, "file": spec.data.test}]}
-    job = jobs_service.mark(ctx, job, JobStatus.completed, outputs=outputs)
+    job = jobs_service.record_outcome(ctx, job, outputs=outputs)
     events.event("eval", {"split": "test", "metrics": metrics})
     events.event("done", {"status": "completed"})
     return {"job_id": job.id, "status": job.status.value, "model": resolved.ref, "task": task.name,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.data.report import ValidationReport
-from fmhub.entities import Job, JobStatus, ModelVersion
+from fmhub.entities import Job, ModelVersion
 from fmhub.errors import FmhubError, JobCanceledError, SpecError
 from fmhub.services import assets as assets_service
 from fmhub.services import jobs as jobs_service
@@ -238,20 +238,19 @@ def execute_finetune(ctx: Context, job: Job, sink: ProgressSink | None = None,
             checkpoint = latest_checkpoint(folder) if job.resume else None
             result = _train_and_register(ctx, spec, job, task, resolved, tokenizer, hp, prepared, fan,
                                          checkpoint)
-    except KeyboardInterrupt:
-        jobs_service.mark(ctx, job, JobStatus.canceled, error="canceled (interrupted)")
-        checkpoints = folder / "checkpoints"
-        if checkpoints.is_dir() and not any(checkpoints.iterdir()):
-            checkpoints.rmdir()
-        raise JobCanceledError(f"job {job.id} canceled: interrupted",
-                               hint=f"its folder and checkpoints are kept: {folder}; continue with "
-                                    f"`fmhub jobs resume {job.id}`") from None
-    except FmhubError as exc:
-        jobs_service.mark(ctx, job, JobStatus.failed, error=str(exc))
-        raise
-    except Exception as exc:
+    except BaseException as exc:
+        jobs_service.record_outcome(ctx, job, exc=exc)
+        if isinstance(exc, (KeyboardInterrupt, JobCanceledError)):
+            checkpoints = folder / "checkpoints"
+            if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+                checkpoints.rmdir()
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "canceled by the user"
+            raise JobCanceledError(f"job {job.id} canceled: {why}",
+                                   hint=f"its folder and checkpoints are kept: {folder}; continue with "
+                                        f"`fmhub jobs resume {job.id}`") from None
+        if isinstance(exc, FmhubError) or not isinstance(exc, Exception):
+            raise
         log.exception("job %s failed", job.id)
-        jobs_service.mark(ctx, job, JobStatus.failed, error=f"{type(exc).__name__}: {exc}")
         from fmhub.errors import JobFailedError
 
         raise JobFailedError(f"job {job.id} failed: {type(exc).__name__}: {exc}",
@@ -292,7 +291,8 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
         sink.event("stage", {"stage": "resuming", "from_step": step, "checkpoint": checkpoint.name,
                              "attempt": job.attempts})
     outcome = train_model(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device, sink,
-                          resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+                          resume_from_checkpoint=str(checkpoint) if checkpoint else None,
+                          should_stop=jobs_service.cancel_check(ctx, job.id))
     model = outcome.model
     losses = [h["loss"] for h in outcome.log_history if isinstance(h.get("loss"), (int, float))]
     if losses and not math.isfinite(losses[-1]):
@@ -357,7 +357,7 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
     outputs = {"registered_model": version.ref if version else None, "metrics": metrics, "train": train_figures,
                "data": data_assets, "model_folder": None if version else str(out_dir),
                "warnings": prediction_warnings}
-    job = jobs_service.mark(ctx, job, JobStatus.completed, outputs=outputs)
+    job = jobs_service.record_outcome(ctx, job, outputs=outputs)
     sink.event("done", {"status": "completed", "registered_model": outputs["registered_model"]})
     return FinetuneResult(report=prepared.report, job=job, metrics=metrics, model_version=version,
                           train=train_figures, warnings=prediction_warnings)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.entities import Job, JobStatus
-from fmhub.errors import ConflictError, FmhubError, SpecError
+from fmhub.errors import ConflictError, SpecError
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
 from fmhub.services.data_roots import check_folder
@@ -61,14 +61,11 @@ def _execute_import(ctx: Context, job: Job) -> dict[str, Any]:
     try:
         with jobs_service.job_log(job):
             version = import_model(ctx, **{k: job.spec.get(k) for k in ImportSpec.KEYS if k in job.spec})
-    except FmhubError as exc:
-        jobs_service.mark(ctx, job, JobStatus.failed, error=str(exc))
-        raise
     except Exception as exc:
-        jobs_service.mark(ctx, job, JobStatus.failed, error=f"{type(exc).__name__}: {exc}")
+        jobs_service.record_outcome(ctx, job, exc=exc)
         raise
     outputs = {"registered_model": version.ref}
-    jobs_service.mark(ctx, job, JobStatus.completed, outputs=outputs)
+    jobs_service.record_outcome(ctx, job, outputs=outputs)
     events.event("done", {"status": "completed", "registered_model": version.ref})
     return outputs
 

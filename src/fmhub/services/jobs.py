@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -226,6 +226,15 @@ def update_outputs(ctx: Context, job_id: str, outputs: dict[str, Any]) -> None:
 def mark(ctx: Context, job: Job, status: JobStatus, **kwargs: Any) -> Job:
     """Move ``job`` to ``status`` (see :func:`fmhub.store.jobs_repo.set_status`)."""
     return jobs_repo.set_status(ctx.db_url, job.id, status, **kwargs)
+
+
+def cancel_check(ctx: Context, job_id: str) -> Callable[[], bool]:
+    """A ``should_stop()`` for code running a job: True once a cancel of the job was requested
+    (its row's ``cancel_requested``), so the job can end itself wherever it runs."""
+    def should_stop() -> bool:
+        return jobs_repo.get_job(ctx.db_url, job_id).cancel_requested
+
+    return should_stop
 
 
 def record_outcome(ctx: Context, job: Job, *, outputs: dict[str, Any] | None = None,

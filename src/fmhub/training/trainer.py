@@ -8,11 +8,13 @@ import inspect
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fmhub.tasks.base import LabelInfo, Task
+from fmhub.training.cancel import CancelCallback, TrainingCanceled
 from fmhub.training.device import DeviceChoice
 from fmhub.training.hyperparameters import Hyperparameters
 from fmhub.training.progress import ProgressCallback, ProgressSink
@@ -146,7 +148,8 @@ def _bucketed_trainer_class() -> Any:
 
 def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: Any | None, info: LabelInfo,
                 hp: Hyperparameters, output_dir: Path, device: DeviceChoice, sink: ProgressSink,
-                resume_from_checkpoint: str | bool | None = None) -> TrainOutcome:
+                resume_from_checkpoint: str | bool | None = None,
+                should_stop: Callable[[], bool] | None = None) -> TrainOutcome:
     """Run ``Trainer.train`` and return the (best) model.
 
     Args:
@@ -162,6 +165,12 @@ def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: 
         device: Where to train.
         sink: Progress events go here.
         resume_from_checkpoint: A checkpoint folder, True for the latest in ``output_dir``, or None.
+        should_stop: Asked every step, at most once a second (see
+            :class:`~fmhub.training.cancel.CancelCallback`); once it returns True, a checkpoint is
+            saved and training ends.
+
+    Raises:
+        TrainingCanceled: ``should_stop`` returned True (the checkpoint of that step is saved).
     """
     if eval_ds is not None:  # order does not matter for metrics; sorted batches pad least
         eval_ds = eval_ds.sort("length", reverse=True)
@@ -174,6 +183,9 @@ def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: 
     callback = ProgressCallback(sink, hp.per_device_train_batch_size * hp.gradient_accumulation_steps,
                                 steps_per_epoch=steps_per_epoch)
     callbacks: list[Any] = [callback]
+    cancel = CancelCallback(should_stop) if should_stop is not None else None
+    if cancel is not None:
+        callbacks.append(cancel)
     if hp.early_stopping_patience is not None and eval_ds is not None:
         from transformers import EarlyStoppingCallback
 
@@ -200,6 +212,8 @@ def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: 
     result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     runtime = time.perf_counter() - t0
     state = trainer.state
+    if cancel is not None and cancel.stopped_at is not None:
+        raise TrainingCanceled(cancel.stopped_at)
     rows = state.global_step * hp.per_device_train_batch_size * hp.gradient_accumulation_steps
     rows = min(rows, round(len(train_ds) * (state.epoch or 1)))
     eval_s = sum(float(h.get("eval_runtime", 0.0)) for h in state.log_history)
