@@ -202,3 +202,27 @@ def test_the_local_runner_offers_its_slots_as_capacity():
     assert capacity.slots == {"cpu": 2, "io": 2, "cuda:0": 1, "cuda:1": 1}
     assert capacity.devices == ["cpu", "cuda:0", "cuda:1"] and capacity.gpus == ["cuda:0", "cuda:1"]
     assert runner.host in capacity.description and "cuda:1" in capacity.description
+
+
+def test_a_jobs_device_is_checked_against_its_runners_capacity(monkeypatch):
+    from fmhub.errors import SpecError
+    from fmhub.runners.base import Capacity
+    from fmhub.services import finetune_options, scheduler
+
+    monkeypatch.setattr(scheduler, "_CAPACITY", {"local": Capacity({"cpu": 1, "io": 2, "cuda:0": 1, "cuda:1": 1},
+                                                                   "a machine with two GPUs")})
+    finetune_options.job_devices.cache_clear()
+    try:
+        assert finetune_options.check_device("local", "CUDA:1") == "cuda:1"
+        assert [d["value"] for d in finetune_options.local_devices()] == ["auto", "cpu", "cuda:0", "cuda:1"]
+        with pytest.raises(SpecError, match="'cuda:2' does not exist .*two GPUs"):
+            finetune_options.check_device("local", "cuda:2")
+        with pytest.raises(SpecError, match="unknown device 'tpu'"):
+            finetune_options.check_device("local", "tpu")
+        monkeypatch.setitem(scheduler._CAPACITY, "local", Capacity({"cpu": 1, "io": 2}, "a CPU-only cluster"))
+        with pytest.raises(SpecError, match="no CUDA GPU is available .*CPU-only cluster"):
+            finetune_options.check_device("local", "cuda")
+        with pytest.raises(SpecError, match="unknown compute 'mars'"):
+            finetune_options.check_device("mars", "cpu")
+    finally:
+        finetune_options.job_devices.cache_clear()

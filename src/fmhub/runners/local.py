@@ -162,21 +162,9 @@ def gpu_count() -> int:
     try:
         import torch
 
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return torch.cuda.device_count()
     except Exception:  # pragma: no cover - torch import problems show up elsewhere
         return 0
-
-
-def _gpu_names(count: int) -> dict[str, str]:
-    names = {}
-    try:
-        import torch
-
-        for i in range(count):
-            names[f"cuda:{i}"] = torch.cuda.get_device_name(i)
-    except Exception:  # noqa: BLE001 - names are for people only
-        pass
-    return names
 
 
 @dataclass
@@ -220,12 +208,10 @@ class LocalRunner:
     # -- what it offers -------------------------------------------------------------------------
     def capacity(self) -> Capacity:
         """This machine's CPU and GPUs, with their slots."""
-        if self._capacity is None:
+        if self._capacity is None:  # GPUs are counted without initialising CUDA in this process
             gpus = [t for t in self.slots if t.startswith("cuda:")]
-            names = _gpu_names(len(gpus)) if gpus and self.gpus is None else {}
-            shown = ", ".join(["cpu", *(f"{g} ({names[g]})" if g in names else g for g in gpus)])
-            self._capacity = Capacity(slots=dict(self.slots), description=f"this machine ({self.host}): {shown}",
-                                      device_names=names)
+            self._capacity = Capacity(slots=dict(self.slots),
+                                      description=f"this machine ({self.host}): {', '.join(['cpu', *gpus])}")
         return self._capacity
 
     def place(self, job: Job) -> Placement | None:

@@ -64,6 +64,9 @@ def check_evaluate(ctx: Context, spec: EvaluateSpec,
     """
     from transformers import AutoTokenizer
 
+    from fmhub.services.finetune_options import check_device
+
+    check_device("local", spec.device)  # against the runner's devices, before the model loads
     resolved = resolve_model(ctx, spec.model)
     task_name = spec.task or (resolved.version.task if resolved.version else None)
     spec = spec.model_copy(update={"data": assets_service.resolve_data_spec(ctx, spec.data, task_name)})

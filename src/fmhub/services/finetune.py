@@ -22,6 +22,7 @@ from fmhub.services.context import Context
 from fmhub.services.data_prep import PreparedData, prepare_data, report_error
 from fmhub.services.evaluation import evaluate_split, generation_options
 from fmhub.services.finetune_checks import cap_evaluated_rows, check_hyperparameters
+from fmhub.services.finetune_options import check_device
 from fmhub.services.models import ResolvedModel, resolve_model
 from fmhub.services.specs import FinetuneSpec
 from fmhub.tasks import get_task
@@ -91,7 +92,7 @@ def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any
     _check_model_task(resolved, spec.task)
     hp = spec.hyperparameters.resolve(task.default_hyperparameters, resolved.card.defaults,
                                       task.metric_for_best_model)
-    choose_device(spec.device)  # an unknown or missing device is an error before any data is read
+    check_device(spec.compute, spec.device)  # against the runner's devices, before any data is read
     limit = model_max_length(resolved.path)
     capped = limit is not None and hp.max_seq_length > limit
     if capped:

@@ -1,4 +1,4 @@
-"""What a fine-tune form offers: the model's fine-tuning tasks, the local devices, and each
+"""What a fine-tune form offers: the model's fine-tuning tasks, the devices of its compute, and each
 hyperparameter with its effective default and help text (the wizard and ``--help`` texts alike)."""
 
 from __future__ import annotations
@@ -44,25 +44,69 @@ def default_registered_name(model: str, task: str) -> str:
     return f"{model.split(':', 1)[0]}-{task}"
 
 
-@lru_cache(maxsize=1)
-def local_devices() -> tuple[dict[str, str], ...]:
-    """The devices a local job can be given: ``auto``, ``cpu`` and one ``cuda:N`` per GPU.
+@lru_cache(maxsize=4)
+def job_devices(compute: str = "local") -> tuple[dict[str, str], ...]:
+    """The devices a job of ``compute`` can be given, from its runner's capacity (not from the
+    machine that serves the form): ``auto``, ``cpu`` and one ``cuda:N`` per GPU it offers.
 
     Counting GPUs does not initialise CUDA in this process.
 
     Returns:
         ``({"value": "auto", "label": ...}, {"value": "cpu", ...}, {"value": "cuda:0", ...}, ...)``.
-    """
-    try:
-        import torch
 
-        count = torch.cuda.device_count()
-    except Exception:  # noqa: BLE001 - no usable CUDA build is zero GPUs
-        count = 0
-    auto = "a CUDA GPU (cuda:0)" if count else "the CPU (no GPU found)"
+    Raises:
+        SpecError: no runner for ``compute``.
+    """
+    from fmhub.services.scheduler import runner_capacity
+
+    gpus = runner_capacity(compute).gpus
+    auto = f"a CUDA GPU ({gpus[0]})" if gpus else "the CPU (no GPU found)"
     devices = [{"value": "auto", "label": f"auto: {auto}"}, {"value": "cpu", "label": "cpu"}]
-    devices += [{"value": f"cuda:{i}", "label": f"cuda:{i} (GPU {i})"} for i in range(count)]
+    devices += [{"value": g, "label": f"{g} (GPU {g.split(':', 1)[1]})"} for g in gpus]
     return tuple(devices)
+
+
+def local_devices() -> tuple[dict[str, str], ...]:
+    """The devices of a ``local`` job (see :func:`job_devices`)."""
+    return job_devices("local")
+
+
+def check_device(compute: str, device: str | None) -> str:
+    """Check a job's ``device`` against what the runner of ``compute`` offers (its capacity), not
+    against the machine that took the request.
+
+    Args:
+        compute: The job's compute (``local`` ...).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (None: ``auto``).
+
+    Returns:
+        The device, normalised (lower case, ``auto`` for empty).
+
+    Raises:
+        SpecError: the runner has no such device, or the value is not a device name.
+    """
+    from fmhub.errors import SpecError
+    from fmhub.services.scheduler import runner_capacity
+
+    requested = (device or "auto").strip().lower()
+    if requested == "auto":
+        return requested
+    capacity = runner_capacity(compute)
+    if requested == "cpu" and "cpu" in capacity.devices:
+        return requested
+    if requested == "cuda" or requested.startswith("cuda:"):
+        gpus = capacity.gpus
+        if not gpus:
+            raise SpecError(f"device '{requested}' requested but no CUDA GPU is available "
+                            f"({compute} compute: {capacity.description})",
+                            hint="use --device cpu or --device auto")
+        index = requested.partition(":")[2]
+        if requested == "cuda" or requested in gpus:
+            return requested
+        if index.isdigit():
+            raise SpecError(f"device '{requested}' does not exist ({len(gpus)} GPU(s); {compute} compute: "
+                            f"{capacity.description})", hint="use --device cuda:0")
+    raise SpecError(f"unknown device '{requested}'", hint="use auto, cpu, cuda or cuda:N")
 
 
 def hyperparameter_fields(task: str, card_defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:
