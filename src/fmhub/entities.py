@@ -212,6 +212,7 @@ class Deployment(BaseModel):
         max_queue: Requests waiting at most; beyond, the endpoint answers 429.
         request_timeout_ms: A request not answered in this time answers 504.
         traffic: Percentage of the endpoint's requests routed here.
+        backend: The serving backend that hosts it (``local``: instance processes of the server).
         created_at: When it was created.
     """
 
@@ -227,6 +228,7 @@ class Deployment(BaseModel):
     max_queue: int = 256
     request_timeout_ms: float = 30000.0
     traffic: int = 0
+    backend: str = "local"
     created_at: datetime | None = None
 
 

@@ -181,6 +181,7 @@ def test_a_batch_in_which_every_input_fails_is_the_deployments_fault():
 def runtime(ctx):
     from fmhub.entities import Deployment
     from fmhub.services import endpoints as endpoints_service
+    from fmhub.serving.local import LocalDeployment, LocalServingBackend
     from fmhub.services.serving import EndpointRuntime, LiveDeployment
 
     endpoints_service.create_endpoint(ctx, "ep")
@@ -189,10 +190,11 @@ def runtime(ctx):
                         max_batch_wait_ms=100)
 
     def make():
-        rt = EndpointRuntime(ctx)
+        backend = LocalServingBackend()
+        rt = EndpointRuntime(ctx, backends={"local": backend})
         instance = FakeInstance()
-        rt.live[("ep", "blue")] = LiveDeployment(record, [instance],
-                                                 DynamicBatcher([instance], 32, 100, 16))
+        backend.live[("ep", "blue")] = LocalDeployment(record, [instance], DynamicBatcher([instance], 32, 100, 16))
+        rt.live[("ep", "blue")] = LiveDeployment(record, backend)
         return rt
     return make, f"Bearer {key}"
 
@@ -208,7 +210,7 @@ def test_runtime_answers_422_for_the_bad_request_and_200_for_its_neighbours(runt
         return rt, done
 
     rt, done = run_async(go())
-    assert len(rt.live[("ep", "blue")].instances[0].batches) == 1  # one shared batch
+    assert len(rt.backend("local").live[("ep", "blue")].instances[0].batches) == 1  # one shared batch
     assert done[0]["predictions"] == [{"label": "good"}] and done[2]["predictions"] == [{"label": "ok"}]
     assert isinstance(done[1], SpecError) and done[1].http_status == 422
     assert done[1].message.startswith("input_data[1]: ") and "TypeError: cannot encode" in done[1].message

@@ -86,12 +86,9 @@ async def deploy(ctx: Context, runtime: Any, endpoint: str, spec: DeploymentSpec
 async def _settle(ctx: Context, runtime: Any, live: Any) -> str | None:
     """Wait for a deployment's instances; when one did not load, stop the deployment and remove
     its record, unless it was replaced or removed meanwhile. Returns the error, or None."""
-    for instance in live.instances:
-        await instance.wait_ready(READY_TIMEOUT_S)
-    failed = [i for i in live.instances if i.state != "ready"]
-    if not failed:
+    error = await runtime.wait_ready(live, READY_TIMEOUT_S)
+    if error is None:
         return None
-    error = failed[0].error or failed[0].state
     endpoint, name = live.record.endpoint, live.record.name
     if runtime.live.get((endpoint, name)) is live:
         await runtime.stop(endpoint, name)

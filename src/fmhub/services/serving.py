@@ -1,5 +1,6 @@
-"""Serving endpoints in this server: the deployments' instance processes and batchers, routing by
-traffic, endpoint keys, request checks and limits.
+"""Serving endpoints in this server: endpoint keys, request checks and limits, and routing by
+traffic, over the serving backend each deployment names (``local``: instance processes and
+dynamic batching of this server, :mod:`fmhub.serving.local`).
 
 One :class:`EndpointRuntime` lives in ``fmhub serve``; it starts the deployments recorded in the
 database when the server starts, and answers ``POST /endpoints/{name}/score``.
@@ -20,8 +21,8 @@ from typing import Any
 from fmhub.entities import Deployment
 from fmhub.errors import (FmhubError, NotFoundError, OverloadedError, PayloadTooLargeError, ScoringTimeoutError,
                           SpecError, UnauthorizedError, UnavailableError)
-from fmhub.serving.batcher import DynamicBatcher, InputFailed, NoInstance, QueueFull
-from fmhub.serving.pool import Instance, InstanceGone
+from fmhub.serving.base import InputFailed, InstanceGone, NoInstance, QueueFull, ServingBackend
+from fmhub.serving.local import LocalServingBackend
 from fmhub.services import endpoints as endpoints_service
 from fmhub.services.context import Context
 from fmhub.services.models import resolve_model
@@ -33,27 +34,20 @@ log = logging.getLogger("fmhub.serving")
 MAX_BODY_BYTES = 1 << 20
 """Largest scoring request body (1 MiB); larger ones answer 413."""
 
+BACKENDS: dict[str, type] = {"local": LocalServingBackend}
+"""The serving backend class for each deployment ``backend`` value."""
+
 
 @dataclass
 class LiveDeployment:
-    """A deployment running in this server: its record, instances and batcher."""
+    """A deployment running in this server: its record (traffic share included) and its backend."""
 
     record: Deployment
-    instances: list[Instance]
-    batcher: DynamicBatcher
+    backend: ServingBackend
 
     def status(self) -> dict[str, Any]:
-        """State for ``show``: ``ready`` when every instance has loaded its model."""
-        states = [i.state for i in self.instances]
-        state = "ready" if all(s == "ready" for s in states) else (
-            "failed" if any(s == "failed" for s in states) else "creating")
-        mean = self.batcher.inputs / self.batcher.batches if self.batcher.batches else None
-        error = next((i.error for i in self.instances if i.state == "failed" and i.error), None)
-        return {"state": state, **({"error": error} if error else {}), "runtime_detail": next((i.runtime for i in self.instances if i.runtime), None),
-                "processes": [{"pid": i.pid, "state": i.state, "restarts": i.restarts, "error": i.error}
-                              for i in self.instances],
-                "batches": self.batcher.batches, "mean_batch_size": round(mean, 2) if mean else None,
-                "queued": self.batcher.queue.qsize()}
+        """The backend's live state (``stopped`` when it no longer runs the deployment)."""
+        return self.backend.status(self.record.endpoint, self.record.name) or {"state": "stopped"}
 
 
 class EndpointRuntime:
@@ -61,16 +55,33 @@ class EndpointRuntime:
 
     Args:
         ctx: Service context.
-        threads_per_instance: Torch threads per CPU instance (None: torch's default, all cores).
+        threads_per_instance: Torch threads per CPU instance of the ``local`` backend (None: half
+            the cores per instance).
+        backends: The backend per name (default: made on first use from :data:`BACKENDS`).
     """
 
-    def __init__(self, ctx: Context, threads_per_instance: int | None = None) -> None:
+    def __init__(self, ctx: Context, threads_per_instance: int | None = None,
+                 backends: dict[str, ServingBackend] | None = None) -> None:
         self.ctx = ctx
         self.threads = threads_per_instance
+        self.backends: dict[str, ServingBackend] = dict(backends or {})
         self.live: dict[tuple[str, str], LiveDeployment] = {}
         self.logs: dict[str, collections.deque[str]] = collections.defaultdict(lambda: collections.deque(maxlen=500))
         self._keys: dict[str, tuple[float, tuple[str, str]]] = {}
         self._deploy_locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+
+    def backend(self, name: str) -> ServingBackend:
+        """The serving backend ``name`` (made on first use).
+
+        Raises:
+            SpecError: no backend of that name (the message names the known ones).
+        """
+        if name not in self.backends:
+            if name not in BACKENDS:
+                raise SpecError(f"unknown serving backend '{name}'; this fmhub serves with: "
+                                f"{', '.join(sorted(BACKENDS))}", hint="redeploy with backend local")
+            self.backends[name] = (LocalServingBackend(self.threads) if name == "local" else BACKENDS[name]())
+        return self.backends[name]
 
     def deploy_lock(self, endpoint: str) -> asyncio.Lock:
         """Deploys to one endpoint run one at a time."""
@@ -93,41 +104,32 @@ class EndpointRuntime:
                     self.note(endpoint.name, f"deployment {deployment.name} not started: {exc}")
 
     async def start(self, deployment: Deployment) -> LiveDeployment:
-        """Start (or restart) a deployment's instances; returns at once, models load in the background."""
+        """Start (or restart) a deployment on its backend; returns at once, models load in the background.
+
+        Raises:
+            SpecError: an unknown backend. NotFoundError: the model is gone.
+        """
         await self.stop(deployment.endpoint, deployment.name)
+        backend = self.backend(deployment.backend)
         resolved = resolve_model(self.ctx, deployment.model)
-        loop = asyncio.get_running_loop()
-        config = {"model_path": str(resolved.path), "task": deployment.task, "device": deployment.device,
-                  "runtime": deployment.runtime, "threads": self.threads, "instances": deployment.instances}
         endpoint = deployment.endpoint
-        instances = [Instance(f"{endpoint}/{deployment.name}/{i}", config, loop,
-                              notify=lambda message: loop.call_soon_threadsafe(self.note, endpoint, message))
-                     for i in range(deployment.instances)]
-        batcher = DynamicBatcher(instances, deployment.max_batch_size, deployment.max_batch_wait_ms,
-                                 deployment.max_queue)
-        live = LiveDeployment(deployment, instances, batcher)
+        await backend.start(deployment, str(resolved.path), lambda message: self.note(endpoint, message))
+        live = LiveDeployment(deployment, backend)
         self.live[(deployment.endpoint, deployment.name)] = live
         self.note(deployment.endpoint, f"deployment {deployment.name}: starting {deployment.instances} instance(s) "
                                        f"of {deployment.model} ({deployment.runtime}, {deployment.device})")
-        loop.create_task(self._report_ready(live))
         return live
 
-    async def _report_ready(self, live: LiveDeployment) -> None:
-        for instance in live.instances:
-            ok = await instance.wait_ready(600)
-            if instance.state == "stopped":
-                continue
-            name = live.record.endpoint
-            self.note(name, f"instance {instance.name} (pid {instance.pid}) "
-                            + (f"ready: {instance.runtime}" if ok else f"{instance.state}: {instance.error}"))
+    async def wait_ready(self, live: LiveDeployment, timeout_s: float) -> str | None:
+        """Wait for a deployment's instances: None once all loaded the model, else why not."""
+        return await live.backend.wait_ready(live.record.endpoint, live.record.name, timeout_s)
 
     async def stop(self, endpoint: str, name: str) -> None:
-        """Stop a deployment's instances (no-op when not running)."""
+        """Stop a deployment (no-op when not running)."""
         live = self.live.pop((endpoint, name), None)
         if live is None:
             return
-        live.batcher.close()
-        await asyncio.gather(*(asyncio.to_thread(i.stop) for i in live.instances))
+        await live.backend.stop(endpoint, name)
         self.note(endpoint, f"deployment {name} stopped")
 
     async def stop_endpoint(self, endpoint: str) -> None:
@@ -141,6 +143,8 @@ class EndpointRuntime:
         """Stop everything (server shutdown)."""
         for endpoint, name in list(self.live):
             await self.stop(endpoint, name)
+        for backend in self.backends.values():
+            await backend.shutdown()
 
     def status(self, endpoint: str) -> dict[str, Any]:
         """Live state of each deployment of ``endpoint`` (deployments not running: ``stopped``)."""
@@ -223,17 +227,15 @@ class EndpointRuntime:
         out = {"deployment": live.record.name, "model": live.record.model, "task": task.name}
         if not inputs:
             return {**out, "predictions": []}
+        timeout_s = live.record.request_timeout_ms / 1000.0
         try:
-            future = live.batcher.submit(inputs, params)
+            predictions = await asyncio.wait_for(
+                live.backend.score(live.record.endpoint, live.record.name, inputs, params), timeout_s)
         except QueueFull:
             raise OverloadedError(f"endpoint '{endpoint}' is at capacity ({live.record.max_queue} requests waiting)",
                                   hint="retry after the time in Retry-After, or add instances",
                                   headers={"Retry-After": "1"}) from None
-        timeout_s = live.record.request_timeout_ms / 1000.0
-        try:
-            predictions = await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except asyncio.TimeoutError:
-            future.cancel()
             raise ScoringTimeoutError(f"no answer within {live.record.request_timeout_ms:.0f} ms",
                                       hint="retry, send fewer inputs, or raise request_timeout_ms") from None
         except InputFailed as exc:

@@ -178,6 +178,7 @@ class DeploymentSpec(BaseModel):
             LitServe's default ``batch_timeout`` order of magnitude).
         max_queue: Requests waiting at most before the endpoint answers 429 (default 256).
         request_timeout_ms: A request not answered in this time answers 504 (default 30000).
+        backend: The serving backend that hosts it: ``local`` (instance processes of the server).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -192,6 +193,7 @@ class DeploymentSpec(BaseModel):
     max_batch_wait_ms: float = Field(default=10.0, ge=0, le=1000)
     max_queue: int = Field(default=256, ge=1, le=100000)
     request_timeout_ms: float = Field(default=30000.0, ge=100, le=600000)
+    backend: Literal["local"] = "local"
 
 
 __all__ = ["DeploymentSpec", "DataSpec", "EvaluateDataSpec", "EvaluateSpec", "FinetuneSpec", "GenerationSpec", "build_spec", "deep_merge", "load_spec_file", "parse_map_options"]

@@ -14,35 +14,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from fmhub.serving.pool import Instance, InstanceGone
+from fmhub.serving.base import BatchFailed, InputFailed, InstanceGone, NoInstance, QueueFull
+from fmhub.serving.pool import Instance
 
 log = logging.getLogger("fmhub.serving")
-
-
-class QueueFull(Exception):
-    """More requests wait than the deployment's ``max_queue``."""
-
-
-class NoInstance(Exception):
-    """No instance of the deployment is ready."""
-
-
-class InputFailed(Exception):
-    """An input of this request failed on its own (its neighbours in the batch were answered).
-
-    Attributes:
-        index: The input's position in its request.
-        cause: What the instance reported (``TypeError: ...``).
-        failed: How many inputs of the request failed.
-    """
-
-    def __init__(self, index: int, cause: str, failed: int = 1) -> None:
-        super().__init__(f"input {index}: {cause}")
-        self.index, self.cause, self.failed = index, cause, failed
-
-
-class BatchFailed(RuntimeError):
-    """The batch failed as a whole (every input of it, or the failing ones could not be told apart)."""
 
 
 @dataclass
@@ -186,3 +161,6 @@ def _answer(r: _Request, outputs: list[Any], errors: dict[int, tuple[str, bool]]
         r.future.set_exception(BatchFailed(systemic))
     else:
         r.future.set_exception(InputFailed(mine[0], errors[start + mine[0]][0], len(mine)))
+
+
+__all__ = ["BatchFailed", "DynamicBatcher", "InputFailed", "NoInstance", "QueueFull"]

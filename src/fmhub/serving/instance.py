@@ -147,15 +147,35 @@ def serve_instance(conn: Any, config: dict[str, Any]) -> None:
         try:
             inputs, params = message["inputs"], message.get("params") or {}
             chunk = len(inputs) if on_gpu else CPU_FORWARD_BATCH
-
-            def run(part: list[Any]) -> list[Any]:
-                raw = task.predict(model, tokenizer, part, batch_size=max(1, chunk), max_seq_length=limit, **params)
-                return shape_outputs(task, raw, _truncated_flags(task, tokenizer, part, limit))
-
-            outputs, errors = predict_isolated(run, inputs)
+            outputs, errors = score_batch(task, model, tokenizer, inputs, params, max_tokens=limit, chunk=chunk)
             conn.send({"type": "result", "id": message["id"], "outputs": outputs, "errors": errors})
         except Exception as exc:  # one bad batch never ends the instance
             conn.send({"type": "result", "id": message["id"], "error": f"{type(exc).__name__}: {exc}"})
+
+
+def score_batch(task: Any, model: Any, tokenizer: Any, inputs: list[Any], params: dict[str, Any], *,
+                max_tokens: int, chunk: int) -> tuple[list[Any], dict[int, tuple[str, bool]]]:
+    """A deployment's predict -> encode of one batch of decoded inputs: the one place every serving
+    backend runs a task for an endpoint (inputs are decoded and checked by the endpoint first).
+
+    Args:
+        task: The task module.
+        model: The loaded model (see :func:`load`).
+        tokenizer: Its tokenizer.
+        inputs: Decoded inputs, in the form ``task.predict`` takes.
+        params: The task's checked params (``top_k``, generation settings ...).
+        max_tokens: Longest input in tokens (see :func:`model_max_tokens`).
+        chunk: Inputs per forward pass.
+
+    Returns:
+        As :func:`predict_isolated`: one response item per input (None where it failed) and
+        ``{index: (error, isolated)}`` for the failed ones.
+    """
+    def run(part: list[Any]) -> list[Any]:
+        raw = task.predict(model, tokenizer, part, batch_size=max(1, chunk), max_seq_length=max_tokens, **params)
+        return shape_outputs(task, raw, _truncated_flags(task, tokenizer, part, max_tokens))
+
+    return predict_isolated(run, inputs)
 
 
 def predict_isolated(run: Any, inputs: list[Any], budget: int = ISOLATION_BUDGET

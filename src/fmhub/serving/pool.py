@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from fmhub.serving.base import InstanceGone
 from fmhub.serving.instance import serve_instance
 
 log = logging.getLogger("fmhub.serving")
@@ -22,10 +23,6 @@ STABLE_S = 60.0
 """An instance that ran this long before dying counts as healthy again (its restart count starts over)."""
 BACKOFF_MAX_S = 30.0
 """Longest wait before a restart (the wait doubles from 0.5 s with each quick restart)."""
-
-
-class InstanceGone(Exception):
-    """The instance process ended while a batch was in flight (it is restarted)."""
 
 
 class Instance:
