@@ -92,3 +92,27 @@ def test_the_callback_asks_at_most_once_per_interval_and_a_failing_question_mean
     assert control.should_training_stop and control.should_save and callback.stopped_at == 21
     callback.on_epoch_end(None, SimpleNamespace(global_step=21), control)
     assert not control.should_evaluate and not control.should_save
+
+
+def test_an_evaluate_job_checks_its_cancel_while_predicting(ctx, spec, tmp_path, monkeypatch):
+    from fmhub.services import evaluate as evaluate_module
+    from fmhub.services.specs import EvaluateSpec
+
+    run_finetune(ctx, spec.model_copy(update={"hyperparameters": spec.hyperparameters.model_copy(
+        update={"max_steps": 2})}))
+    monkeypatch.setattr(evaluate_module, "CANCEL_CHECK_S", 0.0)
+    test = write_sentiment_csv(tmp_path / "holdout.csv", n=12)
+    ticks = []
+
+    def progress(done, total):
+        ticks.append(done)
+        if len(ticks) == 1:
+            jobs_repo.request_cancel(ctx.db_url, jobs_repo.list_jobs(ctx.db_url)[0].id)
+
+    with pytest.raises(JobCanceledError, match=r"canceled by the user after \d+ of 12 rows"):
+        evaluate_module.run_evaluate(ctx, EvaluateSpec(model="stopped:1", data={"test": str(test)}, device="cpu",
+                                                       per_device_eval_batch_size=2), progress=progress)
+    job = jobs_repo.list_jobs(ctx.db_url)[0]
+    assert job.kind == "evaluate" and job.status == JobStatus.canceled and job.error == "canceled by the user"
+    assert len(ticks) == 1  # stopped at the first look after the cancel
+    assert not [e for e in jobs_service.job_events(ctx, job.id) if e.kind == "done"]

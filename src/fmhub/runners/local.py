@@ -134,6 +134,24 @@ def pid_alive(pid: int | None, must_contain: str | None = None) -> bool:
     return True
 
 
+def interrupt_foreground(job: Job) -> bool:
+    """Send SIGINT to a job run in the foreground (``fmhub finetune`` without a scheduler) on this
+    machine, so it stops as after Ctrl-C (checkpoints kept).
+
+    Returns:
+        Whether a signal was sent.
+    """
+    if not (job.worker and job.worker.startswith("foreground:") and job.pid):
+        return False
+    if job.worker.split(":")[1] != socket.gethostname():
+        return False
+    try:
+        os.kill(job.pid, signal.SIGINT)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def watch_parent() -> None:
     """In a job process: exit at once if the scheduler that started it is gone (non-Linux fallback)."""
     import threading

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,10 @@ from fmhub.tasks import get_task
 from fmhub.tasks.base import LabelInfo
 from fmhub.tasks.generation import Seq2SeqTask
 from fmhub.training.device import choose_device
+
+
+CANCEL_CHECK_S = 1.0
+"""Seconds between two looks at the job's ``cancel_requested`` while predicting, at least."""
 
 
 @dataclass
@@ -163,11 +168,16 @@ def execute_evaluate(ctx: Context, job: Job, plan: EvaluatePlan | None = None,
         As :func:`run_evaluate`.
     """
     events = jobs_service.JobEventSink(ctx, job)
+    should_stop, last_check = jobs_service.cancel_check(ctx, job.id), [time.monotonic()]
 
     def tick(done: int, total: int) -> None:
         events.event("predict", {"split": "test", "done": done, "total": total})
         if progress:
             progress(done, total)
+        if time.monotonic() - last_check[0] >= CANCEL_CHECK_S:  # cancel is checked inside the job
+            last_check[0] = time.monotonic()
+            if should_stop():
+                raise JobCanceledError(f"job {job.id} canceled by the user after {done} of {total} rows")
 
     folder = Path(job.folder)
     try:

@@ -48,8 +48,9 @@ def claim_queued_here(ctx: Context, job_id: str) -> Job:
 
 
 def cancel_job(ctx: Context, job_id: str) -> Job:
-    """Cancel a job: a queued one at once; a running one is stopped by its worker (SIGTERM, then
-    SIGKILL), keeping its checkpoints.
+    """Cancel a job: a queued one at once; a running one stops itself at its next check (a
+    fine-tune saves a checkpoint first), else its runner stops it (SIGTERM, then SIGKILL); its
+    checkpoints are kept.
 
     Raises:
         NotFoundError: no such job.
@@ -60,15 +61,10 @@ def cancel_job(ctx: Context, job_id: str) -> Job:
         raise ConflictError(f"job {job_id} is already {job.status.value}",
                             hint="only queued or running jobs can be canceled")
     job = jobs_repo.request_cancel(ctx.db_url, job_id)
-    if job.status == JobStatus.running and job.worker and job.worker.startswith("foreground:") and job.pid:
-        host = job.worker.split(":")[1]
-        if host == socket.gethostname():  # a foreground run has no scheduler: signal it directly
-            import signal
+    if job.status == JobStatus.running:
+        from fmhub.runners.local import interrupt_foreground
 
-            try:
-                os.kill(job.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
+        interrupt_foreground(job)  # a foreground run on this machine has no scheduler to stop it
     return job
 
 
