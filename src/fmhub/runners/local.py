@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from fmhub.entities import Job
 from fmhub.runners.base import Capacity, JobHandle, Placement
@@ -214,6 +215,13 @@ class LocalRunner:
     stale_after_s: float = 120.0
     name: str = "local"
     procs: dict[str, JobProcess] = field(default_factory=dict)
+
+    @classmethod
+    def from_options(cls, options: Any) -> LocalRunner:
+        """A runner with the slots, GPU count and staleness of scheduler ``options`` (``cpu_slots``,
+        ``gpu_slots``, ``io_slots``, ``gpus``, ``stale_after_s``)."""
+        return cls(cpu_slots=options.cpu_slots, gpu_slots=options.gpu_slots, io_slots=options.io_slots,
+                   gpus=options.gpus, stale_after_s=options.stale_after_s)
 
     def __post_init__(self) -> None:
         self.host = socket.gethostname()

@@ -26,7 +26,8 @@ from fmhub.store import jobs_repo
 log = logging.getLogger("fmhub.scheduler")
 
 RUNNERS: dict[str, type] = {"local": LocalRunner}
-"""The runner class for each ``compute`` value."""
+"""The runner class for each ``compute`` value; made with ``cls.from_options(options)`` when the
+class has that, else ``cls()``."""
 
 
 @dataclass
@@ -71,10 +72,9 @@ def make_runner(compute: str, options: SchedulerOptions | None = None) -> Runner
         from fmhub.errors import SpecError
 
         raise SpecError(unknown_compute(compute), hint=f"use compute {' or '.join(sorted(RUNNERS))}")
-    if compute == "local":
-        return LocalRunner(cpu_slots=options.cpu_slots, gpu_slots=options.gpu_slots, io_slots=options.io_slots,
-                           gpus=options.gpus, stale_after_s=options.stale_after_s)
-    return RUNNERS[compute]()  # pragma: no cover - other runners take no scheduler options yet
+    cls = RUNNERS[compute]
+    factory = getattr(cls, "from_options", None)  # a runner may read the slots and timings it needs
+    return factory(options) if factory is not None else cls()
 
 
 def unknown_compute(compute: str) -> str:
