@@ -107,3 +107,75 @@ def test_a_deployment_runs_once_answers_through_both_servers_and_is_taken_over(t
     finally:
         a.stop()
         b.stop()
+
+
+def _worker(env):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "fmhub", "worker", "--poll-s", "0.3"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_six_jobs_through_two_servers_and_two_workers_one_killed_complete_once(tmp_path):
+    import signal
+
+    import fmhub
+    from conftest import write_sentiment_csv
+
+    tiny = build_tiny_bert(tmp_path / "tiny")
+    train = write_sentiment_csv(tmp_path / "train.csv", n=80)
+    home = tmp_path / "home"
+    a = ServerProcess(home, extra_args=("--no-scheduler",)).start()
+    b = ServerProcess(home, extra_args=("--no-scheduler",)).start()
+    workers = [_worker(a.env), _worker(a.env)]
+    try:
+        client_a, client_b = fmhub.Client(url=a.url), fmhub.Client(url=b.url)
+        imported = client_a.models.import_(tiny, name="tiny-bert", task="text-classification")
+        assert client_a.jobs.wait(imported.id, timeout_s=120, poll_s=0.3).status.value == "completed"
+        spec = {"model": "tiny-bert", "task": "text-classification",
+                "data": {"train": str(train), "column_mapping": {"sentence1": "review", "label": "stars"},
+                         "validation": "none", "test": "none"},
+                "hyperparameters": {"max_steps": 40, "per_device_train_batch_size": 4, "save_steps": 5},
+                "device": "cpu", "registered_model_name": "many"}
+        jobs = [(client_a if i % 2 else client_b).finetune(spec) for i in range(6)]
+
+        # SIGKILL the first worker once a job it runs has a checkpoint.
+        victim = workers[0]
+        deadline = time.monotonic() + 180
+        killed_job = checkpoint_step = None
+        while time.monotonic() < deadline and killed_job is None:
+            for job in jobs:
+                shown = client_a.jobs.get(job.id)
+                if shown.status.value == "running" and (shown.worker or "").endswith(f":{victim.pid}"):
+                    steps = [e.data["step"] for e in client_a.jobs.events(job.id) if e.kind == "checkpoint"]
+                    if steps:
+                        killed_job, checkpoint_step = job.id, steps[-1]
+                        break
+            time.sleep(0.2)
+        assert killed_job is not None, "no job of the first worker reached a checkpoint"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+
+        done = [client_b.jobs.wait(job.id, timeout_s=300, poll_s=0.5) for job in jobs]
+        assert [d.status.value for d in done] == ["completed"] * 6, [d.error for d in done]
+        registered = sorted(int(d.outputs["registered_model"].split(":")[1]) for d in done)
+        assert registered == [1, 2, 3, 4, 5, 6]  # each job registered once, no gap, no duplicate
+        assert sorted(client_a.models.get("many")["versions"]) == [1, 2, 3, 4, 5, 6]
+        resumed_job = next(d for d in done if d.id == killed_job)
+        assert resumed_job.attempts == 2 and resumed_job.worker.endswith(f":{workers[1].pid}")
+        for job in jobs:
+            events = client_b.jobs.events(job.id)
+            seqs = [e.seq for e in events]
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), (job.id, seqs)
+        stages = [e.data for e in client_b.jobs.events(killed_job) if e.kind == "stage"]
+        assert any(s["stage"] == "requeued" for s in stages)
+        resuming = [s for s in stages if s["stage"] == "resuming"]
+        assert len(resuming) == 1 and resuming[0]["from_step"] >= checkpoint_step
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+                worker.wait(timeout=30)
+        a.stop()
+        b.stop()
