@@ -188,6 +188,9 @@ def runtime(ctx):
     key = endpoints_service.get_keys(ctx, "ep")["primary_key"]
     record = Deployment(endpoint="ep", name="blue", model="m:1", task="text-classification", traffic=100,
                         max_batch_wait_ms=100)
+    from fmhub.store import endpoints_repo
+
+    endpoints_repo.upsert_deployment(ctx.db_url, record)  # routing reads the recorded deployments
 
     def make():
         backend = LocalServingBackend()
@@ -214,7 +217,7 @@ def test_runtime_answers_422_for_the_bad_request_and_200_for_its_neighbours(runt
     assert done[0]["predictions"] == [{"label": "good"}] and done[2]["predictions"] == [{"label": "ok"}]
     assert isinstance(done[1], SpecError) and done[1].http_status == 422
     assert done[1].message.startswith("input_data[1]: ") and "TypeError: cannot encode" in done[1].message
-    log = list(rt.logs["ep"])
+    log = list(rt.log_lines("ep"))
     assert any("422" in line and "input_data[1]" in line and "cannot encode" in line for line in log)
 
 
@@ -237,10 +240,10 @@ def test_runtime_logs_every_error_answer_of_a_known_endpoint(runtime):
 
     rt, outcomes = run_async(go())
     assert [type(o) for o in outcomes] == [SpecError, SpecError, UnauthorizedError, NotFoundError]
-    log = "\n".join(rt.logs["ep"])
+    log = "\n".join(rt.log_lines("ep"))
     assert "422 invalid_spec: input_data[0]: the text holds an unpaired surrogate \\ud800" in log
     assert "not valid JSON" in log and "401 unauthorized" in log
-    assert "nope" not in rt.logs  # an unknown endpoint gets no log
+    assert rt.log_lines("nope") == []  # an unknown endpoint gets no log
 
 
 # -- a real tiny model in the instance loop ---------------------------------------------------------

@@ -71,6 +71,14 @@ def _deployment(**kw):
                          "traffic": 100, **kw})
 
 
+async def _start(ctx, rt, deployment):
+    """Record the deployment (routing reads the recorded ones) and start it in ``rt``."""
+    from fmhub.store import endpoints_repo
+
+    endpoints_repo.upsert_deployment(ctx.db_url, deployment)
+    return await rt.start(deployment)
+
+
 def test_both_backends_meet_the_protocol():
     from fmhub.serving.local import LocalServingBackend
 
@@ -84,7 +92,7 @@ def test_the_endpoint_parses_checks_and_routes_while_the_backend_scores(ctx, end
 
     async def go():
         rt = EndpointRuntime(ctx, backends={"local": backend})
-        await rt.start(_deployment())
+        await _start(ctx, rt, _deployment())
         answer = await rt.score("ep", json.dumps({"inputs": "a film"}).encode(), endpoint)
         status = rt.status("ep")
         await rt.shutdown()
@@ -95,7 +103,7 @@ def test_the_endpoint_parses_checks_and_routes_while_the_backend_scores(ctx, end
                       "predictions": [{"label": "A FILM"}]}
     assert backend.scored == [("blue", ["a film"], {})]  # decoded before it reached the backend
     assert status["blue"]["state"] == "ready" and backend.stopped == [("ep", "blue")]
-    assert any("echo blue ready" in line for line in rt.logs["ep"])
+    assert any("echo blue ready" in line for line in rt.log_lines("ep"))
 
 
 @pytest.mark.parametrize("fail, error", [(QueueFull(), OverloadedError), (RuntimeError("boom"), UnavailableError)])
@@ -104,7 +112,7 @@ def test_backend_errors_map_to_the_same_answers(ctx, endpoint, fail, error):
 
     async def go():
         rt = EndpointRuntime(ctx, backends={"local": EchoBackend(fail=fail)})
-        await rt.start(_deployment())
+        await _start(ctx, rt, _deployment())
         with pytest.raises(error):
             await rt.score("ep", b'{"input_data": ["x"]}', endpoint)
 
@@ -116,7 +124,7 @@ def test_a_slow_backend_answers_504(ctx, endpoint):
 
     async def go():
         rt = EndpointRuntime(ctx, backends={"local": EchoBackend(delay_s=5)})
-        await rt.start(_deployment(request_timeout_ms=100))
+        await _start(ctx, rt, _deployment(request_timeout_ms=100))
         with pytest.raises(ScoringTimeoutError):
             await rt.score("ep", b'{"input_data": ["x"]}', endpoint)
 
@@ -129,6 +137,6 @@ def test_an_unknown_backend_is_refused_naming_the_known_ones(ctx, endpoint):
     async def go():
         rt = EndpointRuntime(ctx)
         with pytest.raises(SpecError, match="unknown serving backend 'ray'.*local"):
-            await rt.start(_deployment(backend="ray"))
+            await _start(ctx, rt, _deployment(backend="ray"))
 
     run_async(go())

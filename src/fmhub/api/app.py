@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,7 +31,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def create_app(ctx: Context | None = None, *, require_api_key: bool = False, scheduler: Any = None,
                serve_endpoints: bool = True, security: SecurityOptions | None = None,
-               limits: RequestLimits | None = None) -> FastAPI:
+               limits: RequestLimits | None = None, advertise_url: str | None = None) -> FastAPI:
     """Build the app.
 
     Args:
@@ -46,6 +47,8 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
             only; ``fmhub serve`` passes its ``--host`` and ``--allowed-host`` values). In-process
             clients must use one of them, e.g. ``TestClient(app, base_url="http://localhost")``.
         limits: Body size and JSON nesting limits (default: :class:`RequestLimits`'s).
+        advertise_url: This server's URL for the others sharing its database: they forward scoring
+            requests for the deployments it runs there (None: they cannot).
     """
     ctx = ctx or Context.from_settings()
     if ctx.data_roots is None:  # a server reads user files only under its data roots
@@ -56,7 +59,7 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
         ctx = replace(ctx, data_roots=DataRoots.for_server(ctx.settings))
     from fmhub.services.serving import EndpointRuntime
 
-    runtime = EndpointRuntime(ctx) if serve_endpoints else None
+    runtime = EndpointRuntime(ctx, owner_url=advertise_url) if serve_endpoints else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -64,11 +67,17 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
         if scheduler is not None:
             scheduler.recover()  # jobs left running by a crashed server
             scheduler.start()
+        owners = None
         if runtime is not None:
+            from fmhub.services import deployment_owners
+
             await runtime.start_all()
+            owners = asyncio.get_running_loop().create_task(deployment_owners.run_forever(ctx, runtime))
         try:
             yield
         finally:
+            if owners is not None:
+                owners.cancel()
             if runtime is not None:
                 await runtime.shutdown()
             if scheduler is not None:

@@ -7,10 +7,12 @@ import signal
 import threading
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlsplit
 
 import typer
 
 from fmhub.cli.common import context, err, handle_errors
+from fmhub.errors import SpecError
 
 
 def _options(cpu_slots: int, gpu_slots: int, max_restarts: int, poll_s: float):
@@ -58,6 +60,11 @@ def serve_cmd(
     max_body_mb: float = MAX_BODY_MB,
     max_upload_mb: float = MAX_UPLOAD_MB,
     data_root: Optional[list[Path]] = DATA_ROOT,
+    advertise_url: Optional[str] = typer.Option(
+        None, "--advertise-url", metavar="URL",
+        help="The URL other fmhub servers sharing this database use to pass on scoring requests for the "
+             "deployments this server runs. Default: http://HOST:PORT (this machine's name when HOST is "
+             "0.0.0.0 or ::)."),
 ) -> None:
     """Start the fmhub server: the web UI at / (catalog, fine-tune and evaluate wizards, jobs,
     endpoints, data), the REST API under /api/v1 (docs at /docs), /health, /ready, and the job
@@ -81,9 +88,15 @@ def serve_cmd(
     from fmhub.api.limits import RequestLimits
     from fmhub.api.security import SecurityOptions
 
-    security = SecurityOptions(bound_host=host, allowed_hosts=tuple(allowed_host or ()))
+    owner_url = advertise_url or _default_advertise_url(host, port)
+    advertised_host = urlsplit(owner_url).hostname
+    if not advertised_host or urlsplit(owner_url).scheme not in ("http", "https"):
+        raise SpecError(f"--advertise-url {owner_url!r} is not an http(s) URL with a host",
+                        hint="e.g. --advertise-url http://node-1.internal:8000")
+    security = SecurityOptions(bound_host=host, allowed_hosts=(*(allowed_host or ()), advertised_host))
     limits = RequestLimits.from_mb(max_body_mb, max_upload_mb)
-    app = create_app(ctx, require_api_key=keys, scheduler=scheduler, security=security, limits=limits)
+    app = create_app(ctx, require_api_key=keys, scheduler=scheduler, security=security, limits=limits,
+                     advertise_url=owner_url)
     err.print(f"fmhub serving http://{host}:{port} (web UI at /, API at /api/v1, docs at /docs; API keys "
               f"{'required: sign in to the UI with one' if keys else 'not required on loopback'}; "
               f"state in {ctx.settings.home})", highlight=False)
@@ -92,6 +105,14 @@ def serve_cmd(
 
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
                 http="h11", h11_max_incomplete_event_size=MAX_HEADER_BYTES)  # bounded headers
+
+
+def _default_advertise_url(host: str, port: int) -> str:
+    """``http://HOST:PORT``; a wildcard address is replaced by this machine's name."""
+    import socket
+
+    name = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    return f"http://[{name}]:{port}" if ":" in name else f"http://{name}:{port}"
 
 
 def _check_port_free(host: str, port: int) -> None:

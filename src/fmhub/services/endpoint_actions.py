@@ -13,6 +13,7 @@ from typing import Any
 
 from fmhub.entities import Endpoint
 from fmhub.errors import NotFoundError, SpecError
+from fmhub.services import deployment_owners
 from fmhub.services import endpoints as endpoints_service
 from fmhub.services.context import Context
 from fmhub.services.specs import DeploymentSpec
@@ -70,6 +71,7 @@ async def deploy(ctx: Context, runtime: Any, endpoint: str, spec: DeploymentSpec
         return endpoints_service.get_endpoint(ctx, endpoint)
     async with runtime.deploy_lock(endpoint):
         deployment = await asyncio.to_thread(endpoints_service.plan_deployment, ctx, endpoint, spec)
+        await deployment_owners.take(ctx, runtime, endpoint, deployment.name)
         live = await runtime.start(deployment)
         if wait:
             error = await _settle(ctx, runtime, live)
@@ -107,6 +109,7 @@ async def undeploy(ctx: Context, runtime: Any, endpoint: str, deployment: str) -
     if runtime is not None:
         await runtime.stop(endpoint, deployment)
         _route_live(runtime, endpoint, changed)  # the deleted share went to the others
+        runtime.forget_routes(endpoint)
     return changed
 
 
@@ -115,7 +118,9 @@ async def delete(ctx: Context, runtime: Any, endpoint: str) -> None:
     endpoints_service.get_endpoint(ctx, endpoint)
     if runtime is not None:
         await runtime.stop_endpoint(endpoint)
+        runtime.forget_routes(endpoint)
     endpoints_service.delete_endpoint(ctx, endpoint)
+    endpoints_service.remove_log(ctx, endpoint)
 
 
 def route_traffic(ctx: Context, runtime: Any, endpoint: str, traffic: dict[str, int]) -> Endpoint:
@@ -127,6 +132,7 @@ def route_traffic(ctx: Context, runtime: Any, endpoint: str, traffic: dict[str, 
     changed = endpoints_service.set_traffic(ctx, endpoint, traffic)
     if runtime is not None:
         _route_live(runtime, endpoint, changed)
+        runtime.forget_routes(endpoint)
     return changed
 
 
@@ -152,9 +158,9 @@ def regenerate_key(ctx: Context, runtime: Any, endpoint: str, which: str = "prim
 
 def logs(ctx: Context, runtime: Any, endpoint: str) -> list[str]:
     """The endpoint's log (instance starts, loads, failures, restarts, and every error answer of its
-    scoring URL with the cause; the last 500 lines)."""
+    scoring URL with the cause; the last 500 lines, written by any server sharing the database)."""
     endpoints_service.get_endpoint(ctx, endpoint)
-    return list(runtime.logs.get(endpoint, [])) if runtime is not None else []
+    return runtime.log_lines(endpoint) if runtime is not None else endpoints_service.log_lines(ctx, endpoint)
 
 
 __all__ = ["delete", "deploy", "describe", "logs", "regenerate_key", "route_traffic", "undeploy"]

@@ -13,7 +13,7 @@ from fmhub.errors import NotFoundError, SpecError
 from fmhub.services.context import Context
 from fmhub.services.models import resolve_model
 from fmhub.services.specs import DeploymentSpec
-from fmhub.store import endpoints_repo
+from fmhub.store import endpoint_logs_repo, endpoints_repo
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -208,3 +208,13 @@ def suggest_endpoint_name(ctx: Context, model: str) -> str:
 __all__ = ["NotFoundError", "create_endpoint", "delete_deployment", "delete_endpoint", "deployable_models", "get_endpoint",
            "get_keys", "list_endpoints", "plan_deployment", "regenerate_key", "served_tasks", "set_traffic",
            "suggest_endpoint_name"]
+
+
+def log_lines(ctx: Context, endpoint: str) -> list[str]:
+    """The endpoint's log as the servers wrote it (the last 500 lines, oldest first)."""
+    return endpoint_logs_repo.tail(ctx.db_url, endpoint)
+
+
+def remove_log(ctx: Context, endpoint: str) -> None:
+    """Delete an endpoint's log (with the endpoint)."""
+    endpoint_logs_repo.remove(ctx.db_url, endpoint)

@@ -2,8 +2,10 @@
 traffic, over the serving backend each deployment names (``local``: instance processes and
 dynamic batching of this server, :mod:`fmhub.serving.local`).
 
-One :class:`EndpointRuntime` lives in ``fmhub serve``; it starts the deployments recorded in the
-database when the server starts, and answers ``POST /endpoints/{name}/score``.
+One :class:`EndpointRuntime` lives in ``fmhub serve``; it runs the deployments this server owns
+(:mod:`fmhub.services.deployment_owners`: every deployment runs on exactly one server sharing the
+database) and answers ``POST /endpoints/{name}/score`` for every endpoint, forwarding a request
+routed to another server's deployment to that server.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from fmhub.errors import (FmhubError, NotFoundError, OverloadedError, PayloadToo
                           SpecError, UnauthorizedError, UnavailableError)
 from fmhub.serving.base import InputFailed, InstanceGone, NoInstance, QueueFull, ServingBackend
 from fmhub.serving.local import LocalServingBackend
+from fmhub.serving.forward import FORWARDED_HEADER, ForwardFailed, Forwarder  # noqa: F401 - re-exported
 from fmhub.services import endpoints as endpoints_service
 from fmhub.services.context import Context
+from fmhub.services.jobs import worker_id
 from fmhub.services.models import resolve_model
 from fmhub.services.scoring_request import MAX_INPUTS, parse_request  # noqa: F401 - re-exported
+from fmhub.store import endpoint_logs_repo, owners_repo
 from fmhub.tasks import get_task
 
 log = logging.getLogger("fmhub.serving")
@@ -58,17 +63,27 @@ class EndpointRuntime:
         threads_per_instance: Torch threads per CPU instance of the ``local`` backend (None: half
             the cores per instance).
         backends: The backend per name (default: made on first use from :data:`BACKENDS`).
+        owner: This server's id as a deployment owner (default ``serve:<host>:<pid>``).
+        owner_url: The URL other servers forward scoring requests to (``http://host:port``); None
+            when no other server can reach this one.
     """
 
+    ROUTES_TTL_S = 1.0
+    """Seconds an endpoint's deployments and owners are taken from memory before being read again."""
+
     def __init__(self, ctx: Context, threads_per_instance: int | None = None,
-                 backends: dict[str, ServingBackend] | None = None) -> None:
+                 backends: dict[str, ServingBackend] | None = None, owner: str | None = None,
+                 owner_url: str | None = None) -> None:
         self.ctx = ctx
         self.threads = threads_per_instance
         self.backends: dict[str, ServingBackend] = dict(backends or {})
+        self.owner = owner or worker_id("serve")
+        self.owner_url = owner_url
         self.live: dict[tuple[str, str], LiveDeployment] = {}
-        self.logs: dict[str, collections.deque[str]] = collections.defaultdict(lambda: collections.deque(maxlen=500))
-        self._keys: dict[str, tuple[float, tuple[str, str]]] = {}
+        self._pending_logs: list[tuple[str, str]] = []
+        self._routes: dict[str, tuple[float, list[tuple[Deployment, owners_repo.Lease | None]]]] = {}
         self._deploy_locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self.forwarder = Forwarder()
 
     def backend(self, name: str) -> ServingBackend:
         """The serving backend ``name`` (made on first use).
@@ -90,18 +105,25 @@ class EndpointRuntime:
     def note(self, endpoint: str, message: str) -> None:
         """Append a line to the endpoint's log (``fmhub endpoints logs``)."""
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
-        self.logs[endpoint].append(line)
+        self._pending_logs.append((endpoint, line))
         log.info("endpoint %s: %s", endpoint, message)
+
+    def take_pending_logs(self) -> list[tuple[str, str]]:
+        """The ``(endpoint, line)`` pairs not yet written to the database (the caller writes them)."""
+        pending, self._pending_logs = self._pending_logs, []
+        return pending
+
+    def log_lines(self, endpoint: str) -> list[str]:
+        """The endpoint's log as every server wrote it, plus this server's lines not yet written."""
+        written = endpoint_logs_repo.tail(self.ctx.db_url, endpoint)
+        return written + [line for e, line in list(self._pending_logs) if e == endpoint]
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start_all(self) -> None:
-        """Start every deployment recorded in the database (after a server restart)."""
-        for endpoint in endpoints_service.list_endpoints(self.ctx):
-            for deployment in endpoint.deployments:
-                try:
-                    await self.start(deployment)
-                except Exception as exc:  # one broken deployment must not stop the server
-                    self.note(endpoint.name, f"deployment {deployment.name} not started: {exc}")
+        """Start every recorded deployment no other live server runs (at server start)."""
+        from fmhub.services import deployment_owners
+
+        await deployment_owners.sync(self.ctx, self)
 
     async def start(self, deployment: Deployment) -> LiveDeployment:
         """Start (or restart) a deployment on its backend; returns at once, models load in the background.
@@ -137,54 +159,98 @@ class EndpointRuntime:
         for (ep, name) in list(self.live):
             if ep == endpoint:
                 await self.stop(ep, name)
-        self._keys.pop(endpoint, None)
 
     async def shutdown(self) -> None:
-        """Stop everything (server shutdown)."""
+        """Stop everything and release this server's deployments to the others (server shutdown)."""
+        from fmhub.services import deployment_owners
+
         for endpoint, name in list(self.live):
             await self.stop(endpoint, name)
         for backend in self.backends.values():
             await backend.shutdown()
+        try:
+            await deployment_owners.release(self.ctx, self)
+        except Exception:  # the database may be gone at shutdown; the leases then run out
+            log.exception("releasing deployments failed")
+        await self.forwarder.close()
 
     def status(self, endpoint: str) -> dict[str, Any]:
-        """Live state of each deployment of ``endpoint`` (deployments not running: ``stopped``)."""
-        return {name: live.status() for (ep, name), live in self.live.items() if ep == endpoint}
+        """State of each deployment of ``endpoint``: this server's live ones in full; those another
+        server runs as that server last recorded them (with ``owner`` and ``owner_url``);
+        deployments nobody runs are left out (shown as ``stopped``)."""
+        out: dict[str, Any] = {name: {**live.status(), "owner": self.owner, "owner_url": self.owner_url}
+                               for (ep, name), live in self.live.items() if ep == endpoint}
+        for lease in owners_repo.leases(self.ctx.db_url, endpoint):
+            if lease.name not in out and lease.held() and lease.owner != self.owner:
+                out[lease.name] = {"state": lease.live_state or "creating", "owner": lease.owner,
+                                   "owner_url": lease.owner_url}
+        return out
 
     def forget_keys(self, endpoint: str) -> None:
-        """Drop cached keys (after a regeneration)."""
-        self._keys.pop(endpoint, None)
+        """Kept for callers: keys are read from the database on every request, so a regenerated
+        key works (and the old one stops working) on every server at once."""
+
+    def forget_routes(self, endpoint: str | None = None) -> None:
+        """Read an endpoint's (or every endpoint's) deployments, traffic and owners again on the next
+        request (after a deploy, a traffic change or a lease change)."""
+        if endpoint is None:
+            self._routes.clear()
+        else:
+            self._routes.pop(endpoint, None)
 
     # -- scoring --------------------------------------------------------------------------------
     def _check_key(self, endpoint: str, authorization: str | None) -> None:
-        cached = self._keys.get(endpoint)
-        if cached is None or time.monotonic() - cached[0] > 5.0:
-            keys = endpoints_service.get_keys(self.ctx, endpoint)  # NotFoundError for an unknown endpoint
-            cached = (time.monotonic(), (keys["primary_key"], keys["secondary_key"]))
-            self._keys[endpoint] = cached
+        keys = endpoints_service.get_keys(self.ctx, endpoint)  # NotFoundError for an unknown endpoint
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token or \
-                not any(hmac.compare_digest(token, k) for k in cached[1]):
+                not any(hmac.compare_digest(token, k) for k in (keys["primary_key"], keys["secondary_key"])):
             raise UnauthorizedError(f"endpoint '{endpoint}' needs its key",
                                     hint=f"send `Authorization: Bearer <key>`; see `fmhub endpoints keys {endpoint}`",
                                     headers={"WWW-Authenticate": "Bearer"})
 
-    def _route(self, endpoint: str, wanted: str | None) -> LiveDeployment:
-        running = {name: live for (ep, name), live in self.live.items() if ep == endpoint}
+    async def _targets(self, endpoint: str) -> list[tuple[Deployment, owners_repo.Lease | None]]:
+        """The endpoint's deployments with their owners (read at most every :attr:`ROUTES_TTL_S`)."""
+        cached = self._routes.get(endpoint)
+        if cached is not None and time.monotonic() - cached[0] < self.ROUTES_TTL_S:
+            return cached[1]
+        record = await asyncio.to_thread(endpoints_service.get_endpoint, self.ctx, endpoint)
+        leases = {lease.name: lease
+                  for lease in await asyncio.to_thread(owners_repo.leases, self.ctx.db_url, endpoint)}
+        targets = [(d, leases.get(d.name)) for d in record.deployments]
+        self._routes[endpoint] = (time.monotonic(), targets)
+        return targets
+
+    async def _route(self, endpoint: str, wanted: str | None,
+                     forwarded: bool) -> tuple[Deployment, LiveDeployment | None, owners_repo.Lease | None]:
+        """Pick the deployment for a request: ``(record, live here or None, its owner's lease)``."""
+        targets = await self._targets(endpoint)
         if wanted:
-            if wanted not in running:
+            chosen = next(((d, lease) for d, lease in targets if d.name == wanted), None)
+            if chosen is None:
                 raise NotFoundError(f"endpoint '{endpoint}' runs no deployment '{wanted}'",
-                                    hint=f"its deployments: {', '.join(sorted(running)) or 'none'}")
-            return running[wanted]
-        weighted = [(live, live.record.traffic) for live in running.values() if live.record.traffic > 0]
-        if not weighted:
-            raise UnavailableError(f"endpoint '{endpoint}' has no deployment taking traffic",
-                                   hint=f"deploy a model: fmhub endpoints deploy {endpoint} --model NAME:VERSION",
-                                   headers={"Retry-After": "5"})
-        return random.choices([w[0] for w in weighted], weights=[w[1] for w in weighted])[0]
+                                    hint=f"its deployments: {', '.join(sorted(d.name for d, _ in targets)) or 'none'}")
+        else:
+            weighted = [(d, lease) for d, lease in targets if d.traffic > 0]
+            if not weighted:
+                raise UnavailableError(f"endpoint '{endpoint}' has no deployment taking traffic",
+                                       hint=f"deploy a model: fmhub endpoints deploy {endpoint} --model NAME:VERSION",
+                                       headers={"Retry-After": "5"})
+            chosen = random.choices(weighted, weights=[d.traffic for d, _ in weighted])[0]
+        record, lease = chosen
+        live = self.live.get((endpoint, record.name))
+        if live is not None:
+            return live.record.model_copy(update={"traffic": record.traffic}), live, lease
+        remote = lease is not None and lease.held() and lease.owner != self.owner and lease.owner_url
+        if forwarded or not remote:
+            raise UnavailableError(f"deployment '{record.name}' of endpoint '{endpoint}' is not running on "
+                                   f"{'this server' if forwarded else 'any server'} now",
+                                   hint="retry in a few seconds: a server takes a deployment nobody runs within "
+                                        "about 15 s; the endpoint log says more", headers={"Retry-After": "2"})
+        return record, None, lease
 
     async def score(self, endpoint: str, body: bytes, authorization: str | None,
-                    deployment: str | None = None) -> dict[str, Any]:
+                    deployment: str | None = None, forwarded: bool = False) -> dict[str, Any]:
         """Answer a scoring request; every error answer of a known endpoint is written to its log.
 
         Args:
@@ -193,6 +259,7 @@ class EndpointRuntime:
                 (``{"input_data": [...], "params": {...}}``, ``{"inputs": "text"}`` ...).
             authorization: The ``Authorization`` header.
             deployment: Route to this deployment (the ``x-fmhub-deployment`` header), not by traffic.
+            forwarded: The request was forwarded by another server (answer it here or not at all).
 
         Returns:
             ``{"deployment", "model", "task", "predictions": [...]}`` (one per input, in order).
@@ -205,10 +272,12 @@ class EndpointRuntime:
         """
         known = False
         try:
-            self._check_key(endpoint, authorization)
+            await asyncio.to_thread(self._check_key, endpoint, authorization)
             known = True
-            return await self._score(endpoint, body, deployment)
+            return await self._score(endpoint, body, authorization, deployment, forwarded)
         except FmhubError as exc:
+            if getattr(exc, "forwarded", False):
+                raise  # the owner wrote it to the endpoint's log
             if known or not isinstance(exc, NotFoundError):  # an unknown endpoint has no log
                 self.note(endpoint, _one_line(f"request answered {exc.http_status} {exc.code}: {exc.message}"))
             raise
@@ -217,11 +286,14 @@ class EndpointRuntime:
                 self.note(endpoint, _one_line(f"request answered 500: {type(exc).__name__}: {exc}"))
             raise
 
-    async def _score(self, endpoint: str, body: bytes, deployment: str | None) -> dict[str, Any]:
+    async def _score(self, endpoint: str, body: bytes, authorization: str | None, deployment: str | None,
+                     forwarded: bool) -> dict[str, Any]:
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLargeError(f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}",
                                        hint="send fewer or shorter inputs per request")
-        live = self._route(endpoint, deployment)
+        record, live, lease = await self._route(endpoint, deployment, forwarded)
+        if live is None:
+            return await self._forward(endpoint, record, lease, body, authorization)
         task = get_task(live.record.task)
         inputs, params, field = parse_request(task, body)
         out = {"deployment": live.record.name, "model": live.record.model, "task": task.name}
@@ -251,6 +323,28 @@ class EndpointRuntime:
                                    hint="retry; if it persists, check the deployment (the endpoint log has "
                                         "the error)", headers={"Retry-After": "1"}) from None
         return {**out, "predictions": predictions}
+
+    async def _forward(self, endpoint: str, record: Deployment, lease: owners_repo.Lease, body: bytes,
+                       authorization: str | None) -> dict[str, Any]:
+        """Pass a request on to the server that runs ``record``; its answer (or error) is ours."""
+        try:
+            status, payload, headers = await self.forwarder.score(
+                lease.owner_url, endpoint, record.name, body, authorization, record.request_timeout_ms / 1000.0 + 5.0)
+        except ForwardFailed as exc:
+            self.forget_routes(endpoint)
+            raise UnavailableError(f"deployment '{record.name}' runs on {exc.owner_url}, which did not answer: "
+                                   f"{exc.cause}", hint="retry in a few seconds: when a server is gone, another "
+                                   "takes its deployments over", headers={"Retry-After": "2"}) from None
+        if status == 200 and isinstance(payload, dict) and "predictions" in payload:
+            return payload
+        body_error = payload.get("error") if isinstance(payload, dict) else None
+        body_error = body_error if isinstance(body_error, dict) else {}
+        error = FmhubError(str(body_error.get("message") or f"the owning server answered {status}"),
+                           hint=str(body_error.get("hint") or ""), headers=headers or None)
+        error.code = str(body_error.get("code") or "forwarded_error")
+        error.http_status = status if 400 <= status < 600 else 502
+        error.forwarded = True
+        raise error
 
 
 def _one_line(text: str, limit: int = 1000) -> str:

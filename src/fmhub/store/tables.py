@@ -142,3 +142,18 @@ class DeploymentRow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     traffic: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    owner_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    live_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class EndpointLogRow(Base):
+    """One line of an endpoint's log (instance starts, loads, failures, error answers), from any server."""
+
+    __tablename__ = "endpoint_logs"
+    __table_args__ = (Index("ix_endpoint_logs_endpoint_id", "endpoint", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(100))
+    line: Mapped[str] = mapped_column(Text)

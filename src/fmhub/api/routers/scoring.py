@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from fmhub.errors import PayloadTooLargeError
-from fmhub.services.serving import MAX_BODY_BYTES
+from fmhub.services.serving import FORWARDED_HEADER, MAX_BODY_BYTES
 
 router = APIRouter(prefix="/endpoints", tags=["scoring"])
 
@@ -67,7 +67,8 @@ async def score(name: str, request: Request) -> Any:
             raise PayloadTooLargeError(f"request body over {MAX_BODY_BYTES} bytes",
                                        hint="send fewer or shorter inputs per request")
     result = await request.app.state.runtime.score(name, bytes(body), request.headers.get("authorization"),
-                                                   request.headers.get("x-fmhub-deployment"))
+                                                   request.headers.get("x-fmhub-deployment"),
+                                                   forwarded=FORWARDED_HEADER in request.headers)
     return JSONResponse(result, headers={"x-fmhub-deployment": result["deployment"]})
 
 
