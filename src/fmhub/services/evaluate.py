@@ -16,14 +16,14 @@ from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
 from fmhub.data.problems import Problem
 from fmhub.services.data_prep import check_examples, read_examples, report_error
-from fmhub.services.evaluation import evaluate_split, generation_options
+from fmhub.evaluation.split import evaluate_split, generation_options
 from fmhub.services.models import resolve_model
 from fmhub.services.predict import require_trained_head
 from fmhub.services.specs import DataSpec, EvaluateSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import LabelInfo
 from fmhub.tasks.generation import Seq2SeqTask
-from fmhub.training.device import choose_device
+from fmhub.devices import choose_device
 
 
 @dataclass

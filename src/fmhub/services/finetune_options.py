@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import typing
-from functools import lru_cache
 from typing import Any
 
 from fmhub.services.context import Context
@@ -42,27 +41,6 @@ def finetune_target(ctx: Context, ref: str) -> dict[str, Any]:
 def default_registered_name(model: str, task: str) -> str:
     """The workspace name a fine-tune registers its result under by default: ``<model>-<task>``."""
     return f"{model.split(':', 1)[0]}-{task}"
-
-
-@lru_cache(maxsize=1)
-def local_devices() -> tuple[dict[str, str], ...]:
-    """The devices a local job can be given: ``auto``, ``cpu`` and one ``cuda:N`` per GPU.
-
-    Counting GPUs does not initialise CUDA in this process.
-
-    Returns:
-        ``({"value": "auto", "label": ...}, {"value": "cpu", ...}, {"value": "cuda:0", ...}, ...)``.
-    """
-    try:
-        import torch
-
-        count = torch.cuda.device_count()
-    except Exception:  # noqa: BLE001 - no usable CUDA build is zero GPUs
-        count = 0
-    auto = "a CUDA GPU (cuda:0)" if count else "the CPU (no GPU found)"
-    devices = [{"value": "auto", "label": f"auto: {auto}"}, {"value": "cpu", "label": "cpu"}]
-    devices += [{"value": f"cuda:{i}", "label": f"cuda:{i} (GPU {i})"} for i in range(count)]
-    return tuple(devices)
 
 
 def hyperparameter_fields(task: str, card_defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from fmhub.errors import SpecError
 from fmhub.services.context import Context
 from fmhub.services.models import resolve_model
 from fmhub.tasks import get_task
-from fmhub.training.device import choose_device
+from fmhub.devices import choose_device
 
 
 def predict(ctx: Context, ref: str, inputs: list[Any], *, task: str | None = None, top_k: int = 1,

@@ -44,7 +44,7 @@ def load(config: dict[str, Any]) -> tuple[Any, Any, Any, str]:
     from transformers import AutoTokenizer
 
     from fmhub.tasks import get_task
-    from fmhub.training.device import choose_device
+    from fmhub.devices import choose_device
 
     task = get_task(config["task"])
     tokenizer = AutoTokenizer.from_pretrained(config["model_path"])

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fmhub.data.problems import Problem, shorten_value
-from fmhub.tasks.schema import TaskSchema
+from fmhub.data.schema import TaskSchema
 
 
 #: Texts tokenised at once for the report's length statistics (memory stays flat on large files).

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from fmhub.data.problems import Problem, shorten_value
+from fmhub.data.schema import TaskSchema
 from fmhub.tasks.base import Examples, LabelInfo, Task
 from fmhub.tasks.iob import parse_list_cell
-from fmhub.tasks.schema import TaskSchema
 from fmhub.tasks.squad_metrics import squad_scores
 
 N_BEST_SIZE = 20          # candidate starts and ends per window (SQuAD reference post-processing)
@@ -235,7 +235,7 @@ class QuestionAnswering(Task):
         """
         import torch
 
-        from fmhub.evaluation.batching import length_sorted_batches
+        from fmhub.tasks.batching import length_sorted_batches
 
         stride = options.get("doc_stride") or DEFAULT_DOC_STRIDE
         version_2 = bool(options.get("version_2", getattr(model.config, "fmhub_version_2", False)))

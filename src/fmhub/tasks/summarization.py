@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from fmhub.data.schema import TaskSchema
 from fmhub.tasks.base import LabelInfo
 from fmhub.tasks.generation import Seq2SeqTask, pairs_with_reference
-from fmhub.tasks.schema import TaskSchema
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

@@ -16,10 +16,10 @@ import numpy as np
 
 from fmhub.data.labels import ChangeLog, normalise_label, number_of, numbers_written_two_ways
 from fmhub.data.problems import Problem, shorten_value
+from fmhub.data.schema import TaskSchema
 from fmhub.tasks.base import Examples, LabelInfo, Task, unseen_labels
 from fmhub.tasks.class_labels import (is_missing, label_name, label_sort_key, labels_as_numbers, name_integer_labels,
                                       non_finite_problem)
-from fmhub.tasks.schema import TaskSchema
 
 
 MOSTLY_UNIQUE_MIN_ROWS = 20
@@ -341,7 +341,7 @@ class TextClassification(Task):
         """
         import torch
 
-        from fmhub.evaluation.batching import length_sorted_batches
+        from fmhub.tasks.batching import length_sorted_batches
 
         id2label = {int(k): v for k, v in model.config.id2label.items()}
         k = max(1, min(top_k, len(id2label)))

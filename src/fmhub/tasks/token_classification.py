@@ -18,11 +18,11 @@ import numpy as np
 
 from fmhub.data.labels import ChangeLog, lines_text
 from fmhub.data.problems import Problem, shorten_value
+from fmhub.data.schema import TaskSchema
 from fmhub.errors import DataError
 from fmhub.tasks.base import Examples, LabelInfo, Task, unseen_labels
 from fmhub.tasks.iob import entity_spans, parse_list_cell, tag_sort_key
 from fmhub.tasks.word_pieces import IGNORE, align_labels, empty_words, fill_empty_words, placeholder_token
-from fmhub.tasks.schema import TaskSchema
 
 WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
 
@@ -314,7 +314,7 @@ class TokenClassification(Task):
         """
         import torch
 
-        from fmhub.evaluation.batching import length_sorted_batches
+        from fmhub.tasks.batching import length_sorted_batches
 
         id2label = {int(k): v for k, v in model.config.id2label.items()}
         words, offsets = [], []

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from fmhub.data.schema import TaskSchema
 from fmhub.tasks.base import Examples, LabelInfo
 from fmhub.tasks.generation import Seq2SeqTask, pairs_with_reference, reference_streams
-from fmhub.tasks.schema import TaskSchema
 
 
 LANG_CODE = re.compile(r"[a-z]{2,3}([-_][A-Za-z]{2,4})?")

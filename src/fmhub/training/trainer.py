@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.tasks.base import LabelInfo, Task
-from fmhub.training.device import DeviceChoice
+from fmhub.devices import DeviceChoice
 from fmhub.training.hyperparameters import Hyperparameters
 from fmhub.training.progress import ProgressCallback, ProgressSink
 from fmhub.training.sampler import BucketedLengthSampler

@@ -1,8 +1,10 @@
-"""Choosing the device and precision for training and prediction."""
+"""The devices of this machine: which a local job or deployment can be given, and choosing the
+device and precision for training, evaluation, prediction and serving."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from fmhub.errors import SpecError
 
@@ -56,3 +58,32 @@ def choose_device(requested: str = "auto") -> DeviceChoice:
         name = torch.cuda.get_device_name(index)
         return DeviceChoice(f"cuda:{index}", bf16, f"cuda:{index} ({name}, {'bf16' if bf16 else 'fp32'})")
     raise SpecError(f"unknown device '{requested}'", hint="use auto, cpu, cuda or cuda:N")
+
+
+def gpu_count() -> int:
+    """CUDA GPUs on this machine (0 when torch has no usable CUDA build).
+
+    Counting does not initialise CUDA in this process.
+    """
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - no usable CUDA build is zero GPUs
+        return 0
+
+
+@lru_cache(maxsize=1)
+def local_devices() -> tuple[dict[str, str], ...]:
+    """The devices a local job can be given: ``auto``, ``cpu`` and one ``cuda:N`` per GPU.
+
+    Counting GPUs does not initialise CUDA in this process.
+
+    Returns:
+        ``({"value": "auto", "label": ...}, {"value": "cpu", ...}, {"value": "cuda:0", ...}, ...)``.
+    """
+    count = gpu_count()
+    auto = "a CUDA GPU (cuda:0)" if count else "the CPU (no GPU found)"
+    devices = [{"value": "auto", "label": f"auto: {auto}"}, {"value": "cpu", "label": "cpu"}]
+    devices += [{"value": f"cuda:{i}", "label": f"cuda:{i} (GPU {i})"} for i in range(count)]
+    return tuple(devices)
