@@ -88,7 +88,7 @@ def plan_deployment(ctx: Context, endpoint: str, spec: DeploymentSpec) -> Deploy
 
 def _check_head(path, ref: str, task: str) -> None:
     """Refuse a model whose task head was never trained (placeholder labels ``LABEL_0`` ...)."""
-    from fmhub.services.predict import head_problem
+    from fmhub.services.models import head_problem
 
     problem = head_problem(path, task)
     if problem is not None:

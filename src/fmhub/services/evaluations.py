@@ -14,7 +14,7 @@ from fmhub.errors import ConflictError, DataError, FmhubError, SpecError
 from fmhub.evaluation.compare import MAX_COMPARED, compare_results, is_number, parse_job_ids
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
-from fmhub.services.predict import head_problem
+from fmhub.services.models import head_problem
 from fmhub.services.specs import EvaluateSpec
 
 TERMINAL = (JobStatus.completed, JobStatus.failed, JobStatus.canceled)

@@ -34,6 +34,8 @@ class Summarization(Seq2SeqTask):
         aliases={"document": ("document", "dialogue", "text", "article", "source", "input"),
                  "summary": ("summary", "highlights", "abstract", "target", "tldr")},
     )
+    headline_metric = "rougeL"
+    sample_train_file = ("train.csv", "columns document,summary")
     # Seq2seq fine-tuning defaults of transformers' run_summarization.py (lr 5e-5, 3 epochs);
     # 512 source tokens fit most dialogues and news articles of the shared data.
     default_hyperparameters = {
