@@ -1,5 +1,6 @@
-"""What a fine-tune form offers: the model's fine-tuning tasks, the local devices, and each
-hyperparameter with its effective default and help text (the wizard and ``--help`` texts alike)."""
+"""What a fine-tune form offers: the model's fine-tuning tasks and each hyperparameter with its
+effective default and help text (the wizard and ``--help`` texts alike; the local devices are
+:func:`fmhub.devices.local_devices`)."""
 
 from __future__ import annotations
 
