@@ -5,8 +5,8 @@ Example::
     import fmhub
 
     client = fmhub.Client(url="http://127.0.0.1:8000")          # api_key=... when the server wants one
-    job = client.finetune({"model": "all-MiniLM-L6-v2", "task": "text-classification",
-                           "data": {"train": "train.csv"}})
+    task = client.models.get("all-MiniLM-L6-v2")["card"]["finetuning_tasks"][0]
+    job = client.finetune({"model": "all-MiniLM-L6-v2", "task": task, "data": {"train": "train.csv"}})
     for event in client.jobs.follow(job.id):                     # progress until the job ends
         print(event.kind, event.data)
     job = client.jobs.wait(job.id)

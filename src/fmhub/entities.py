@@ -12,23 +12,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TaskName = Literal[
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "summarization",
-    "translation",
-    "text-generation",
-]
-
-FINETUNE_TASKS: tuple[str, ...] = (
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "summarization",
-    "translation",
-)
-
 
 class ModelSource(BaseModel):
     """Where a catalog model's weights come from.

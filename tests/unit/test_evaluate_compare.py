@@ -14,8 +14,9 @@ from local_client import local_client
 from conftest import write_sentiment_csv
 from fmhub.entities import JobStatus
 from fmhub.errors import DataError, NotFoundError, SpecError
-from fmhub.services.evaluations import (best_of, check_evaluations, compare_evaluations, evaluation_choices,
-                                        head_problem, parse_job_ids, submit_evaluations)
+from fmhub.evaluation.compare import best_of, parse_job_ids
+from fmhub.services.evaluations import (check_evaluations, compare_evaluations, evaluation_choices, head_problem,
+                                        submit_evaluations)
 from fmhub.services.specs import EvaluateSpec
 from fmhub.ui.evaluate_form import build_evaluate_specs, cli_command, evaluate_spec_dicts, specs_yaml
 

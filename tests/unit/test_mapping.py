@@ -9,7 +9,7 @@ import pytest
 from fmhub.data.mapping import ColumnMapping, apply_mapping, parse_map_options, resolve_mapping
 from fmhub.data.readers import Table, read_table
 from fmhub.errors import DataError
-from fmhub.tasks.schema import TaskSchema
+from fmhub.data.schema import TaskSchema
 
 CLS = TaskSchema(
     required=("sentence1", "label"),

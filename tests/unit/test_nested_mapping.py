@@ -16,7 +16,7 @@ from fmhub.errors import DataError
 from fmhub.services.data_prep import prepare_data
 from fmhub.services.specs import DataSpec
 from fmhub.tasks import get_task
-from fmhub.tasks.schema import TaskSchema
+from fmhub.data.schema import TaskSchema
 
 CLS = get_task("text-classification")
 POS = ["good movie", "great film", "love this plot", "wonderful acting"]

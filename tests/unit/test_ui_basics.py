@@ -161,7 +161,7 @@ def test_one_thread_is_not_threads(monkeypatch):
     import torch
 
     from fmhub.serving.instance import _threads
-    from fmhub.training.device import choose_device
+    from fmhub.devices import choose_device
 
     assert _threads(1) == "1 thread" and _threads(4) == "4 threads"
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)

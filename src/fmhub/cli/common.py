@@ -24,7 +24,7 @@ err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() els
 
 
 # A hyphen stands in for this one-character mark while help text is wrapped, so that lines never
-# break inside a hyphenated word (`text-classification`, `--max-seq-length`, `all-MiniLM-L6-v2`).
+# break inside a hyphenated word (`--max-seq-length`, `all-MiniLM-L6-v2`).
 _HYPHEN = "\u2011"
 
 

@@ -8,6 +8,7 @@ import typer
 
 from fmhub.cli.common import JSON_OPTION, TYPER_SETTINGS, context, handle_errors, out, print_json, quiet_libraries
 from fmhub.cli.render import print_report
+from fmhub.services.task_facts import tasks_text
 
 app = typer.Typer(help="Check data files and manage data assets.", no_args_is_help=True, **TYPER_SETTINGS)
 
@@ -16,7 +17,7 @@ app = typer.Typer(help="Check data files and manage data assets.", no_args_is_he
 @handle_errors
 def validate_cmd(
     file: str = typer.Argument(..., help="The data file (JSONL, JSON, CSV, TSV, Parquet or CoNLL) or a data asset NAME:VERSION."),
-    task: str = typer.Option(..., "--task", help="text-classification, token-classification, question-answering, summarization or translation."),
+    task: str = typer.Option(..., "--task", help=f"{tasks_text()}."),
     map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable."),
     validation: str = typer.Option("auto", "--validation", help="FILE, auto or none."),
     test: str = typer.Option("auto", "--test", help="FILE, auto or none."),

@@ -108,9 +108,9 @@ def evaluate_cmd(
     batch_size: int = typer.Option(64, "--per-device-eval-batch-size", "--batch-size", help="Rows per forward pass."),
     max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Truncate inputs to this many tokens (default: what the model was fine-tuned with, else 512)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    num_beams: Optional[int] = typer.Option(None, "--num-beams", help="Summarization/translation: beam width when generating (default from the model card, else 1 = greedy)."),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Summarization/translation: longest generated text in tokens (default from the model card, else 64)."),
-    length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Summarization/translation: beam-search length penalty (> 1 favours longer texts)."),
+    num_beams: Optional[int] = typer.Option(None, "--num-beams", help="Text-to-text tasks: beam width when generating (default from the model card, else 1 = greedy)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Text-to-text tasks: longest generated text in tokens (default from the model card, else 64)."),
+    length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Text-to-text tasks: beam-search length penalty (> 1 favours longer texts)."),
     label_names: Optional[str] = typer.Option(None, "--label-names", help="Text classification with integer labels 0..n-1: class names in id order, comma-separated (negative,positive), or a file with one name per line."),
     max_predict_samples: Optional[int] = typer.Option(None, "--max-predict-samples", help="Smoke runs: score the first N test rows only."),
     submit_job: bool = typer.Option(False, "--submit", help=SUBMIT_HELP + " One job per model."),
@@ -126,7 +126,7 @@ def evaluate_cmd(
 
     Example:
 
-        fmhub evaluate --model all-MiniLM-L6-v2-text-classification:1 --model all-MiniLM-L6-v2-text-classification:2 --test test.csv
+        fmhub evaluate --model my-classifier:1 --model my-classifier:2 --test test.csv
     """
     quiet_libraries()
     from fmhub.services.evaluate import run_evaluate

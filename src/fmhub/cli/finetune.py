@@ -10,6 +10,7 @@ import typer
 from fmhub.cli.common import JSON_OPTION, context, err, handle_errors, out, print_json, quiet_libraries
 from fmhub.cli.render import ProgressBar, print_metrics, print_report
 from fmhub.cli.submit import SUBMIT_HELP, submit
+from fmhub.services.task_facts import tasks_text
 
 HP_FLAGS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
             "max_seq_length", "warmup_steps", "weight_decay", "seed", "max_steps", "metric_for_best_model",
@@ -73,7 +74,7 @@ def build_finetune_spec(job_file: Optional[Path], flags: dict[str, Any]) -> Any:
 def finetune_cmd(
     job_file: Optional[Path] = typer.Option(None, "-f", "--file", help="YAML job file (same keys as the REST body); flags override it."),
     model: Optional[str] = typer.Option(None, "--model", help="Catalog name or workspace NAME[:VERSION], e.g. all-MiniLM-L6-v2."),
-    task: Optional[str] = typer.Option(None, "--task", help="text-classification, token-classification, question-answering, summarization or translation."),
+    task: Optional[str] = typer.Option(None, "--task", help=f"{tasks_text()}."),
     train: Optional[str] = typer.Option(None, "--train", help="Training data: a JSONL, JSON, CSV, TSV, Parquet or CoNLL file, or a data asset NAME:VERSION."),
     validation: Optional[str] = typer.Option(None, "--validation", help="FILE, auto (split from --train; default) or none."),
     test: Optional[str] = typer.Option(None, "--test", help="FILE, auto (split from --train; default) or none (no test evaluation)."),
@@ -100,9 +101,9 @@ def finetune_cmd(
     doc_stride: Optional[int] = typer.Option(None, "--doc-stride", help="Question answering: tokens shared by consecutive context windows (default 128; 1 to half of --max-seq-length)."),
     save_steps: Optional[int] = typer.Option(None, "--save-steps", help="Also checkpoint (and evaluate) every N steps."),
     metric_for_best_model: Optional[str] = typer.Option(None, "--metric-for-best-model", help="Validation metric that picks the best checkpoint (default: f1_macro for text classification, f1 for token classification, loss for the others)."),
-    num_beams: Optional[int] = typer.Option(None, "--num-beams", help="Summarization/translation: beam width when generating (default from the model card, else 1 = greedy)."),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Summarization/translation: longest generated text in tokens (default from the model card, else 64)."),
-    length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Summarization/translation: beam-search length penalty (> 1 favours longer texts)."),
+    num_beams: Optional[int] = typer.Option(None, "--num-beams", help="Text-to-text tasks: beam width when generating (default from the model card, else 1 = greedy)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Text-to-text tasks: longest generated text in tokens (default from the model card, else 64)."),
+    length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Text-to-text tasks: beam-search length penalty (> 1 favours longer texts)."),
     # -- smoke runs, early stopping, label names (issue 13) -----------------------------------------
     max_eval_samples: Optional[int] = typer.Option(None, "--max-eval-samples", help="Smoke runs: evaluate on the first N validation rows only (each epoch and at the end)."),
     max_predict_samples: Optional[int] = typer.Option(None, "--max-predict-samples", help="Smoke runs: predict and score the first N test rows only."),
@@ -121,7 +122,7 @@ def finetune_cmd(
     """Fine-tune a model on your data file, evaluate it and register the result.
 
     The data is read, mapped and checked first; nothing trains while the report has errors.
-    Example: fmhub finetune --model all-MiniLM-L6-v2 --task text-classification --train train.csv
+    Example: fmhub finetune --model all-MiniLM-L6-v2 --task TASK --train train.csv (TASK: see --task)
     """
     quiet_libraries()
     flags = dict(locals())

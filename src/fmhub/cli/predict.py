@@ -41,8 +41,8 @@ def predict_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Predict with a model: label names with scores (classification), tagged entities (token
-    classification), the answer span (question answering) or generated text (summarization,
-    translation)."""
+    classification), the answer span (question answering) or generated text (text-to-text
+    tasks)."""
     quiet_libraries()
     inputs: list[Any] = list(text or [])
     if question is not None or context_text is not None:

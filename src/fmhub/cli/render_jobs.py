@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-# The metric a job list shows per task (the others are in `fmhub jobs show`).
-HEADLINE_METRICS = {"text-classification": "f1_macro", "token-classification": "f1", "question-answering": "f1",
-                    "summarization": "rougeL", "translation": "bleu"}
+from fmhub.services.task_facts import headline_metric as task_headline_metric
 
 
 def headline_metric(task: str | None, metrics: dict[str, Any] | None) -> str:
@@ -26,7 +23,7 @@ def headline_metric(task: str | None, metrics: dict[str, Any] | None) -> str:
         values = metrics.get(split)
         if not isinstance(values, dict):
             continue
-        name = HEADLINE_METRICS.get(task or "")
+        name = task_headline_metric(task)
         if name not in values:
             name = next((k for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                          and k != "n"), None)

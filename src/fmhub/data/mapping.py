@@ -16,8 +16,8 @@ from typing import Any
 from fmhub.data.json_records import get_path
 from fmhub.data.problems import Problem
 from fmhub.data.readers import Table
+from fmhub.data.schema import TaskSchema
 from fmhub.errors import DataError
-from fmhub.tasks.schema import TaskSchema
 
 
 @dataclass

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fmhub.devices import gpu_count
 from fmhub.entities import Job
 from fmhub.runners.base import Capacity, JobHandle, Placement
 
@@ -174,16 +175,6 @@ def watch_parent() -> None:
 def job_command(job_id: str) -> list[str]:
     """The command a job process runs: ``python -m fmhub jobs execute ID``."""
     return [sys.executable, "-m", "fmhub", "jobs", "execute", job_id]
-
-
-def gpu_count() -> int:
-    """GPUs torch sees on this machine (0 without a usable CUDA build); CUDA is not initialised."""
-    try:
-        import torch
-
-        return torch.cuda.device_count()
-    except Exception:  # pragma: no cover - torch import problems show up elsewhere
-        return 0
 
 
 @dataclass

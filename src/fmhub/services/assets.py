@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def default_asset_name(path: Path) -> str:
-    """A name for a data file: ``<parent folder>-<file stem>``, e.g. ``text-classification-train``."""
+    """A name for a data file: ``<parent folder>-<file stem>``, e.g. ``reviews-train`` for ``reviews/train.csv``."""
     raw = f"{path.parent.name}-{path.stem}" if path.parent.name else path.stem
     return re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-.") or "data"
 

@@ -44,7 +44,7 @@ def catalog_facets(ctx: Context, task: str | None = None, finetune_task: str | N
             :func:`fmhub.services.models.page_models`.
 
     Returns:
-        ``{"task": {"text-classification": 9, ...}, "finetune_task": {...}, "license": {...},
+        ``{"task": {TASK: 9, ...}, "finetune_task": {...}, "license": {...},
         "registry": {"system": 12, "workspace": 3}}``, each sorted by count (largest first), then value.
 
     Raises:

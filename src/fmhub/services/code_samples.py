@@ -13,15 +13,6 @@ import shlex
 from typing import Any
 from urllib.parse import urlsplit
 
-#: Per task: the training file of the samples and what it holds (its columns match automatically).
-TRAIN_FILES: dict[str, tuple[str, str]] = {
-    "text-classification": ("train.csv", "columns text,label (label names, e.g. neg/pos)"),
-    "token-classification": ("train.jsonl", 'one {"tokens": [...], "tags": [...]} object per line (IOB2 tags)'),
-    "question-answering": ("train.jsonl",
-                           'one {"question", "context", "answers": {"text": [...], "answer_start": [...]}} per line'),
-    "summarization": ("train.csv", "columns document,summary"),
-    "translation": ("train.jsonl", 'one {"source": ..., "target": ...} object per line'),
-}
 HP_KEYS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size")
 ASSET_NAME = "train"
 
@@ -33,7 +24,7 @@ def served_tasks(card: dict[str, Any]) -> list[str]:
         card: A model card as a dict (``ModelCard.model_dump()``).
 
     Returns:
-        Task names in the card's order, e.g. ``["summarization", "translation"]``; ``[]`` for a
+        Task names in the card's order; ``[]`` for a
         base model such as a sentence encoder (it can still be fine-tuned).
     """
     from fmhub.tasks import task_names
@@ -125,7 +116,9 @@ def finetune_body(card: dict[str, Any], task: str, train: str) -> dict[str, Any]
 
 
 def _finetune(card: dict[str, Any], task: str, base: str, key: bool) -> dict[str, str]:
-    file, holds = TRAIN_FILES.get(task, ("train.jsonl", "one example per line"))
+    from fmhub.tasks import get_task
+
+    file, holds = get_task(task).sample_train_file
     ref = model_ref(card)
     body = finetune_body(card, task, f"{ASSET_NAME}:latest")
     hp = body["hyperparameters"]

@@ -105,8 +105,8 @@ def check_examples(examples: Examples, task: Task, on_invalid_row: str,
     for p in problems:
         p.column = examples.columns.get(p.column or "", p.column)
     kept_lines = {examples.lines[i] for i in good}
-    # A warning on a row the task did not keep means "left out by design" (e.g. a translation pair
-    # missing its source): the row is dropped in both modes and listed as dropped.
+    # A warning on a row the task did not keep means "left out by design" (e.g. a source text
+    # missing from a text-to-text pair): the row is dropped in both modes and listed as dropped.
     left_out = [p for p in problems if p.severity == "warning" and p.line not in kept_lines]
     report.warnings.extend(p for p in problems if p.severity == "warning" and p.line in kept_lines)
     errors = [p for p in problems if p.severity == "error"]

@@ -15,12 +15,12 @@ from fmhub.data.mapping import ColumnMapping, resolve_mapping
 from fmhub.data.problems import Problem
 from fmhub.data.readers import read_table
 from fmhub.data.report import ValidationReport
+from fmhub.data.schema import TaskSchema
 from fmhub.errors import DataError
 from fmhub.services.context import Context
 from fmhub.services.specs import DataSpec, ReadOptions
 from fmhub.tasks import get_task
 from fmhub.tasks.base import Task
-from fmhub.tasks.schema import TaskSchema
 
 PREVIEW_ROWS = 5
 """Rows shown by default."""

@@ -72,7 +72,7 @@ def plan_deployment(ctx: Context, endpoint: str, spec: DeploymentSpec) -> Deploy
     if others and task not in others:
         raise SpecError(f"endpoint '{endpoint}' serves {', '.join(sorted(others))}; a {task} deployment "
                         "would give its callers answers of another shape", hint="create another endpoint for it")
-    from fmhub.training.device import choose_device
+    from fmhub.devices import choose_device
 
     device = choose_device(spec.device)  # a missing GPU is an error now, not a failed instance later
     if spec.runtime == "pytorch-int8" and device.is_cuda:
@@ -88,7 +88,7 @@ def plan_deployment(ctx: Context, endpoint: str, spec: DeploymentSpec) -> Deploy
 
 def _check_head(path, ref: str, task: str) -> None:
     """Refuse a model whose task head was never trained (placeholder labels ``LABEL_0`` ...)."""
-    from fmhub.services.predict import head_problem
+    from fmhub.services.models import head_problem
 
     problem = head_problem(path, task)
     if problem is not None:

@@ -10,21 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.data.report import SplitReport, ValidationReport
+from fmhub.devices import choose_device
 from fmhub.entities import Job
 from fmhub.errors import JobCanceledError, SpecError
+from fmhub.evaluation.split import evaluate_split, generation_options
 from fmhub.services import assets as assets_service
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
 from fmhub.data.problems import Problem
 from fmhub.services.data_prep import check_examples, read_examples, report_error
-from fmhub.services.evaluation import evaluate_split, generation_options
 from fmhub.services.models import resolve_model
-from fmhub.services.predict import require_trained_head
 from fmhub.services.specs import DataSpec, EvaluateSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import LabelInfo
 from fmhub.tasks.generation import Seq2SeqTask
-from fmhub.training.device import choose_device
 
 
 CANCEL_CHECK_S = 1.0
@@ -79,7 +78,7 @@ def check_evaluate(ctx: Context, spec: EvaluateSpec,
         raise SpecError(f"'{spec.model}' is a catalog model; say which task to evaluate with --task")
     task = get_task(task_name)
     model = task.load_model(str(resolved.path), None)
-    require_trained_head(model, resolved.ref, task.name)
+    task.require_trained_head(model, resolved.ref)
     labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
     info = LabelInfo(labels=labels, extra={"label_source": f"the labels of model {resolved.ref}"})
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))

@@ -1,6 +1,7 @@
 """Evaluating several models on the same test data and comparing them: the models that can be
 evaluated, checking and queueing one evaluate job per model (all or none), and the side-by-side
-comparison of their metrics (``GET /api/v1/evaluations?jobs=ID,ID``, the UI's results page).
+comparison of their metrics (``GET /api/v1/evaluations?jobs=ID,ID``, the UI's results page; the
+comparison itself is :mod:`fmhub.evaluation.compare`).
 """
 
 from __future__ import annotations
@@ -10,18 +11,13 @@ from typing import Any
 
 from fmhub.entities import Job, JobStatus
 from fmhub.errors import ConflictError, DataError, FmhubError, SpecError
+from fmhub.evaluation.compare import MAX_COMPARED, compare_results, is_number, parse_job_ids
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
-from fmhub.services.predict import head_problem
+from fmhub.services.models import head_problem
 from fmhub.services.specs import EvaluateSpec
 
-MAX_COMPARED = 20
-"""Most jobs one comparison shows."""
-
 TERMINAL = (JobStatus.completed, JobStatus.failed, JobStatus.canceled)
-PER_CLASS_KEYS = ("per_class", "per_type")
-"""Nested metrics with one ``{"f1", ...}`` entry per class (text classification) or entity type
-(token classification)."""
 
 
 
@@ -172,33 +168,12 @@ def submit_evaluations(ctx: Context, specs: Sequence[EvaluateSpec]) -> list[Job]
 
 # -- compare ---------------------------------------------------------------------------------------
 
-def parse_job_ids(value: str | Sequence[str] | None) -> list[str]:
-    """``"a,b"`` (or ``["a", "b,c"]``) -> ``["a", "b", "c"]``: stripped, without blanks and repeats."""
-    parts = [value] if isinstance(value, str) else list(value or [])
-    ids = [p.strip() for part in parts for p in str(part).split(",")]
-    return list(dict.fromkeys(i for i in ids if i))
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def best_of(values: dict[str, Any], lower_is_better: bool = False) -> list[str]:
-    """The keys (job ids) holding the best value; empty when fewer than two have a value or all
-    values are equal (nothing stands out)."""
-    numbers = {k: float(v) for k, v in values.items() if _number(v)}
-    if len(numbers) < 2 or len(set(numbers.values())) == 1:
-        return []
-    target = (min if lower_is_better else max)(numbers.values())
-    return [k for k, v in numbers.items() if v == target]
-
-
 def _progress(ctx: Context, job: Job) -> dict[str, int] | None:
     """Rows predicted so far by a running evaluate job (its latest ``predict`` event)."""
     if job.status != JobStatus.running:
         return None
     for event in reversed(jobs_service.job_events(ctx, job.id)):
-        if event.kind == "predict" and _number(event.data.get("total")):
+        if event.kind == "predict" and is_number(event.data.get("total")):
             return {"done": int(event.data.get("done") or 0), "total": int(event.data["total"])}
     return None
 
@@ -243,34 +218,7 @@ def compare_evaluations(ctx: Context, job_ids: str | Sequence[str]) -> dict[str,
         raise SpecError(f"only evaluate jobs can be compared: {', '.join(others)}",
                         hint="the test metrics of a fine-tune job are on its own page")
     results = [_result(ctx, job) for job in jobs]
-    metrics: list[str] = []
-    texts: list[str] = []
-    for r in results:
-        for name, value in (r["test"] or {}).items():
-            if name == "n" or value is None:
-                continue
-            target = metrics if _number(value) else texts if isinstance(value, str) else None
-            if target is not None and name not in target:
-                target.append(name)
-    best = {name: best_of({r["job_id"]: (r["test"] or {}).get(name) for r in results}, name.endswith("loss"))
-            for name in metrics}
-    tasks = [r["task"] for r in results if r["task"]]
-    return {"task": tasks[0] if tasks else None, "results": results, "metrics": metrics, "best": best,
-            "texts": texts, "per_class": _per_class(results),
+    compared = compare_results(results)
+    return {"task": compared["task"], "results": results, "metrics": compared["metrics"], "best": compared["best"],
+            "texts": compared["texts"], "per_class": compared["per_class"],
             "done": all(j.status in TERMINAL for j in jobs)}
-
-
-def _per_class(results: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Per-class F1 side by side (see :func:`compare_evaluations`), None when no job has any."""
-    for key in PER_CLASS_KEYS:
-        labels: list[str] = []
-        f1: dict[str, dict[str, float]] = {}
-        for r in results:
-            for label, scores in ((r["test"] or {}).get(key) or {}).items():
-                if isinstance(scores, dict) and _number(scores.get("f1")):
-                    if label not in f1:
-                        labels.append(label)
-                    f1.setdefault(label, {})[r["job_id"]] = float(scores["f1"])
-        if labels:
-            return {"key": key, "labels": labels, "f1": f1, "best": {lab: best_of(f1[lab]) for lab in labels}}
-    return None

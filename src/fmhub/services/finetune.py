@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.data.report import ValidationReport
+from fmhub.devices import choose_device
 from fmhub.entities import Job, ModelVersion
 from fmhub.errors import FmhubError, JobCanceledError, SpecError
+from fmhub.evaluation.split import evaluate_split, generation_options
 from fmhub.services import assets as assets_service
 from fmhub.services import jobs as jobs_service
 from fmhub.services import registration
 from fmhub.services.context import Context
 from fmhub.services.data_prep import PreparedData, prepare_data, report_error
-from fmhub.services.evaluation import evaluate_split, generation_options
 from fmhub.services.finetune_checks import cap_evaluated_rows, check_hyperparameters
 from fmhub.services.finetune_options import check_device
 from fmhub.services.models import ResolvedModel, resolve_model
@@ -28,7 +29,6 @@ from fmhub.services.specs import FinetuneSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import Task
 from fmhub.tasks.causal_lm import is_causal_lm
-from fmhub.training.device import choose_device
 from fmhub.training.progress import ProgressSink, SinkFanout
 
 log = logging.getLogger("fmhub.finetune")

@@ -7,7 +7,6 @@ A queued job is started by a scheduler as its own process; that process calls
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path

@@ -236,13 +236,23 @@ def show_model(ctx: Context, ref: str, base_url: str | None = None,
     if base_url is not None:
         from fmhub.services.code_samples import code_samples, offline_hint, served_tasks
 
-        from fmhub.services.predict import head_problem
-
         version = out.get("version")
         out.update(served_tasks=served_tasks(card), offline_hint=offline_hint(card),
                    code_samples=code_samples(card, base_url, needs_key=needs_key),
                    head_problem=head_problem(version["path"], version["task"]) if version else None)
     return out
+
+
+def head_problem(path: str | Path, task: str) -> str | None:
+    """Why the model folder at ``path`` cannot predict, be evaluated or be deployed for ``task``, or
+    None: its files are missing, or its task head was never trained (see
+    :meth:`~fmhub.tasks.base.Task.head_problem`; reads ``config.json`` only). A task this release
+    does not know is not checked."""
+    from fmhub.tasks import get_task, task_names
+
+    if not Path(path).is_dir():
+        return "its files are not on this machine"
+    return get_task(task).head_problem(path) if task in task_names() else None
 
 
 def _show_model(ctx: Context, ref: str) -> dict[str, Any]:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-import re
-
+from fmhub.devices import choose_device
 from fmhub.errors import SpecError
 from fmhub.services.context import Context
 from fmhub.services.models import resolve_model
 from fmhub.tasks import get_task
-from fmhub.training.device import choose_device
 
 
 def predict(ctx: Context, ref: str, inputs: list[Any], *, task: str | None = None, top_k: int = 1,
@@ -45,7 +41,7 @@ def predict(ctx: Context, ref: str, inputs: list[Any], *, task: str | None = Non
     inputs = check_inputs(t, inputs, "inputs")
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
     model = t.load_model(str(resolved.path), None)
-    require_trained_head(model, resolved.ref, task_name)
+    t.require_trained_head(model, resolved.ref)
     model.to(choose_device(device).device)
     predictions = t.predict(model, tokenizer, inputs, batch_size=batch_size, top_k=top_k) if inputs else []
     return {"model": resolved.ref, "task": task_name, "predictions": predictions}
@@ -95,45 +91,4 @@ def text_problem(value: Any) -> str | None:
         problem = text_problem(item)
         if problem:
             return problem
-    return None
-
-
-def require_trained_head(model: Any, ref: str, task: str) -> None:
-    """Refuse a classification model whose labels are the placeholders ``LABEL_0``, ``LABEL_1``...
-
-    Such a head was never trained (a base model loaded for a task); its answers would be noise.
-
-    Raises:
-        SpecError: naming the model and what to do instead.
-    """
-    labels = list(getattr(model.config, "id2label", {}).values())
-    if task in ("text-classification", "token-classification") and labels and \
-            all(re.fullmatch(r"LABEL_\d+", str(x)) for x in labels):
-        raise SpecError(f"model '{ref}' has no trained {task} head (its labels are {labels[:3]}...)",
-                        hint=f"fine-tune it first: fmhub finetune --model {ref} --task {task} --train FILE")
-
-
-LABELLED_TASKS = ("text-classification", "token-classification")
-"""Tasks whose head is untrained while its labels are the placeholders ``LABEL_0``, ``LABEL_1``..."""
-
-
-def head_problem(path: str | Path, task: str) -> str | None:
-    """Why the model folder at ``path`` cannot be evaluated for ``task``, or None.
-
-    Reads only ``config.json`` (no weights): a classifier whose labels are all placeholders was never
-    trained for the task.
-    """
-    folder = Path(path)
-    if not folder.is_dir():
-        return "its files are not on this machine"
-    if task not in LABELLED_TASKS:
-        return None
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "its config.json cannot be read"
-    labels = [str(x) for x in (config.get("id2label") or {}).values()]
-    if not labels or all(re.fullmatch(r"LABEL_\d+", x) for x in labels):
-        which = f"its labels are {', '.join(labels[:3])}" if labels else "it has no label names"
-        return f"its {task} head was never trained ({which}): fine-tune it first"
     return None

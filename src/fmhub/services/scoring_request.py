@@ -80,8 +80,8 @@ def parse_request(task: Any, body: bytes) -> ParsedRequest:
     raw, field = data[key], key
     if isinstance(raw, str) and key == "inputs":  # the Hugging Face convention: one input
         raw = [raw]
-    elif isinstance(raw, dict) and key == "inputs" and _one_hf_input(task, raw) is not None:
-        raw = [_one_hf_input(task, raw)]
+    elif isinstance(raw, dict) and key == "inputs" and task.hf_object_input(raw) is not None:
+        raw = [task.hf_object_input(raw)]
     elif isinstance(raw, dict):
         raw, field, extra = _from_object(task, raw, key)
         merged = _merge(merged, extra, f"{key}.parameters")
@@ -101,18 +101,6 @@ def parse_request(task: Any, body: bytes) -> ParsedRequest:
         raise SpecError(f"params.{extra_names[0]} is not a parameter of {task.name}",
                         hint=f"parameters of {task.name}: {', '.join(task.score_params_names) or 'none'}")
     return ParsedRequest(inputs, checked, field)
-
-
-def _one_hf_input(task: Any, obj: dict[str, Any]) -> Any:
-    """One input given as an object under ``inputs`` (Hugging Face's pipelines): ``{"question",
-    "context"}`` for question answering, ``{"text", "text_pair"}`` for text classification; else None."""
-    if task.name == "question-answering" and set(obj) == {"question", "context"}:
-        return obj
-    if task.name == "text-classification" and set(obj) == {"text", "text_pair"}:
-        return [obj["text"], obj["text_pair"]]
-    if task.name == "text-classification" and set(obj) == {"text"}:
-        return obj["text"]
-    return None
 
 
 def _params(value: Any, name: str) -> dict[str, Any]:
@@ -184,13 +172,9 @@ def _from_split(task: Any, obj: dict[str, Any], key: str) -> list[Any]:
 
 
 def column_plan(task: Any, columns: list[str], key: str = "input_data") -> Any:
-    """How a frame's columns make one input of ``task``.
-
-    Text classification: one column is the text; two are a ``[text, text_pair]`` pair (the pair's
-    second text is the column named like ``sentence2``/``text_pair``/``hypothesis``, else the second
-    column); of more columns, the ones named like ``sentence1`` (and ``sentence2``). Question answering: the columns named like ``question`` and ``context`` (or the two
-    columns in that order). Other tasks: the single column, or the one named like the task's input
-    key (``text``, ``document``, ``source``, ``tokens`` ...).
+    """How a frame's columns make one input of ``task``: the task says
+    (:meth:`~fmhub.tasks.base.Task.column_plan`): one column is the input; otherwise the columns named
+    like the task's input keys (or their aliases).
 
     Returns:
         A column index (the cell is the input), a list of indices (a list of cells), or a dict
@@ -199,36 +183,7 @@ def column_plan(task: Any, columns: list[str], key: str = "input_data") -> Any:
     Raises:
         SpecError: the columns cannot be mapped; the hint says which names are understood.
     """
-    names = [c.strip().lower() for c in columns]
-    aliases = {k: tuple(a.lower() for a in (k, *task.schema.aliases.get(k, ()))) for k in task.schema.keys}
-
-    def find(k: str) -> int | None:
-        return next((i for i, n in enumerate(names) if n in aliases.get(k, (k,))), None)
-
-    if task.name == "question-answering":
-        q, c = find("question"), find("context")
-        if q is None or c is None or q == c:
-            if len(columns) == 2:
-                q, c = 0, 1
-            else:
-                raise SpecError(f"{key}.columns {columns} name no question and context column",
-                                hint='name them "question" and "context"')
-        return {"question": q, "context": c}
-    if len(columns) == 1:
-        return 0
-    first = task.schema.required[0]
-    at = find(first)
-    if task.name == "text-classification":
-        second = find("sentence2")
-        if len(columns) == 2 and (at is None or second is None or at == second):
-            return [1 - second, second] if second is not None else [0, 1]
-        if at is not None and second is not None and at != second:
-            return [at, second]
-    if at is None:
-        names_ok = ", ".join(dict.fromkeys(aliases[first][:7]))
-        raise SpecError(f"{key}.columns {columns}: {task.name} takes one text column",
-                        hint=f"send one column, or name the text column one of {names_ok}")
-    return at
+    return task.column_plan(columns, key)
 
 
 def row_input(plan: Any, row: list[Any]) -> Any:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
-import json
 import logging
 import random
 import time

@@ -93,7 +93,7 @@ class DataSpec(ReadOptions):
 
 
 class GenerationSpec(BaseModel):
-    """Decoding settings for summarization and translation (None: the model card's default, else
+    """Decoding settings for the text-to-text tasks (None: the model card's default, else
     greedy decoding of up to 64 new tokens).
 
     Attributes:
@@ -125,7 +125,7 @@ class FinetuneSpec(BaseModel):
         register_model: Register the fine-tuned model as a new workspace version.
         compute: ``local`` (this machine).
         device: ``auto`` (a CUDA GPU when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
-        generation: Decoding settings for the evaluation of summarization and translation.
+        generation: Decoding settings for the evaluation of a text-to-text task.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -145,11 +145,6 @@ class FinetuneSpec(BaseModel):
     def _known_task(cls, value: str) -> str:
         from fmhub.tasks import task_names
 
-        from fmhub.entities import FINETUNE_TASKS
-
-        if value in FINETUNE_TASKS and value not in task_names():
-            raise ValueError(f"fine-tuning for {value} is not available in this release; "
-                             f"available: {', '.join(task_names())}")
         if value not in task_names():
             raise ValueError(f"unknown task '{value}'; choose one of {', '.join(task_names())}")
         return value
@@ -357,7 +352,7 @@ class EvaluateSpec(BaseModel):
         max_seq_length: Truncation limit in tokens (None: the model version's fine-tuning value,
             else 512).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        generation: Decoding settings (summarization, translation).
+        generation: Decoding settings (text-to-text tasks).
         max_predict_samples: Smoke runs: score the first N test rows only (None: all).
     """
 

@@ -43,8 +43,8 @@ def load(config: dict[str, Any]) -> tuple[Any, Any, Any, str]:
     import torch
     from transformers import AutoTokenizer
 
+    from fmhub.devices import choose_device
     from fmhub.tasks import get_task
-    from fmhub.training.device import choose_device
 
     task = get_task(config["task"])
     tokenizer = AutoTokenizer.from_pretrained(config["model_path"])
@@ -72,44 +72,6 @@ def load(config: dict[str, Any]) -> tuple[Any, Any, Any, str]:
 def _threads(n: int) -> str:
     """``1 thread``, ``4 threads``."""
     return f"{n} thread{'' if n == 1 else 's'}"
-
-
-def _truncated_flags(task: Any, tokenizer: Any, inputs: list[Any], limit: int) -> list[bool]:
-    """Text classification: which inputs have more than ``limit`` tokens (other tasks say so themselves)."""
-    if task.name != "text-classification":
-        return [False] * len(inputs)
-    if all(isinstance(x, str) and len(x) < limit for x in inputs):  # fewer characters than tokens allowed
-        return [False] * len(inputs)
-    singles = [x for x in inputs if not isinstance(x, list)]
-    pairs = [x for x in inputs if isinstance(x, list)]
-    lengths = iter([len(ids) for ids in tokenizer(singles)["input_ids"]] if singles else [])
-    pair_lengths = iter([len(ids) for ids in tokenizer([a for a, _ in pairs], [b for _, b in pairs])["input_ids"]]
-                        if pairs else [])
-    return [(next(pair_lengths) if isinstance(x, list) else next(lengths)) > limit for x in inputs]
-
-
-def shape_outputs(task: Any, raw: list[Any], truncated: list[bool]) -> list[dict[str, Any]]:
-    """The response form of each prediction (one contract per task).
-
-    Text classification: ``{"label", "score", "top_k"?, "truncated"}``; token classification:
-    ``{"entities", "tags", "tokens", "truncated"}``; question answering: ``{"answer", "score",
-    "start", "end", "truncated"}`` (truncated: the context needed more than one window);
-    summarization and translation: ``{"generated_text", "truncated"}``.
-    """
-    out = []
-    for pred, cut in zip(raw, truncated):
-        if task.name == "text-classification":
-            item = {"label": pred[0]["label"], "score": round(pred[0]["score"], 6), "truncated": cut}
-            if len(pred) > 1:
-                item["top_k"] = [{"label": p["label"], "score": round(p["score"], 6)} for p in pred]
-        elif task.name == "question-answering":
-            item = {k: pred[k] for k in ("answer", "score", "start", "end")}
-            item["truncated"] = pred.get("windows", 1) > 1
-        else:
-            item = dict(pred)
-            item["truncated"] = bool(pred.get("truncated", False))
-        out.append(item)
-    return out
 
 
 def serve_instance(conn: Any, config: dict[str, Any]) -> None:
@@ -173,7 +135,7 @@ def score_batch(task: Any, model: Any, tokenizer: Any, inputs: list[Any], params
     """
     def run(part: list[Any]) -> list[Any]:
         raw = task.predict(model, tokenizer, part, batch_size=max(1, chunk), max_seq_length=max_tokens, **params)
-        return shape_outputs(task, raw, _truncated_flags(task, tokenizer, part, max_tokens))
+        return task.encode_response(raw, task.truncated_flags(tokenizer, part, max_tokens))
 
     return predict_isolated(run, inputs)
 

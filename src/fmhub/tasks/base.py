@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from fmhub.data.problems import Problem, shorten_value
-from fmhub.tasks.schema import TaskSchema
+from fmhub.data.problems import Problem
+from fmhub.data.schema import TaskSchema
+from fmhub.errors import SpecError
 
 
 #: Texts tokenised at once for the report's length statistics (memory stays flat on large files).
@@ -64,65 +68,6 @@ class LabelInfo:
         return {name: i for i, name in enumerate(self.labels)}
 
 
-def _numeric_twin(label: str, known: set[str]) -> bool:
-    """True when ``label`` equals one of ``known`` as a number (``1.0`` and ``1``)."""
-    try:
-        value = float(label)
-    except (TypeError, ValueError):
-        return False
-    for other in known:
-        try:
-            if float(other) == value:
-                return True
-        except ValueError:
-            continue
-    return False
-
-
-KNOWN_LABELS_SHOWN = 20
-"""Known labels listed in an unseen-label hint at most (the rest are counted)."""
-
-
-def unseen_labels(splits: dict[str, Examples], info: LabelInfo, labels_of: Any, column: str,
-                  noun: str = "label") -> list[Problem]:
-    """One error per label that occurs in validation/test but not in ``info.labels``.
-
-    Args:
-        splits: The splits by name.
-        info: The label space (``extra["label_source"]`` names where it came from, default the
-            training data).
-        labels_of: Row -> the labels it holds (one for classification, one per word for tags).
-        column: The task key the labels sit in (``label``, ``tags``).
-        noun: How messages call a label (``label``, ``tag``).
-
-    Returns:
-        Problems naming the split's file, the first line with each unknown label, and the label.
-    """
-    known = set(info.labels)
-    source = info.extra.get("label_source", "the training data")
-    problems: list[Problem] = []
-    for split in ("validation", "test"):
-        ex = splits.get(split)
-        if ex is None:
-            continue
-        reported: set[str] = set()
-        for row, line in zip(ex.rows, ex.lines):
-            for lab in labels_of(row):
-                if lab not in known and lab not in reported:
-                    reported.add(lab)
-                    shown = ", ".join(info.labels[:KNOWN_LABELS_SHOWN]) + (
-                        f" (and {len(info.labels) - KNOWN_LABELS_SHOWN} more)"
-                        if len(info.labels) > KNOWN_LABELS_SHOWN else "")
-                    hint = f"known {noun}s: {shown}; fix the {noun} " + (
-                        "or add training rows for it" if source == "the training data" else "or use another model")
-                    if _numeric_twin(lab, known):
-                        hint += f" (it equals a known {noun} as a number: pass --label-type number)"
-                    problems.append(Problem(f"{noun} {lab!r} in the {split} data does not occur in {source}",
-                                            file=ex.file, line=line, column=column, value=shorten_value(lab),
-                                            hint=hint))
-    return problems
-
-
 class Task(ABC):
     """A fine-tuning task: schema, checks, preprocessing, model class, metrics, prediction.
 
@@ -137,6 +82,16 @@ class Task(ABC):
     metric_names: tuple[str, ...] = ()
     """Scalar validation metrics a checkpoint can be chosen by (``loss`` is always allowed)."""
     default_hyperparameters: dict[str, Any] = {}
+    headline_metric: str | None = None
+    """The metric a job list shows (the others are in ``fmhub jobs show``); None: the first one."""
+    sample_train_file: tuple[str, str] = ("train.jsonl", "one example per line")
+    """The training file of a model card's code samples and what it holds (its columns match
+    automatically)."""
+    label_type_option: bool = False
+    """Whether labels can be read as numbers (the ``label_type`` read option the wizard offers)."""
+    labelled_head: bool = False
+    """Whether the head carries label names (``id2label``) that fine-tuning fills: a model whose
+    labels are all the placeholders ``LABEL_0``, ``LABEL_1``... was never trained for the task."""
 
     @abstractmethod
     def check_rows(self, examples: Examples) -> tuple[list[int], list[Problem]]:
@@ -303,3 +258,96 @@ class Task(ABC):
     def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
                 max_seq_length: int = 512, top_k: int = 1, **options: Any) -> list[Any]:
         """Predict for raw inputs; results speak label names, never ``LABEL_0``."""
+
+    # -- the trained head ------------------------------------------------------------------------
+    def head_problem(self, folder: str | Path) -> str | None:
+        """Why the model folder cannot predict or be evaluated for this task, or None.
+
+        Reads only ``config.json`` (no weights), and only for a task with a :attr:`labelled_head`.
+        """
+        if not self.labelled_head:
+            return None
+        try:
+            config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return "its config.json cannot be read"
+        labels = [str(x) for x in (config.get("id2label") or {}).values()]
+        if not labels or all(_PLACEHOLDER_LABEL.fullmatch(x) for x in labels):
+            which = f"its labels are {', '.join(labels[:3])}" if labels else "it has no label names"
+            return f"its {self.name} head was never trained ({which}): fine-tune it first"
+        return None
+
+    def require_trained_head(self, model: Any, ref: str) -> None:
+        """Refuse a loaded model whose labels are the placeholders ``LABEL_0``, ``LABEL_1``... (for a
+        task with a :attr:`labelled_head`): its answers would be noise.
+
+        Raises:
+            SpecError: naming the model and what to do instead.
+        """
+        labels = list(getattr(model.config, "id2label", {}).values())
+        if self.labelled_head and labels and all(_PLACEHOLDER_LABEL.fullmatch(str(x)) for x in labels):
+            raise SpecError(f"model '{ref}' has no trained {self.name} head (its labels are {labels[:3]}...)",
+                            hint=f"fine-tune it first: fmhub finetune --model {ref} --task {self.name} --train FILE")
+
+    # -- endpoint requests and responses ---------------------------------------------------------
+    def hf_object_input(self, obj: dict[str, Any]) -> Any:
+        """One input given as an object under ``inputs`` (Hugging Face's pipelines) in the form
+        :meth:`check_score_input` takes, or None when the task takes no such object."""
+        return None
+
+    def column_plan(self, columns: list[str], key: str) -> Any:
+        """Which columns of a table-shaped request (``{"columns", "data"}``) make one input.
+
+        Args:
+            columns: The request's column names.
+            key: The request field, for messages (``input_data``).
+
+        Returns:
+            A column index (the cell is the input), a list of indices (a list of cells), or a dict
+            ``{key: index}`` (an object).
+
+        Raises:
+            SpecError: the columns cannot be mapped; the hint says which names are understood.
+        """
+        if len(columns) == 1:
+            return 0
+        first = self.schema.required[0]
+        at = self._find_column(columns, first)
+        if at is None:
+            names_ok = ", ".join(dict.fromkeys(self._column_aliases(first)[:7]))
+            raise SpecError(f"{key}.columns {columns}: {self.name} takes one text column",
+                            hint=f"send one column, or name the text column one of {names_ok}")
+        return at
+
+    def _column_aliases(self, task_key: str) -> tuple[str, ...]:
+        """The lower-case column names understood for ``task_key`` (the key first)."""
+        return tuple(a.lower() for a in (task_key, *self.schema.aliases.get(task_key, ())))
+
+    def _find_column(self, columns: list[str], task_key: str) -> int | None:
+        """The index of the first column named as ``task_key`` or one of its aliases, or None."""
+        names = [c.strip().lower() for c in columns]
+        aliases = self._column_aliases(task_key)
+        return next((i for i, n in enumerate(names) if n in aliases), None)
+
+    def truncated_flags(self, tokenizer: Any, inputs: list[Any], limit: int) -> list[bool]:
+        """Which inputs have more than ``limit`` tokens, for tasks whose predictions do not say so
+        themselves; the default says none (see :meth:`encode_response`)."""
+        return [False] * len(inputs)
+
+    def encode_response(self, raw: list[Any], truncated: list[bool]) -> list[dict[str, Any]]:
+        """The response form of each prediction (the endpoint contract; see
+        :attr:`score_response_example`).
+
+        Args:
+            raw: :meth:`predict` results.
+            truncated: Per input, whether it was cut (:meth:`truncated_flags`).
+
+        Returns:
+            One dict per prediction; the default copies the prediction and sets ``truncated`` from
+            its own ``truncated`` entry.
+        """
+        return [{**pred, "truncated": bool(pred.get("truncated", False))} for pred in raw]
+
+
+_PLACEHOLDER_LABEL = re.compile(r"LABEL_\d+")
+"""The label names transformers gives an untrained head."""

@@ -166,7 +166,7 @@ class Seq2SeqTask(Task):
         """
         import torch
 
-        from fmhub.evaluation.batching import length_sorted_batches
+        from fmhub.tasks.batching import length_sorted_batches
 
         saved = {k[len("fmhub_"):]: v for k, v in model.config.to_dict().items() if k.startswith("fmhub_")}
         options = {**saved, **{k: v for k, v in options.items() if v is not None}}
@@ -196,7 +196,7 @@ class Seq2SeqTask(Task):
                         options: dict[str, Any], generation: dict[str, Any]) -> list[dict[str, Any]]:
         import torch
 
-        from fmhub.evaluation.batching import length_sorted_batches
+        from fmhub.tasks.batching import length_sorted_batches
 
         instruction = self.instruction(options)
         cut = [causal_lm.truncate_source(tokenizer, t, max_seq_length) for t in texts]

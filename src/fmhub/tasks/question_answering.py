@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from fmhub.data.problems import Problem, shorten_value
+from fmhub.data.schema import TaskSchema
+from fmhub.errors import SpecError
 from fmhub.tasks.base import Examples, LabelInfo, Task
 from fmhub.tasks.iob import parse_list_cell
-from fmhub.tasks.schema import TaskSchema
 from fmhub.tasks.squad_metrics import squad_scores
 
 N_BEST_SIZE = 20          # candidate starts and ends per window (SQuAD reference post-processing)
@@ -70,6 +71,9 @@ class QuestionAnswering(Task):
     metric_for_best_model = "loss"
     greater_is_better = False
     metric_names = ()
+    headline_metric = "f1"
+    sample_train_file = ("train.jsonl",
+                         'one {"question", "context", "answers": {"text": [...], "answer_start": [...]}} per line')
     # transformers run_qa.py: lr 3e-5..5e-5, batch 12-32, max_seq_length 384, doc_stride 128, 2 epochs.
     default_hyperparameters = {
         "learning_rate": 5e-5,
@@ -219,6 +223,28 @@ class QuestionAnswering(Task):
             return {"question": value["question"], "context": value["context"]}
         raise ValueError(f"expected {self.score_input_doc}")
 
+    def hf_object_input(self, obj: dict[str, Any]) -> Any:
+        """``{"question", "context"}`` is one input (see :meth:`Task.hf_object_input`)."""
+        return obj if set(obj) == {"question", "context"} else None
+
+    def column_plan(self, columns: list[str], key: str) -> Any:
+        """A ``question`` and a ``context`` column (or their aliases; else the two columns in
+        order); see :meth:`Task.column_plan`."""
+        q, c = self._find_column(columns, "question"), self._find_column(columns, "context")
+        if q is None or c is None or q == c:
+            if len(columns) == 2:
+                q, c = 0, 1
+            else:
+                raise SpecError(f"{key}.columns {columns} name no question and context column",
+                                hint='name them "question" and "context"')
+        return {"question": q, "context": c}
+
+    def encode_response(self, raw: list[Any], truncated: list[bool]) -> list[dict[str, Any]]:
+        """``{"answer", "score", "start", "end", "truncated"}`` per input (truncated: the context
+        needed more than one window)."""
+        return [{**{k: pred[k] for k in ("answer", "score", "start", "end")}, "truncated": pred.get("windows", 1) > 1}
+                for pred in raw]
+
     # -- prediction ----------------------------------------------------------------------------
     def predict(self, model: Any, tokenizer: Any, inputs: list[Any], *, batch_size: int = 64,
                 max_seq_length: int = 384, top_k: int = 1, **options: Any) -> list[dict[str, Any]]:
@@ -235,7 +261,7 @@ class QuestionAnswering(Task):
         """
         import torch
 
-        from fmhub.evaluation.batching import length_sorted_batches
+        from fmhub.tasks.batching import length_sorted_batches
 
         stride = options.get("doc_stride") or DEFAULT_DOC_STRIDE
         version_2 = bool(options.get("version_2", getattr(model.config, "fmhub_version_2", False)))

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from fmhub.data.schema import TaskSchema
 from fmhub.tasks.base import LabelInfo
 from fmhub.tasks.generation import Seq2SeqTask, pairs_with_reference
-from fmhub.tasks.schema import TaskSchema
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -34,6 +34,8 @@ class Summarization(Seq2SeqTask):
         aliases={"document": ("document", "dialogue", "text", "article", "source", "input"),
                  "summary": ("summary", "highlights", "abstract", "target", "tldr")},
     )
+    headline_metric = "rougeL"
+    sample_train_file = ("train.csv", "columns document,summary")
     # Seq2seq fine-tuning defaults of transformers' run_summarization.py (lr 5e-5, 3 epochs);
     # 512 source tokens fit most dialogues and news articles of the shared data.
     default_hyperparameters = {

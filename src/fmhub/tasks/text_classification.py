@@ -16,10 +16,11 @@ import numpy as np
 
 from fmhub.data.labels import ChangeLog, normalise_label, number_of, numbers_written_two_ways
 from fmhub.data.problems import Problem, shorten_value
-from fmhub.tasks.base import Examples, LabelInfo, Task, unseen_labels
+from fmhub.data.schema import TaskSchema
+from fmhub.tasks.base import Examples, LabelInfo, Task
 from fmhub.tasks.class_labels import (is_missing, label_name, label_sort_key, labels_as_numbers, name_integer_labels,
                                       non_finite_problem)
-from fmhub.tasks.schema import TaskSchema
+from fmhub.tasks.unseen_labels import unseen_labels
 
 
 MOSTLY_UNIQUE_MIN_ROWS = 20
@@ -43,6 +44,10 @@ class TextClassification(Task):
     )
     metric_for_best_model = "f1_macro"
     metric_names = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "f1_weighted")
+    headline_metric = "f1_macro"
+    sample_train_file = ("train.csv", "columns text,label (label names, e.g. neg/pos)")
+    label_type_option = True
+    labelled_head = True
     # Defaults from the BERT fine-tuning recipe (Devlin et al. 2019, Appendix A.3: lr in
     # {5e-5, 3e-5, 2e-5}, batch 32, 2-4 epochs) and the transformers text-classification example
     # (max_seq_length 128); warmup 6% and weight decay 0.01 as in RoBERTa's GLUE recipe.
@@ -318,6 +323,47 @@ class TextClassification(Task):
             return value
         raise ValueError(f"expected {self.score_input_doc}")
 
+    def hf_object_input(self, obj: dict[str, Any]) -> Any:
+        """``{"text", "text_pair"}`` -> a pair, ``{"text"}`` -> a text (see :meth:`Task.hf_object_input`)."""
+        if set(obj) == {"text", "text_pair"}:
+            return [obj["text"], obj["text_pair"]]
+        if set(obj) == {"text"}:
+            return obj["text"]
+        return None
+
+    def column_plan(self, columns: list[str], key: str) -> Any:
+        """One text column, or two (a pair: ``sentence1`` and ``sentence2`` or their aliases, else
+        the first two in order); see :meth:`Task.column_plan`."""
+        if len(columns) > 1:
+            at, second = self._find_column(columns, "sentence1"), self._find_column(columns, "sentence2")
+            if len(columns) == 2 and (at is None or second is None or at == second):
+                return [1 - second, second] if second is not None else [0, 1]
+            if at is not None and second is not None and at != second:
+                return [at, second]
+        return super().column_plan(columns, key)
+
+    def truncated_flags(self, tokenizer: Any, inputs: list[Any], limit: int) -> list[bool]:
+        """Which inputs have more than ``limit`` tokens (pairs counted together)."""
+        if all(isinstance(x, str) and len(x) < limit for x in inputs):  # fewer characters than tokens allowed
+            return [False] * len(inputs)
+        singles = [x for x in inputs if not isinstance(x, list)]
+        pairs = [x for x in inputs if isinstance(x, list)]
+        lengths = iter([len(ids) for ids in tokenizer(singles)["input_ids"]] if singles else [])
+        pair_lengths = iter([len(ids) for ids in tokenizer([a for a, _ in pairs], [b for _, b in pairs])["input_ids"]]
+                            if pairs else [])
+        return [(next(pair_lengths) if isinstance(x, list) else next(lengths)) > limit for x in inputs]
+
+    def encode_response(self, raw: list[Any], truncated: list[bool]) -> list[dict[str, Any]]:
+        """``{"label", "score", "top_k"?, "truncated"}`` per input (``top_k`` when more than one
+        label was asked for)."""
+        out = []
+        for pred, cut in zip(raw, truncated):
+            item = {"label": pred[0]["label"], "score": round(pred[0]["score"], 6), "truncated": cut}
+            if len(pred) > 1:
+                item["top_k"] = [{"label": p["label"], "score": round(p["score"], 6)} for p in pred]
+            out.append(item)
+        return out
+
     def score_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """``top_k``: labels per input, best first (1-100)."""
         out: dict[str, Any] = {}
@@ -341,7 +387,7 @@ class TextClassification(Task):
         """
         import torch
 
-        from fmhub.evaluation.batching import length_sorted_batches
+        from fmhub.tasks.batching import length_sorted_batches
 
         id2label = {int(k): v for k, v in model.config.id2label.items()}
         k = max(1, min(top_k, len(id2label)))

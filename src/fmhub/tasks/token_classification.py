@@ -18,11 +18,12 @@ import numpy as np
 
 from fmhub.data.labels import ChangeLog, lines_text
 from fmhub.data.problems import Problem, shorten_value
+from fmhub.data.schema import TaskSchema
 from fmhub.errors import DataError
-from fmhub.tasks.base import Examples, LabelInfo, Task, unseen_labels
+from fmhub.tasks.base import Examples, LabelInfo, Task
 from fmhub.tasks.iob import entity_spans, parse_list_cell, tag_sort_key
+from fmhub.tasks.unseen_labels import unseen_labels
 from fmhub.tasks.word_pieces import IGNORE, align_labels, empty_words, fill_empty_words, placeholder_token
-from fmhub.tasks.schema import TaskSchema
 
 WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
 
@@ -74,6 +75,9 @@ class TokenClassification(Task):
     )
     metric_for_best_model = "f1"
     metric_names = ("f1", "precision", "recall", "accuracy")
+    headline_metric = "f1"
+    sample_train_file = ("train.jsonl", 'one {"tokens": [...], "tags": [...]} object per line (IOB2 tags)')
+    labelled_head = True
     # lr 1e-4, 3 epochs: the CoNLL-2003 reference run in shared/baselines (strict F1 0.817);
     # max_seq_length 256 sub-words keeps every CoNLL sentence whole.
     default_hyperparameters = {
@@ -314,7 +318,7 @@ class TokenClassification(Task):
         """
         import torch
 
-        from fmhub.evaluation.batching import length_sorted_batches
+        from fmhub.tasks.batching import length_sorted_batches
 
         id2label = {int(k): v for k, v in model.config.id2label.items()}
         words, offsets = [], []

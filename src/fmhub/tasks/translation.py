@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from fmhub.data.schema import TaskSchema
 from fmhub.tasks.base import Examples, LabelInfo
 from fmhub.tasks.generation import Seq2SeqTask, pairs_with_reference, reference_streams
-from fmhub.tasks.schema import TaskSchema
 
 
 LANG_CODE = re.compile(r"[a-z]{2,3}([-_][A-Za-z]{2,4})?")
@@ -62,6 +62,8 @@ class Translation(Seq2SeqTask):
         aliases={"source": ("source", "src", "source_text"), "target": ("target", "tgt", "target_text", "reference"),
                  "source_lang": ("source_lang", "src_lang"), "target_lang": ("target_lang", "tgt_lang")},
     )
+    headline_metric = "bleu"
+    sample_train_file = ("train.jsonl", 'one {"source": ..., "target": ...} object per line')
     # transformers run_translation.py defaults (lr 5e-5, 3 epochs); 128 tokens fit Multi30k.
     # Batch 16: on Multi30k (4,000 pairs, 3 epochs, minilm-l6-bert2bert) batch 32 reached BLEU 0.56 /
     # chrF 21.8 and batch 16 BLEU 1.01 / chrF 25.9 (twice the optimizer steps). That small model

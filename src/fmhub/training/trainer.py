@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.tasks.base import LabelInfo, Task
+from fmhub.devices import DeviceChoice
 from fmhub.training.cancel import CancelCallback, TrainingCanceled
-from fmhub.training.device import DeviceChoice
 from fmhub.training.hyperparameters import Hyperparameters
 from fmhub.training.progress import ProgressCallback, ProgressSink
 from fmhub.training.sampler import BucketedLengthSampler

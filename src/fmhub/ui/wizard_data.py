@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse
 
 from fmhub.errors import FmhubError
 from fmhub.services.context import Context
+from fmhub.services.task_facts import offers_label_type
 from fmhub.ui.deps import get_ctx
 from fmhub.ui.forms import first, read_form
 from fmhub.ui.templating import render
@@ -36,8 +37,6 @@ SOURCES = ("data.train", "data.validation", "data.test")
 PARTS = ("mapping", "report", "check")
 MAPPING_PREFIX = "data.column_mapping."
 READ_OPTIONS = ("on_invalid_row", "label_type", "format", "encoding", "delimiter")
-LABEL_TYPE_TASKS = ("text-classification",)
-"""Tasks whose labels can be read as integers (``label_type``)."""
 
 
 def field_id(name: str) -> str:
@@ -105,7 +104,7 @@ def report_field_errors(report: dict[str, Any], files: dict[str, str] | None = N
 def mapping_context(result: dict[str, Any], source: str, part: str, options: dict[str, str]) -> dict[str, Any]:
     """Template variables of ``wizard_mapping.html`` / ``wizard_report.html`` for one preview."""
     return {"p": result, "report": result["report"], "source": source, "sid": field_id(source), "part": part,
-            "task": result["task"], "options": options, "show_label_type": result["task"] in LABEL_TYPE_TASKS,
+            "task": result["task"], "options": options, "show_label_type": offers_label_type(result["task"]),
             "field_id": field_id}
 
 

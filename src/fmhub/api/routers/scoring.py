@@ -19,7 +19,7 @@ class ScoreRequest(BaseModel):
 
     Per task, an input is: text classification, a string or ``[text, text_pair]``; token
     classification, a string or a list of words; question answering, ``{"question", "context"}``;
-    summarization and translation, a string. Also accepted: ``{"inputs": "text"}`` (one input),
+    the text-to-text tasks, a string. Also accepted: ``{"inputs": "text"}`` (one input),
     ``{"input_data": {"input_string": [...], "parameters": {...}}}``, and a pandas frame in split
     orientation ``{"input_data": {"columns": [...], "index": [...], "data": [[...], ...]}}`` (one
     input per row; one text column, two for a text pair, ``question`` and ``context`` columns).
@@ -29,7 +29,7 @@ class ScoreRequest(BaseModel):
         description="The inputs, at most 1024: a list, one string (under inputs), "
                     "{input_string, parameters} or a split-orientation frame {columns, index, data}.")
     params: dict[str, Any] = Field(default_factory=dict, description="top_k (text classification); "
-                                   "num_beams, max_new_tokens (summarization, translation).")
+                                   "num_beams, max_new_tokens (text-to-text tasks).")
 
 
 class ScoreResponse(BaseModel):
@@ -38,7 +38,7 @@ class ScoreResponse(BaseModel):
     A prediction is: text classification ``{"label", "score", "top_k"?, "truncated"}``; token
     classification ``{"entities": [{"type", "text", "start", "end", "score"}], "tags", "tokens",
     "truncated"}``; question answering ``{"answer", "score", "start", "end", "truncated"}`` (empty
-    answer: unanswerable); summarization and translation ``{"generated_text", "truncated"}``.
+    answer: unanswerable); the text-to-text tasks ``{"generated_text", "truncated"}``.
     """
 
     deployment: str

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from fmhub.api.pagination import MAX_OFFSET
-from fmhub.entities import FINETUNE_TASKS
 from fmhub.services.context import Context
+from fmhub.services.task_facts import tasks
 from fmhub.ui.deps import get_ctx
 from fmhub.ui.templating import render
 
@@ -33,7 +33,7 @@ def data_assets(request: Request, offset: int = Query(0, ge=0, le=MAX_OFFSET), c
 
     assets = list_assets(ctx)
     context = {"items": assets[offset:offset + PAGE_SIZE], "total": len(assets), "offset": offset,
-               "page_size": PAGE_SIZE, "tasks": FINETUNE_TASKS, "accept": ACCEPT}
+               "page_size": PAGE_SIZE, "tasks": tasks(), "accept": ACCEPT}
     json_url = "/api/v1/data" + (f"?offset={offset}" if offset else "")
     return render(request, "data_list.html", context, json_url=json_url, title="Data assets")
 

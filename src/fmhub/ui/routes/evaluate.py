@@ -58,8 +58,8 @@ def _preselect(choices: list[dict[str, Any]], model: str | None) -> tuple[str | 
 def evaluate_page(request: Request, model: str | None = Query(None), ctx: Context = Depends(get_ctx)) -> HTMLResponse:
     """The wizard; ``model`` (a workspace ``NAME[:VERSION]`` or a catalog name) is ticked and its
     task chosen."""
-    from fmhub.services.assets import list_assets
     from fmhub.services.finetune_options import local_devices
+    from fmhub.services.assets import list_assets
 
     choices = _choices(ctx, [model] if model else [])
     task, ref, notice = _preselect(choices, model)

@@ -41,9 +41,10 @@ def _parameters_context(ctx: Context, ref: str, task: str, card: dict[str, Any])
 def finetune_page(request: Request, ref: str, task: str | None = Query(None),
                   ctx: Context = Depends(get_ctx)) -> HTMLResponse:
     """The wizard, with ``task`` (one of the model's fine-tuning tasks) preselected."""
+    from fmhub.services.finetune_options import local_devices
     from fmhub.errors import SpecError
     from fmhub.services.assets import list_assets
-    from fmhub.services.finetune_options import finetune_target, local_devices
+    from fmhub.services.finetune_options import finetune_target
 
     target = finetune_target(ctx, ref)
     if not target["tasks"]:

@@ -1,4 +1,5 @@
-"""The keys a column mapping maps to, per task (DESIGN.md "Task schemas")."""
+"""The keys a column mapping maps to, per task (DESIGN.md "Task schemas"): each task module declares
+one; column mapping (:mod:`fmhub.data.mapping`) reads it without knowing the tasks."""
 
 from __future__ import annotations
 

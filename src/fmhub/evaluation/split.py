@@ -1,5 +1,5 @@
-"""Evaluation helpers shared by the fine-tune and evaluate use cases: a model's metrics on one
-split, with the predictions written beside them."""
+"""Evaluating a model on one split: its predictions in length-sorted chunks, the task's metrics, and
+the predictions written beside them (the fine-tune and evaluate jobs alike)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Choosing the device and precision for training and prediction."""
+"""The devices of this machine: which a local job or deployment can be given, and choosing the
+device and precision for training, evaluation, prediction and serving."""
 
 from __future__ import annotations
 
@@ -56,3 +57,16 @@ def choose_device(requested: str = "auto") -> DeviceChoice:
         name = torch.cuda.get_device_name(index)
         return DeviceChoice(f"cuda:{index}", bf16, f"cuda:{index} ({name}, {'bf16' if bf16 else 'fp32'})")
     raise SpecError(f"unknown device '{requested}'", hint="use auto, cpu, cuda or cuda:N")
+
+
+def gpu_count() -> int:
+    """CUDA GPUs on this machine (0 when torch has no usable CUDA build).
+
+    Counting does not initialise CUDA in this process.
+    """
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - no usable CUDA build is zero GPUs
+        return 0

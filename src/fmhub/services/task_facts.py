@@ -1,0 +1,27 @@
+"""What the front doors show about the tasks: their names, each one's headline metric and reading
+options. The task modules (:mod:`fmhub.tasks`) hold these facts; front doors read them here."""
+
+from __future__ import annotations
+
+from fmhub.tasks import get_task, task_names
+
+
+def tasks() -> list[str]:
+    """Names of the tasks fmhub can fine-tune and evaluate, in the registry's order."""
+    return task_names()
+
+
+def tasks_text() -> str:
+    """The task names as a phrase for help texts: ``"a, b or c"``."""
+    names = task_names()
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def headline_metric(task: str | None) -> str | None:
+    """The metric a job list shows for ``task``; None for an unknown task (or none given)."""
+    return get_task(task).headline_metric if task in task_names() else None
+
+
+def offers_label_type(task: str | None) -> bool:
+    """Whether the labels of ``task`` can be read as numbers (the ``label_type`` read option)."""
+    return task in task_names() and get_task(task).label_type_option
