@@ -57,8 +57,8 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
     asset_name = name or default_asset_name(p.resolve())
     table = read_table(p, format=format, encoding=encoding, delimiter=delimiter)
     version = assets_repo.next_version(ctx.db_url, asset_name)
-    dest = ctx.artifacts.place_file(p, ctx.artifacts.data_dir(asset_name, version) / p.name)
-    asset = DataAsset(name=asset_name, version=version, path=str(dest), format=table.format, sha256=digest,
+    dest = ctx.artifacts.put_file(p, ctx.artifacts.data_url(asset_name, version, p.name))
+    asset = DataAsset(name=asset_name, version=version, path=dest, format=table.format, sha256=digest,
                       rows=len(table.rows), columns=table.columns, source_path=source_name or str(p.resolve()), task=task,
                       column_mapping=column_mapping, report=report,
                       read_options={"format": table.format, "encoding": encoding, **(read_options or {}),
@@ -93,6 +93,16 @@ def _exists(value: str) -> bool:
         return Path(value).expanduser().exists()
     except (RuntimeError, OSError, ValueError):  # unknown ~user, a name too long, a NUL byte
         return False
+
+
+def asset_file(ctx: Context, asset: DataAsset) -> Path:
+    """The local file of a data asset: its store path, or (a bucket) a copy downloaded once into
+    ``FMHUB_HOME/cache/artifacts/<sha256>/``.
+
+    Raises:
+        ArtifactStoreError: the file is not in the store, or does not match its sha256.
+    """
+    return ctx.artifacts.local_path(asset.path, asset.sha256)
 
 
 def list_assets(ctx: Context, name: str | None = None) -> list[DataAsset]:
@@ -236,7 +246,7 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
         if asset is None:
             paths[f"data.{key}"] = value
             continue
-        update[key] = asset.path
+        update[key] = str(asset_file(ctx, asset))
         stored = asset.read_options or {}
         if key == "train" or key == "test" and not hasattr(data, "train"):
             if data.format is None and stored.get("format"):

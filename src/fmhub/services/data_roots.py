@@ -113,7 +113,9 @@ class DataRoots:
                             hint="name existing folders the server may read data files from")
         if not given:
             given = [cwd if cwd is not None else Path.cwd()]
-        return cls.of([*given, settings.uploads_dir, settings.artifacts_dir], excluded=[settings.home])
+        url = settings.artifacts_url or ""
+        cached = [settings.artifacts_cache_dir] if "://" in url and not url.startswith("file://") else []
+        return cls.of([*given, settings.uploads_dir, settings.artifacts_dir, *cached], excluded=[settings.home])
 
     def contains(self, value: str | Path) -> bool:
         """True when ``value``, resolved, is one of the roots or lies under one, and no excluded
