@@ -69,10 +69,14 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
 
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 ASSET_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*):(?P<version>\d+|latest)$")
+FILE_REF_PREFIX = "asset:"
+"""``asset:NAME:VERSION`` in a queued spec: that data asset's file, read as the spec says (the
+asset's stored reading options and column mapping do not apply, unlike ``NAME:VERSION``)."""
 
 
 def resolve_data_ref(ctx: Context, value: str) -> DataAsset | None:
-    """The data asset ``value`` names (``NAME:VERSION`` or ``NAME:latest``), or None when ``value``
+    """The data asset ``value`` names (``NAME:VERSION``, ``NAME:latest``, or either after ``asset:``),
+    or None when ``value``
     is a file path (an existing file always wins) or ``auto``/``none``.
 
     Raises:
@@ -80,7 +84,7 @@ def resolve_data_ref(ctx: Context, value: str) -> DataAsset | None:
     """
     if value.strip().lower() in ("auto", "none", "") or _exists(value):
         return None
-    match = ASSET_REF.match(value.strip())
+    match = ASSET_REF.match(value.strip().removeprefix(FILE_REF_PREFIX))
     if not match:
         return None
     version = None if match["version"] == "latest" else int(match["version"])
@@ -247,6 +251,8 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
             paths[f"data.{key}"] = value
             continue
         update[key] = str(asset_file(ctx, asset))
+        if value.startswith(FILE_REF_PREFIX):  # a file registered at submit: read as the spec says
+            continue
         stored = asset.read_options or {}
         if key == "train" or key == "test" and not hasattr(data, "train"):
             if data.format is None and stored.get("format"):
@@ -269,6 +275,34 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
         paths["data.tag_names"] = data.tag_names
     check_paths(ctx, paths, "data file")
     return data.model_copy(update=update) if update else data
+
+
+def queued_data_refs(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """A data spec for the queue: every ``train``/``validation``/``test`` entry naming a file is
+    registered as a data asset (named after its folder and file, see :func:`default_asset_name`;
+    identical content already registered under that name is reused) and replaced by
+    ``asset:NAME:VERSION``, so the job reads the asset through the artifact store wherever it runs,
+    never the submitter's path.
+
+    Raises:
+        DataError: a file cannot be read.
+    """
+    out = dict(data)
+    for key in ("train", "validation", "test"):
+        value = out.get(key)
+        if isinstance(value, str) and value not in ("auto", "none", "") and _is_file(value):
+            path = Path(value).expanduser().resolve()
+            asset = register_data_file(ctx, path, name=default_asset_name(path), format=data.get("format"),
+                                       encoding=data.get("encoding") or "utf-8", delimiter=data.get("delimiter"))
+            out[key] = f"{FILE_REF_PREFIX}{asset.ref}"
+    return out
+
+
+def _is_file(value: str) -> bool:
+    try:
+        return Path(value).expanduser().is_file()
+    except (RuntimeError, OSError, ValueError):
+        return False
 
 
 def absolute_data_paths(data: dict[str, Any]) -> dict[str, Any]:

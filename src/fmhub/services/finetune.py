@@ -137,12 +137,13 @@ Validated = tuple[Task, ResolvedModel, Any, Any, PreparedData]
 """What :func:`validate` returns: task, resolved model, tokenizer, hyperparameters, prepared data."""
 
 
-def _create_job(ctx: Context, spec: FinetuneSpec, hp: Any, report: ValidationReport) -> Job:
+def _create_job(ctx: Context, spec: FinetuneSpec, hp: Any, report: ValidationReport, queued: bool = False) -> Job:
     full_spec = spec.model_dump(mode="json")
     full_spec["hyperparameters"] = hp.model_dump(mode="json")
-    full_spec["data"] = assets_service.absolute_data_paths(full_spec["data"])
+    full_spec["data"] = (assets_service.queued_data_refs(ctx, full_spec["data"]) if queued  # runs anywhere
+                         else assets_service.absolute_data_paths(full_spec["data"]))
     job = jobs_service.new_job(ctx, "finetune", full_spec, compute=spec.compute)
-    (Path(job.folder) / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    jobs_service.write_job_file(ctx, job, "report.json", json.dumps(report.to_dict(), indent=2))
     return job
 
 
@@ -163,7 +164,7 @@ def submit_finetune(ctx: Context, spec: FinetuneSpec,
         on_report(prepared.report)
     if not prepared.report.ok:
         raise report_error(prepared.report)
-    return _create_job(ctx, spec, hp, prepared.report), prepared.report
+    return _create_job(ctx, spec, hp, prepared.report, queued=True), prepared.report
 
 
 def run_finetune(ctx: Context, spec: FinetuneSpec, sink: ProgressSink | None = None,
@@ -229,7 +230,7 @@ def execute_finetune(ctx: Context, job: Job, sink: ProgressSink | None = None,
     events = jobs_service.JobEventSink(ctx, job)
     fan = SinkFanout(events, sink)
     try:
-        with jobs_service.job_log(job):
+        with jobs_service.job_log(job, ctx):
             if validated is None:
                 validated = validate(ctx, spec)
                 if not validated[4].report.ok:
