@@ -226,6 +226,7 @@ def execute_finetune(ctx: Context, job: Job, sink: ProgressSink | None = None,
             checkpoints are kept.
     """
     spec = FinetuneSpec.model_validate(job.spec)
+    job = jobs_service.working_folder(ctx, job)  # a bucket store: this machine's copy, checkpoints included
     folder = Path(job.folder)
     events = jobs_service.JobEventSink(ctx, job)
     fan = SinkFanout(events, sink)
