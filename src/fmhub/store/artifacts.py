@@ -504,7 +504,8 @@ class ArtifactStore:
             info = remote.get(rel)
             if info is not None and int(info.get("size", -1)) == stat.st_size:
                 modified = info.get("LastModified")
-                if modified is not None and modified.timestamp() >= stat.st_mtime:
+                # A bucket keeps whole seconds; an append within that second changes the size anyway.
+                if modified is not None and modified.timestamp() >= int(stat.st_mtime):
                     continue
             self.fs.put_file(str(path), f"{key}/{rel}")
             sent += 1
