@@ -19,8 +19,6 @@ local cache keyed by its content hash (``FMHUB_HOME/cache/artifacts/<sha256>``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import uuid
@@ -29,42 +27,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from fmhub.errors import FmhubError
+from fmhub.store import bucket_sync
+from fmhub.store.bucket_cache import MANIFEST, ArtifactStoreError, BucketCache, folder_manifest, manifest_bytes
 
-MANIFEST = ".fmhub-manifest.json"
-"""The name of a folder's manifest in a bucket: ``{"files": {relpath: {"size", "sha256"}}}``."""
-
-CHUNK_BYTES = 1024 * 1024
-
-
-class ArtifactStoreError(FmhubError):
-    """The artifact store cannot be reached or used (a bad URL, a missing extra, a missing object)."""
-
-    code = "artifact_store"
-
-
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a file's bytes (64 hex digits), read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def folder_manifest(folder: Path) -> dict[str, Any]:
-    """The manifest of a local folder: ``{"files": {relative posix path: {"size", "sha256"}}}``."""
-    files = {}
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if rel != MANIFEST:
-            files[rel] = {"size": path.stat().st_size, "sha256": sha256_of(path)}
-    return {"files": files}
-
-
-def manifest_bytes(manifest: dict[str, Any]) -> bytes:
-    """The canonical bytes of a manifest (its sha256 is the folder's content hash)."""
-    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode("utf-8")
+__all__ = ["MANIFEST", "ArtifactStore", "ArtifactStoreError", "folder_manifest", "is_remote_url"]
 
 
 def is_remote_url(value: str) -> bool:
@@ -152,6 +118,8 @@ class ArtifactStore:
     @property
     def fs(self) -> Any:
         """The fsspec filesystem of a bucket store (created on first use)."""
+        if self.is_local:
+            raise ArtifactStoreError(f"the artifact store {self.url} is a local folder, not a bucket")
         if self._fs is None:
             try:
                 import fsspec
@@ -357,163 +325,47 @@ class ArtifactStore:
             return Path(str(url)[len("file://"):] if str(url).startswith("file://") else url)
         key = self._key(url)
         if self.fs.isfile(f"{key}/{MANIFEST}"):
-            return self._cached_folder(url, key)
-        if not self.fs.isfile(key):
-            raise ArtifactStoreError(f"{url} is not in the artifact store",
-                                     hint="check FMHUB_ARTIFACTS_URL and the store's credentials; "
-                                          "the artifact may have been deleted")
-        name = key.rsplit("/", 1)[-1]
-        if sha256 is None:
-            sha256 = self._known_hash(key)
-        if sha256 is not None:
-            cached = self.cache_root / sha256 / name
-            if cached.is_file():
-                return cached
-        tmp = self.cache_root / f".tmp-{uuid.uuid4().hex}"
-        tmp.mkdir(parents=True, exist_ok=True)
-        try:
-            self.fs.get_file(key, str(tmp / name))
-            actual = sha256_of(tmp / name)
-            if sha256 is not None and actual != sha256:
-                raise ArtifactStoreError(f"{url} does not match its recorded sha256 ({sha256[:12]}...)",
-                                         hint="the stored file was changed after it was registered; "
-                                              "register the data again")
-            self._remember_hash(key, actual)
-            dest = self.cache_root / actual
-            if not (dest / name).is_file():
-                shutil.rmtree(dest, ignore_errors=True)
-                try:
-                    tmp.rename(dest)
-                except OSError:  # another process placed it first
-                    pass
-            return dest / name
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            return self._cache.folder(url, key)
+        return self._cache.file(url, key, sha256)
 
     def local_files(self, url: str, names: tuple[str, ...] = ("config.json",)) -> Path:
-        """A local folder holding only the files ``names`` of folder ``url`` (those it has), for a
-        look without the weights. A local store's folder is returned as is; from a bucket the files
-        are downloaded once into ``<cache_root>/partial/<sha256 of the manifest>``.
+        """A local folder holding at least the files ``names`` of folder ``url`` (those it has),
+        for a look without the weights. A local store's folder is returned as is; from a bucket the
+        files are downloaded once into ``<cache_root>/partial/<sha256 of the manifest>``.
 
         Raises:
             ArtifactStoreError: ``url`` is not a folder in the store.
         """
         if not self._remote(url):
             return self.local_path(url)
-        key = self._key(url)
-        try:
-            raw = self.fs.cat_file(f"{key}/{MANIFEST}")
-        except FileNotFoundError:
-            raise ArtifactStoreError(f"{url} is not in the artifact store",
-                                     hint="check FMHUB_ARTIFACTS_URL and the store's credentials") from None
-        full = self.cache_root / hashlib.sha256(raw).hexdigest()
-        if full.is_dir():
-            return full
-        dest = self.cache_root / "partial" / hashlib.sha256(raw).hexdigest()
-        files = json.loads(raw)["files"]
-        for name in names:
-            if name in files and not (dest / name).is_file():
-                (dest / name).parent.mkdir(parents=True, exist_ok=True)
-                tmp = dest / f".tmp-{uuid.uuid4().hex[:8]}"
-                self.fs.get_file(f"{key}/{name}", str(tmp))
-                tmp.replace(dest / name)
-        dest.mkdir(parents=True, exist_ok=True)
-        return dest
+        return self._cache.partial(url, self._key(url), names)
 
-    def _cached_folder(self, url: str, key: str) -> Path:
-        raw = self.fs.cat_file(f"{key}/{MANIFEST}")
-        digest = hashlib.sha256(raw).hexdigest()
-        dest = self.cache_root / digest
-        if dest.is_dir():
-            return dest
-        manifest = json.loads(raw)
-        tmp = self.cache_root / f".tmp-{uuid.uuid4().hex}"
-        tmp.mkdir(parents=True, exist_ok=True)
-        try:
-            for rel, meta in manifest["files"].items():
-                target = tmp / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self.fs.get_file(f"{key}/{rel}", str(target))
-                if sha256_of(target) != meta["sha256"]:
-                    raise ArtifactStoreError(f"{url}/{rel} does not match the folder's manifest",
-                                             hint="the stored folder was changed after it was written; "
-                                                  "register the model again")
-            try:
-                tmp.rename(dest)
-            except OSError:  # another process placed it first
-                pass
-            return dest
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    def _hash_index(self, key: str) -> Path | None:
-        try:
-            info = self.fs.info(key)
-        except FileNotFoundError:
-            return None
-        tag = f"{key}|{info.get('ETag') or info.get('etag')}|{info.get('size')}"
-        return self.cache_root / "index" / hashlib.sha256(tag.encode("utf-8")).hexdigest()
-
-    def _known_hash(self, key: str) -> str | None:
-        index = self._hash_index(key)
-        if index is not None and index.is_file():
-            return index.read_text(encoding="utf-8").strip() or None
-        return None
-
-    def _remember_hash(self, key: str, digest: str) -> None:
-        index = self._hash_index(key)
-        if index is not None:
-            index.parent.mkdir(parents=True, exist_ok=True)
-            index.write_text(digest, encoding="utf-8")
+    @property
+    def _cache(self) -> BucketCache:
+        return BucketCache(self.fs, self.cache_root)
 
     # -- job folders ---------------------------------------------------------------------------------
 
     def push_dir(self, local: Path, url: str, mirror: bool = False, only: str | None = None) -> int:
-        """Upload the files of local folder ``local`` that are new or changed to folder ``url``.
-
-        A file is uploaded when the store lacks it, its size differs, or it was modified after the
-        stored copy. Nothing happens for a local store whose ``url`` is ``local`` itself.
+        """Upload the files of local folder ``local`` that are new or changed to folder ``url``
+        (see :func:`fmhub.store.bucket_sync.push_dir`).
 
         Args:
             mirror: Also delete stored files under ``url`` that ``local`` no longer has.
             only: Limit the push (and the mirror) to this sub-folder or file, e.g. ``checkpoints``.
 
         Returns:
-            The number of files uploaded.
+            The number of files uploaded (0 for a local store whose ``url`` is ``local`` itself).
+
+        Raises:
+            ArtifactStoreError: a local store asked to copy a folder somewhere else.
         """
-        local = Path(local)
         if not self._remote(url):
-            if Path(url).resolve() == local.resolve():
+            if Path(url).resolve() == Path(local).resolve():
                 return 0
             raise ArtifactStoreError(f"cannot push {local} to the local folder {url}",
                                      hint="job folders of a local store stay where they are")
-        key = self._key(url).rstrip("/")
-        scope = f"{key}/{only.strip('/')}" if only else key
-        try:
-            remote = {p[len(key) + 1:]: info for p, info in self.fs.find(scope, detail=True).items()}
-        except FileNotFoundError:
-            remote = {}
-        base = local / only if only else local
-        files = [base] if base.is_file() else (sorted(p for p in base.rglob("*") if p.is_file())
-                                               if base.is_dir() else [])
-        sent, present = 0, set()
-        for path in files:
-            rel = path.relative_to(local).as_posix()
-            present.add(rel)
-            stat = path.stat()
-            info = remote.get(rel)
-            if info is not None and int(info.get("size", -1)) == stat.st_size:
-                modified = info.get("LastModified")
-                # A bucket keeps whole seconds; an append within that second changes the size anyway.
-                if modified is not None and modified.timestamp() >= int(stat.st_mtime):
-                    continue
-            self.fs.put_file(str(path), f"{key}/{rel}")
-            sent += 1
-        if mirror:
-            gone = [f"{key}/{rel}" for rel in remote if rel not in present]
-            if gone:
-                self.fs.rm(gone)
-        return sent
+        return bucket_sync.push_dir(self.fs, Path(local), self._key(url), mirror=mirror, only=only)
 
     def pull_dir(self, url: str, local: Path, only: str | None = None) -> int:
         """Download the files of folder ``url`` that ``local`` lacks or has at another size.
@@ -526,21 +378,4 @@ class ArtifactStore:
         """
         if not self._remote(url):
             return 0
-        key = self._key(url).rstrip("/")
-        scope = f"{key}/{only.strip('/')}" if only else key
-        try:
-            remote = self.fs.find(scope, detail=True)
-        except FileNotFoundError:
-            return 0
-        got = 0
-        for path, info in remote.items():
-            rel = path[len(key) + 1:]
-            target = Path(local) / rel
-            if target.is_file() and target.stat().st_size == int(info.get("size", -1)):
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-            self.fs.get_file(path, str(tmp))
-            tmp.replace(target)
-            got += 1
-        return got
+        return bucket_sync.pull_dir(self.fs, self._key(url), Path(local), only=only)
