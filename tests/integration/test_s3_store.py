@@ -223,14 +223,29 @@ def test_finetune_checkpoints_land_in_the_bucket_and_resume_on_another_machine(s
     import_model(first, tiny_bert, name="tiny", task="text-classification")
     train = write_sentiment_csv(tmp_path / "reviews.csv", n=40)
 
-    queued, _ = submit_finetune(first, _spec(train))
+    queued, _ = submit_finetune(first, _spec(train, register_model=False))
     assert queued.spec["data"]["train"].startswith("asset:")  # the queue names an asset, not a path
     assert first.artifacts.exists(first.artifacts.job_url(queued.id, "report.json"))
-    jobs_service.cancel_job(first, queued.id)
+    train.unlink()  # the worker reads the data asset from the bucket, never the submitter's file
+    worker = _context(tmp_path / "home-w", monkeypatch, s3_url, database=tmp_path / "home-a" / "fmhub.db")
+    from fmhub.services.job_exec import execute_job
+    from fmhub.store import jobs_repo
+
+    assert jobs_repo.claim(worker.db_url, queued.id, "worker:test")
+    execute_job(worker, queued.id)
+    ran = jobs_service.get_job(worker, queued.id)
+    assert ran.status == JobStatus.completed
+    assert ran.outputs["model_folder"] == first.artifacts.job_url(queued.id, "model")
+    assert "model.safetensors" in first.artifacts.list(ran.outputs["model_folder"])
+    elsewhere = ran.model_copy(update={"folder": str(tmp_path / "not-here")})  # as another server sees it
+    assert jobs_service.job_report(elsewhere, first)["ok"] is True
+    first = _context(tmp_path / "home-a", monkeypatch, s3_url)
+    train = write_sentiment_csv(tmp_path / "reviews.csv", n=40)
 
     with pytest.raises(JobCanceledError):
         run_finetune(first, _spec(train), sink=InterruptAt(6))
     job = [j for j in jobs_service.list_jobs(first) if j.id != queued.id][0]
+    assert job.spec["data"]["train"] == str(train)  # a foreground run reads the file where it is
     assert job.status == JobStatus.canceled
     store = first.artifacts
     assert store.list(store.job_url(job.id, "checkpoints")) == ["checkpoint-4"]

@@ -196,7 +196,7 @@ def execute_evaluate(ctx: Context, job: Job, plan: EvaluatePlan | None = None,
     (folder / "metrics.json").write_text(json.dumps({"test": metrics}, indent=2), encoding="utf-8")
     jobs_service.push_job_folder(ctx, job)
     outputs = {"model": resolved.ref, "metrics": {"test": metrics},
-               "predictions": str(folder / "predictions-test.jsonl"),
+               "predictions": jobs_service.output_location(ctx, job, "predictions-test.jsonl"),
                "data": [{"split": "test", "asset": asset.ref, "sha256": asset.sha256, "file": spec.data.test}]}
     job = jobs_service.mark(ctx, job, JobStatus.completed, outputs=outputs)
     events.event("eval", {"split": "test", "metrics": metrics})

@@ -291,15 +291,26 @@ def count_jobs(ctx: Context, status: str | None = None, kind: str | None = None)
     return jobs_repo.count_jobs(ctx.db_url, status=status, kind=kind)
 
 
-def job_report(job: Job) -> dict[str, Any] | None:
+def job_report(job: Job, ctx: Context | None = None) -> dict[str, Any] | None:
     """The validation report a fine-tune or evaluate job was submitted with (``report.json`` in its
-    folder), or None (import jobs, or no report written)."""
-    if not job.folder:
-        return None
+    folder, or with ``ctx``, in its folder in a bucket artifact store), or None (import jobs, or no
+    report written)."""
     try:
-        return json.loads((Path(job.folder) / "report.json").read_text(encoding="utf-8"))
+        if job.folder and (Path(job.folder) / "report.json").is_file():
+            return json.loads((Path(job.folder) / "report.json").read_text(encoding="utf-8"))
+        if ctx is not None and not ctx.artifacts.is_local:
+            return json.loads(ctx.artifacts.read_bytes(ctx.artifacts.job_url(job.id, "report.json")))
     except (OSError, ValueError):
         return None
+    return None
+
+
+def output_location(ctx: Context, job: Job, name: str) -> str:
+    """Where a job's output file or folder ``name`` is kept for good: in its folder (local store),
+    or at ``<store>/jobs/<id>/<name>`` (a bucket, copied there when the job ends)."""
+    if ctx.artifacts.is_local:
+        return str(Path(job.folder or ".") / name)
+    return ctx.artifacts.job_url(job.id, name)
 
 
 def job_events(ctx: Context, job_id: str, after_seq: int = 0) -> list[JobEvent]:
