@@ -271,3 +271,21 @@ def test_finetune_checkpoints_land_in_the_bucket_and_resume_on_another_machine(s
     assert "resuming" in log
     out = predict(second, "tuned:1", ["good movie"])
     assert out["predictions"][0][0]["label"] in ("neg", "pos")  # label names, read from the cached copy
+
+    # An evaluation queued on one machine runs on another from the bucket: data asset and model.
+    from fmhub.services.evaluate import submit_evaluate
+    from fmhub.services.job_exec import execute_job
+    from fmhub.services.specs import EvaluateSpec
+    from fmhub.store import jobs_repo
+
+    test = write_sentiment_csv(tmp_path / "test.csv", n=12)
+    evaluation, _ = submit_evaluate(second, EvaluateSpec(model="tuned:1", data={"test": str(test)}, device="cpu"))
+    assert evaluation.spec["data"]["test"].startswith("asset:")
+    test.unlink()
+    third = _context(tmp_path / "home-c", monkeypatch, s3_url, database=tmp_path / "home-a" / "fmhub.db")
+    assert jobs_repo.claim(third.db_url, evaluation.id, "worker:test")
+    result = execute_job(third, evaluation.id)
+    assert 0.0 <= result["test"]["accuracy"] <= 1.0
+    done = jobs_service.get_job(third, evaluation.id)
+    assert done.outputs["predictions"] == store.job_url(evaluation.id, "predictions-test.jsonl")
+    assert store.size(done.outputs["predictions"]) > 0 and store.size(store.job_url(evaluation.id, "metrics.json")) > 0
