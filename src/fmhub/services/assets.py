@@ -76,8 +76,7 @@ asset's stored reading options and column mapping do not apply, unlike ``NAME:VE
 
 def resolve_data_ref(ctx: Context, value: str) -> DataAsset | None:
     """The data asset ``value`` names (``NAME:VERSION``, ``NAME:latest``, or either after ``asset:``),
-    or None when ``value``
-    is a file path (an existing file always wins) or ``auto``/``none``.
+    or None when ``value`` is a file path (an existing file always wins) or ``auto``/``none``.
 
     Raises:
         NotFoundError: ``value`` looks like ``NAME:VERSION`` but no such asset exists.

@@ -97,7 +97,8 @@ class DataRoots:
         """The roots of a server: ``folders`` (``--data-root``), else ``FMHUB_DATA_ROOTS``
         (``os.pathsep``-separated), else the folder it was started from (``cwd``, default the
         process's working folder); always with the upload area (``FMHUB_HOME/uploads``) and the
-        artifact store (``FMHUB_HOME/artifacts``) the server manages itself.
+        artifact store (``FMHUB_HOME/artifacts``) the server manages itself, and with a bucket
+        artifact store, its local copies (``FMHUB_HOME/cache/artifacts``).
 
         Raises:
             SpecError: a root given (flag or environment) is not an existing folder.

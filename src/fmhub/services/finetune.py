@@ -357,7 +357,8 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
             sink.event("stage", {"stage": "registered", "model": version.ref})
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # the registered copy is what counts
     outputs = {"registered_model": version.ref if version else None, "metrics": metrics, "train": train_figures,
-               "data": data_assets, "model_folder": None if version else jobs_service.output_location(ctx, job, "model"),
+               "data": data_assets,
+               "model_folder": None if version else jobs_service.output_location(ctx, job, "model"),
                "warnings": prediction_warnings}
     job = jobs_service.mark(ctx, job, JobStatus.completed, outputs=outputs)
     sink.event("done", {"status": "completed", "registered_model": outputs["registered_model"]})
