@@ -289,3 +289,19 @@ def test_finetune_checkpoints_land_in_the_bucket_and_resume_on_another_machine(s
     done = jobs_service.get_job(third, evaluation.id)
     assert done.outputs["predictions"] == store.job_url(evaluation.id, "predictions-test.jsonl")
     assert store.size(done.outputs["predictions"]) > 0 and store.size(store.job_url(evaluation.id, "metrics.json")) > 0
+
+
+def test_a_checkpoint_is_uploaded_with_its_trainer_state_last(s3_url, tmp_path, monkeypatch):
+    from fmhub.store.artifacts import ArtifactStore
+
+    store = ArtifactStore(s3_url, cache_root=tmp_path / "cache", scratch_root=tmp_path / "scratch")
+    folder = tmp_path / "job" / "checkpoints" / "checkpoint-4"
+    folder.mkdir(parents=True)
+    for name in ("model.safetensors", "trainer_state.json", "training_args.bin", "zz.bin"):
+        (folder / name).write_bytes(name.encode())
+    sent = []
+    original = store.fs.put_file
+    monkeypatch.setattr(store.fs, "put_file", lambda src, dest, **kw: (sent.append(Path(src).name),
+                                                                        original(src, dest, **kw)))
+    store.push_dir(tmp_path / "job", store.job_url("j2"), only="checkpoints")
+    assert sent[-1] == "trainer_state.json" and sorted(sent) == sorted(p.name for p in folder.iterdir())

@@ -6,12 +6,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+LAST = ("trainer_state.json",)
+"""Files uploaded after the rest of their folder: a checkpoint counts as complete once its
+``trainer_state.json`` is there, so an upload cut short never looks like a checkpoint."""
+
 
 def push_dir(fs: Any, local: Path, key: str, mirror: bool = False, only: str | None = None) -> int:
     """Upload the files of ``local`` that are new or changed to bucket folder ``key``.
 
     A file is uploaded when the bucket lacks it, its size differs, or it was modified after the
     stored copy (a bucket keeps whole seconds; an append within that second changes the size).
+    Within a folder, the files named in :data:`LAST` go last.
 
     Args:
         fs: The bucket's fsspec filesystem.
@@ -28,7 +33,8 @@ def push_dir(fs: Any, local: Path, key: str, mirror: bool = False, only: str | N
     except FileNotFoundError:
         remote = {}
     base = local / only if only else local
-    files = [base] if base.is_file() else (sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else [])
+    found = [base] if base.is_file() else ([p for p in base.rglob("*") if p.is_file()] if base.is_dir() else [])
+    files = sorted(found, key=lambda p: (p.parent.as_posix(), p.name in LAST, p.name))
     sent, present = 0, set()
     for path in files:
         rel = path.relative_to(local).as_posix()
