@@ -140,7 +140,8 @@ Validated = tuple[Task, ResolvedModel, Any, Any, PreparedData]
 def _create_job(ctx: Context, spec: FinetuneSpec, hp: Any, report: ValidationReport, queued: bool = False) -> Job:
     full_spec = spec.model_dump(mode="json")
     full_spec["hyperparameters"] = hp.model_dump(mode="json")
-    full_spec["data"] = (assets_service.queued_data_refs(ctx, full_spec["data"]) if queued  # runs anywhere
+    anywhere = queued or not ctx.artifacts.is_local  # a queued job, or one a shared store may resume elsewhere
+    full_spec["data"] = (assets_service.queued_data_refs(ctx, full_spec["data"]) if anywhere
                          else assets_service.absolute_data_paths(full_spec["data"]))
     job = jobs_service.new_job(ctx, "finetune", full_spec, compute=spec.compute)
     jobs_service.write_job_file(ctx, job, "report.json", json.dumps(report.to_dict(), indent=2))
