@@ -22,6 +22,11 @@ class Settings(BaseSettings):
             from, separated by ``os.pathsep`` (``:`` on Linux). Default: the folder the server was
             started from. The upload area and the artifact store are always roots. The local CLI
             ignores it: it reads the files its user names.
+        artifacts_url: ``FMHUB_ARTIFACTS_URL``; where model versions, data assets and (for a
+            bucket) job folders are stored: a local folder (``file://`` allowed) or an
+            S3-compatible bucket ``s3://bucket/prefix`` (extra ``fmhub[s3]``; endpoint and
+            credentials from ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``,
+            ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``). Default: ``<home>/artifacts``.
     """
 
     model_config = SettingsConfigDict(env_prefix="FMHUB_", extra="ignore")
@@ -31,11 +36,22 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     offline: bool = False
     data_roots: str | None = None
+    artifacts_url: str | None = None
 
     @property
     def artifacts_dir(self) -> Path:
         """Root of the artifact store: ``<home>/artifacts``."""
         return self.home / "artifacts"
+
+    @property
+    def artifacts_location(self) -> str:
+        """The artifact store in force: ``artifacts_url`` or the folder ``<home>/artifacts``."""
+        return self.artifacts_url or str(self.artifacts_dir)
+
+    @property
+    def artifacts_cache_dir(self) -> Path:
+        """Local copies of artifacts read from a bucket, by content hash: ``<home>/cache/artifacts``."""
+        return self.home / "cache" / "artifacts"
 
     @property
     def uploads_dir(self) -> Path:

@@ -57,8 +57,8 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
     asset_name = name or default_asset_name(p.resolve())
     table = read_table(p, format=format, encoding=encoding, delimiter=delimiter)
     version = assets_repo.next_version(ctx.db_url, asset_name)
-    dest = ctx.artifacts.place_file(p, ctx.artifacts.data_dir(asset_name, version) / p.name)
-    asset = DataAsset(name=asset_name, version=version, path=str(dest), format=table.format, sha256=digest,
+    dest = ctx.artifacts.put_file(p, ctx.artifacts.data_url(asset_name, version, p.name))
+    asset = DataAsset(name=asset_name, version=version, path=dest, format=table.format, sha256=digest,
                       rows=len(table.rows), columns=table.columns, source_path=source_name or str(p.resolve()), task=task,
                       column_mapping=column_mapping, report=report,
                       read_options={"format": table.format, "encoding": encoding, **(read_options or {}),
@@ -69,18 +69,21 @@ def register_data_file(ctx: Context, path: str | Path, name: str | None = None, 
 
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 ASSET_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*):(?P<version>\d+|latest)$")
+FILE_REF_PREFIX = "asset:"
+"""``asset:NAME:VERSION`` in a queued spec: that data asset's file, read as the spec says (the
+asset's stored reading options and column mapping do not apply, unlike ``NAME:VERSION``)."""
 
 
 def resolve_data_ref(ctx: Context, value: str) -> DataAsset | None:
-    """The data asset ``value`` names (``NAME:VERSION`` or ``NAME:latest``), or None when ``value``
-    is a file path (an existing file always wins) or ``auto``/``none``.
+    """The data asset ``value`` names (``NAME:VERSION``, ``NAME:latest``, or either after ``asset:``),
+    or None when ``value`` is a file path (an existing file always wins) or ``auto``/``none``.
 
     Raises:
         NotFoundError: ``value`` looks like ``NAME:VERSION`` but no such asset exists.
     """
     if value.strip().lower() in ("auto", "none", "") or _exists(value):
         return None
-    match = ASSET_REF.match(value.strip())
+    match = ASSET_REF.match(value.strip().removeprefix(FILE_REF_PREFIX))
     if not match:
         return None
     version = None if match["version"] == "latest" else int(match["version"])
@@ -93,6 +96,16 @@ def _exists(value: str) -> bool:
         return Path(value).expanduser().exists()
     except (RuntimeError, OSError, ValueError):  # unknown ~user, a name too long, a NUL byte
         return False
+
+
+def asset_file(ctx: Context, asset: DataAsset) -> Path:
+    """The local file of a data asset: its store path, or (a bucket) a copy downloaded once into
+    ``FMHUB_HOME/cache/artifacts/<sha256>/``.
+
+    Raises:
+        ArtifactStoreError: the file is not in the store, or does not match its sha256.
+    """
+    return ctx.artifacts.local_path(asset.path, asset.sha256)
 
 
 def list_assets(ctx: Context, name: str | None = None) -> list[DataAsset]:
@@ -236,7 +249,9 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
         if asset is None:
             paths[f"data.{key}"] = value
             continue
-        update[key] = asset.path
+        update[key] = str(asset_file(ctx, asset))
+        if value.startswith(FILE_REF_PREFIX):  # a file registered at submit: read as the spec says
+            continue
         stored = asset.read_options or {}
         if key == "train" or key == "test" and not hasattr(data, "train"):
             if data.format is None and stored.get("format"):
@@ -259,6 +274,34 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
         paths["data.tag_names"] = data.tag_names
     check_paths(ctx, paths, "data file")
     return data.model_copy(update=update) if update else data
+
+
+def queued_data_refs(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """A data spec for the queue: every ``train``/``validation``/``test`` entry naming a file is
+    registered as a data asset (named after its folder and file, see :func:`default_asset_name`;
+    identical content already registered under that name is reused) and replaced by
+    ``asset:NAME:VERSION``, so the job reads the asset through the artifact store wherever it runs,
+    never the submitter's path.
+
+    Raises:
+        DataError: a file cannot be read.
+    """
+    out = dict(data)
+    for key in ("train", "validation", "test"):
+        value = out.get(key)
+        if isinstance(value, str) and value not in ("auto", "none", "") and _is_file(value):
+            path = Path(value).expanduser().resolve()
+            asset = register_data_file(ctx, path, name=default_asset_name(path), format=data.get("format"),
+                                       encoding=data.get("encoding") or "utf-8", delimiter=data.get("delimiter"))
+            out[key] = f"{FILE_REF_PREFIX}{asset.ref}"
+    return out
+
+
+def _is_file(value: str) -> bool:
+    try:
+        return Path(value).expanduser().is_file()
+    except (RuntimeError, OSError, ValueError):
+        return False
 
 
 def absolute_data_paths(data: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ class Context:
     Attributes:
         settings: Paths and URLs (``FMHUB_HOME``, ``FMHUB_DATABASE_URL``).
         db_url: The database URL in force.
-        artifacts: The artifact store under ``FMHUB_HOME/artifacts``.
+        artifacts: The artifact store (``FMHUB_ARTIFACTS_URL``, default ``FMHUB_HOME/artifacts``).
         data_roots: The folders a server reads user files from (set by ``fmhub serve`` and
             :func:`fmhub.api.app.create_app`); None for the local CLI, which reads what its user
             names.
@@ -32,4 +32,5 @@ class Context:
         """Build a context from ``settings`` (default: the environment)."""
         s = settings or get_settings()
         s.home.mkdir(parents=True, exist_ok=True)
-        return cls(settings=s, db_url=s.db_url, artifacts=ArtifactStore(s.artifacts_dir))
+        store = ArtifactStore(s.artifacts_location, cache_root=s.artifacts_cache_dir, scratch_root=s.artifacts_dir)
+        return cls(settings=s, db_url=s.db_url, artifacts=store)

@@ -97,7 +97,8 @@ class DataRoots:
         """The roots of a server: ``folders`` (``--data-root``), else ``FMHUB_DATA_ROOTS``
         (``os.pathsep``-separated), else the folder it was started from (``cwd``, default the
         process's working folder); always with the upload area (``FMHUB_HOME/uploads``) and the
-        artifact store (``FMHUB_HOME/artifacts``) the server manages itself.
+        artifact store (``FMHUB_HOME/artifacts``) the server manages itself, and with a bucket
+        artifact store, its local copies (``FMHUB_HOME/cache/artifacts``).
 
         Raises:
             SpecError: a root given (flag or environment) is not an existing folder.
@@ -113,7 +114,9 @@ class DataRoots:
                             hint="name existing folders the server may read data files from")
         if not given:
             given = [cwd if cwd is not None else Path.cwd()]
-        return cls.of([*given, settings.uploads_dir, settings.artifacts_dir], excluded=[settings.home])
+        url = settings.artifacts_url or ""
+        cached = [settings.artifacts_cache_dir] if "://" in url and not url.startswith("file://") else []
+        return cls.of([*given, settings.uploads_dir, settings.artifacts_dir, *cached], excluded=[settings.home])
 
     def contains(self, value: str | Path) -> bool:
         """True when ``value``, resolved, is one of the roots or lies under one, and no excluded

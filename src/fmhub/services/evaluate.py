@@ -131,9 +131,9 @@ def submit_evaluate(ctx: Context, spec: EvaluateSpec,
     """
     plan = check_evaluate(ctx, spec, on_report)
     stored = plan.spec.model_dump(mode="json")
-    stored["data"] = assets_service.absolute_data_paths(stored["data"])
+    stored["data"] = assets_service.queued_data_refs(ctx, stored["data"])
     job = jobs_service.new_job(ctx, "evaluate", stored)
-    (Path(job.folder) / "report.json").write_text(json.dumps(plan.report.to_dict(), indent=2), encoding="utf-8")
+    jobs_service.write_job_file(ctx, job, "report.json", json.dumps(plan.report.to_dict(), indent=2))
     return job, plan.report
 
 
@@ -180,7 +180,7 @@ def execute_evaluate(ctx: Context, job: Job, plan: EvaluatePlan | None = None,
 
     folder = Path(job.folder)
     try:
-        with jobs_service.job_log(job):
+        with jobs_service.job_log(job, ctx):
             if plan is None:
                 plan = check_evaluate(ctx, EvaluateSpec.model_validate(job.spec))
             spec, resolved, task = plan.spec, plan.resolved, plan.task
@@ -202,8 +202,9 @@ def execute_evaluate(ctx: Context, job: Job, plan: EvaluatePlan | None = None,
         raise
     (folder / "report.json").write_text(json.dumps(plan.report.to_dict(), indent=2), encoding="utf-8")
     (folder / "metrics.json").write_text(json.dumps({"test": metrics}, indent=2), encoding="utf-8")
+    jobs_service.push_job_folder(ctx, job)
     outputs = {"model": resolved.ref, "metrics": {"test": metrics},
-               "predictions": str(folder / "predictions-test.jsonl"),
+               "predictions": jobs_service.output_location(ctx, job, "predictions-test.jsonl"),
                "data": [{"split": "test", "asset": asset.ref, "sha256": asset.sha256, "file": spec.data.test}]}
     job = jobs_service.record_outcome(ctx, job, outputs=outputs)
     events.event("eval", {"split": "test", "metrics": metrics})

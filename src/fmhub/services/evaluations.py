@@ -40,7 +40,8 @@ def evaluation_choices(ctx: Context, extra: Iterable[str] = ()) -> list[dict[str
     known = set(task_names())
     out: list[dict[str, Any]] = []
     for v in models_repo.list_versions(ctx.db_url):
-        problem = head_problem(v.path, v.task) if v.task in known else f"fmhub cannot evaluate {v.task} models"
+        problem = (head_problem(ctx.artifacts.local_files(v.path), v.task) if v.task in known  # config.json only
+                   else f"fmhub cannot evaluate {v.task} models")
         out.append({"ref": v.ref, "task": v.task, "registry": "workspace", "base_model": v.base_model,
                     "created_at": v.created_at, "metrics": (v.metrics or {}).get("test") or {}, "problem": problem})
     names = {str(ref).partition(":")[0] for ref in extra if ref and ":" not in str(ref)}
@@ -135,10 +136,10 @@ def _test_path(ctx: Context, test: str) -> str:
     Raises:
         NotFoundError: ``NAME:VERSION`` of no registered data asset.
     """
-    from fmhub.services.assets import resolve_data_ref
+    from fmhub.services.assets import asset_file, resolve_data_ref
 
     asset = resolve_data_ref(ctx, test)
-    return asset.path if asset is not None else test
+    return str(asset_file(ctx, asset)) if asset is not None else test
 
 
 def submit_evaluations(ctx: Context, specs: Sequence[EvaluateSpec]) -> list[Job]:

@@ -138,12 +138,14 @@ Validated = tuple[Task, ResolvedModel, Any, Any, PreparedData]
 """What :func:`validate` returns: task, resolved model, tokenizer, hyperparameters, prepared data."""
 
 
-def _create_job(ctx: Context, spec: FinetuneSpec, hp: Any, report: ValidationReport) -> Job:
+def _create_job(ctx: Context, spec: FinetuneSpec, hp: Any, report: ValidationReport, queued: bool = False) -> Job:
     full_spec = spec.model_dump(mode="json")
     full_spec["hyperparameters"] = hp.model_dump(mode="json")
-    full_spec["data"] = assets_service.absolute_data_paths(full_spec["data"])
+    anywhere = queued or not ctx.artifacts.is_local  # a queued job, or one a shared store may resume elsewhere
+    full_spec["data"] = (assets_service.queued_data_refs(ctx, full_spec["data"]) if anywhere
+                         else assets_service.absolute_data_paths(full_spec["data"]))
     job = jobs_service.new_job(ctx, "finetune", full_spec, compute=spec.compute)
-    (Path(job.folder) / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    jobs_service.write_job_file(ctx, job, "report.json", json.dumps(report.to_dict(), indent=2))
     return job
 
 
@@ -164,7 +166,7 @@ def submit_finetune(ctx: Context, spec: FinetuneSpec,
         on_report(prepared.report)
     if not prepared.report.ok:
         raise report_error(prepared.report)
-    return _create_job(ctx, spec, hp, prepared.report), prepared.report
+    return _create_job(ctx, spec, hp, prepared.report, queued=True), prepared.report
 
 
 def run_finetune(ctx: Context, spec: FinetuneSpec, sink: ProgressSink | None = None,
@@ -226,11 +228,12 @@ def execute_finetune(ctx: Context, job: Job, sink: ProgressSink | None = None,
             checkpoints are kept.
     """
     spec = FinetuneSpec.model_validate(job.spec)
+    job = jobs_service.working_folder(ctx, job)  # a bucket store: this machine's copy, checkpoints included
     folder = Path(job.folder)
     events = jobs_service.JobEventSink(ctx, job)
     fan = SinkFanout(events, sink)
     try:
-        with jobs_service.job_log(job):
+        with jobs_service.job_log(job, ctx):
             if validated is None:
                 validated = validate(ctx, spec)
                 if not validated[4].report.ok:
@@ -356,7 +359,8 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
             sink.event("stage", {"stage": "registered", "model": version.ref})
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # the registered copy is what counts
     outputs = {"registered_model": version.ref if version else None, "metrics": metrics, "train": train_figures,
-               "data": data_assets, "model_folder": None if version else str(out_dir),
+               "data": data_assets,
+               "model_folder": None if version else jobs_service.output_location(ctx, job, "model"),
                "warnings": prediction_warnings}
     job = jobs_service.record_outcome(ctx, job, outputs=outputs)
     sink.event("done", {"status": "completed", "registered_model": outputs["registered_model"]})

@@ -58,7 +58,7 @@ def _execute_import(ctx: Context, job: Job) -> dict[str, Any]:
 
     events = jobs_service.JobEventSink(ctx, job)
     try:
-        with jobs_service.job_log(job):
+        with jobs_service.job_log(job, ctx):
             version = import_model(ctx, **{k: job.spec.get(k) for k in ImportSpec.KEYS if k in job.spec})
     except Exception as exc:
         jobs_service.record_outcome(ctx, job, exc=exc)
@@ -84,6 +84,7 @@ def execute_job(ctx: Context, job_id: str) -> dict[str, Any]:
         raise ConflictError(f"job {job_id} is {job.status.value}, not running",
                             hint="jobs are started by `fmhub serve` or `fmhub worker`")
     jobs_repo.set_pid(ctx.db_url, job.id, os.getpid())
+    job = jobs_service.working_folder(ctx, job)  # a bucket store: this machine's copy of the job's folder
     if job.kind == "finetune":
         from fmhub.services.finetune import execute_finetune
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +21,8 @@ from fmhub.store import jobs_repo
 
 LOG_FILE = "log.txt"
 EVENTS_FILE = "events.jsonl"
+SYNC_EVERY_S = 30.0
+"""How often a running job's log and events are copied to a bucket artifact store, at most (seconds)."""
 JOB_KINDS = ("finetune", "evaluate", "import")
 FINAL = (JobStatus.completed, JobStatus.failed, JobStatus.canceled)
 
@@ -98,7 +102,7 @@ def read_log(ctx: Context, job_id: str, offset: int = 0, max_bytes: int = 1 << 2
     job = get_job(ctx, job_id)
     path = Path(job.folder or ".") / LOG_FILE
     if not path.is_file():
-        return "", offset
+        return _read_stored_log(ctx, job, offset, max_bytes)
     offset = min(max(offset, 0), path.stat().st_size)  # past the end: nothing new
     with path.open("rb") as f:
         f.seek(offset)
@@ -106,13 +110,78 @@ def read_log(ctx: Context, job_id: str, offset: int = 0, max_bytes: int = 1 << 2
     return data.decode("utf-8", errors="replace"), offset + len(data)
 
 
+def _read_stored_log(ctx: Context, job: Job, offset: int, max_bytes: int) -> tuple[str, int]:
+    """:func:`read_log` from the job's folder in a bucket artifact store (a job run elsewhere)."""
+    if ctx.artifacts.is_local:
+        return "", offset
+    url = ctx.artifacts.job_url(job.id, LOG_FILE)
+    try:
+        offset = min(max(offset, 0), ctx.artifacts.size(url))
+        data = ctx.artifacts.read_bytes(url, offset, max_bytes)
+    except FileNotFoundError:
+        return "", offset
+    return data.decode("utf-8", errors="replace"), offset + len(data)
+
+
 def new_job(ctx: Context, kind: str, spec: dict[str, Any], compute: str = "local") -> Job:
-    """Create a queued job row and its folder ``FMHUB_HOME/jobs/<id>`` (spec saved as ``spec.json``)."""
+    """Create a queued job row and its folder ``FMHUB_HOME/jobs/<id>`` (spec saved as ``spec.json``;
+    copied to ``jobs/<id>/`` in a bucket artifact store)."""
     job_id = uuid.uuid4().hex[:12]
     folder = ctx.settings.jobs_dir / job_id
     folder.mkdir(parents=True, exist_ok=False)
     (folder / "spec.json").write_text(json.dumps(spec, indent=2, default=str), encoding="utf-8")
-    return jobs_repo.create_job(ctx.db_url, job_id, kind, spec, str(folder), compute=compute)
+    job = jobs_repo.create_job(ctx.db_url, job_id, kind, spec, str(folder), compute=compute)
+    push_job_folder(ctx, job)
+    return job
+
+
+def write_job_file(ctx: Context, job: Job, name: str, text: str) -> Path:
+    """Write ``text`` to file ``name`` in the job's folder (and its copy in a bucket artifact store)."""
+    path = Path(job.folder or ".") / name
+    path.write_text(text, encoding="utf-8")
+    push_job_folder(ctx, job, only=name)
+    return path
+
+
+def working_folder(ctx: Context, job: Job) -> Job:
+    """``job`` with a local working folder for the process that runs it.
+
+    With a local artifact store this is the job's own folder. With a bucket it is
+    ``FMHUB_HOME/jobs/<id>`` on this machine, filled from the job's folder in the store (spec,
+    report, log, events, checkpoints), so a job resumed on another machine finds its last
+    checkpoint; checkpoints the store no longer has are removed.
+    """
+    if ctx.artifacts.is_local:
+        return job
+    local = ctx.settings.jobs_dir / job.id
+    local.mkdir(parents=True, exist_ok=True)
+    url = ctx.artifacts.job_url(job.id)
+    ctx.artifacts.pull_dir(url, local)
+    stored = set(ctx.artifacts.list(ctx.artifacts.job_url(job.id, "checkpoints")))
+    checkpoints = local / "checkpoints"
+    if checkpoints.is_dir():
+        for path in checkpoints.iterdir():
+            if path.is_dir() and path.name not in stored:
+                shutil.rmtree(path, ignore_errors=True)
+    return job.model_copy(update={"folder": str(local)})
+
+
+def push_job_folder(ctx: Context, job: Job, only: str | None = None, mirror: bool = False) -> None:
+    """Copy the job's folder (or its file or sub-folder ``only``) to ``jobs/<id>/`` in a bucket
+    artifact store; nothing to do for a local store, whose job folders stay where they are.
+
+    Args:
+        mirror: Also remove stored files the folder no longer has (checkpoints rotated away).
+
+    A failed copy is logged, never raised: the job goes on, and the next copy catches up.
+    """
+    if ctx.artifacts.is_local or not job.folder or not Path(job.folder).is_dir():
+        return
+    try:
+        ctx.artifacts.push_dir(Path(job.folder), ctx.artifacts.job_url(job.id), mirror=mirror, only=only)
+    except Exception:  # noqa: BLE001 - a store hiccup must not fail the job
+        logging.getLogger("fmhub.job").warning("could not copy job %s's folder to %s", job.id,
+                                               ctx.artifacts.job_url(job.id), exc_info=True)
 
 
 class JobEventSink:
@@ -126,21 +195,39 @@ class JobEventSink:
         self.job = job
         self.path = Path(job.folder or ".") / EVENTS_FILE
         self.log = logging.getLogger("fmhub.job")
+        self.synced_at = time.monotonic()
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
-        """Append one event (database row, JSON line, log line)."""
+        """Append one event (database row, JSON line, log line).
+
+        With a bucket artifact store, a ``checkpoint`` event copies the job's checkpoints there
+        (the Trainer saved and rotated them just before), and the log and events are copied at
+        most every :data:`SYNC_EVERY_S` seconds.
+        """
         jobs_repo.append_event(self.ctx.db_url, self.job.id, kind, data)
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps({"kind": kind, **data}, default=str) + "\n")
         self.log.info("%s %s", kind, json.dumps(data, default=str))
+        if self.ctx.artifacts.is_local:
+            return
+        if kind == "checkpoint":
+            push_job_folder(self.ctx, self.job, only="checkpoints", mirror=True)
+        if kind == "checkpoint" or time.monotonic() - self.synced_at >= SYNC_EVERY_S:
+            push_job_folder(self.ctx, self.job, only=LOG_FILE)
+            push_job_folder(self.ctx, self.job, only=EVENTS_FILE)
+            self.synced_at = time.monotonic()
 
     def step(self, step: int, total: int, loss: float | None) -> None:
         """Step ticks are for displays only."""
 
 
 @contextmanager
-def job_log(job: Job) -> Iterator[Path]:
-    """Send fmhub, transformers and warnings logging to the job's ``log.txt`` while the block runs."""
+def job_log(job: Job, ctx: Context | None = None) -> Iterator[Path]:
+    """Send fmhub, transformers and warnings logging to the job's ``log.txt`` while the block runs.
+
+    With ``ctx`` and a bucket artifact store, the job's folder (log, events, outputs; checkpoints
+    mirrored) is copied to the store when the block ends, however it ends.
+    """
     path = Path(job.folder or ".") / LOG_FILE
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -167,6 +254,8 @@ def job_log(job: Job) -> Iterator[Path]:
             h.setLevel(level)
         logging.captureWarnings(False)
         handler.close()
+        if ctx is not None:
+            push_job_folder(ctx, job, mirror=True)
 
 
 def get_job(ctx: Context, job_id: str) -> Job:
@@ -198,15 +287,26 @@ def count_jobs(ctx: Context, status: str | None = None, kind: str | None = None)
     return jobs_repo.count_jobs(ctx.db_url, status=status, kind=kind)
 
 
-def job_report(job: Job) -> dict[str, Any] | None:
+def job_report(job: Job, ctx: Context | None = None) -> dict[str, Any] | None:
     """The validation report a fine-tune or evaluate job was submitted with (``report.json`` in its
-    folder), or None (import jobs, or no report written)."""
-    if not job.folder:
-        return None
+    folder, or with ``ctx``, in its folder in a bucket artifact store), or None (import jobs, or no
+    report written)."""
     try:
-        return json.loads((Path(job.folder) / "report.json").read_text(encoding="utf-8"))
+        if job.folder and (Path(job.folder) / "report.json").is_file():
+            return json.loads((Path(job.folder) / "report.json").read_text(encoding="utf-8"))
+        if ctx is not None and not ctx.artifacts.is_local:
+            return json.loads(ctx.artifacts.read_bytes(ctx.artifacts.job_url(job.id, "report.json")))
     except (OSError, ValueError):
         return None
+    return None
+
+
+def output_location(ctx: Context, job: Job, name: str) -> str:
+    """Where a job's output file or folder ``name`` is kept for good: in its folder (local store),
+    or at ``<store>/jobs/<id>/<name>`` (a bucket, copied there when the job ends)."""
+    if ctx.artifacts.is_local:
+        return str(Path(job.folder or ".") / name)
+    return ctx.artifacts.job_url(job.id, name)
 
 
 def job_events(ctx: Context, job_id: str, after_seq: int = 0) -> list[JobEvent]:

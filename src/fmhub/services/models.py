@@ -78,7 +78,7 @@ def version_card(v: ModelVersion) -> ModelCard:
         source=ModelSource(kind="local", url=v.path),
         registry="workspace",
         version=v.version,
-        available_offline=Path(v.path).is_dir(),
+        available_offline="://" in v.path or Path(v.path).is_dir(),  # a bucket's versions download on use
     )
 
 
@@ -288,7 +288,17 @@ def resolve_model(ctx: Context, ref: str) -> ResolvedModel:
             offline = ctx.settings.offline or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
             return ResolvedModel(card.name, require_local_path(card, allow_download=not offline), card)
     v = models_repo.get_version(ctx.db_url, name, version)
-    return ResolvedModel(v.ref, Path(v.path), version_card(v), v)
+    return ResolvedModel(v.ref, version_path(ctx, v), version_card(v), v)
+
+
+def version_path(ctx: Context, v: ModelVersion) -> Path:
+    """The local folder of a workspace version's files: its store path, or (a bucket) a copy
+    downloaded once into ``FMHUB_HOME/cache/artifacts/<sha256 of its manifest>``.
+
+    Raises:
+        ArtifactStoreError: the version's files are not in the store.
+    """
+    return ctx.artifacts.local_path(v.path)
 
 
 def register_folder(ctx: Context, folder: Path, name: str, task: str, *, license: str | None,
@@ -308,13 +318,15 @@ def register_folder(ctx: Context, folder: Path, name: str, task: str, *, license
     if any(c.name.lower() == name.lower() for c in load_system_cards()):
         raise ConflictError(f"'{name}' is the name of a catalog model",
                             hint="choose another name for your workspace model, e.g. my-" + name)
+    store = ctx.artifacts
+    move = move and store.is_local  # a bucket gets a copy; the caller removes its folder
     for _ in range(5):
         version = models_repo.next_version(ctx.db_url, name)
-        dest = ctx.artifacts.model_dir(name, version)
-        if dest.exists():
-            shutil.rmtree(dest)  # files of a version whose registration never completed
-        ctx.artifacts.place_dir(folder, dest, move=move)
-        entity = ModelVersion(name=name, version=version, task=task, path=str(dest), license=license,
+        dest = store.model_url(name, version)
+        if store.exists(dest):
+            store.delete(dest)  # files of a version whose registration never completed
+        store.put_dir(folder, dest, move=move)
+        entity = ModelVersion(name=name, version=version, task=task, path=dest, license=license,
                               description=description, base_model=base_model, lineage=lineage or {},
                               metrics=metrics or {})
         try:
@@ -323,9 +335,9 @@ def register_folder(ctx: Context, folder: Path, name: str, task: str, *, license
             from sqlalchemy.exc import IntegrityError
 
             if move:
-                shutil.move(str(dest), str(folder))
+                shutil.move(dest, str(folder))
             else:
-                shutil.rmtree(dest, ignore_errors=True)
+                store.delete(dest)
             if not isinstance(exc, IntegrityError):
                 raise
     raise SpecError(f"could not register '{name}': too many concurrent registrations", hint="try again")

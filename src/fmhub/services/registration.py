@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,12 @@ def registered_by_job(ctx: Context, name: str, job_id: str) -> ModelVersion | No
 
 def register_job_folder(ctx: Context, out_dir: Path, name: str, lineage: dict[str, Any]) -> ModelVersion:
     """Register a job's saved model folder (moved into the artifact store) as the next version of ``name``."""
-    return register_folder(ctx, out_dir, name, lineage["task"], license=lineage.get("license"),
-                           description=lineage.get("description", ""), base_model=lineage.get("base_model"),
-                           lineage=lineage, metrics=lineage.get("metrics") or {}, move=True)
+    version = register_folder(ctx, out_dir, name, lineage["task"], license=lineage.get("license"),
+                              description=lineage.get("description", ""), base_model=lineage.get("base_model"),
+                              lineage=lineage, metrics=lineage.get("metrics") or {}, move=True)
+    if not ctx.artifacts.is_local:  # copied to the bucket: the job's folder need not keep it too
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return version
 
 
 def register_job_model(ctx: Context, job_id: str, name: str | None = None) -> ModelVersion:
@@ -58,7 +62,7 @@ def register_job_model(ctx: Context, job_id: str, name: str | None = None) -> Mo
                             hint="only the model of a completed fine-tune job can be registered")
     if job.outputs.get("registered_model"):
         raise ConflictError(f"job {job_id} registered its model already as {job.outputs['registered_model']}")
-    folder = Path(job.folder or ".")
+    folder = Path(jobs_service.working_folder(ctx, job).folder or ".")
     out_dir = folder / "model"
     if not (out_dir / "config.json").is_file():
         raise ConflictError(f"job {job_id} has no saved model in {out_dir}",

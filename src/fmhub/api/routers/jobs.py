@@ -98,7 +98,7 @@ def job_report(job_id: str, ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     from fmhub.errors import NotFoundError
     from fmhub.services.jobs import get_job, job_report as report
 
-    found = report(get_job(ctx, job_id))
+    found = report(get_job(ctx, job_id), ctx)
     if found is None:
         raise NotFoundError(f"job {job_id} has no validation report", hint="import jobs do not read data")
     return found

@@ -207,7 +207,7 @@ def job_page(request: Request, job_id: str, ctx: Context = Depends(get_ctx)) -> 
     events = job_events(ctx, job_id)
     spec = job.spec or {}
     context = {**summary_context(job), "spec": spec, "data": spec.get("data") or {},
-               "progress": progress_of(job, events), "report": job_report(job),
+               "progress": progress_of(job, events), "report": job_report(job, ctx),
                "last_seq": 0, "is_final": job.status.value in FINAL}
     return render(request, "job.html", context, json_url=f"/api/v1/jobs/{job_id}", title=f"Job {job_id}")
 
