@@ -11,6 +11,7 @@ from fmhub.entities import ModelVersion
 from fmhub.errors import NotFoundError
 from fmhub.store.db import session_scope
 from fmhub.store.tables import ModelVersionRow
+from fmhub.store.versions import reserve
 
 
 def _to_entity(row: ModelVersionRow) -> ModelVersion:
@@ -29,10 +30,13 @@ def _to_entity(row: ModelVersionRow) -> ModelVersion:
 
 
 def next_version(url: str, name: str) -> int:
-    """Return the version number the next registration of ``name`` would get (max + 1, from 1)."""
+    """Reserve the version number of the next registration of ``name`` (highest + 1, from 1).
+
+    Each call hands out a new number, also to concurrent callers in other processes (see
+    :func:`fmhub.store.versions.reserve`): register the version with :func:`add_version`.
+    """
     with session_scope(url) as s:
-        current = s.scalar(select(func.max(ModelVersionRow.version)).where(ModelVersionRow.name == name))
-        return (current or 0) + 1
+        return reserve(s, "model_versions", name)
 
 
 def add_version(url: str, version: ModelVersion) -> ModelVersion:
