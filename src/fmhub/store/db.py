@@ -97,6 +97,16 @@ def _engine(url: str) -> Engine:
     return engine
 
 
+def unchecked_engine(url: str) -> Engine:
+    """The cached engine for ``url`` without migrating or checking its schema (``fmhub db``, tests).
+
+    Raises:
+        DatabaseError: the URL cannot be opened or its driver is not installed.
+    """
+    with _lock:
+        return _engine(url)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - trivial
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -195,9 +205,14 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: Engine) -> None:
-    """Run ``alembic upgrade head`` on ``engine`` (idempotent; concurrent runs on PostgreSQL wait for
-    each other)."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run ``alembic upgrade <revision>`` on ``engine`` (idempotent; concurrent runs on PostgreSQL
+    wait for each other).
+
+    Args:
+        engine: The database.
+        revision: The target revision (default: the latest).
+    """
     from alembic import command
 
     cfg = _alembic_config()
@@ -205,7 +220,7 @@ def upgrade(engine: Engine) -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _UPGRADE_LOCK_ID})
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
 
 
 def schema_status(url: str) -> dict[str, str | None]:
@@ -218,8 +233,7 @@ def schema_status(url: str) -> dict[str, str | None]:
     Raises:
         DatabaseError: the database cannot be reached.
     """
-    with _lock:
-        engine = _engine(url)
+    engine = unchecked_engine(url)
     try:
         current = current_revision(engine)
     except Exception as exc:
