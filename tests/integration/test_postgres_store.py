@@ -114,6 +114,43 @@ def test_concurrent_model_registrations_get_versions_one_to_eight(postgres_url):
     assert sorted(versions) == list(range(1, 9))
     stored = [v.version for v in models_repo.list_versions(postgres_url, name="shared-model")]
     assert sorted(stored) == list(range(1, 9))
+    latest, total = models_repo.search_latest(postgres_url, search="shared-model")
+    assert total == 1 and latest[0].version == 8  # the list's latest version, whatever the commit order
+
+
+def test_model_list_filters_give_the_same_answers_on_postgresql_and_sqlite(postgres_url, tmp_path):
+    sqlite_url = f"sqlite:///{tmp_path / 'x.db'}"
+    rows = [("alpha", 1, "text-classification", "MIT", "first", "BertForSequenceClassification"),
+            ("alpha", 2, "translation", "mit", "Second run", None),
+            ("beta", 1, "text-classification", None, "a 100% literal_pattern", "T5ForConditionalGeneration"),
+            ("gamma", 1, "summarization", "", "ümlaut Summaries", "BartForConditionalGeneration"),
+            ("gamma", 3, "summarization", "Apache-2.0", "third", "BartForConditionalGeneration"),
+            ("delta", 1, "text-classification", "apache-2.0", "x", "RobertaModel")]
+    for url in (postgres_url, sqlite_url):
+        for name, version, task, license, description, arch in rows:
+            models_repo.add_version(url, ModelVersion(name=name, version=version, task=task, path="/p", license=license,
+                                                      description=description,
+                                                      lineage={"architecture": arch} if arch else {}))
+        models_repo.update_metrics(url, "gamma", 3, {"rouge1": 0.3})  # an update keeps the latest row
+
+    def answers(url):
+        out = {}
+        for filters in ({}, {"task": "text-classification"}, {"license": "MIT"}, {"license": "unknown"},
+                        {"search": "BERT"}, {"search": "unknown"}, {"search": "100%"}, {"search": "l_p"},
+                        {"search": "sum"}, {"license": "apache-2.0", "search": "o"}, {"task": "translation"}):
+            found, total = models_repo.search_latest(url, limit=2, **filters)
+            out[str(filters)] = ([(v.name, v.version) for v in found], total,
+                                 models_repo.count_latest_by(url, "license", **filters),
+                                 models_repo.count_latest_by(url, "task", **filters))
+        return out
+
+    on_postgres = answers(postgres_url)
+    assert on_postgres == answers(sqlite_url)
+    assert on_postgres["{}"][:2] == ([("alpha", 2), ("beta", 1)], 4)
+    assert on_postgres["{'license': 'unknown'}"][1] == 1  # beta: no license ('' at gamma 1 is not latest)
+    assert on_postgres["{'search': 'unknown'}"][0] == [("alpha", 2)]  # no architecture recorded
+    assert on_postgres["{'search': '100%'}"][0] == [("beta", 1)]  # % and _ are literal
+    assert on_postgres["{}"][2] == {"mit": 1, "unknown": 1, "apache-2.0": 2}
 
 
 def test_concurrent_data_asset_registrations_through_the_service(postgres_url, tmp_path, monkeypatch):

@@ -166,3 +166,27 @@ class VersionCounterRow(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ModelLatestRow(Base):
+    """The latest version of each workspace model name: what the model list filters, counts and pages.
+
+    Kept by database triggers on every insert or update of a model version (migration 0006), whoever
+    writes it; never written by fmhub itself. ``license_key``: the lower-cased license, ``unknown``
+    when none. ``search_text``: the lower-cased name, description and architecture (``unknown`` when
+    the lineage has none), separated by the character 0x1F.
+    """
+
+    __tablename__ = "model_latest"
+    __table_args__ = (
+        Index("ix_model_latest_task_name", "task", "name"),
+        Index("ix_model_latest_license_name", "license_key", "name"),
+        {"sqlite_with_rowid": False},  # SQLite: rows stored in name order, as the list pages them
+    )
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    version_id: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(64))
+    license_key: Mapped[str] = mapped_column(String(64))
+    search_text: Mapped[str] = mapped_column(Text)

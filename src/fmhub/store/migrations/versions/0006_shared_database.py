@@ -1,9 +1,10 @@
 """A database several servers and workers share: JSONB on PostgreSQL, unique event numbers per job,
-version counters, trigram indexes for the model search.
+version counters, the latest version of each model name for the model list.
 
-- PostgreSQL only: every JSON column becomes JSONB; the ``pg_trgm`` extension (when the role may
-  create it) and trigram indexes for the case-insensitive search over model names, descriptions and
-  architectures. SQLite keeps its JSON (text) columns.
+- PostgreSQL only: every JSON column becomes JSONB (SQLite keeps its JSON text columns).
+- ``model_latest``: the latest version of each model name, kept by triggers, with indexes for the
+  model list (by name, task, license; on PostgreSQL a trigram index, ``pg_trgm``, for the search,
+  when the role may create the extension).
 - ``jobs``: an index in claim order (status, created, id) for the queue.
 - ``jobs.event_seq``: the last event number of the job, incremented when an event is appended;
   ``job_events`` gets a unique ``(job_id, seq)`` (duplicates left by concurrent appends before this
@@ -31,18 +32,51 @@ JSON_COLUMNS = {
     "deployments": ("settings",),
 }
 
-# The search expressions of ``store.models_repo`` on PostgreSQL; an index serves a query only when
-# its expression is the query's, token for token.
-TRIGRAM_INDEXES = {
-    "ix_model_versions_name_trgm": "name",
-    "ix_model_versions_description_trgm": "description",
-    "ix_model_versions_architecture_trgm": "(coalesce(lineage ->> 'architecture', 'unknown'))",
-}
+# ``model_latest``: the latest version of each model name, one narrow row per name, kept by the
+# database itself on every insert or update of a version (whoever writes it). The model list filters,
+# counts and pages this table instead of probing for a higher version per row of the wide
+# ``model_versions``. Concurrent registrations of one name are safe: the upsert keeps the higher
+# version whatever the commit order. ``license_key`` is the lower-cased license (``unknown`` when
+# none); ``search_text`` the lower-cased name, description and architecture (separated by a
+# character no search holds), where the model search looks. A SQLite table rebuilt by a later batch
+# migration loses its triggers: such a migration re-creates them (``create_latest_triggers``).
+SEP = {"postgresql": "E'\\x1f'", "sqlite": "char(31)"}
+ARCHITECTURE = {"postgresql": "{row}.lineage ->> 'architecture'", "sqlite": "json_extract({row}.lineage, '$.architecture')"}
 
 
-def _create_trigram_indexes(bind) -> None:
-    """``pg_trgm`` and its indexes; skipped (the search still works, scanning) when the role may not
-    create the extension."""
+def _latest_values(dialect: str, row: str) -> str:
+    """The ``model_latest`` values of model version ``row`` (``NEW`` in a trigger)."""
+    sep, architecture = SEP[dialect], ARCHITECTURE[dialect].format(row=row)
+    return (f"{row}.name, {row}.version, {row}.id, {row}.task, lower(coalesce(nullif({row}.license, ''), 'unknown')), "
+            f"lower({row}.name || {sep} || coalesce({row}.description, '') || {sep} || "
+            f"coalesce({architecture}, 'unknown'))")
+
+
+LATEST_COLUMNS = "name, version, version_id, task, license_key, search_text"
+UPSERT_SET = ("SET version = excluded.version, version_id = excluded.version_id, task = excluded.task, "
+              "license_key = excluded.license_key, search_text = excluded.search_text "
+              "WHERE model_latest.version <= excluded.version")
+
+
+def create_latest_triggers(bind) -> None:
+    """The triggers that keep ``model_latest`` (PostgreSQL or SQLite)."""
+    dialect = bind.dialect.name
+    upsert = (f"INSERT INTO model_latest ({LATEST_COLUMNS}) VALUES ({_latest_values(dialect, 'NEW')}) "
+              f"ON CONFLICT (name) DO UPDATE {UPSERT_SET}")
+    if dialect == "postgresql":
+        bind.execute(sa.text("CREATE OR REPLACE FUNCTION fmhub_model_latest() RETURNS trigger LANGUAGE plpgsql AS "
+                             f"$$ BEGIN {upsert}; RETURN NULL; END $$"))
+        bind.execute(sa.text("CREATE TRIGGER model_versions_latest AFTER INSERT OR UPDATE ON model_versions "
+                             "FOR EACH ROW EXECUTE FUNCTION fmhub_model_latest()"))
+    else:
+        for event in ("INSERT", "UPDATE"):
+            bind.execute(sa.text(f"CREATE TRIGGER model_versions_latest_{event.lower()} AFTER {event} ON "
+                                 f"model_versions BEGIN {upsert}; END"))
+
+
+def _create_trigram_index(bind) -> None:
+    """``pg_trgm`` and the trigram index of the search text; skipped (the search still works,
+    scanning) when the role may not create the extension."""
     has = bind.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")).scalar()
     if not has:
         savepoint = bind.begin_nested()
@@ -52,9 +86,8 @@ def _create_trigram_indexes(bind) -> None:
             savepoint.rollback()
             return
         savepoint.commit()
-    for name, expression in TRIGRAM_INDEXES.items():
-        bind.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON model_versions "
-                             f"USING gin ({expression} gin_trgm_ops)"))
+    bind.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_model_latest_search_trgm ON model_latest "
+                         "USING gin (search_text gin_trgm_ops)"))
 
 
 def upgrade() -> None:
@@ -92,15 +125,36 @@ def upgrade() -> None:
         bind.execute(sa.text(f"INSERT INTO version_counters (kind, name, last) "
                              f"SELECT '{table}', name, max(version) FROM {table} GROUP BY name"))
 
+    op.create_table(
+        "model_latest",
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("version_id", sa.Integer, nullable=False),
+        sa.Column("task", sa.String(64), nullable=False),
+        sa.Column("license_key", sa.String(64), nullable=False),
+        sa.Column("search_text", sa.Text, nullable=False),
+        sqlite_with_rowid=False,  # SQLite: rows stored in name order, as the list pages them
+    )
+    op.create_index("ix_model_latest_task_name", "model_latest", ["task", "name"])
+    op.create_index("ix_model_latest_license_name", "model_latest", ["license_key", "name"])
+    if bind.dialect.name in SEP:
+        bind.execute(sa.text(f"INSERT INTO model_latest ({LATEST_COLUMNS}) SELECT {_latest_values(bind.dialect.name, 'm')} "
+                             "FROM model_versions m WHERE m.version = "
+                             "(SELECT max(x.version) FROM model_versions x WHERE x.name = m.name)"))
+        create_latest_triggers(bind)
     if postgres:
-        _create_trigram_indexes(bind)
+        _create_trigram_index(bind)
 
 
 def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
-        for name in TRIGRAM_INDEXES:
-            bind.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
+        bind.execute(sa.text("DROP TRIGGER IF EXISTS model_versions_latest ON model_versions"))
+        bind.execute(sa.text("DROP FUNCTION IF EXISTS fmhub_model_latest()"))
+    else:
+        for event in ("insert", "update"):
+            bind.execute(sa.text(f"DROP TRIGGER IF EXISTS model_versions_latest_{event}"))
+    op.drop_table("model_latest")
     op.drop_table("version_counters")
     op.drop_index("ix_jobs_status_created_at_id", table_name="jobs")
     op.drop_index("uq_job_events_job_id_seq", table_name="job_events")
