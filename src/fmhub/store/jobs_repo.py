@@ -133,6 +133,8 @@ def claim_next(url: str, worker: str, kinds: Sequence[str] | None = None,
     Returns:
         The claimed job (status ``running``), or None when no queued job matches.
     """
+    values = {"status": JobStatus.running.value, "worker": worker, "attempts": JobRow.attempts + 1,
+              "heartbeat_at": utcnow(), "exit_cause": None, "started_at": func.coalesce(JobRow.started_at, utcnow())}
     for _ in range(50):  # SQLite: each lost race means another process took a job; bounded retries
         with session_scope(url) as s:
             q = select(JobRow.id).where(JobRow.status == JobStatus.queued.value)
@@ -141,22 +143,19 @@ def claim_next(url: str, worker: str, kinds: Sequence[str] | None = None,
             if computes is not None:
                 q = q.where(JobRow.compute.in_(list(computes)))
             q = q.order_by(JobRow.created_at, JobRow.id).limit(1)
-            postgres = s.get_bind().dialect.name == "postgresql"
-            if postgres:
-                q = q.with_for_update(skip_locked=True)
+            if s.get_bind().dialect.name == "postgresql":
+                # One statement: pick the oldest row no other claimer holds, lock it, move it.
+                row = s.execute(update(JobRow).where(JobRow.id == q.with_for_update(skip_locked=True).scalar_subquery())
+                                .values(**values).returning(JobRow)
+                                .execution_options(synchronize_session=False)).scalar_one_or_none()
+                return _to_entity(row) if row is not None else None
             job_id = s.scalar(q)
             if job_id is None:
                 return None
-            result = s.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status == JobStatus.queued.value)
-                .values(status=JobStatus.running.value, worker=worker, attempts=JobRow.attempts + 1,
-                        heartbeat_at=utcnow(), exit_cause=None,
-                        started_at=func.coalesce(JobRow.started_at, utcnow()))
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 1:
-                row = s.get(JobRow, job_id, populate_existing=True)
+            row = s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.queued.value)
+                            .values(**values).returning(JobRow)
+                            .execution_options(synchronize_session=False)).scalar_one_or_none()
+            if row is not None:
                 return _to_entity(row)
     return None
 
