@@ -20,7 +20,8 @@ start and dropped at the end.
    bulk-inserted into PostgreSQL and into a SQLite file, then ``services.models.page_models`` (what
    ``GET /api/v1/models`` runs: filter checks, the page and the total of the latest versions)
    timed ``--runs`` times per query after a warm-up. Target: every filtered query's median under
-   50 ms on PostgreSQL; the SQLite median is printed beside it.
+   50 ms on PostgreSQL; the SQLite median is printed beside it. Not held to it: the unfiltered list
+   and a search every model matches (both count all 90,910 latest versions).
 
 Exit code 0 (``PASS``) when both targets hold, 1 (``FAIL``) otherwise.
 """
@@ -55,11 +56,14 @@ QUERIES = [
     ("task", {"task": "text-classification"}, True),
     ("license", {"license": "apache-2.0"}, True),
     ("license=unknown", {"license": "unknown"}, True),
-    ("search", {"search": "bert"}, True),
+    ("search", {"search": "roberta"}, True),
     ("search rare", {"search": "conll-0001"}, True),
     ("license+search", {"license": "mit", "search": "roberta"}, True),
     ("task+search", {"task": "summarization", "search": "squad"}, True),
     ("workspace+task+offset", {"registry": "workspace", "task": "translation", "offset": 5000}, True),
+    # Not held to the target: a count of every latest version, as the unfiltered list (the generated
+    # lineages all record a BERT architecture, so "bert" matches every model).
+    ("search matching all", {"search": "bert"}, False),
     ("unfiltered", {}, False),
 ]
 

@@ -124,11 +124,13 @@ def search_latest(url: str, task: str | None = None, license: str | None = None,
     """
     q = _latest_query(task, license, search)
     with session_scope(url) as s:
-        total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
-        if not limit or offset >= total:
-            return [], total
-        # The page's ids first (answered from the narrow table), then only those rows with their JSON.
-        ids = list(s.scalars(q.order_by(ModelLatestRow.name).offset(offset).limit(limit)))
+        # The page's ids first (answered from the narrow table); a short page is the last one and
+        # gives the total without a count. Then only the page's rows, with their JSON.
+        ids = list(s.scalars(q.order_by(ModelLatestRow.name).offset(offset).limit(limit))) if limit else []
+        if limit and len(ids) < limit and (ids or offset == 0):
+            total = offset + len(ids)
+        else:
+            total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
         rows = {r.id: r for r in s.scalars(select(ModelVersionRow).where(ModelVersionRow.id.in_(ids)))} if ids else {}
         return [_to_entity(rows[i]) for i in ids], total
 
