@@ -124,12 +124,24 @@ def search_latest(url: str, task: str | None = None, license: str | None = None,
     """
     q = _latest_query(task, license, search)
     with session_scope(url) as s:
-        # The page's ids first (answered from the narrow table); a short page is the last one and
-        # gives the total without a count. Then only the page's rows, with their JSON.
-        ids = list(s.scalars(q.order_by(ModelLatestRow.name).offset(offset).limit(limit))) if limit else []
-        if limit and len(ids) < limit and (ids or offset == 0):
-            total = offset + len(ids)
-        else:
+        # The page's ids first (answered from the narrow table), then only those rows with their JSON.
+        # A search reads its matches once (the trigram index on PostgreSQL), counting them as it
+        # pages them: walking the name order instead would filter every row of the names before the
+        # first match. Otherwise the page comes from an index in name order; a short page is the last
+        # one and gives the total without a count.
+        ids: list[int] = []
+        total = None
+        if limit and search:
+            matches = q.add_columns(ModelLatestRow.name).cte("matches").prefix_with("MATERIALIZED")
+            page = s.execute(select(matches.c.version_id, func.count().over()).order_by(matches.c.name)
+                             .offset(offset).limit(limit)).all()
+            ids = [r[0] for r in page]
+            total = int(page[0][1]) if page else (0 if offset == 0 else None)
+        elif limit:
+            ids = list(s.scalars(q.order_by(ModelLatestRow.name).offset(offset).limit(limit)))
+            if len(ids) < limit and (ids or offset == 0):
+                total = offset + len(ids)
+        if total is None:
             total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
         rows = {r.id: r for r in s.scalars(select(ModelVersionRow).where(ModelVersionRow.id.in_(ids)))} if ids else {}
         return [_to_entity(rows[i]) for i in ids], total
