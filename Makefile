@@ -1,5 +1,6 @@
 # fmhub: `make demo` runs the main job, `make test` runs the tests (`make unit`: the unit tests
-# alone, about a minute). All set themselves up.
+# alone, about a minute; `make services` / `make services-stop`: the test PostgreSQL and S3
+# servers). All set themselves up.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,7 +14,7 @@ EPOCHS ?= 1
 NAME ?= $(MODEL)-$(TASK)
 ARGS ?=
 
-.PHONY: setup browser demo test unit bench clean-venv
+.PHONY: setup browser demo test unit bench clean-venv services services-stop
 
 setup: $(VENV)/.installed
 
@@ -40,8 +41,17 @@ browser:
 		  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 		    > test-output/apt.log 2>&1 || { echo "apt-get failed: see test-output/apt.log"; exit 1; }; }
 
+# Two passes (scripts/test.sh): everything on SQLite + a local folder, then the integration tests on
+# PostgreSQL + S3, both servers started on 127.0.0.1 by scripts/test-services.sh and stopped after.
 test: setup browser
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	FMHUB_TEST_PYTHON=$(BIN)/python scripts/test.sh
+
+services: setup
+	FMHUB_TEST_PYTHON=$(BIN)/python scripts/test-services.sh start
+	@scripts/test-services.sh env
+
+services-stop:
+	scripts/test-services.sh stop
 
 unit: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests/unit

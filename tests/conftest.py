@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = os.environ.get("FMHUB_TEST_BACKEND", "") == "shared"  # as tests/shared_backend.py reads it
 DATASETS = REPO.parent / "shared" / "datasets"
 
 WORDS = ("good great fine love wonderful best fun bad awful boring worst dull hate poor movie film the a "
@@ -20,13 +21,15 @@ WORDS = ("good great fine love wonderful best fun bad awful boring worst dull ha
 
 @pytest.fixture()
 def ctx(tmp_path, monkeypatch):
-    """A service context on a fresh FMHUB_HOME (SQLite file, artifacts) under tmp_path."""
+    """A service context on a fresh FMHUB_HOME (SQLite file, artifacts) under tmp_path; with
+    ``FMHUB_TEST_BACKEND=shared``, on the test's own PostgreSQL database."""
     from fmhub.config import reset_settings
     from fmhub.services.context import Context
 
     home = tmp_path / "fmhub-home"
     monkeypatch.setenv("FMHUB_HOME", str(home))
-    monkeypatch.delenv("FMHUB_DATABASE_URL", raising=False)
+    if not SHARED:  # the shared backend set the test's own PostgreSQL database
+        monkeypatch.delenv("FMHUB_DATABASE_URL", raising=False)
     reset_settings()
     yield Context.from_settings()
     reset_settings()
@@ -86,4 +89,5 @@ def write_sentiment_csv(path: Path, n: int = 40, labels: tuple[str, str] = ("neg
     return path
 
 
-pytest_plugins = ["browser_fixtures"]  # chromium + a served UI for tests/e2e
+pytest_plugins = ["browser_fixtures",  # chromium + a served UI for tests/e2e
+                  "shared_backend"]  # PostgreSQL + S3 (FMHUB_TEST_BACKEND=shared, tests marked postgres)

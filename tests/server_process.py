@@ -46,7 +46,8 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_args = extra_args
         self.env = {**os.environ, "FMHUB_HOME": str(home), "HF_HUB_OFFLINE": "1", **(env or {})}
-        self.env.pop("FMHUB_DATABASE_URL", None)
+        if os.environ.get("FMHUB_TEST_BACKEND", "") != "shared":  # else: the test's own PostgreSQL database
+            self.env.pop("FMHUB_DATABASE_URL", None)
         self.log_path = home.parent / f"serve-{self.port}.log"
         self.popen: subprocess.Popen | None = None
 

@@ -162,7 +162,16 @@ def test_api_keys_are_required_when_asked_and_health_stays_open(tmp_path):
         import json
 
         key = json.loads(made.stdout)["key"]
-        db = (home / "fmhub.db").read_bytes()
+        if server.env.get("FMHUB_DATABASE_URL"):  # the shared backend: what the database holds
+            import sqlalchemy as sa
+
+            engine = sa.create_engine(server.env["FMHUB_DATABASE_URL"], poolclass=sa.pool.NullPool)
+            with engine.connect() as c:
+                db = repr(c.execute(sa.text("SELECT * FROM api_keys")).all()).encode()
+            engine.dispose()
+            assert b"test" in db
+        else:
+            db = (home / "fmhub.db").read_bytes()
         assert key.encode() not in db  # stored hashed
         with fmhub.Client(url=server.url, api_key=key) as client:
             assert client.models.page(limit=1)["total"] >= 1

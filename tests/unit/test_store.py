@@ -53,3 +53,43 @@ def test_place_dir_is_atomic(tmp_path):
     with pytest.raises(FileExistsError):
         store.place_dir(src, dest)
     assert not [p for p in dest.parent.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_claim_next_on_sqlite_gives_each_job_once(tmp_path):
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    for i in range(40):
+        jobs_repo.create_job(url, f"j{i:02d}", "finetune", {}, str(tmp_path))
+    claimed: list[str] = []
+
+    def work(w: int) -> None:
+        while (job := jobs_repo.claim_next(url, f"w{w}")) is not None:
+            claimed.append(job.id)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(claimed) == [f"j{i:02d}" for i in range(40)]
+    assert jobs_repo.claim_next(url, "late") is None
+
+
+def test_sqlite_migration_renumbers_repeated_event_numbers(tmp_path):
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    engine = db.unchecked_engine(url)
+    db.upgrade(engine, "0005")
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO jobs (id, kind, status, compute, spec, outputs, created_at, attempts, resume, "
+                       "cancel_requested) VALUES ('j', 'finetune', 'completed', 'local', '{}', '{}', "
+                       "'2026-01-01', 1, 0, 0)"))
+        for seq in (1, 2, 2, 3):
+            c.execute(text("INSERT INTO job_events (job_id, seq, kind, data, created_at) "
+                           "VALUES ('j', :s, 'train', '{}', '2026-01-01')"), {"s": seq})
+    db.dispose_all()
+    assert [e.seq for e in jobs_repo.list_events(url, "j")] == [1, 2, 3, 4]  # migrated on first use
+    assert jobs_repo.append_event(url, "j", "train", {}) == 5
+    assert models_repo.next_version(url, "new") == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from fmhub import __version__
-from fmhub.cli import data, endpoints, jobs, keys, models
+from fmhub.cli import data, db, endpoints, jobs, keys, models
 from fmhub.cli.common import TYPER_SETTINGS
 from fmhub.cli.evaluate import evaluate_cmd
 from fmhub.cli.finetune import finetune_cmd
@@ -25,6 +25,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(keys.app, name="keys")
 app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(db.app, name="db")
 app.command("finetune", help=finetune_cmd.__doc__)(finetune_cmd)
 app.command("evaluate", help=evaluate_cmd.__doc__)(evaluate_cmd)
 app.command("predict", help=predict_cmd.__doc__)(predict_cmd)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from fmhub.entities import DataAsset
 from fmhub.errors import NotFoundError
 from fmhub.store.db import session_scope
 from fmhub.store.tables import DataAssetRow
+from fmhub.store.versions import reserve
 
 
 def _to_entity(row: DataAssetRow) -> DataAsset:
@@ -29,10 +30,13 @@ def _to_entity(row: DataAssetRow) -> DataAsset:
 
 
 def next_version(url: str, name: str) -> int:
-    """Return the version number the next registration of ``name`` would get."""
+    """Reserve the version number of the next registration of ``name`` (highest + 1, from 1).
+
+    Each call hands out a new number, also to concurrent callers in other processes (see
+    :func:`fmhub.store.versions.reserve`): register the version with :func:`add_asset`.
+    """
     with session_scope(url) as s:
-        current = s.scalar(select(func.max(DataAssetRow.version)).where(DataAssetRow.name == name))
-        return (current or 0) + 1
+        return reserve(s, "data_assets", name)
 
 
 def find_by_sha(url: str, name: str, sha256: str) -> DataAsset | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -113,6 +114,52 @@ def claim(url: str, job_id: str, worker: str) -> bool:
         return result.rowcount == 1
 
 
+def claim_next(url: str, worker: str, kinds: Sequence[str] | None = None,
+               computes: Sequence[str] | None = None) -> Job | None:
+    """Atomically take the oldest queued job for ``worker`` and mark it ``running``.
+
+    Safe with any number of servers and workers on one database: on PostgreSQL the job row is picked
+    with ``SELECT ... FOR UPDATE SKIP LOCKED`` (claimers never wait on each other, and a row is
+    taken by exactly one); on SQLite the move is an ``UPDATE ... WHERE status = 'queued'``, retried
+    on the next job when another process took this one. As :func:`claim`, the attempt counter goes
+    up by one and the heartbeat is set.
+
+    Args:
+        url: Database URL.
+        worker: The claiming owner, ``<role>:<host>:<pid>`` (``services.jobs.worker_id``).
+        kinds: Only jobs of these kinds (``finetune``, ``evaluate``...); None: any.
+        computes: Only jobs for these compute targets (``local``, ``ray``...); None: any.
+
+    Returns:
+        The claimed job (status ``running``), or None when no queued job matches.
+    """
+    values = {"status": JobStatus.running.value, "worker": worker, "attempts": JobRow.attempts + 1,
+              "heartbeat_at": utcnow(), "exit_cause": None, "started_at": func.coalesce(JobRow.started_at, utcnow())}
+    for _ in range(50):  # SQLite: each lost race means another process took a job; bounded retries
+        with session_scope(url) as s:
+            q = select(JobRow.id).where(JobRow.status == JobStatus.queued.value)
+            if kinds is not None:
+                q = q.where(JobRow.kind.in_(list(kinds)))
+            if computes is not None:
+                q = q.where(JobRow.compute.in_(list(computes)))
+            q = q.order_by(JobRow.created_at, JobRow.id).limit(1)
+            if s.get_bind().dialect.name == "postgresql":
+                # One statement: pick the oldest row no other claimer holds, lock it, move it.
+                row = s.execute(update(JobRow).where(JobRow.id == q.with_for_update(skip_locked=True).scalar_subquery())
+                                .values(**values).returning(JobRow)
+                                .execution_options(synchronize_session=False)).scalar_one_or_none()
+                return _to_entity(row) if row is not None else None
+            job_id = s.scalar(q)
+            if job_id is None:
+                return None
+            row = s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.queued.value)
+                            .values(**values).returning(JobRow)
+                            .execution_options(synchronize_session=False)).scalar_one_or_none()
+            if row is not None:
+                return _to_entity(row)
+    return None
+
+
 def set_pid(url: str, job_id: str, pid: int, worker: str | None = None) -> None:
     """Record the process running the job (and its worker)."""
     values: dict[str, Any] = {"pid": pid, "heartbeat_at": utcnow()}
@@ -214,11 +261,24 @@ def update_outputs(url: str, job_id: str, outputs: dict[str, Any]) -> None:
         row.outputs = {**(row.outputs or {}), **outputs}
 
 
-def append_event(url: str, job_id: str, kind: str, data: dict[str, Any]) -> None:
-    """Append a progress event; ``seq`` increases by one per job."""
+def append_event(url: str, job_id: str, kind: str, data: dict[str, Any]) -> int:
+    """Append a progress event; ``seq`` is 1, 2, 3... per job, with no repeat and no gap, also when
+    several processes append at once (the job row's ``event_seq`` is incremented in the same
+    transaction, which holds that row until it commits; ``(job_id, seq)`` is unique).
+
+    Returns:
+        The event's ``seq``.
+
+    Raises:
+        NotFoundError: when no job has this id.
+    """
     with session_scope(url) as s:
-        seq = s.scalar(select(func.max(JobEventRow.seq)).where(JobEventRow.job_id == job_id))
-        s.add(JobEventRow(job_id=job_id, seq=(seq or 0) + 1, kind=kind, data=data))
+        seq = s.execute(update(JobRow).where(JobRow.id == job_id).values(event_seq=JobRow.event_seq + 1)
+                        .returning(JobRow.event_seq).execution_options(synchronize_session=False)).scalar()
+        if seq is None:
+            raise NotFoundError(f"no job with id '{job_id}'", hint="list jobs with `fmhub jobs list`")
+        s.add(JobEventRow(job_id=job_id, seq=seq, kind=kind, data=data))
+        return int(seq)
 
 
 def list_events(url: str, job_id: str, after_seq: int = 0) -> list[JobEvent]:

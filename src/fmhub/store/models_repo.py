@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import func, select, text
 
 from fmhub.entities import ModelVersion
 from fmhub.errors import NotFoundError
 from fmhub.store.db import session_scope
-from fmhub.store.tables import ModelVersionRow
+from fmhub.store.tables import ModelLatestRow, ModelVersionRow
+from fmhub.store.versions import reserve
 
 
 def _to_entity(row: ModelVersionRow) -> ModelVersion:
@@ -29,10 +29,13 @@ def _to_entity(row: ModelVersionRow) -> ModelVersion:
 
 
 def next_version(url: str, name: str) -> int:
-    """Return the version number the next registration of ``name`` would get (max + 1, from 1)."""
+    """Reserve the version number of the next registration of ``name`` (highest + 1, from 1).
+
+    Each call hands out a new number, also to concurrent callers in other processes (see
+    :func:`fmhub.store.versions.reserve`): register the version with :func:`add_version`.
+    """
     with session_scope(url) as s:
-        current = s.scalar(select(func.max(ModelVersionRow.version)).where(ModelVersionRow.name == name))
-        return (current or 0) + 1
+        return reserve(s, "model_versions", name)
 
 
 def add_version(url: str, version: ModelVersion) -> ModelVersion:
@@ -85,33 +88,22 @@ def _like(text: str) -> str:
 
 
 def _latest_query(task: str | None, license: str | None, search: str | None) -> Any:
-    """The rows that are the latest version of their name and match the filters (unordered).
+    """The ids of the latest version of each name matching the filters (unordered).
 
-    "Latest" is "no version of the same name is higher": an index probe per candidate row on the
-    ``(name, version)`` unique index, so filters on ``task`` or the license are answered from their
-    indexes before it, and no per-name aggregate over the whole table is built. The filters match
+    Answered from :class:`~fmhub.store.tables.ModelLatestRow` (one narrow row per name, kept by
+    the database): filters on ``task`` or the license from its indexes, the search from its
+    ``search_text`` (a trigram index on PostgreSQL). The filters match
     :func:`fmhub.catalog.cards.filter_cards` on the version's card (``services.models.version_card``):
     the license of a version without one is ``unknown``; the search looks at the name, the
     description and the architecture recorded in the lineage (``unknown`` when absent).
     """
-    newer = aliased(ModelVersionRow)
-    newer_exists = select(newer.id).where(newer.name == ModelVersionRow.name,
-                                          newer.version > ModelVersionRow.version).exists()
-    q = select(ModelVersionRow).where(~newer_exists)
+    q = select(ModelLatestRow.version_id)
     if task:
-        q = q.where(ModelVersionRow.task == task)
+        q = q.where(ModelLatestRow.task == task)
     if license:
-        wanted = license.strip().lower()
-        clause = func.lower(ModelVersionRow.license) == wanted
-        if wanted == "unknown":
-            clause = or_(clause, ModelVersionRow.license.is_(None), ModelVersionRow.license == "")
-        q = q.where(clause)
+        q = q.where(ModelLatestRow.license_key == license.strip().lower())
     if search:
-        needle = _like(search.lower())
-        architecture = func.coalesce(ModelVersionRow.lineage["architecture"].as_string(), "unknown")
-        q = q.where(or_(ModelVersionRow.name.ilike(needle, escape="\\"),
-                        ModelVersionRow.description.ilike(needle, escape="\\"),
-                        architecture.ilike(needle, escape="\\")))
+        q = q.where(ModelLatestRow.search_text.like(_like(search.lower()), escape="\\"))
     return q
 
 
@@ -132,13 +124,25 @@ def search_latest(url: str, task: str | None = None, license: str | None = None,
     """
     q = _latest_query(task, license, search)
     with session_scope(url) as s:
-        total = int(s.scalar(select(func.count()).select_from(q.with_only_columns(ModelVersionRow.id).subquery()))
-                    or 0)
-        if not limit or offset >= total:
-            return [], total
-        # The page's ids first (answered from the indexes), then only those rows with their JSON.
-        ids = list(s.scalars(q.with_only_columns(ModelVersionRow.id)
-                             .order_by(ModelVersionRow.name).offset(offset).limit(limit)))
+        # The page's ids first (answered from the narrow table), then only those rows with their JSON.
+        # A search reads its matches once (the trigram index on PostgreSQL), counting them as it
+        # pages them: walking the name order instead would filter every row of the names before the
+        # first match. Otherwise the page comes from an index in name order; a short page is the last
+        # one and gives the total without a count.
+        ids: list[int] = []
+        total = None
+        if limit and search:
+            matches = q.add_columns(ModelLatestRow.name).cte("matches").prefix_with("MATERIALIZED")
+            page = s.execute(select(matches.c.version_id, func.count().over()).order_by(matches.c.name)
+                             .offset(offset).limit(limit)).all()
+            ids = [r[0] for r in page]
+            total = int(page[0][1]) if page else (0 if offset == 0 else None)
+        elif limit:
+            ids = list(s.scalars(q.order_by(ModelLatestRow.name).offset(offset).limit(limit)))
+            if len(ids) < limit and (ids or offset == 0):
+                total = offset + len(ids)
+        if total is None:
+            total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
         rows = {r.id: r for r in s.scalars(select(ModelVersionRow).where(ModelVersionRow.id.in_(ids)))} if ids else {}
         return [_to_entity(rows[i]) for i in ids], total
 
@@ -149,7 +153,7 @@ def count_latest_by(url: str, column: str, task: str | None = None, license: str
 
     Args:
         url: Database URL.
-        column: ``task`` or ``license`` (a version without a license counts as ``unknown``).
+        column: ``task`` or ``license`` (lower-cased; a version without a license counts as ``unknown``).
         task / license / search: As in :func:`search_latest`.
 
     Returns:
@@ -157,13 +161,29 @@ def count_latest_by(url: str, column: str, task: str | None = None, license: str
     """
     if column not in ("task", "license"):
         raise ValueError(f"cannot group by {column!r}")
-    sub = _latest_query(task, license, search).subquery()
-    col = sub.c[column]
-    if column == "license":
-        col = func.lower(func.coalesce(func.nullif(col, ""), "unknown"))
-    with session_scope(url) as s:
-        rows = s.execute(select(col, func.count()).group_by(col)).all()
+    col = ModelLatestRow.task if column == "task" else ModelLatestRow.license_key
+    if task is None and license is None and search is None:
+        q = _DISTINCT_COUNTS.format(col=col.key)  # a whitelisted column name
+        with session_scope(url) as s:
+            rows = s.execute(text(q)).all()
+    else:
+        q = _latest_query(task, license, search).with_only_columns(col, func.count()).group_by(col)
+        with session_scope(url) as s:
+            rows = s.execute(q).all()
     return {str(value): int(n) for value, n in rows}
+
+
+# Unfiltered facet counts from the index on the column alone: its distinct values found by one index
+# probe each (a "loose index scan"), then one index-only count per value; a GROUP BY would read every
+# row (the filter checks of every license-filtered list request ask for these counts).
+_DISTINCT_COUNTS = """
+WITH RECURSIVE v(value) AS (
+  SELECT min({col}) FROM model_latest
+  UNION ALL
+  SELECT (SELECT min({col}) FROM model_latest WHERE {col} > v.value) FROM v WHERE v.value IS NOT NULL
+)
+SELECT value, (SELECT count(*) FROM model_latest WHERE {col} = v.value) FROM v WHERE value IS NOT NULL
+"""
 
 
 def get_version(url: str, name: str, version: int | None = None) -> ModelVersion:

@@ -6,7 +6,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# JSON documents: JSONB on PostgreSQL (its ``json`` type has no equality operator and is re-parsed
+# on every read), plain JSON (text) on SQLite. A migration adding a JSON column uses the same type.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
 def utcnow() -> datetime:
@@ -37,8 +42,8 @@ class ModelVersionRow(Base):
     license: Mapped[str | None] = mapped_column(String(64), nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
     base_model: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    lineage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    lineage: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -55,26 +60,28 @@ class DataAssetRow(Base):
     format: Mapped[str] = mapped_column(String(16))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     rows: Mapped[int] = mapped_column(Integer)
-    columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    columns: Mapped[list[str]] = mapped_column(JSONType, default=list)
     source_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     task: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    column_mapping: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    read_options: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    column_mapping: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
+    read_options: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
+    report: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
 
 
 class JobRow(Base):
     """A job: status, spec, outputs and the folder with its log and checkpoints."""
 
     __tablename__ = "jobs"
+    # The queue order of claims (migration 0006): the oldest queued job first.
+    __table_args__ = (Index("ix_jobs_status_created_at_id", "status", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), index=True)
     compute: Mapped[str] = mapped_column(String(64), default="local")
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     folder: Mapped[str | None] = mapped_column(Text, nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -87,18 +94,24 @@ class JobRow(Base):
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     exit_cause: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The last progress event's ``seq``: appending an event increments it in the same transaction.
+    event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class JobEventRow(Base):
-    """An append-only progress event of a job (step, total, loss, metrics, eta_s)."""
+    """An append-only progress event of a job (step, total, loss, metrics, eta_s).
+
+    ``seq`` is 1, 2, 3... per job, taken from :attr:`JobRow.event_seq` (migration 0006).
+    """
 
     __tablename__ = "job_events"
+    __table_args__ = (Index("uq_job_events_job_id_seq", "job_id", "seq", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(32))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -139,7 +152,7 @@ class DeploymentRow(Base):
     name: Mapped[str] = mapped_column(String(100))
     model: Mapped[str] = mapped_column(String(300))
     task: Mapped[str] = mapped_column(String(64))
-    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     traffic: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     owner: Mapped[str | None] = mapped_column(String(300), nullable=True)
@@ -157,3 +170,38 @@ class EndpointLogRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     endpoint: Mapped[str] = mapped_column(String(100))
     line: Mapped[str] = mapped_column(Text)
+
+
+class VersionCounterRow(Base):
+    """The last version number handed out per ``(kind, name)``: ``kind`` is ``model_versions`` or
+    ``data_assets``. Incremented atomically, so concurrent registrations never get the same number."""
+
+    __tablename__ = "version_counters"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ModelLatestRow(Base):
+    """The latest version of each workspace model name: what the model list filters, counts and pages.
+
+    Kept by database triggers on every insert or update of a model version (migration 0006), whoever
+    writes it; never written by fmhub itself. ``license_key``: the lower-cased license, ``unknown``
+    when none. ``search_text``: the lower-cased name, description and architecture (``unknown`` when
+    the lineage has none), separated by the character 0x1F.
+    """
+
+    __tablename__ = "model_latest"
+    __table_args__ = (
+        Index("ix_model_latest_task_name", "task", "name"),
+        Index("ix_model_latest_license_name", "license_key", "name"),
+        {"sqlite_with_rowid": False},  # SQLite: rows stored in name order, as the list pages them
+    )
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    version_id: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(64))
+    license_key: Mapped[str] = mapped_column(String(64))
+    search_text: Mapped[str] = mapped_column(Text)
