@@ -79,6 +79,20 @@ def test_skip_locked_claims_give_every_job_to_exactly_one_worker(postgres_url):
     assert jobs_repo.claim_next(postgres_url, "worker:test:late") is None
 
 
+def test_claims_by_id_as_the_scheduler_makes_them_give_each_job_once(postgres_url):
+    n_jobs, n_workers = 60, 4
+    ids = [f"byid{i:03d}" for i in range(n_jobs)]
+    for job_id in ids:
+        jobs_repo.create_job(postgres_url, job_id, "finetune", {}, f"/j/{job_id}")
+
+    def work(w: int) -> list[str]:  # every worker tries every job, as schedulers reading one queue do
+        return [job_id for job_id in ids if jobs_repo.claim(postgres_url, job_id, f"worker:test:{w}")]
+
+    claimed = [j for mine in _run_threads(n_workers, work) for j in mine]
+    assert sorted(claimed) == ids  # each exactly once
+    assert {jobs_repo.get_job(postgres_url, j).attempts for j in ids} == {1}
+
+
 def test_claim_next_filters_and_order(postgres_url):
     jobs_repo.create_job(postgres_url, "a", "finetune", {}, "/a", compute="ray")
     jobs_repo.create_job(postgres_url, "b", "evaluate", {}, "/b")

@@ -101,16 +101,19 @@ def running_jobs(url: str) -> list[Job]:
 def claim(url: str, job_id: str, worker: str) -> bool:
     """Atomically move a queued job to ``running`` for ``worker``; False when another took it.
 
-    The attempt counter goes up by one: it counts the processes started for the job.
+    The attempt counter goes up by one: it counts the processes started for the job. On PostgreSQL
+    the row is taken with ``SELECT ... FOR UPDATE SKIP LOCKED`` (a claimer never waits on another
+    one holding it: it moves on); elsewhere with ``UPDATE ... WHERE status = 'queued'``.
     """
+    values = {"status": JobStatus.running.value, "worker": worker, "attempts": JobRow.attempts + 1,
+              "heartbeat_at": utcnow(), "exit_cause": None, "started_at": func.coalesce(JobRow.started_at, utcnow())}
     with session_scope(url) as s:
-        result = s.execute(
-            update(JobRow)
-            .where(JobRow.id == job_id, JobRow.status == JobStatus.queued.value)
-            .values(status=JobStatus.running.value, worker=worker, attempts=JobRow.attempts + 1,
-                    heartbeat_at=utcnow(), exit_cause=None,
-                    started_at=func.coalesce(JobRow.started_at, utcnow()))
-        )
+        condition = (JobRow.id == job_id) & (JobRow.status == JobStatus.queued.value)
+        if s.get_bind().dialect.name == "postgresql":
+            locked = select(JobRow.id).where(condition).with_for_update(skip_locked=True).scalar_subquery()
+            condition = JobRow.id == locked
+        result = s.execute(update(JobRow).where(condition).values(**values)
+                           .execution_options(synchronize_session=False))
         return result.rowcount == 1
 
 
