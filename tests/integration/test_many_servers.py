@@ -1,9 +1,15 @@
-"""Two ``fmhub serve`` on one database: a deployment runs on one server (its owner), either server's
-scoring URL answers for it, keys and logs are the same on both, and when the owner is SIGKILLed the
-other server takes the deployment over and answers again."""
+"""Many servers and workers on one database: a deployment runs on one server (its owner), either
+server's scoring URL answers for it, keys and logs are the same on both, and when the owner is
+SIGKILLed the other server takes the deployment over; six fine-tunes submitted through two servers
+run on two workers, one of which is SIGKILLed mid-job, and each completes and registers once.
+
+On the embedded default the processes share one FMHUB_HOME (one SQLite file, one artifact folder);
+on the shared backend (PostgreSQL + S3) each process has its own FMHUB_HOME, as on separate
+machines: nothing but the database and the bucket is shared."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import httpx
@@ -16,6 +22,12 @@ from tiny_tasks import DATA_FILES
 pytestmark = pytest.mark.integration
 
 TAKEOVER_LIMIT_S = 30.0
+
+
+def _home(tmp_path, name):
+    """The FMHUB_HOME of one process: its own on the shared backend, else the one shared home."""
+    shared = os.environ.get("FMHUB_ARTIFACTS_URL", "").startswith("s3://")
+    return tmp_path / (f"home-{name}" if shared else "home")
 
 
 def _finetune(home, root):
@@ -47,10 +59,9 @@ def _score(url, key, texts, **headers):
 def test_a_deployment_runs_once_answers_through_both_servers_and_is_taken_over(tmp_path):
     import fmhub
 
-    home = tmp_path / "home"
-    _finetune(home, tmp_path)
-    a = ServerProcess(home, extra_args=("--no-scheduler",)).start()
-    b = ServerProcess(home, extra_args=("--no-scheduler",)).start()
+    _finetune(_home(tmp_path, "tuner"), tmp_path)
+    a = ServerProcess(_home(tmp_path, "a"), extra_args=("--no-scheduler",)).start()
+    b = ServerProcess(_home(tmp_path, "b"), extra_args=("--no-scheduler",)).start()
     try:
         client_a, client_b = fmhub.Client(url=a.url), fmhub.Client(url=b.url)
         client_a.endpoints.create("ep")
@@ -109,11 +120,13 @@ def test_a_deployment_runs_once_answers_through_both_servers_and_is_taken_over(t
         b.stop()
 
 
-def _worker(env):
+def _worker(env, home):
     import subprocess
     import sys
 
-    return subprocess.Popen([sys.executable, "-m", "fmhub", "worker", "--poll-s", "0.3"], env=env,
+    home.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "fmhub", "worker", "--poll-s", "0.3"],
+                            env={**env, "FMHUB_HOME": str(home)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -125,10 +138,9 @@ def test_six_jobs_through_two_servers_and_two_workers_one_killed_complete_once(t
 
     tiny = build_tiny_bert(tmp_path / "tiny")
     train = write_sentiment_csv(tmp_path / "train.csv", n=80)
-    home = tmp_path / "home"
-    a = ServerProcess(home, extra_args=("--no-scheduler",)).start()
-    b = ServerProcess(home, extra_args=("--no-scheduler",)).start()
-    workers = [_worker(a.env), _worker(a.env)]
+    a = ServerProcess(_home(tmp_path, "a"), extra_args=("--no-scheduler",)).start()
+    b = ServerProcess(_home(tmp_path, "b"), extra_args=("--no-scheduler",)).start()
+    workers = [_worker(a.env, _home(tmp_path, "w1")), _worker(a.env, _home(tmp_path, "w2"))]
     try:
         client_a, client_b = fmhub.Client(url=a.url), fmhub.Client(url=b.url)
         imported = client_a.models.import_(tiny, name="tiny-bert", task="text-classification")

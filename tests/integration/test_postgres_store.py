@@ -223,6 +223,12 @@ def test_a_server_refuses_an_older_schema_until_fmhub_db_upgrade(empty_postgres_
     home = tmp_path / "home"
     worker = _fmhub(url, "models", "list", "--registry", "workspace", home=home)
     assert worker.returncode == 1 and "run `fmhub db upgrade`" in worker.stderr
+    from server_process import free_port
+
+    for command in (("serve", "--port", str(free_port())), ("worker",)):  # refused in one line, before start-up
+        refused = _fmhub(url, *command, home=home)
+        assert refused.returncode == 1 and refused.stderr.startswith("error: the database at "), refused.stderr
+        assert "Traceback" not in refused.stderr and "run `fmhub db upgrade`" in refused.stderr
 
     current = _fmhub(url, "db", "current", home=home)
     assert current.returncode == 1 and "current:  0005" in current.stdout

@@ -78,6 +78,9 @@ def serve_cmd(
     _logging()
     _check_port_free(host, port)  # before any start-up work: a taken port is said at once
     ctx = context()
+    from fmhub.services.health import prepare_database
+
+    prepare_database(ctx)  # an unreachable database or an old schema is said in one line, before start-up
     # Data roots: --data-root, else FMHUB_DATA_ROOTS, else this folder; plus uploads and artifacts.
     from fmhub.services.data_roots import DataRoots
 
@@ -148,7 +151,11 @@ def worker_cmd(
     from fmhub.services.scheduler import Scheduler
 
     _logging()
-    scheduler = Scheduler(context(), _options(cpu_slots, gpu_slots, max_restarts, poll_s), role="worker")
+    from fmhub.services.health import prepare_database
+
+    ctx = context()
+    prepare_database(ctx)  # an unreachable database or an old schema is said in one line
+    scheduler = Scheduler(ctx, _options(cpu_slots, gpu_slots, max_restarts, poll_s), role="worker")
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

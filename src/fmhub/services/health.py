@@ -6,7 +6,13 @@ from fmhub.services.context import Context
 
 
 def prepare_database(ctx: Context) -> None:
-    """Create or migrate the database to the latest schema (idempotent)."""
+    """Make the database ready: a SQLite file is created or migrated to the latest schema; a shared
+    database (PostgreSQL) is only checked, since ``fmhub db upgrade`` migrates it.
+
+    Raises:
+        DatabaseError: the database is unreachable, or its schema is not this fmhub's (the message
+            says to run ``fmhub db upgrade``).
+    """
     from fmhub.store.db import get_engine
 
     get_engine(ctx.db_url)
