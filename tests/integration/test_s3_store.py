@@ -305,3 +305,28 @@ def test_a_checkpoint_is_uploaded_with_its_trainer_state_last(s3_url, tmp_path, 
                                                                         original(src, dest, **kw)))
     store.push_dir(tmp_path / "job", store.job_url("j2"), only="checkpoints")
     assert sent[-1] == "trainer_state.json" and sorted(sent) == sorted(p.name for p in folder.iterdir())
+
+
+def test_an_import_job_runs_on_another_machine_from_the_folder_uploaded_at_submit(s3_url, tiny_bert, tmp_path,
+                                                                                  monkeypatch):
+    import shutil
+
+    from fmhub.services import jobs as jobs_service
+    from fmhub.services.job_exec import execute_job, submit_import
+    from fmhub.store import jobs_repo
+
+    folder = tmp_path / "to-import"
+    shutil.copytree(tiny_bert, folder)
+    first = _context(tmp_path / "home-a", monkeypatch, s3_url)
+    job = submit_import(first, str(folder), name="imported", task="text-classification")
+    staged = job.spec["path"]
+    assert staged.startswith(f"{s3_url}/imports/")  # the spec names the store, not the submitter's folder
+    shutil.rmtree(folder)  # the submitting machine's files are gone
+
+    second = _context(tmp_path / "home-b", monkeypatch, s3_url, database=tmp_path / "home-a" / "fmhub.db")
+    assert jobs_repo.claim(second.db_url, job.id, jobs_service.worker_id("worker"))
+    outputs = execute_job(second, job.id)
+    assert outputs["registered_model"] == "imported:1"
+    assert jobs_service.get_job(second, job.id).status.value == "completed"
+    assert not second.artifacts.exists(staged)  # the upload is removed once the version holds its copy
+    assert second.artifacts.exists(f"{s3_url}/models/imported/1")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,9 @@ def submit_import(ctx: Context, path: str, name: str, task: str, license: str | 
                   allow_pickle: bool = False, description: str = "") -> Job:
     """Check an import (folder, task, name) and queue it as an ``import`` job.
 
+    With a bucket artifact store the folder is uploaded at submit (``imports/<uuid>`` in the store)
+    and the job names that URL, so any worker can run it; with the local store it names the folder.
+
     Raises:
         ImportRefusedError: missing files, remote code, or pickle weights not allowed.
         SpecError: unknown task or invalid name.
@@ -48,7 +52,10 @@ def submit_import(ctx: Context, path: str, name: str, task: str, license: str | 
                         hint="use letters, digits, '.', '_' and '-' (up to 200 characters)")
     check_folder(ctx, "path", path)
     inspect_model_folder(Path(path), allow_pickle=allow_pickle)
-    spec = {"path": str(Path(path).resolve()), "name": name, "task": task, "license": license,
+    source = str(Path(path).resolve())
+    if not ctx.artifacts.is_local:  # a worker on another machine reads the folder from the store
+        source = ctx.artifacts.put_dir(Path(source), ctx.artifacts.url_for("imports", uuid.uuid4().hex))
+    spec = {"path": source, "name": name, "task": task, "license": license,
             "allow_pickle": allow_pickle, "description": description}
     return jobs_service.new_job(ctx, "import", spec)
 
@@ -57,14 +64,20 @@ def _execute_import(ctx: Context, job: Job) -> dict[str, Any]:
     from fmhub.services.models import import_model
 
     events = jobs_service.JobEventSink(ctx, job)
+    args = {k: job.spec.get(k) for k in ImportSpec.KEYS if k in job.spec}
+    staged = args.get("path") if not ctx.artifacts.is_local and "://" in str(args.get("path")) else None
     try:
         with jobs_service.job_log(job, ctx):
-            version = import_model(ctx, **{k: job.spec.get(k) for k in ImportSpec.KEYS if k in job.spec})
+            if staged is not None:  # uploaded at submit: this machine's copy of the folder
+                args["path"] = ctx.artifacts.local_path(staged)
+            version = import_model(ctx, **args)
     except Exception as exc:
         jobs_service.record_outcome(ctx, job, exc=exc)
         raise
     outputs = {"registered_model": version.ref}
     jobs_service.record_outcome(ctx, job, outputs=outputs)
+    if staged is not None:
+        ctx.artifacts.delete(staged)  # the registered version holds its own copy
     events.event("done", {"status": "completed", "registered_model": version.ref})
     return outputs
 
