@@ -137,26 +137,25 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
     databases.close()
 
 
-@pytest.fixture()
-def postgres_url(postgres_databases) -> Iterator[str]:
-    """A fresh PostgreSQL database at the latest schema, dropped after the test."""
-    url = postgres_databases.create(migrated=True)
+def _throwaway(postgres_databases, migrated: bool) -> Iterator[str]:
+    url = postgres_databases.create(migrated=migrated)
     yield url
     from fmhub.store import db
 
     db.dispose_all()
     postgres_databases.drop(url)
+
+
+@pytest.fixture()
+def postgres_url(postgres_databases) -> Iterator[str]:
+    """A fresh PostgreSQL database at the latest schema, dropped after the test."""
+    yield from _throwaway(postgres_databases, migrated=True)
 
 
 @pytest.fixture()
 def empty_postgres_url(postgres_databases) -> Iterator[str]:
     """A fresh, empty PostgreSQL database (no tables), dropped after the test."""
-    url = postgres_databases.create(migrated=False)
-    yield url
-    from fmhub.store import db
-
-    db.dispose_all()
-    postgres_databases.drop(url)
+    yield from _throwaway(postgres_databases, migrated=False)
 
 
 _bucket_ready: list[bool] = []

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_sentiment_csv
+from sinks import InterruptAt
 
 
 def _reachable(url: str) -> bool:
@@ -194,20 +195,6 @@ def _spec(train, **kw):
                         hyperparameters={"max_steps": 8, "save_steps": 4, "per_device_train_batch_size": 4,
                                          "logging_steps": 1},
                         registered_model_name="tuned", device="cpu", **kw)
-
-
-class InterruptAt:
-    """A progress sink that presses Ctrl-C when training reaches ``step``."""
-
-    def __init__(self, step: int) -> None:
-        self.at = step
-
-    def event(self, kind, data):
-        pass
-
-    def step(self, step, total, loss):
-        if step >= self.at:
-            raise KeyboardInterrupt
 
 
 def test_finetune_checkpoints_land_in_the_bucket_and_resume_on_another_machine(s3_url, tiny_bert, tmp_path,

@@ -14,20 +14,7 @@ from fmhub.services.finetune import run_finetune
 from fmhub.services.models import import_model
 from fmhub.services.registration import register_job_model
 from fmhub.services.specs import FinetuneSpec
-
-
-class InterruptAt:
-    """A progress sink that presses Ctrl-C when training reaches ``step``."""
-
-    def __init__(self, step: int) -> None:
-        self.at = step
-
-    def event(self, kind, data):
-        pass
-
-    def step(self, step, total, loss):
-        if step >= self.at:
-            raise KeyboardInterrupt
+from sinks import InterruptAt
 
 
 def _spec(train, **kw):
