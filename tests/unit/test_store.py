@@ -93,3 +93,10 @@ def test_sqlite_migration_renumbers_repeated_event_numbers(tmp_path):
     assert [e.seq for e in jobs_repo.list_events(url, "j")] == [1, 2, 3, 4]  # migrated on first use
     assert jobs_repo.append_event(url, "j", "train", {}) == 5
     assert models_repo.next_version(url, "new") == 1
+
+
+def test_a_database_url_is_shown_without_any_password():
+    from fmhub.store.db import display_url
+
+    shown = display_url("postgresql+psycopg://fmhub:pw1@db.internal:5432/fmhub?password=pw2&sslmode=require")
+    assert shown == "postgresql://fmhub@db.internal:5432/fmhub" and "pw" not in shown

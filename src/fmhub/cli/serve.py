@@ -92,10 +92,7 @@ def serve_cmd(
     from fmhub.api.security import SecurityOptions
 
     owner_url = advertise_url or _default_advertise_url(host, port)
-    advertised_host = urlsplit(owner_url).hostname
-    if not advertised_host or urlsplit(owner_url).scheme not in ("http", "https"):
-        raise SpecError(f"--advertise-url {owner_url!r} is not an http(s) URL with a host",
-                        hint="e.g. --advertise-url http://node-1.internal:8000")
+    advertised_host = _advertised_host(owner_url)
     security = SecurityOptions(bound_host=host, allowed_hosts=(*(allowed_host or ()), advertised_host))
     limits = RequestLimits.from_mb(max_body_mb, max_upload_mb)
     app = create_app(ctx, require_api_key=keys, scheduler=scheduler, security=security, limits=limits,
@@ -108,6 +105,37 @@ def serve_cmd(
 
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
                 http="h11", h11_max_incomplete_event_size=MAX_HEADER_BYTES)  # bounded headers
+
+
+def _advertised_host(url: str) -> str:
+    """The host name of an ``--advertise-url``: a DNS name or an IP address, nothing else (it is
+    added to the names the Host check accepts, so a pattern such as ``*`` must never get there).
+
+    Raises:
+        SpecError: not an http(s) URL with such a host.
+    """
+    import ipaddress
+    import re
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        parts = None
+    host = parts.hostname if parts is not None else None
+    valid = bool(host) and (re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*"
+                                         r"[A-Za-z0-9])?)*", host) is not None)
+    if host and not valid:
+        try:
+            ipaddress.ip_address(host)
+            valid = True
+        except ValueError:
+            pass
+    if parts is None or parts.scheme not in ("http", "https") or not valid or parts.path not in ("", "/") \
+            or parts.query or parts.fragment or parts.username or parts.password:
+        raise SpecError(f"--advertise-url {url!r} is not an http(s) URL of a host name or IP address (and a port)",
+                        hint="e.g. --advertise-url http://node-1.internal:8000")
+    return host
 
 
 def _default_advertise_url(host: str, port: int) -> str:

@@ -38,10 +38,11 @@ async def sync(ctx: Context, runtime: Any) -> None:
         runtime: The server's :class:`fmhub.services.serving.EndpointRuntime`.
     """
     await asyncio.to_thread(endpoint_logs_repo.append, ctx.db_url, runtime.take_pending_logs())
-    states = {key: live.status()["state"] for key, live in runtime.live.items()}
+    running = dict(runtime.live)  # what ran before the renewal; a deploy starting meanwhile is left alone
+    states = {key: live.status()["state"] for key, live in running.items()}
     held = await asyncio.to_thread(owners_repo.renew, ctx.db_url, runtime.owner, LEASE_TTL_S, states)
-    for key in list(runtime.live):
-        if key not in held and key not in runtime.starting:
+    for key, live in running.items():
+        if key not in held and runtime.live.get(key) is live:
             await runtime.stop(*key)
             runtime.note(key[0], f"deployment {key[1]} is no longer run by this server (deleted, or deployed "
                                  f"again through another server)")

@@ -79,7 +79,8 @@ class EndpointRuntime:
         self.owner = owner or worker_id("serve")
         self.owner_url = owner_url
         self.live: dict[tuple[str, str], LiveDeployment] = {}
-        self._pending_logs: list[tuple[str, str]] = []
+        self._pending_logs: list[tuple[str, str, str]] = []
+        self._request_window: dict[str, tuple[float, int, int]] = {}
         self._routes: dict[str, tuple[float, list[tuple[Deployment, owners_repo.Lease | None]]]] = {}
         self._deploy_locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self.forwarder = Forwarder()
@@ -101,21 +102,50 @@ class EndpointRuntime:
         """Deploys to one endpoint run one at a time."""
         return self._deploy_locks[endpoint]
 
-    def note(self, endpoint: str, message: str) -> None:
-        """Append a line to the endpoint's log (``fmhub endpoints logs``)."""
+    REQUEST_LINES_PER_WINDOW = 50
+    """Error answers of one endpoint this server writes to its log per :attr:`REQUEST_WINDOW_S`;
+    beyond, they are counted and one line says how many were left out."""
+
+    REQUEST_WINDOW_S = 10.0
+
+    def note(self, endpoint: str, message: str, kind: str = "lifecycle") -> None:
+        """Append a line to the endpoint's log (``fmhub endpoints logs``).
+
+        Args:
+            endpoint: Endpoint name.
+            message: One line.
+            kind: ``lifecycle`` (deploys, instances, owners) or ``request`` (an error answer; at
+                most :attr:`REQUEST_LINES_PER_WINDOW` per window are written, see
+                :mod:`fmhub.store.endpoint_logs_repo` for why the kinds are kept apart).
+        """
+        now = time.monotonic()
+        if kind == "request":
+            start, written, dropped = self._request_window.get(endpoint, (now, 0, 0))
+            if now - start >= self.REQUEST_WINDOW_S:
+                if dropped:
+                    self._append(endpoint, "request", f"{dropped} more error answers in {now - start:.0f} s "
+                                                      f"were not written")
+                start, written, dropped = now, 0, 0
+            if written >= self.REQUEST_LINES_PER_WINDOW:
+                self._request_window[endpoint] = (start, written, dropped + 1)
+                return
+            self._request_window[endpoint] = (start, written + 1, dropped)
+        self._append(endpoint, kind, message)
+
+    def _append(self, endpoint: str, kind: str, message: str) -> None:
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
-        self._pending_logs.append((endpoint, line))
+        self._pending_logs.append((endpoint, kind, line))
         log.info("endpoint %s: %s", endpoint, message)
 
-    def take_pending_logs(self) -> list[tuple[str, str]]:
-        """The ``(endpoint, line)`` pairs not yet written to the database (the caller writes them)."""
+    def take_pending_logs(self) -> list[tuple[str, str, str]]:
+        """The ``(endpoint, kind, line)`` triples not yet written to the database (the caller writes them)."""
         pending, self._pending_logs = self._pending_logs, []
         return pending
 
     def log_lines(self, endpoint: str) -> list[str]:
         """The endpoint's log as every server wrote it, plus this server's lines not yet written."""
         written = endpoint_logs_repo.tail(self.ctx.db_url, endpoint)
-        return written + [line for e, line in list(self._pending_logs) if e == endpoint]
+        return written + [line for e, _, line in list(self._pending_logs) if e == endpoint]
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start_all(self) -> None:
@@ -278,11 +308,12 @@ class EndpointRuntime:
             if getattr(exc, "forwarded", False):
                 raise  # the owner wrote it to the endpoint's log
             if known or not isinstance(exc, NotFoundError):  # an unknown endpoint has no log
-                self.note(endpoint, _one_line(f"request answered {exc.http_status} {exc.code}: {exc.message}"))
+                self.note(endpoint, _one_line(f"request answered {exc.http_status} {exc.code}: {exc.message}"),
+                          "request")
             raise
         except Exception as exc:
             if known:
-                self.note(endpoint, _one_line(f"request answered 500: {type(exc).__name__}: {exc}"))
+                self.note(endpoint, _one_line(f"request answered 500: {type(exc).__name__}: {exc}"), "request")
             raise
 
     async def _score(self, endpoint: str, body: bytes, authorization: str | None, deployment: str | None,

@@ -52,15 +52,15 @@ def normalise_url(url: str) -> str:
 
 
 def display_url(url: str) -> str:
-    """``url`` without its password and driver, to show in messages:
-    ``postgresql://user@host:5432/db``; a SQLite URL unchanged."""
+    """``url`` without its password, driver and query (which may hold a ``password=`` too), to show
+    in messages: ``postgresql://user@host:5432/db``; a SQLite URL unchanged."""
     try:
         u = make_url(url)
     except Exception:  # not a URL SQLAlchemy understands: show nothing of it that could be secret
         return "(unparsable database URL)"
     if u.get_backend_name() == "sqlite":
         return url
-    return u._replace(drivername=u.get_backend_name(), password=None).render_as_string(hide_password=False)
+    return u._replace(drivername=u.get_backend_name(), password=None, query={}).render_as_string(hide_password=False)
 
 
 def is_sqlite(url: str) -> bool:
@@ -88,7 +88,10 @@ def _engine(url: str) -> Engine:
     except ModuleNotFoundError as exc:
         raise DatabaseError(f"cannot open the database at {display_url(url)}: its driver is not installed "
                             f"({exc.name})",
-                            hint="install the PostgreSQL extra: pip install 'fmhub[postgres]'") from None
+                            hint="install the PostgreSQL extra: pip install 'fmhub[postgres]'"
+                            if make_url(real).get_backend_name() == "postgresql" else
+                            "fmhub runs on SQLite (the default) or PostgreSQL "
+                            "(FMHUB_DATABASE_URL=postgresql+psycopg://USER:PASSWORD@HOST:5432/DB)") from None
     except Exception as exc:
         raise DatabaseError(f"FMHUB_DATABASE_URL is not a database URL fmhub can open: {exc}",
                             hint="e.g. postgresql+psycopg://USER:PASSWORD@HOST:5432/DB or "

@@ -165,10 +165,12 @@ class EndpointLogRow(Base):
     """One line of an endpoint's log (instance starts, loads, failures, error answers), from any server."""
 
     __tablename__ = "endpoint_logs"
-    __table_args__ = (Index("ix_endpoint_logs_endpoint_id", "endpoint", "id"),)
+    __table_args__ = (Index("ix_endpoint_logs_endpoint_id", "endpoint", "id"),
+                      Index("ix_endpoint_logs_endpoint_kind_id", "endpoint", "kind", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     endpoint: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16), default="lifecycle")
     line: Mapped[str] = mapped_column(Text)
 
 

@@ -23,12 +23,15 @@ def upgrade() -> None:
         "endpoint_logs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("endpoint", sa.String(100), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False, server_default="lifecycle"),
         sa.Column("line", sa.Text, nullable=False),
     )
     op.create_index("ix_endpoint_logs_endpoint_id", "endpoint_logs", ["endpoint", "id"])
+    op.create_index("ix_endpoint_logs_endpoint_kind_id", "endpoint_logs", ["endpoint", "kind", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_endpoint_logs_endpoint_kind_id", table_name="endpoint_logs")
     op.drop_index("ix_endpoint_logs_endpoint_id", table_name="endpoint_logs")
     op.drop_table("endpoint_logs")
     with op.batch_alter_table("deployments") as batch:
