@@ -132,3 +132,13 @@ def test_the_rest_api_refuses_an_outside_label_names_file_and_queues_inline_name
         assert queued.status_code == 202, queued.text
         data = queued.json()["job"]["spec"]["data"]
         assert data["label_names"] == ["negative", "positive"] and data["train"].startswith("asset:")
+
+
+def test_submit_from_the_cli_sends_names_files_as_their_names(tmp_path):
+    from fmhub.cli.submit import absolute_data_paths
+
+    (tmp_path / "labels.txt").write_text("negative\npositive\n")
+    (tmp_path / "tags.json").write_text('["O", "B-PER"]')
+    sent = absolute_data_paths({"data": {"train": "reviews:1", "label_names": str(tmp_path / "labels.txt"),
+                                         "tag_names": str(tmp_path / "tags.json")}})
+    assert sent["data"] == {"train": "reviews:1", "label_names": ["negative", "positive"], "tag_names": ["O", "B-PER"]}
