@@ -19,16 +19,17 @@ SUBMIT_HELP = ("Queue the job on an fmhub server (--url / FMHUB_URL) instead of 
 
 def absolute_data_paths(spec: dict[str, Any]) -> dict[str, Any]:
     """Data files that exist here are sent as absolute paths (the server resolves them on its disk);
-    ``auto``, ``none`` and data asset references are left as they are. A tag names file that
-    exists here is sent as its list of names (the server does not read it)."""
+    ``auto``, ``none`` and data asset references are left as they are. A tag (or label) names file
+    that exists here is sent as its list of names (the server does not read it)."""
     data = dict(spec.get("data") or {})
     for key in ("train", "validation", "test"):
         value = data.get(key)
         if isinstance(value, str) and value not in ("auto", "none") and Path(value).expanduser().exists():
             data[key] = str(Path(value).expanduser().resolve())
-    names = data.get("tag_names")
-    if isinstance(names, str) and Path(names).expanduser().is_file():
-        data["tag_names"] = _read_names(Path(names).expanduser())
+    for key in ("tag_names", "label_names"):
+        names = data.get(key)
+        if isinstance(names, str) and Path(names).expanduser().is_file():
+            data[key] = _read_names(Path(names).expanduser())
     return {**spec, "data": data}
 
 

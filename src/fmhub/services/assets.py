@@ -11,7 +11,7 @@ from fmhub.data.readers import read_table
 from fmhub.entities import DataAsset
 from fmhub.errors import DataError, FmhubError, SpecError
 from fmhub.services.context import Context
-from fmhub.services.data_roots import check_paths, is_tag_names_file
+from fmhub.services.data_roots import NAMES_OPTIONS, check_paths, names_files
 from fmhub.store import assets_repo
 
 if TYPE_CHECKING:
@@ -132,7 +132,8 @@ def create_data_asset(ctx: Context, path: str, name: str, task: str | None = Non
     Raises:
         DataError: the file cannot be read, or has errors for ``task`` (all listed); nothing is
             registered then.
-        ForbiddenPathError: on a server, ``path`` (or a ``tag_names`` file) is outside its data roots.
+        ForbiddenPathError: on a server, ``path`` (or a ``tag_names`` / ``label_names`` file) is
+            outside its data roots.
     """
     if source_name is None:
         return _create_data_asset(ctx, path, name, task, options, None)
@@ -167,8 +168,7 @@ def _create_data_asset(ctx: Context, path: str, name: str, task: str | None, opt
     from fmhub.tasks import get_task
 
     options = options or ReadOptions()
-    check_paths(ctx, {"path": path, **({"tag_names": options.tag_names} if is_tag_names_file(options.tag_names)
-                                      else {})}, "data file")
+    check_paths(ctx, {"path": path, **names_files(options)}, "data file")
     if not ASSET_NAME.match(name):
         raise SpecError(f"invalid data asset name {name!r}",
                         hint="use letters, digits, '.', '_' and '-' (starting with a letter or digit), "
@@ -234,8 +234,9 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
     ``test`` by the assets' files. The stored format, encoding, label options and column mapping of
     the training (or, for an evaluation, test) asset apply unless the spec sets them.
 
-    On a server (``ctx.data_roots`` set) every file path the spec names, the ``tag_names`` file
-    included, must lie under the data roots.
+    On a server (``ctx.data_roots`` set) every file path the spec names, a ``tag_names`` or
+    ``label_names`` file included (given by the spec or stored with the asset), must lie under the
+    data roots.
 
     Raises:
         NotFoundError: a reference names no registered asset.
@@ -270,21 +271,27 @@ def resolve_data_spec(ctx: Context, data: Any, task: str | None = None) -> Any:
                 update["on_invalid_row"] = "drop"
             if asset.column_mapping and asset.task == task:  # its validated mapping, unless the spec maps a key
                 update["column_mapping"] = {**asset.column_mapping, **data.column_mapping}
-    if is_tag_names_file(data.tag_names):
-        paths["data.tag_names"] = data.tag_names
+    paths.update(names_files({key: update.get(key, getattr(data, key, None)) for key in NAMES_OPTIONS}, "data."))
     check_paths(ctx, paths, "data file")
     return data.model_copy(update=update) if update else data
 
 
 def queued_data_refs(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """A data spec for the queue: every ``train``/``validation``/``test`` entry naming a file is
-    registered as a data asset (named after its folder and file, see :func:`default_asset_name`;
-    identical content already registered under that name is reused) and replaced by
-    ``asset:NAME:VERSION``, so the job reads the asset through the artifact store wherever it runs,
-    never the submitter's path.
+    """A data spec for the queue, which a worker on any machine can run later as submitted:
+
+    - every ``train``/``validation``/``test`` entry naming a file is registered as a data asset
+      (named after its folder and file, see :func:`default_asset_name`; identical content already
+      registered under that name is reused) and replaced by ``asset:NAME:VERSION``, so the job reads
+      the asset through the artifact store, never the submitter's path;
+    - a data asset named by ``NAME:latest`` (or ``asset:NAME:latest``) is pinned to the version that
+      is the latest now, so a version registered later does not change what the job reads;
+    - a ``tag_names`` / ``label_names`` file is read now and its names put in the spec (a list), so
+      the job does not depend on a path of the submitting machine.
 
     Raises:
-        DataError: a file cannot be read.
+        DataError: a file cannot be read, or a names file holds no names.
+        NotFoundError: ``NAME:latest`` names no registered asset.
+        ForbiddenPathError: on a server, a names file outside its data roots.
     """
     out = dict(data)
     for key in ("train", "validation", "test"):
@@ -294,6 +301,22 @@ def queued_data_refs(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             asset = register_data_file(ctx, path, name=default_asset_name(path), format=data.get("format"),
                                        encoding=data.get("encoding") or "utf-8", delimiter=data.get("delimiter"))
             out[key] = f"{FILE_REF_PREFIX}{asset.ref}"
+        elif isinstance(value, str) and value.strip().endswith(":latest"):
+            asset = resolve_data_ref(ctx, value)
+            if asset is not None:
+                prefix = FILE_REF_PREFIX if value.strip().startswith(FILE_REF_PREFIX) else ""
+                out[key] = f"{prefix}{asset.name}:{asset.version}"
+    files = names_files(out, "data.")
+    check_paths(ctx, files, "data file")
+    if files:
+        from fmhub.tasks.token_classification import resolve_tag_names
+
+        for field, value in files.items():
+            if not _is_file(value):  # left to the job, which names the problem
+                continue
+            key = field.removeprefix("data.")
+            out[key] = resolve_tag_names(value, what=key.removesuffix("_names"),
+                                         example="negative,positive" if key == "label_names" else "O,B-PER,I-PER")
     return out
 
 

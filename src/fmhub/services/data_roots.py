@@ -213,6 +213,25 @@ def check_folder(ctx: "Context", field: str, folder: str | Path, what: str = "mo
 
 
 def is_tag_names_file(value: Any) -> bool:
-    """True when a ``tag_names`` option is read as a file (a string that is not a comma-separated
-    list of names), as :func:`fmhub.tasks.token_classification.resolve_tag_names` reads it."""
+    """True when a ``tag_names`` (or ``label_names``) option is read as a file (a string that is not
+    a comma-separated list of names), as :func:`fmhub.tasks.token_classification.resolve_tag_names`
+    reads it."""
     return isinstance(value, str) and bool(value.strip()) and not ("," in value and not Path(value).is_file())
+
+
+NAMES_OPTIONS = ("tag_names", "label_names")
+"""The reading options that may name a names file (one name per line, or a JSON list)."""
+
+
+def names_files(options: Any, prefix: str = "") -> dict[str, str]:
+    """The :data:`NAMES_OPTIONS` of a spec, reading options or data dict that name a file.
+
+    Args:
+        options: A ``ReadOptions``/``DataSpec`` (attributes) or a dict; a missing option is None.
+        prefix: Put before each field name (``data.`` gives ``data.label_names``).
+
+    Returns:
+        Field name -> the file's path as given, for :func:`check_paths`.
+    """
+    get = options.get if isinstance(options, dict) else (lambda key: getattr(options, key, None))
+    return {f"{prefix}{key}": get(key) for key in NAMES_OPTIONS if is_tag_names_file(get(key))}
