@@ -317,3 +317,133 @@ def test_an_import_job_runs_on_another_machine_from_the_folder_uploaded_at_submi
     assert jobs_service.get_job(second, job.id).status.value == "completed"
     assert not second.artifacts.exists(staged)  # the upload is removed once the version holds its copy
     assert second.artifacts.exists(f"{s3_url}/models/imported/1")
+
+
+# -- a bucket that cannot be used: one line naming the URL, with what to do ------------------------------
+
+
+def _missing_bucket(s3_url: str) -> str:
+    """``s3://<a bucket nobody created>/fmhub`` on the same server as ``s3_url``."""
+    return f"s3://fmhub-missing-{uuid.uuid4().hex[:12]}/fmhub"
+
+
+def _assert_one_line(error, url: str, hint: str) -> None:
+    assert url in error.message and "\n" not in error.message
+    assert hint in error.hint and error.http_status == 503
+    assert os.environ.get("AWS_SECRET_ACCESS_KEY", "?") not in f"{error.message} {error.hint}"
+
+
+def test_a_missing_bucket_is_said_with_its_url_and_what_to_do(s3_url, tmp_path):
+    from fmhub.store.artifacts import ArtifactStore, ArtifactStoreError
+
+    url = _missing_bucket(s3_url)
+    store = ArtifactStore(url, cache_root=tmp_path / "cache", scratch_root=tmp_path / "scratch")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "config.json").write_text("{}", encoding="utf-8")
+    model = store.model_url("m", 1)
+    calls = [store.check, lambda: store.exists(model), lambda: store.put_dir(src, model),
+             lambda: store.put_file(src / "config.json", store.data_url("d", 1, "config.json")),
+             lambda: store.list(model), lambda: store.local_path(model), lambda: store.delete(model),
+             lambda: store.pull_dir(store.job_url("j"), tmp_path / "job"),
+             lambda: store.push_dir(src, store.job_url("j"))]
+    for call in calls:
+        with pytest.raises(ArtifactStoreError) as caught:
+            call()
+        _assert_one_line(caught.value, url, "aws s3 mb s3://")
+        assert "does not exist" in caught.value.message
+
+
+def test_a_missing_object_in_an_existing_bucket_is_still_not_an_error_for_exists(s3_url, tmp_path):
+    from fmhub.store.artifacts import ArtifactStore, ArtifactStoreError
+
+    store = ArtifactStore(s3_url, cache_root=tmp_path / "cache", scratch_root=tmp_path / "scratch")
+    store.check()  # an existing, empty bucket is fine
+    url = store.model_url("nothing", 1)
+    assert not store.exists(url) and not store.is_dir(url) and store.list(url) == []
+    with pytest.raises(ArtifactStoreError, match="is not in the artifact store") as caught:
+        store.local_path(url)
+    assert caught.value.http_status == 404
+
+
+@pytest.fixture()
+def refusing_s3(s3_url, tmp_path, monkeypatch) -> str:
+    """The endpoint of a second S3 server that refuses every request's credentials."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    server = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    if not Path(server).is_file():
+        pytest.skip("moto_server is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
+                            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not _reachable(endpoint):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.skip("a second moto_server did not start")
+            time.sleep(0.2)
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_refused_credentials_are_said_without_showing_them(refusing_s3, s3_url, tmp_path, monkeypatch):
+    from fmhub.store.artifacts import ArtifactStore, ArtifactStoreError
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", refusing_s3)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "never-shown-secret-4711")
+    store = ArtifactStore(s3_url, cache_root=tmp_path / "cache", scratch_root=tmp_path / "scratch")
+    for call in (store.check, lambda: store.exists(store.model_url("m", 1)),
+                 lambda: store.write_bytes(store.job_url("j", "log.txt"), b"x")):
+        with pytest.raises(ArtifactStoreError) as caught:
+            call()
+        _assert_one_line(caught.value, s3_url, "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
+        assert "access denied" in caught.value.message
+
+
+def test_an_unreachable_endpoint_fails_quickly_in_one_line(s3_url, tmp_path, monkeypatch):
+    import time
+
+    from fmhub.store.artifacts import ArtifactStore, ArtifactStoreError
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    store = ArtifactStore(s3_url, cache_root=tmp_path / "cache", scratch_root=tmp_path / "scratch")
+    for call in (store.check, lambda: store.exists(store.model_url("m", 1))):
+        started = time.monotonic()
+        with pytest.raises(ArtifactStoreError) as caught:
+            call()
+        assert time.monotonic() - started < 10
+        _assert_one_line(caught.value, s3_url, "AWS_ENDPOINT_URL / the network")
+        assert "cannot reach" in caught.value.message
+
+
+def _fmhub_cli(home: Path, artifacts_url: str, *args: str, timeout_s: float = 120):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FMHUB_HOME": str(home), "FMHUB_ARTIFACTS_URL": artifacts_url, "HF_HUB_OFFLINE": "1"}
+    env.pop("FMHUB_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "fmhub", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout_s)
+
+
+def test_cli_import_and_worker_on_a_missing_bucket_say_error_not_unexpected(s3_url, tiny_bert, tmp_path):
+    url = _missing_bucket(s3_url)
+    imported = _fmhub_cli(tmp_path / "home", url, "models", "import", str(tiny_bert), "--name", "tiny",
+                          "--task", "text-classification")
+    worker = _fmhub_cli(tmp_path / "home", url, "worker", "--poll-s", "0.3", timeout_s=60)
+    for proc in (imported, worker):
+        assert proc.returncode == 1, proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and "unexpected error" not in proc.stderr, proc.stderr
+        assert url in errors[0] and "does not exist" in errors[0] and "aws s3 mb" in proc.stderr

@@ -78,9 +78,10 @@ def serve_cmd(
     _logging()
     _check_port_free(host, port)  # before any start-up work: a taken port is said at once
     ctx = context()
-    from fmhub.services.health import prepare_database
+    from fmhub.services.health import check_artifact_store, prepare_database
 
     prepare_database(ctx)  # an unreachable database or an old schema is said in one line, before start-up
+    check_artifact_store(ctx)  # so is a bucket store that is missing, refused or unreachable
     # Data roots: --data-root, else FMHUB_DATA_ROOTS, else this folder; plus uploads and artifacts.
     from fmhub.services.data_roots import DataRoots
 
@@ -179,10 +180,11 @@ def worker_cmd(
     from fmhub.services.scheduler import Scheduler
 
     _logging()
-    from fmhub.services.health import prepare_database
+    from fmhub.services.health import check_artifact_store, prepare_database
 
     ctx = context()
     prepare_database(ctx)  # an unreachable database or an old schema is said in one line
+    check_artifact_store(ctx)  # so is a bucket store that is missing, refused or unreachable
     scheduler = Scheduler(ctx, _options(cpu_slots, gpu_slots, max_restarts, poll_s), role="worker")
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,4 +1,4 @@
-"""Readiness checks for the server: the database is migrated and answers."""
+"""Readiness checks for the server: the database is migrated and answers, the artifact store can be used."""
 
 from __future__ import annotations
 
@@ -16,6 +16,17 @@ def prepare_database(ctx: Context) -> None:
     from fmhub.store.db import get_engine
 
     get_engine(ctx.db_url)
+
+
+def check_artifact_store(ctx: Context) -> None:
+    """Make sure the artifact store can be used before start-up: a bucket (``FMHUB_ARTIFACTS_URL=
+    s3://...``) is listed once; a local folder needs nothing.
+
+    Raises:
+        ArtifactStoreError: the bucket does not exist, the credentials are refused or the endpoint
+            cannot be reached (one line naming the ``s3://`` URL, with what to do).
+    """
+    ctx.artifacts.check()
 
 
 def database_problem(ctx: Context) -> str | None:

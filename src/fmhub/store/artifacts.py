@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from fmhub.store import bucket_sync
 from fmhub.store.bucket_cache import MANIFEST, ArtifactStoreError, BucketCache, folder_manifest, manifest_bytes
+from fmhub.store.bucket_errors import CLIENT_CONFIG, GuardedFS
 
 __all__ = ["MANIFEST", "ArtifactStore", "ArtifactStoreError", "folder_manifest", "is_remote_url"]
 
@@ -50,10 +51,13 @@ class ArtifactStore:
             store's root; for a bucket, pass ``FMHUB_HOME/artifacts``).
         storage_options: Extra fsspec options for a bucket (default: none; s3fs reads
             ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``,
-            ``AWS_SECRET_ACCESS_KEY`` and ``AWS_DEFAULT_REGION`` itself).
+            ``AWS_SECRET_ACCESS_KEY`` and ``AWS_DEFAULT_REGION`` itself; botocore's timeouts and
+            retries default to :data:`fmhub.store.bucket_errors.CLIENT_CONFIG`).
 
     Raises:
-        ArtifactStoreError: an unsupported URL scheme, or ``s3://`` without s3fs installed.
+        ArtifactStoreError: an unsupported URL scheme, or ``s3://`` without s3fs installed. Every
+            method that reaches a bucket raises it for a missing bucket, refused credentials or an
+            unreachable endpoint.
     """
 
     def __init__(self, url: str | Path, cache_root: Path | None = None, scratch_root: Path | None = None,
@@ -117,7 +121,13 @@ class ArtifactStore:
 
     @property
     def fs(self) -> Any:
-        """The fsspec filesystem of a bucket store (created on first use)."""
+        """The fsspec filesystem of a bucket store (created on first use), wrapped so that a missing
+        bucket, refused credentials or an unreachable endpoint raise :class:`ArtifactStoreError`
+        (see :mod:`fmhub.store.bucket_errors`); a missing object stays ``FileNotFoundError``.
+
+        Raises:
+            ArtifactStoreError: a local store, or s3fs is not installed.
+        """
         if self.is_local:
             raise ArtifactStoreError(f"the artifact store {self.url} is a local folder, not a bucket")
         if self._fs is None:
@@ -133,8 +143,19 @@ class ArtifactStore:
                 options.setdefault("client_kwargs", {})["endpoint_url"] = endpoint
             options.setdefault("use_listings_cache", False)
             options.setdefault("skip_instance_cache", True)
-            self._fs = fsspec.filesystem("s3", **options)
+            options["config_kwargs"] = {**CLIENT_CONFIG, **options.get("config_kwargs", {})}
+            self._fs = GuardedFS(fsspec.filesystem("s3", **options), self.url)
         return self._fs
+
+    def check(self) -> None:
+        """Make sure a bucket store can be used: list its prefix once (a local store: nothing to do).
+
+        Raises:
+            ArtifactStoreError: the bucket does not exist, the credentials are refused, or the
+                endpoint cannot be reached (one line naming the ``s3://`` URL, with what to do).
+        """
+        if not self.is_local:
+            self.fs.check(self._key(self.url))
 
     @staticmethod
     def _key(url: str) -> str:

@@ -24,9 +24,18 @@ CHUNK_BYTES = 1024 * 1024
 
 
 class ArtifactStoreError(FmhubError):
-    """The artifact store cannot be used: a bad URL, a missing extra, a missing or changed artifact."""
+    """The artifact store cannot be used: a bad URL, a missing extra, a missing bucket, refused
+    credentials, an unreachable endpoint, a changed artifact (HTTP 503: the server's storage)."""
 
     code = "artifact_store"
+    http_status = 503
+
+
+class ArtifactNotFoundError(ArtifactStoreError):
+    """An artifact the catalog records is not in the store (HTTP 404)."""
+
+    code = "artifact_not_found"
+    http_status = 404
 
 
 def sha256_of(path: Path) -> str:
@@ -53,9 +62,9 @@ def manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def missing(url: str) -> ArtifactStoreError:
+def missing(url: str) -> ArtifactNotFoundError:
     """The error for an artifact the store does not have."""
-    return ArtifactStoreError(f"{url} is not in the artifact store",
+    return ArtifactNotFoundError(f"{url} is not in the artifact store",
                               hint="check FMHUB_ARTIFACTS_URL and the store's credentials; "
                                    "the artifact may have been deleted")
 
