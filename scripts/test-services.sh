@@ -4,7 +4,10 @@
 #     pg_ctlcluster; fsync off: test data only), a role `fmhub` (password `fmhub`, CREATEDB) and a
 #     database `fmhub`;
 #   - an S3-compatible server: `moto_server` on port 55433 (moto[server]), its pid file and log
-#     under test-output/.
+#     under test-output/;
+#   - a Ray head (`ray start --head`, extra fmhub[ray]) on 127.0.0.1:56379: every Ray process on
+#     the loopback address, no dashboard, a 100 MB object store, 4 logical CPUs, its files under
+#     /tmp/fmhub-ray-<port> (stop ends the processes of that folder only).
 #
 # Usage: scripts/test-services.sh start|stop|env|status
 #   start   create the cluster once, start both services, wait until they answer (bounded waits)
@@ -12,13 +15,16 @@
 #   env     print the `export ...` lines the tests read (eval "$(scripts/test-services.sh env)")
 #
 # PostgreSQL is installed with apt-get when missing and we are root (log: test-output/apt.log).
-# Settings (environment): FMHUB_TEST_PG_PORT (55432), FMHUB_TEST_S3_PORT (55433),
+# Settings (environment): FMHUB_TEST_PG_PORT (55432), FMHUB_TEST_S3_PORT (55433), FMHUB_TEST_RAY_PORT (56379),
 # FMHUB_TEST_PYTHON (the Python that has moto; default .venv/bin/python, else python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG_PORT=${FMHUB_TEST_PG_PORT:-55432}
 S3_PORT=${FMHUB_TEST_S3_PORT:-55433}
+RAY_PORT=${FMHUB_TEST_RAY_PORT:-56379}
+RAY_DIR=/tmp/fmhub-ray-$RAY_PORT
+RAY_ADDRESS_=127.0.0.1:$RAY_PORT
 CLUSTER=fmhubtest
 OUT=test-output
 MOTO_PID=$OUT/moto.pid
@@ -146,19 +152,64 @@ stop_moto() {
   say "S3 (moto) stopped"
 }
 
+ray_bin() {
+  local d
+  d=$(dirname "$PY")
+  if [ -x "$d/ray" ]; then echo "$d/ray"; else command -v ray; fi
+}
+
+ray_answers() {
+  "$PY" - "$RAY_PORT" <<'PY' >/dev/null 2>&1
+import socket, sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2).close()
+PY
+}
+
+start_ray() {
+  if ray_answers; then say "Ray head already answers at $RAY_ADDRESS_"; return 0; fi
+  local ray
+  ray=$(ray_bin) || die "ray is not installed for $PY: pip install 'fmhub[ray]'"
+  mkdir -p "$OUT"
+  # Loopback only: Ray binds to the machine's address unless told otherwise. No dashboard, no
+  # job-submission API (neither has authentication). A small object store: the tests move little data.
+  RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "$ray" start --head --node-ip-address=127.0.0.1 --port="$RAY_PORT" \
+    --include-dashboard=false --num-cpus=4 --object-store-memory=100000000 --disable-usage-stats \
+    --ray-client-server-port=$((RAY_PORT + 1)) --temp-dir="$RAY_DIR" >> "$OUT/ray.log" 2>&1 || die "ray start failed: see $OUT/ray.log"
+  local i
+  for i in $(seq 1 60); do
+    ray_answers && { say "Ray head ready: $RAY_ADDRESS_ (log $OUT/ray.log)"; return 0; }
+    sleep 0.5
+  done
+  die "the Ray head did not answer on $RAY_ADDRESS_ within 30 s: see $OUT/ray.log"
+}
+
+stop_ray() {
+  # The processes of this head only (their command lines name its folder or its address); workers
+  # end with them.
+  local mine="$RAY_DIR/|--address=$RAY_ADDRESS_ "
+  pgrep -f -- "$mine" >/dev/null 2>&1 || return 0
+  pkill -TERM -f -- "$mine" 2>/dev/null || true
+  local i
+  for i in $(seq 1 20); do pgrep -f -- "$mine" >/dev/null 2>&1 || break; sleep 0.5; done
+  pkill -KILL -f -- "$mine" 2>/dev/null || true
+  say "Ray head stopped"
+}
+
 print_env() {
   echo "export FMHUB_TEST_POSTGRES_URL=$PG_URL"
   echo "export FMHUB_TEST_S3_ENDPOINT_URL=$S3_URL"
+  echo "export FMHUB_TEST_RAY_ADDRESS=$RAY_ADDRESS_"
 }
 
 case "${1:-}" in
-  start) start_pg; start_moto ;;
-  stop) stop_moto; stop_pg ;;
+  start) start_pg; start_moto; start_ray ;;
+  stop) stop_ray; stop_moto; stop_pg ;;
   env) print_env ;;
   status)
     v=$(pg_version || true)
     if [ -n "$v" ] && "/usr/lib/postgresql/$v/bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
       echo "postgres: up ($PG_URL)"; else echo "postgres: down"; fi
-    if moto_answers; then echo "s3: up ($S3_URL)"; else echo "s3: down"; fi ;;
+    if moto_answers; then echo "s3: up ($S3_URL)"; else echo "s3: down"; fi
+    if ray_answers; then echo "ray: up ($RAY_ADDRESS_)"; else echo "ray: down"; fi ;;
   *) echo "usage: $0 start|stop|env|status" >&2; exit 2 ;;
 esac

@@ -90,4 +90,5 @@ def write_sentiment_csv(path: Path, n: int = 40, labels: tuple[str, str] = ("neg
 
 
 pytest_plugins = ["browser_fixtures",  # chromium + a served UI for tests/e2e
-                  "shared_backend"]  # PostgreSQL + S3 (FMHUB_TEST_BACKEND=shared, tests marked postgres)
+                  "shared_backend",  # PostgreSQL + S3 (FMHUB_TEST_BACKEND=shared, tests marked postgres)
+                  "ray_cluster"]  # the test Ray head (tests marked ray)

@@ -139,6 +139,14 @@ class ForbiddenPathError(FmhubError):
     http_status = 403
 
 
+class ComputeUnavailableError(FmhubError):
+    """A job or deployment names a compute cluster (``ray``) that is not configured, not installed
+    or does not answer."""
+
+    code = "compute_unavailable"
+    http_status = 503
+
+
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     cls.code: cls.http_status
     for cls in (
@@ -157,5 +165,6 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
         UnavailableError,
         ScoringTimeoutError,
         ForbiddenPathError,
+        ComputeUnavailableError,
     )
 }

@@ -5,7 +5,8 @@ The order, lowest first (a package may import only packages of a lower rank, nev
 rank; modules inside one package may import each other, and so may the base modules and the front
 doors):
 
-    0  entities, errors, config, devices           the base: plain objects, errors, settings, devices
+    0  entities, errors, config, devices,          the base: plain objects, errors, settings, devices,
+       raycluster                                  the connection to a Ray cluster
     1  data                                        readers, column mapping, checks (knows no task)
     2  tasks                                       one module per task (the task interface)
     3  training, evaluation, serving               what is built on the tasks
@@ -32,7 +33,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "fmhub"
 
-BASE = ("entities", "errors", "config", "devices")
+BASE = ("entities", "errors", "config", "devices", "raycluster")
 FRONT = ("cli", "api", "ui", "client")
 RANKS: dict[str, int] = {
     **dict.fromkeys(BASE, 0),

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fmhub.data.mapping import parse_map_options
 from fmhub.data.readers import parse_delimiter
 from fmhub.errors import DataError, SpecError
+from fmhub.services.compute_spec import ComputeResources, check_resources
 from fmhub.training.hyperparameters import Hyperparameters
 
 
@@ -123,7 +124,8 @@ class FinetuneSpec(BaseModel):
         hyperparameters: Training hyperparameters; missing ones take documented defaults.
         registered_model_name: Workspace name for the result (default ``<model>-<task>``).
         register_model: Register the fine-tuned model as a new workspace version.
-        compute: ``local`` (this machine).
+        compute: ``local`` (this machine) or ``ray`` (the Ray cluster at ``FMHUB_RAY_ADDRESS``).
+        resources: What a ``ray`` job asks of the cluster (workers, CPUs, GPUs, custom resources).
         device: ``auto`` (a CUDA GPU when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         generation: Decoding settings for the evaluation of a text-to-text task.
     """
@@ -137,8 +139,14 @@ class FinetuneSpec(BaseModel):
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     registered_model_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
     register_model: bool = True
-    compute: Literal["local"] = "local"
+    compute: Literal["local", "ray"] = "local"
+    resources: ComputeResources = Field(default_factory=ComputeResources)
     device: str = "auto"
+
+    @model_validator(mode="after")
+    def _resources_need_ray(self) -> FinetuneSpec:
+        check_resources(self.compute, self.resources)
+        return self
 
     @field_validator("task")
     @classmethod
@@ -191,7 +199,7 @@ class DeploymentSpec(BaseModel):
     backend: Literal["local"] = "local"
 
 
-__all__ = ["DeploymentSpec", "DataSpec", "EvaluateDataSpec", "EvaluateSpec", "FinetuneSpec", "GenerationSpec", "build_spec", "deep_merge", "load_spec_file", "parse_map_options"]
+__all__ = ["ComputeResources", "DeploymentSpec", "DataSpec", "EvaluateDataSpec", "EvaluateSpec", "FinetuneSpec", "GenerationSpec", "build_spec", "deep_merge", "load_spec_file", "parse_map_options"]
 
 
 def _format_errors(exc: ValidationError, where: str) -> SpecError:
@@ -354,6 +362,8 @@ class EvaluateSpec(BaseModel):
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         generation: Decoding settings (text-to-text tasks).
         max_predict_samples: Smoke runs: score the first N test rows only (None: all).
+        compute: ``local`` (this machine) or ``ray`` (the Ray cluster at ``FMHUB_RAY_ADDRESS``).
+        resources: What a ``ray`` job asks of the cluster (one worker: ``num_workers`` must be 1).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -366,3 +376,12 @@ class EvaluateSpec(BaseModel):
     max_seq_length: int | None = Field(default=None, ge=8, le=131072)
     device: str = "auto"
     max_predict_samples: int | None = Field(default=None, ge=1)  # issue 13: smoke runs
+    compute: Literal["local", "ray"] = "local"
+    resources: ComputeResources = Field(default_factory=ComputeResources)
+
+    @model_validator(mode="after")
+    def _one_worker(self) -> EvaluateSpec:
+        check_resources(self.compute, self.resources)
+        if self.resources.num_workers != 1:
+            raise ValueError("an evaluation runs on one worker (resources.num_workers must be 1)")
+        return self
