@@ -8,7 +8,10 @@ on any address.
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +65,28 @@ def probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
         return f"{type(exc).__name__}: {exc.strerror or exc}"
 
 
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray replaces a loopback cluster address with the machine's own address unless this is ``0``
+(Ray's single-machine setting); :func:`connect` sets it for a ``127.0.0.1`` cluster."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _keep_loopback() -> None:
+    """Make Ray dial a loopback address as given (see :data:`LOOPBACK_ENV`)."""
+    os.environ[LOOPBACK_ENV] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:  # ray was imported before: its constant was read already
+        constants.ENABLE_RAY_CLUSTER = False
+
+
 def connect(address: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
     """Connect this process to the Ray cluster (once; later calls return at once while connected).
 
@@ -81,7 +106,10 @@ def connect(address: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S) ->
     if not address:
         raise RayUnavailableError("no Ray cluster is configured (FMHUB_RAY_ADDRESS is not set)",
                                   hint=NO_CLUSTER_HINT)
+    host, _ = _split(address)
     with _LOCK:
+        if _is_loopback(host):
+            _keep_loopback()
         try:
             import ray
         except ImportError:

@@ -19,7 +19,7 @@ from fmhub.services.specs import FinetuneSpec, build_spec
 from fmhub.ui.forms import first, nested
 from fmhub.ui.wizard_data import column_mapping_from_form
 
-TOP_LEVEL = ("model", "task", "data", "hyperparameters", "registered_model_name", "compute", "device")
+TOP_LEVEL = ("model", "task", "data", "hyperparameters", "registered_model_name", "compute", "resources", "device")
 """Spec fields the form fills (``register_model`` is read from its checkbox)."""
 
 SPLIT_MODES = {"validation": ("auto", "file"), "test": ("auto", "file", "none")}
@@ -37,6 +37,8 @@ def finetune_spec_dict(form: dict[str, list[str]]) -> tuple[dict[str, Any], list
     """
     values = nested(form)
     spec: dict[str, Any] = {k: values[k] for k in TOP_LEVEL if k in values}
+    if spec.get("compute") != "ray":  # the resource fields only mean something on a cluster
+        spec.pop("resources", None)
     data = dict(values.get("data") or {})
     data.pop("column_mapping", None)
     mapping = column_mapping_from_form(form)

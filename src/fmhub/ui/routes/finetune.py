@@ -41,9 +41,10 @@ def _parameters_context(ctx: Context, ref: str, task: str, card: dict[str, Any])
 def finetune_page(request: Request, ref: str, task: str | None = Query(None),
                   ctx: Context = Depends(get_ctx)) -> HTMLResponse:
     """The wizard, with ``task`` (one of the model's fine-tuning tasks) preselected."""
-    from fmhub.services.finetune_options import local_devices
     from fmhub.errors import SpecError
     from fmhub.services.assets import list_assets
+    from fmhub.services.compute_options import compute_targets
+    from fmhub.services.finetune_options import local_devices
     from fmhub.services.finetune_options import finetune_target
 
     target = finetune_target(ctx, ref)
@@ -54,6 +55,7 @@ def finetune_page(request: Request, ref: str, task: str | None = Query(None),
     context = {"ref": ref, "card": target["card"], "tasks": target["tasks"], "task": chosen, "base": _base(ref),
                "submission": new_token(),
                "assets": list_assets(ctx), "devices": local_devices(),
+               "computes": compute_targets(),
                **_parameters_context(ctx, ref, chosen, target["card"])}
     return render(request, "finetune.html", context, json_url=f"/api/v1/models/{ref}", title=f"Fine-tune {ref}")
 
