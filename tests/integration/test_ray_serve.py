@@ -5,6 +5,9 @@ blue (local) / green (Ray) traffic, and the Serve application removed with its e
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -146,7 +149,12 @@ def test_blue_local_green_ray_both_answer(served):
     server, client = served
     client.endpoints.create("bg")
     client.endpoints.deploy("bg", "tiny-clf:1", "blue")
-    client.endpoints.deploy("bg", "tiny-clf:1", "green", backend="ray")
+    cli = [sys.executable, "-m", "fmhub", "endpoints"]
+    deployed = subprocess.run([*cli, "deploy", "bg", "--model", "tiny-clf:1", "--deployment", "green", "--backend", "ray",
+                               "--min-replicas", "1", "--max-replicas", "1", "--url", server.url],
+                              capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "200"})
+    assert deployed.returncode == 0, deployed.stderr
+    assert re.search(r"green .*ready .*ray .*1 \(1\.\.1\)", deployed.stdout), deployed.stdout
     shown = client.endpoints.traffic("bg", {"blue": 50, "green": 50})
     assert {d["name"]: (d["backend"], d["traffic"]) for d in shown["deployments"]} == {
         "blue": ("local", 50), "green": ("ray", 50)}
