@@ -182,11 +182,15 @@ class RayServeBackend:
 
     async def _start(self, live: RayDeployment, model_path: str, notify: Notify) -> None:
         t0 = time.monotonic()
+        key = (live.record.endpoint, live.record.name)
         try:
             live.handle, info = await asyncio.to_thread(self._run, live, model_path)
         except Exception as exc:  # noqa: BLE001 - reported as the deployment's state
             live.state, live.error = "failed", _one_line(f"{type(exc).__name__}: {exc}")
             notify(f"Serve application {live.app} failed: {live.error}")
+            return
+        if key not in self.live:  # stopped while it deployed: leave no application behind
+            await asyncio.to_thread(self._delete, live.app)
             return
         live.runtime_detail = info.get("runtime")
         if live.state == "creating":
@@ -213,8 +217,11 @@ class RayServeBackend:
 
         applications = serve.status().applications
         for live in list(self.live.values()):
+            if live.handle is None:
+                continue
             app = applications.get(live.app)
-            if app is None or live.handle is None:
+            if app is None:
+                live.state, live.error, live.replicas = "failed", "the Serve application is gone from the cluster", 0
                 continue
             replica = app.deployments.get("replica")
             states = dict(replica.replica_states) if replica is not None else {}
@@ -299,8 +306,7 @@ class RayServeBackend:
         live = self.live.pop((endpoint, name), None)
         if live is None:
             return
-        if live.starting is not None and not live.starting.done():
-            live.starting.cancel()
+        # a deploy still in flight deletes its application itself when it ends (see _start)
         if delete:
             await asyncio.to_thread(self._delete, live.app)
 
