@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,6 @@ class RayDeployment:
     runtime_detail: str | None = None
     requests: int = 0
     inputs: int = 0
-    notes: set[str] = field(default_factory=set)
 
     def status(self) -> dict[str, Any]:
         """State for ``show``: ``state``, ``error``, ``runtime_detail``, ``replicas`` (``running``,
