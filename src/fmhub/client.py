@@ -240,7 +240,8 @@ class EndpointsClient(_Resource):
 
     def deploy(self, name: str, model: str, deployment: str = "blue", **settings: Any) -> dict[str, Any]:
         """Deploy ``model`` as ``deployment`` (settings: instances, device, runtime, max_batch_size,
-        max_batch_wait_ms, max_queue, request_timeout_ms, task); returns once it is loaded."""
+        max_batch_wait_ms, max_queue, request_timeout_ms, task, backend, min_replicas, max_replicas);
+        returns once it is loaded."""
         return self._client.request("POST", f"/endpoints/{name}/deployments",
                                     json={"name": deployment, "model": model, **settings})
 

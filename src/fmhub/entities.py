@@ -195,7 +195,10 @@ class Deployment(BaseModel):
         max_queue: Requests waiting at most; beyond, the endpoint answers 429.
         request_timeout_ms: A request not answered in this time answers 504.
         traffic: Percentage of the endpoint's requests routed here.
-        backend: The serving backend that hosts it (``local``: instance processes of the server).
+        backend: The serving backend that hosts it (``local``: instance processes of the server;
+            ``ray``: a Ray Serve application).
+        min_replicas: Backend ``ray``: replicas kept at least (None for ``local``).
+        max_replicas: Backend ``ray``: replicas autoscaling may add up to (None for ``local``).
         created_at: When it was created.
     """
 
@@ -212,6 +215,8 @@ class Deployment(BaseModel):
     request_timeout_ms: float = 30000.0
     traffic: int = 0
     backend: str = "local"
+    min_replicas: int | None = None
+    max_replicas: int | None = None
     created_at: datetime | None = None
 
 

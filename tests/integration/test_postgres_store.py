@@ -269,3 +269,15 @@ def test_unreachable_database_is_one_clear_error(tmp_path):
         db.get_engine(url)
     assert "cannot connect to the database at postgresql://fmhub@127.0.0.1:9/nothing" in str(exc.value)
     assert "secret" not in str(exc.value)
+
+
+def test_deployment_backend_and_replica_bounds_round_trip(postgres_url):
+    from fmhub.entities import Deployment
+    from fmhub.store import endpoints_repo
+
+    endpoints_repo.create_endpoint(postgres_url, "ep", "", "k1", "k2")
+    endpoints_repo.upsert_deployment(postgres_url, Deployment(endpoint="ep", name="green", model="m:1",
+                                                              task="text-classification", backend="ray",
+                                                              min_replicas=1, max_replicas=4))
+    d = endpoints_repo.get_endpoint(postgres_url, "ep").deployments[0]
+    assert (d.backend, d.min_replicas, d.max_replicas) == ("ray", 1, 4)

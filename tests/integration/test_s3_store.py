@@ -447,3 +447,23 @@ def test_cli_import_and_worker_on_a_missing_bucket_say_error_not_unexpected(s3_u
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1 and "unexpected error" not in proc.stderr, proc.stderr
         assert url in errors[0] and "does not exist" in errors[0] and "aws s3 mb" in proc.stderr
+
+
+def test_ray_replicas_read_a_bucket_model_through_their_own_cache(s3_url, tiny_bert, tmp_path, monkeypatch):
+    import pickle
+
+    from fmhub.config import reset_settings
+    from fmhub.services.models import import_model
+    from fmhub.services.replica_files import StoreFiles
+    from fmhub.services.serving import EndpointRuntime
+
+    server = _context(tmp_path / "home-a", monkeypatch, s3_url)
+    version = import_model(server, tiny_bert, name="tiny", task="text-classification")
+    backend = EndpointRuntime(server).backend("ray")  # no cluster needed to make it
+    assert backend.loads_from_store and backend.resolve_files == StoreFiles(s3_url)
+    resolve = pickle.loads(pickle.dumps(backend.resolve_files))  # it travels to the replicas
+    monkeypatch.setenv("FMHUB_HOME", str(tmp_path / "node"))  # a cluster node of its own
+    reset_settings()
+    folder = Path(resolve(version.path))
+    assert folder.is_relative_to(tmp_path / "node" / "cache" / "artifacts")
+    assert (folder / "config.json").read_bytes() == (tiny_bert / "config.json").read_bytes()

@@ -136,7 +136,7 @@ def test_an_unknown_backend_is_refused_naming_the_known_ones(ctx, endpoint):
 
     async def go():
         rt = EndpointRuntime(ctx)
-        with pytest.raises(SpecError, match="unknown serving backend 'ray'.*local"):
-            await _start(ctx, rt, _deployment(backend="ray"))
+        with pytest.raises(SpecError, match="unknown serving backend 'kubernetes'.*local, ray"):
+            await _start(ctx, rt, _deployment(backend="kubernetes"))
 
     run_async(go())

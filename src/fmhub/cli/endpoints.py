@@ -29,16 +29,24 @@ def _client(url: str | None) -> Any:
 def _print_endpoint(e: dict[str, Any]) -> None:
     out.print(f"[bold]{e['name']}[/]  {e['scoring_uri']}", highlight=False)
     table = Table(show_edge=False)
-    for col in ("deployment", "model", "traffic", "state", "instances", "runtime", "batches", "mean batch"):
+    for col in ("deployment", "model", "traffic", "state", "backend", "instances", "runtime", "batches", "mean batch"):
         table.add_column(col)
     for d in e["deployments"]:
-        table.add_row(d["name"], d["model"], f"{d['traffic']}%", d.get("state", ""), str(d["instances"]),
-                      str(d.get("runtime_detail") or d["runtime"]), str(d.get("batches", "")),
+        table.add_row(d["name"], d["model"], f"{d['traffic']}%", d.get("state", ""), d.get("backend", "local"),
+                      _instances(d), str(d.get("runtime_detail") or d["runtime"]), str(d.get("batches") or ""),
                       str(d.get("mean_batch_size") or ""))
     out.print(table)
     for d in e["deployments"]:
         if d.get("error"):  # a deployment whose instance kept failing says why
             out.print(f"[red]{d['name']}[/]: {escape(d['error'])}", highlight=False)
+
+
+def _instances(d: dict[str, Any]) -> str:
+    """``2`` for a local deployment; ``2 (1..4)`` running replicas and bounds for a ray one."""
+    if d.get("backend") != "ray":
+        return str(d["instances"])
+    replicas = d.get("replicas") or {}
+    return f"{replicas.get('running', '-')} ({d.get('min_replicas')}..{d.get('max_replicas')})"
 
 
 @app.command("create")
@@ -68,12 +76,21 @@ def deploy_cmd(name: str = typer.Argument(..., help="Endpoint name."),
                max_batch_wait_ms: float = typer.Option(10.0, "--max-batch-wait-ms", help="How long a batch waits for more requests."),
                max_queue: int = typer.Option(256, "--max-queue", help="Waiting requests before answering 429."),
                request_timeout_ms: float = typer.Option(30000.0, "--request-timeout-ms", help="Answer 504 after this long."),
+               backend: str = typer.Option("local", "--backend", help="local (instance processes of the server) or ray "
+                                           "(a Ray Serve application on the cluster at FMHUB_RAY_ADDRESS, autoscaled "
+                                           "between --min-replicas and --max-replicas)."),
+               min_replicas: Optional[int] = typer.Option(None, "--min-replicas", help="--backend ray: replicas kept at least (default 1)."),
+               max_replicas: Optional[int] = typer.Option(None, "--max-replicas", help="--backend ray: replicas autoscaling may add up to (default: --min-replicas)."),
                url: Optional[str] = URL_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Deploy a model to an endpoint (replaces the model of an existing deployment of that name).
-    Returns when every instance has loaded the model. The first deployment takes all traffic."""
+    Returns when every instance (or Ray Serve replica) has loaded the model. The first deployment
+    takes all traffic. With --backend ray and --device cuda each replica gets one GPU of the cluster."""
     settings = {"instances": instances, "device": device, "runtime": runtime, "max_batch_size": max_batch_size,
                 "max_batch_wait_ms": max_batch_wait_ms, "max_queue": max_queue,
-                "request_timeout_ms": request_timeout_ms, **({"task": task} if task else {})}
+                "request_timeout_ms": request_timeout_ms, **({"task": task} if task else {}),
+                **({"backend": backend} if backend != "local" else {}),
+                **({"min_replicas": min_replicas} if min_replicas is not None else {}),
+                **({"max_replicas": max_replicas} if max_replicas is not None else {})}
     e = _client(url).endpoints.deploy(name, model, deployment, **settings)
     if as_json:
         print_json(e)

@@ -74,8 +74,11 @@ def plan_deployment(ctx: Context, endpoint: str, spec: DeploymentSpec) -> Deploy
                         "would give its callers answers of another shape", hint="create another endpoint for it")
     from fmhub.devices import choose_device
 
-    device = choose_device(spec.device)  # a missing GPU is an error now, not a failed instance later
-    if spec.runtime == "pytorch-int8" and device.is_cuda:
+    if spec.backend == "ray":
+        on_gpu = _check_ray_cluster(spec)
+    else:
+        on_gpu = choose_device(spec.device).is_cuda  # a missing GPU is an error now, not a failed instance later
+    if spec.runtime == "pytorch-int8" and on_gpu:
         raise SpecError("runtime pytorch-int8 runs on the CPU only", hint="use --device cpu, or --runtime pytorch")
     _check_head(resolved.path, resolved.ref, task)
     existing = {d.name: d for d in current.deployments}
@@ -84,6 +87,24 @@ def plan_deployment(ctx: Context, endpoint: str, spec: DeploymentSpec) -> Deploy
                             **spec.model_dump(exclude={"name", "model", "task"}))
     endpoints_repo.upsert_deployment(ctx.db_url, deployment)
     return deployment
+
+
+def _check_ray_cluster(spec: DeploymentSpec) -> bool:
+    """Refuse a ``ray`` deployment the cluster cannot host before anything starts; returns whether
+    its replicas run on GPUs.
+
+    Raises:
+        ComputeUnavailableError: no cluster configured or it does not answer (see
+            :func:`fmhub.raycluster.connect`). SpecError: ``--device cuda`` on a cluster without GPUs.
+    """
+    from fmhub import raycluster
+
+    on_gpu = spec.device.startswith("cuda")
+    cluster = raycluster.cluster_resources()
+    if on_gpu and cluster.gpus < 1:
+        raise SpecError(f"--device {spec.device} asks one GPU per replica; {cluster.describe()}",
+                        hint="deploy with --device cpu, or add a node with a GPU to the cluster")
+    return on_gpu
 
 
 def _check_head(path, ref: str, task: str) -> None:

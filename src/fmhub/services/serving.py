@@ -1,6 +1,7 @@
 """Serving endpoints in this server: endpoint keys, request checks and limits, and routing by
 traffic, over the serving backend each deployment names (``local``: instance processes and
-dynamic batching of this server, :mod:`fmhub.serving.local`).
+dynamic batching of this server, :mod:`fmhub.serving.local`; ``ray``: a Ray Serve application per
+deployment, :mod:`fmhub.serving.ray_serve`).
 
 One :class:`EndpointRuntime` lives in ``fmhub serve``; it runs the deployments this server owns
 (:mod:`fmhub.services.deployment_owners`: every deployment runs on exactly one server sharing the
@@ -24,6 +25,7 @@ from fmhub.errors import (FmhubError, NotFoundError, OverloadedError, PayloadToo
                           SpecError, UnauthorizedError, UnavailableError)
 from fmhub.serving.base import InputFailed, InstanceGone, NoInstance, QueueFull, ServingBackend
 from fmhub.serving.local import LocalServingBackend
+from fmhub.serving.ray_serve import RayServeBackend
 from fmhub.serving.forward import FORWARDED_HEADER, ForwardFailed, Forwarder  # noqa: F401 - re-exported
 from fmhub.services import endpoints as endpoints_service
 from fmhub.services.context import Context
@@ -38,7 +40,7 @@ log = logging.getLogger("fmhub.serving")
 MAX_BODY_BYTES = 1 << 20
 """Largest scoring request body (1 MiB); larger ones answer 413."""
 
-BACKENDS: dict[str, type] = {"local": LocalServingBackend}
+BACKENDS: dict[str, type] = {"local": LocalServingBackend, "ray": RayServeBackend}
 """The serving backend class for each deployment ``backend`` value."""
 
 
@@ -95,7 +97,15 @@ class EndpointRuntime:
             if name not in BACKENDS:
                 raise SpecError(f"unknown serving backend '{name}'; this fmhub serves with: "
                                 f"{', '.join(sorted(BACKENDS))}", hint="redeploy with backend local")
-            self.backends[name] = (LocalServingBackend(self.threads) if name == "local" else BACKENDS[name]())
+            if name == "local":
+                self.backends[name] = LocalServingBackend(self.threads)
+            elif name == "ray":
+                from fmhub.services.replica_files import StoreFiles
+
+                store = self.ctx.artifacts
+                self.backends[name] = RayServeBackend(None if store.is_local else StoreFiles(store.url))
+            else:
+                self.backends[name] = BACKENDS[name]()
         return self.backends[name]
 
     def deploy_lock(self, endpoint: str) -> asyncio.Lock:
@@ -164,10 +174,15 @@ class EndpointRuntime:
         backend = self.backend(deployment.backend)
         resolved = resolve_model(self.ctx, deployment.model)
         endpoint = deployment.endpoint
-        await backend.start(deployment, str(resolved.path), lambda message: self.note(endpoint, message))
+        model_path = str(resolved.path)
+        if getattr(backend, "loads_from_store", False) and resolved.version is not None:
+            model_path = resolved.version.path  # its replicas read the version from the artifact store
+        await backend.start(deployment, model_path, lambda message: self.note(endpoint, message))
         live = LiveDeployment(deployment, backend)
         self.live[(deployment.endpoint, deployment.name)] = live
-        self.note(deployment.endpoint, f"deployment {deployment.name}: starting {deployment.instances} instance(s) "
+        what = (f"{deployment.min_replicas}..{deployment.max_replicas} Ray Serve replica(s)" if deployment.backend == "ray"
+                else f"{deployment.instances} instance(s)")
+        self.note(deployment.endpoint, f"deployment {deployment.name}: starting {what} "
                                        f"of {deployment.model} ({deployment.runtime}, {deployment.device})")
         return live
 

@@ -16,6 +16,7 @@ from fmhub.data.mapping import parse_map_options
 from fmhub.data.readers import parse_delimiter
 from fmhub.errors import DataError, SpecError
 from fmhub.services.compute_spec import ComputeResources, check_resources
+from fmhub.services.deployment_spec import DeploymentSpec
 from fmhub.training.hyperparameters import Hyperparameters
 
 
@@ -163,40 +164,6 @@ class FinetuneSpec(BaseModel):
             return self.registered_model_name
         base = self.model.split(":", 1)[0]
         return f"{base}-{self.task}"
-
-
-class DeploymentSpec(BaseModel):
-    """A deployment of a model to an online endpoint (CLI flags, REST body and wizard alike).
-
-    Attributes:
-        name: Deployment name within the endpoint (``blue``, ``green`` ...).
-        model: Catalog name or workspace ``name[:version]`` (latest when no version).
-        task: The task (default: the model version's task; needed for catalog models).
-        instances: Worker processes, each with its own copy of the model.
-        device: ``cpu`` (default), ``cuda``, ``cuda:N`` or ``auto``.
-        runtime: ``pytorch``, or ``pytorch-int8`` (CPU; dynamic int8 quantisation of the linear
-            layers: faster, check the metric with ``fmhub evaluate`` first).
-        max_batch_size: Inputs per forward pass at most (default 32).
-        max_batch_wait_ms: How long the first request of a batch waits for others (default 10,
-            LitServe's default ``batch_timeout`` order of magnitude).
-        max_queue: Requests waiting at most before the endpoint answers 429 (default 256).
-        request_timeout_ms: A request not answered in this time answers 504 (default 30000).
-        backend: The serving backend that hosts it: ``local`` (instance processes of the server).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(default="blue", pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
-    model: str = Field(min_length=1)
-    task: str | None = None
-    instances: int = Field(default=1, ge=1, le=16)
-    device: str = "cpu"
-    runtime: Literal["pytorch", "pytorch-int8"] = "pytorch"
-    max_batch_size: int = Field(default=32, ge=1, le=512)
-    max_batch_wait_ms: float = Field(default=10.0, ge=0, le=1000)
-    max_queue: int = Field(default=256, ge=1, le=100000)
-    request_timeout_ms: float = Field(default=30000.0, ge=100, le=600000)
-    backend: Literal["local"] = "local"
 
 
 __all__ = ["ComputeResources", "DeploymentSpec", "DataSpec", "EvaluateDataSpec", "EvaluateSpec", "FinetuneSpec", "GenerationSpec", "build_spec", "deep_merge", "load_spec_file", "parse_map_options"]

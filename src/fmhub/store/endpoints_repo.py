@@ -12,7 +12,7 @@ from fmhub.store.db import session_scope
 from fmhub.store.tables import DeploymentRow, EndpointRow
 
 SETTINGS = ("instances", "device", "runtime", "max_batch_size", "max_batch_wait_ms", "max_queue",
-            "request_timeout_ms", "backend")
+            "request_timeout_ms", "backend", "min_replicas", "max_replicas")
 
 
 def _deployment(endpoint: str, row: DeploymentRow) -> Deployment:
