@@ -19,7 +19,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fmhub.entities import Deployment
@@ -48,24 +47,10 @@ def app_name(endpoint: str, name: str) -> str:
 
 
 def runtime_env() -> dict[str, Any]:
-    """The replicas' runtime environment (needs a connection): this server's fmhub package,
-    uploaded to the cluster once per content (so replicas run the same code as the server and the
-    cluster's nodes need fmhub's dependencies only), and offline Hugging Face libraries.
-
-    Ray takes local folders in ``py_modules`` only at ``ray.init``; a deployment's runtime
-    environment needs them uploaded first, as ``ray.init`` does. Where that Ray function is missing,
-    the replicas import the fmhub installed on the nodes.
-    """
-    import fmhub
-
-    env: dict[str, Any] = {"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}}
-    try:
-        from ray._private.runtime_env.py_modules import upload_py_modules_if_needed
-    except ImportError:  # another Ray release: rely on fmhub installed on the nodes
-        return env
-    shipped = {"py_modules": [str(Path(fmhub.__file__).parent)], "excludes": ["__pycache__", "*.pyc"]}
-    shipped = upload_py_modules_if_needed(shipped, include_gitignore=True, logger=log)
-    return {**env, "py_modules": shipped["py_modules"]}
+    """The replicas' runtime environment: offline Hugging Face libraries. Replicas import the fmhub
+    installed on the cluster's nodes (the same version as the server: README, Scale out on Ray), as
+    Ray jobs do."""
+    return {"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}}
 
 
 def actor_options(deployment: Deployment) -> dict[str, Any]:
