@@ -62,6 +62,23 @@ def probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
         return f"{type(exc).__name__}: {exc.strerror or exc}"
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _stay_on_loopback() -> None:
+    """A head on a loopback address: this process joins it as 127.0.0.1 too. Ray otherwise
+    replaces a loopback address by the machine's own (``resolve_ip_for_localhost``), where a head
+    bound to loopback does not answer."""
+    import os
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    try:
+        from ray._private import ray_constants
+    except ImportError:
+        return
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read at import: set it again for an imported ray
+
+
 def connect(address: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
     """Connect this process to the Ray cluster (once; later calls return at once while connected).
 
@@ -82,6 +99,8 @@ def connect(address: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S) ->
         raise RayUnavailableError("no Ray cluster is configured (FMHUB_RAY_ADDRESS is not set)",
                                   hint=NO_CLUSTER_HINT)
     with _LOCK:
+        if _split(address)[0] in LOOPBACK:
+            _stay_on_loopback()
         try:
             import ray
         except ImportError:
