@@ -198,7 +198,18 @@ def two_nodes(ray_address):
         yield cluster, special.node_id
     finally:
         raycluster.disconnect()
-        cluster.shutdown()
+        _kill_cluster(cluster)
+
+
+def _kill_cluster(cluster) -> None:
+    """Kill every process of ``cluster`` at once, head included (``Cluster.shutdown`` refuses to
+    remove the node this process is connected through: here the cluster must vanish under it)."""
+    for node in list(cluster.worker_nodes):
+        node.kill_all_processes(check_alive=False, allow_graceful=False)
+        cluster.worker_nodes.remove(node)
+    if cluster.head_node is not None:
+        cluster.head_node.kill_all_processes(check_alive=False, allow_graceful=False)
+        cluster.head_node = None
 
 
 def test_a_job_asking_for_a_resource_only_one_node_has_lands_there_and_a_lost_cluster_fails_the_next(
@@ -220,7 +231,7 @@ def test_a_job_asking_for_a_resource_only_one_node_has_lands_there_and_a_lost_cl
         long, _ = submit_finetune(ctx, _spec(train, name="orphan", max_steps=5000, save_steps=1000))
         assert _drive(sched, lambda: _events_of(ctx, long.id, "train"), timeout_s=120)
         gone = time.monotonic()
-        cluster.shutdown()
+        _kill_cluster(cluster)
         failed = _drive(sched, lambda: _final(ctx, long.id, sched), timeout_s=45)
         took = time.monotonic() - gone
     finally:
