@@ -21,13 +21,20 @@ Without a Ray address (``--ray-address``, else ``FMHUB_TEST_RAY_ADDRESS``, else
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import tempfile
-import time
+import sys
 from pathlib import Path
-from typing import Any
+
+# benchmarks/queue.py shadows the standard library's `queue` (torch imports it): drop this folder,
+# which Python puts first on the path of a script, before importing anything else.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
 
 WORDS = ("good great fine love wonderful best fun bad awful boring worst dull hate poor movie film the a "
          "is was it this and not very plot acting story").split()
