@@ -146,7 +146,7 @@ def test_a_killed_ray_worker_is_retried_and_the_job_resumes_from_its_checkpoint_
 def test_cancel_of_a_running_ray_job_stops_it_within_30_s_and_frees_its_cpus(ctx, train, on_head):
     import ray
 
-    sched = _scheduler(ctx, on_head)
+    sched = _scheduler(ctx, on_head, cancel_wait_s=0)  # ray.cancel at once (the job also sees its cancel)
     raycluster.connect(on_head)
     before = ray.available_resources().get("CPU", 0)
     job, _ = submit_finetune(ctx, _spec(train, name="canceled", max_steps=5000, save_steps=1000))
@@ -160,7 +160,7 @@ def test_cancel_of_a_running_ray_job_stops_it_within_30_s_and_frees_its_cpus(ctx
     finally:
         sched.stop()
     assert done is not None and done.status == JobStatus.canceled, (done and done.error)
-    assert took < 30
+    assert done.error in ("canceled by the user", "canceled (interrupted)") and took < 30
     deadline = time.monotonic() + 10
     while ray.available_resources().get("CPU", 0) != before and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -252,3 +252,46 @@ def test_evaluate_flags_fill_compute_and_resources():
     spec = build_evaluate_spec("m:1", EvaluateFlags(test="t.csv", compute="ray",
                                                     resources=(("num_cpus", 2.0), ("resource", ("gpu_node=1",)))))
     assert spec.compute == "ray" and spec.resources.num_cpus == 2 and spec.resources.custom == {"gpu_node": 1.0}
+
+
+# -- the REST API ----------------------------------------------------------------------------------
+
+def _body(train):
+    return {"model": "tiny-bert:1", "task": "text-classification", "device": "cpu",
+            "data": {"train": str(train), "validation": "none", "test": "none",
+                     "column_mapping": {"sentence1": "review", "label": "stars"}},
+            "hyperparameters": {"max_steps": 2}, "compute": "ray",
+            "resources": {"num_cpus": 2, "custom": {"special": 1}, "max_failures": 1}}
+
+
+def test_the_jobs_api_takes_compute_and_resources_and_answers_503_without_a_cluster(
+        ctx, tiny_model, tmp_path, monkeypatch):
+    from local_client import local_client
+
+    from fmhub.api.app import create_app
+    from fmhub.config import get_settings
+
+    train = write_sentiment_csv(tmp_path / "reviews.csv", n=20)
+    monkeypatch.delenv("FMHUB_RAY_ADDRESS", raising=False)
+    get_settings.cache_clear()
+    from dataclasses import replace
+
+    from fmhub.services.data_roots import DataRoots
+
+    server_ctx = replace(ctx, data_roots=DataRoots.of([tmp_path]))
+    with local_client(create_app(server_ctx), raise_server_exceptions=False) as api:
+        refused = api.post("/api/v1/jobs/finetune", json=_body(train))
+        assert refused.status_code == 503 and "FMHUB_RAY_ADDRESS" in refused.json()["error"]["message"]
+        evaluate = api.post("/api/v1/jobs/evaluate", json={"model": "tiny-bert:1", "compute": "ray",
+                                                           "data": {"test": str(train)}})
+        assert evaluate.status_code == 503
+        monkeypatch.setenv("FMHUB_RAY_ADDRESS", CPU_ONLY.address)
+        get_settings.cache_clear()
+        monkeypatch.setattr(raycluster, "cluster_resources", lambda address=None: CPU_ONLY)
+        taken = api.post("/api/v1/jobs/finetune", json=_body(train))
+        assert taken.status_code == 202, taken.text
+        job = taken.json()["job"]
+        assert job["compute"] == "ray" and job["spec"]["resources"]["custom"] == {"special": 1.0}
+        too_big = api.post("/api/v1/jobs/finetune", json={**_body(train), "resources": {"num_gpus": 1}})
+        assert too_big.status_code == 422 and "resources.num_gpus" in too_big.json()["error"]["message"]
+    get_settings.cache_clear()
