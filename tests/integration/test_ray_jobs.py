@@ -20,7 +20,6 @@ from fmhub.services.finetune import submit_finetune
 from fmhub.services.models import import_model
 from fmhub.services.scheduler import Scheduler, SchedulerOptions
 from fmhub.services.specs import FinetuneSpec
-from fmhub.store import jobs_repo
 
 pytestmark = [pytest.mark.ray, pytest.mark.integration]
 

@@ -119,7 +119,8 @@ class RayRunner:
                 text = str(exc) if isinstance(exc, raycluster.RayUnavailableError) else f"{type(exc).__name__}: {exc}"
                 hint = getattr(exc, "hint", None)
                 with self._lock:
-                    self._state, self._error, self._failed_at = "failed", text + (f" ({hint})" if hint else ""), time.monotonic()
+                    self._state, self._failed_at = "failed", time.monotonic()
+                    self._error = text + (f" ({hint})" if hint else "")
                 log.warning("ray runner: %s", text)
                 return
             with self._lock:
@@ -194,7 +195,8 @@ class RayRunner:
         now = time.monotonic()
         launch = uuid.uuid4().hex[:12]
         if placement.target == UNAVAILABLE:
-            task = _Task(job.id, None, now, launch, error=placement.env.get("reason", "the Ray cluster does not answer"))
+            reason = placement.env.get("reason", "the Ray cluster does not answer")
+            task = _Task(job.id, None, now, launch, error=reason)
         else:
             try:
                 ref = _submit(job, log_path, job_environment(self._address()), launch)
