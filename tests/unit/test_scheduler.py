@@ -164,12 +164,12 @@ def test_api_keys_are_hashed_checked_and_revoked(ctx):
 
 def test_a_job_of_an_unknown_compute_fails_naming_the_known_ones(ctx, fake_command):
     sched = Scheduler(ctx, SchedulerOptions(gpus=0))
-    job = jobs_repo.create_job(ctx.db_url, "rayjob000001", "finetune", {"model": "m"}, str(ctx.settings.jobs_dir),
-                               compute="ray")
+    job = jobs_repo.create_job(ctx.db_url, "marsjob00001", "finetune", {"model": "m"}, str(ctx.settings.jobs_dir),
+                               compute="mars")
     sched.tick()
     done = jobs_repo.get_job(ctx.db_url, job.id)
     assert done.status == JobStatus.failed
-    assert "unknown compute 'ray'" in done.error and "local" in done.error
+    assert "unknown compute 'mars'" in done.error and "local" in done.error and "ray" in done.error
     assert sched.runners["local"].running() == []
 
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from fmhub.cli.common import JSON_OPTION, context, err, handle_errors, out, print_json, quiet_libraries
+from fmhub.cli.compute_flags import (COMPUTE_HELP, MAX_FAILURES_HELP, NUM_CPUS_HELP, NUM_GPUS_HELP, RESOURCE_HELP,
+                                     compute_overrides, print_queued_on_cluster)
 from fmhub.cli.submit import SUBMIT_HELP, submit_many
 from fmhub.cli.render import ProgressBar, print_comparison, print_metrics, print_report
 
@@ -37,6 +39,9 @@ class EvaluateFlags:
         length_penalty: Beam-search length penalty, or None for the default.
         label_names: Names of integer classes 0..n-1 (comma-separated or a file), or None.
         max_predict_samples: Score the first N test rows only (smoke runs), or None for all.
+        compute: ``local`` or ``ray`` (None: the spec's default, ``local``).
+        resources: ``--num-cpus``, ``--num-gpus``, ``--resource`` and ``--max-failures`` as
+            ``(name, value)`` pairs (Ray's names; see :func:`~fmhub.cli.compute_flags.compute_overrides`).
     """
 
     test: str
@@ -57,6 +62,8 @@ class EvaluateFlags:
     max_predict_samples: Optional[int] = None
     # -- delimiter --
     delimiter: Optional[str] = None
+    compute: Optional[str] = None
+    resources: tuple[tuple[str, Any], ...] = ()
 
 
 def build_evaluate_spec(model: str, flags: EvaluateFlags) -> EvaluateSpec:
@@ -89,7 +96,8 @@ def build_evaluate_spec(model: str, flags: EvaluateFlags) -> EvaluateSpec:
         "per_device_eval_batch_size": flags.batch_size,
         **({"max_seq_length": flags.max_seq_length} if flags.max_seq_length else {}),
         **({"max_predict_samples": flags.max_predict_samples} if flags.max_predict_samples is not None else {}),
-        "generation": generation, "data": data}, "the command-line flags")
+        "generation": generation, "data": data,
+        **compute_overrides({"compute": flags.compute, **dict(flags.resources)})}, "the command-line flags")
 
 
 @handle_errors
@@ -113,6 +121,11 @@ def evaluate_cmd(
     length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Text-to-text tasks: beam-search length penalty (> 1 favours longer texts)."),
     label_names: Optional[str] = typer.Option(None, "--label-names", help="Text classification with integer labels 0..n-1: class names in id order, comma-separated (negative,positive), or a file with one name per line."),
     max_predict_samples: Optional[int] = typer.Option(None, "--max-predict-samples", help="Smoke runs: score the first N test rows only."),
+    compute: Optional[str] = typer.Option(None, "--compute", help=COMPUTE_HELP),
+    num_cpus: Optional[float] = typer.Option(None, "--num-cpus", help=NUM_CPUS_HELP),
+    num_gpus: Optional[float] = typer.Option(None, "--num-gpus", help=NUM_GPUS_HELP),
+    resource: Optional[list[str]] = typer.Option(None, "--resource", help=RESOURCE_HELP),
+    max_failures: Optional[int] = typer.Option(None, "--max-failures", help=MAX_FAILURES_HELP),
     submit_job: bool = typer.Option(False, "--submit", help=SUBMIT_HELP + " One job per model."),
     url: Optional[str] = typer.Option(None, "--url", envvar="FMHUB_URL", help="fmhub server for --submit (default FMHUB_URL, else http://127.0.0.1:8000)."),
     as_json: bool = JSON_OPTION,
@@ -136,12 +149,27 @@ def evaluate_cmd(
                           batch_size=batch_size, max_seq_length=max_seq_length, device=device,
                           num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
                           label_names=label_names, max_predict_samples=max_predict_samples,
-                          delimiter=delimiter)
+                          delimiter=delimiter, compute=compute,
+                          resources=(("num_cpus", num_cpus), ("num_gpus", num_gpus),
+                                     ("resource", tuple(resource) if resource else None),
+                                     ("max_failures", max_failures)))
     specs = [build_evaluate_spec(m, flags) for m in model]  # flag errors before any job starts
     if submit_job:
         submit_many("evaluate", specs, url, as_json)
         return
     console = err if as_json else out
+    if specs[0].compute != "local":  # cluster jobs are queued for it, never run here
+        from fmhub.services.evaluate import submit_evaluate
+
+        jobs = [submit_evaluate(context(), spec, on_report=(lambda r: print_report(console, r, show_errors=False))
+                                if i == 0 else None)[0] for i, spec in enumerate(specs)]
+        if as_json:
+            print_json(jobs[0].model_dump(mode="json") if len(jobs) == 1
+                       else {"jobs": [j.model_dump(mode="json") for j in jobs]})
+            return
+        for job in jobs:
+            print_queued_on_cluster(job)
+        return
     several = len(specs) > 1
     ctx = context()
     results: list[dict[str, Any]] = []

@@ -8,6 +8,8 @@ from typing import Any, Optional
 import typer
 
 from fmhub.cli.common import JSON_OPTION, context, err, handle_errors, out, print_json, quiet_libraries
+from fmhub.cli.compute_flags import (COMPUTE_HELP, MAX_FAILURES_HELP, NUM_CPUS_HELP, NUM_GPUS_HELP, NUM_WORKERS_HELP,
+                                     RESOURCE_HELP, compute_overrides, print_queued_on_cluster)
 from fmhub.cli.render import ProgressBar, print_metrics, print_report
 from fmhub.cli.submit import SUBMIT_HELP, submit
 from fmhub.services.task_facts import tasks_text
@@ -65,6 +67,7 @@ def build_finetune_spec(job_file: Optional[Path], flags: dict[str, Any]) -> Any:
     gen_over = {k: flags[k] for k in ("num_beams", "max_new_tokens", "length_penalty") if flags.get(k) is not None}
     if gen_over:
         over["generation"] = gen_over
+    over.update(compute_overrides(flags))
     merged = deep_merge(data, over)
     where = f"job file {job_file} and flags" if job_file else "the command-line flags"
     return build_spec(FinetuneSpec, merged, where)
@@ -114,6 +117,12 @@ def finetune_cmd(
     registered_model_name: Optional[str] = typer.Option(None, "--registered-model-name", "--output-model", help="Workspace name for the result (default <model>-<task>)."),
     no_register: bool = typer.Option(False, "--no-register", help="Do not register the fine-tuned model."),
     device: Optional[str] = typer.Option(None, "--device", help="auto (GPU when present; default), cpu, cuda or cuda:N."),
+    compute: Optional[str] = typer.Option(None, "--compute", help=COMPUTE_HELP),
+    num_workers: Optional[int] = typer.Option(None, "--num-workers", help=NUM_WORKERS_HELP),
+    num_cpus: Optional[float] = typer.Option(None, "--num-cpus", help=NUM_CPUS_HELP),
+    num_gpus: Optional[float] = typer.Option(None, "--num-gpus", help=NUM_GPUS_HELP),
+    resource: Optional[list[str]] = typer.Option(None, "--resource", help=RESOURCE_HELP),
+    max_failures: Optional[int] = typer.Option(None, "--max-failures", help=MAX_FAILURES_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate data and mapping, print the report, do not train."),
     submit_job: bool = typer.Option(False, "--submit", help=SUBMIT_HELP),
     url: Optional[str] = typer.Option(None, "--url", envvar="FMHUB_URL", help="fmhub server for --submit (default FMHUB_URL, else http://127.0.0.1:8000)."),
@@ -137,6 +146,16 @@ def finetune_cmd(
 
     def on_report(report: Any) -> None:
         print_report(console, report, show_errors=False)  # the error message lists them
+
+    if spec.compute != "local" and not dry_run:  # a cluster job is queued for it, never run here
+        from fmhub.services.finetune import submit_finetune
+
+        job, _ = submit_finetune(context(), spec, on_report=on_report)
+        if as_json:
+            print_json(job.model_dump(mode="json"))
+        else:
+            print_queued_on_cluster(job)
+        return
 
     try:
         result = run_finetune(context(), spec, sink=bar, on_report=on_report, dry_run=dry_run)

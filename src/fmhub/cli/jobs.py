@@ -102,10 +102,16 @@ def show_cmd(job_id: str = typer.Argument(..., help="Job id."), url: Optional[st
     jobs = backend(url)
     job = jobs.get(job_id)
     events = jobs.events(job_id)
+    from fmhub.cli.render_jobs import where_it_ran, where_text
+
+    where = where_it_ran(job, events)
     if as_json:
-        print_json({**job.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
+        print_json({**job.model_dump(mode="json"), "resources": where["resources"], "node": where["node"],
+                    "events": [e.model_dump(mode="json") for e in events]})
         return
     out.print(f"[bold]{job.id}[/] {job.kind} {job.status.value} (attempts {job.attempts})", highlight=False)
+    for line in where_text(where):
+        out.print(line, highlight=False, markup=False)
     out.print(f"folder: {job.folder}", highlight=False)
     if job.error:
         out.print(f"[red]error:[/] {job.error}", highlight=False)

@@ -101,3 +101,27 @@ def event_text(kind: str, data: dict[str, Any]) -> str:
         epoch = f" epoch {data['epoch']}" if data.get("epoch") is not None else ""
         return f"{data.get('split', '')}{epoch}: {scalars}"
     return json.dumps(data, default=str, ensure_ascii=False)
+
+
+def where_it_ran(job: Any, events: list[Any]) -> dict[str, Any]:
+    """Where a job runs or ran: ``{"compute", "resources", "node"}``; ``resources`` is the spec's
+    (None for a local job), ``node`` the last ``placed`` event's node (``node_id``, ``node_ip``,
+    ``host``; None when the job was not placed on a cluster node)."""
+    placed = [e.data for e in events if e.kind == "stage" and e.data.get("stage") == "placed"]
+    node = ({k: placed[-1].get(k) for k in ("node_id", "node_ip", "host", "attempt")} if placed else None)
+    resources = job.spec.get("resources") if job.compute != "local" else None
+    return {"compute": job.compute, "resources": resources, "node": node}
+
+
+def where_text(where: dict[str, Any]) -> list[str]:
+    """:func:`where_it_ran` as lines: ``compute: ray (num_workers 1, num_cpus 1 ...)``,
+    ``node: 127.0.0.1 (host, id 1a2b3c4d5e6f)``."""
+    compute = where["compute"]
+    if where["resources"]:
+        asked = ", ".join(f"{k} {_scalar(v)}" for k, v in where["resources"].items() if v not in (None, {}))
+        compute += f" ({asked})"
+    lines = [f"compute: {compute}"]
+    node = where["node"]
+    if node:
+        lines.append(f"node: {node.get('node_ip')} ({node.get('host')}, id {str(node.get('node_id'))[:12]})")
+    return lines

@@ -68,9 +68,9 @@ def check_evaluate(ctx: Context, spec: EvaluateSpec,
     """
     from transformers import AutoTokenizer
 
-    from fmhub.services.finetune_options import check_device
+    from fmhub.services.compute_checks import check_compute
 
-    check_device("local", spec.device)  # against the runner's devices, before the model loads
+    check_compute(spec.compute, spec.resources, spec.device)  # the runner's devices and cluster, before the model loads
     resolved = resolve_model(ctx, spec.model)
     task_name = spec.task or (resolved.version.task if resolved.version else None)
     spec = spec.model_copy(update={"data": assets_service.resolve_data_spec(ctx, spec.data, task_name)})
@@ -132,7 +132,7 @@ def submit_evaluate(ctx: Context, spec: EvaluateSpec,
     plan = check_evaluate(ctx, spec, on_report)
     stored = plan.spec.model_dump(mode="json")
     stored["data"] = assets_service.queued_data_refs(ctx, stored["data"])
-    job = jobs_service.new_job(ctx, "evaluate", stored)
+    job = jobs_service.new_job(ctx, "evaluate", stored, compute=spec.compute)
     jobs_service.write_job_file(ctx, job, "report.json", json.dumps(plan.report.to_dict(), indent=2))
     return job, plan.report
 
@@ -153,6 +153,9 @@ def run_evaluate(ctx: Context, spec: EvaluateSpec,
         DataError: the test data has errors (all listed).
         SpecError: the task cannot be known, or the model has no label names.
     """
+    if spec.compute != "local":  # never run a cluster job silently on this machine
+        raise SpecError(f"a compute '{spec.compute}' job runs on its cluster, not in this process",
+                        hint="queue it with submit_evaluate (fmhub evaluate queues it for you)")
     plan = check_evaluate(ctx, spec, on_report)
     job = jobs_service.new_job(ctx, "evaluate", plan.spec.model_dump(mode="json"))
     job = jobs_service.claim_foreground(ctx, job)

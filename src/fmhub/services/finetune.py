@@ -23,7 +23,7 @@ from fmhub.services import registration
 from fmhub.services.context import Context
 from fmhub.services.data_prep import PreparedData, prepare_data, report_error
 from fmhub.services.finetune_checks import cap_evaluated_rows, check_hyperparameters
-from fmhub.services.finetune_options import check_device
+from fmhub.services.compute_checks import check_compute
 from fmhub.services.models import ResolvedModel, resolve_model
 from fmhub.services.specs import FinetuneSpec
 from fmhub.tasks import get_task
@@ -92,7 +92,7 @@ def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any
     _check_model_task(resolved, spec.task)
     hp = spec.hyperparameters.resolve(task.default_hyperparameters, resolved.card.defaults,
                                       task.metric_for_best_model)
-    check_device(spec.compute, spec.device)  # against the runner's devices, before any data is read
+    check_compute(spec.compute, spec.resources, spec.device)  # the runner's devices and cluster, before any data is read
     limit = model_max_length(resolved.path)
     capped = limit is not None and hp.max_seq_length > limit
     if capped:
@@ -192,6 +192,9 @@ def run_finetune(ctx: Context, spec: FinetuneSpec, sink: ProgressSink | None = N
         JobFailedError: training or evaluation failed (the job row says why; see its log).
         JobCanceledError: interrupted (Ctrl-C or SIGTERM); checkpoints are kept for a resume.
     """
+    if spec.compute != "local" and not dry_run:  # never run a cluster job silently on this machine
+        raise SpecError(f"a compute '{spec.compute}' job runs on its cluster, not in this process",
+                        hint="queue it with submit_finetune (fmhub finetune queues it for you)")
     validated = validate(ctx, spec)
     report = validated[4].report
     if on_report:

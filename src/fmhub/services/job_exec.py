@@ -111,16 +111,49 @@ def execute_job(ctx: Context, job_id: str) -> dict[str, Any]:
     raise SpecError(f"unknown job kind '{job.kind}'")
 
 
+def record_placement(ctx: Context, job_id: str, placement: dict[str, Any]) -> bool:
+    """In a job process started by a Ray task: record the node it runs on (a ``placed`` stage event
+    with ``node_id``, ``node_ip``, ``host``), and when the same launch was placed before (Ray
+    retried the task after its worker or node was lost), set the job to resume from its last
+    checkpoint, with a ``requeued`` event saying why.
+
+    Args:
+        placement: ``{launch, node_id, node_ip, host, ray_worker_pid}`` from the Ray task.
+
+    Returns:
+        Whether this start is a retry.
+    """
+    launch = placement.get("launch")
+    placed = [e for e in jobs_repo.list_events(ctx.db_url, job_id)
+              if e.kind == "stage" and e.data.get("stage") == "placed" and e.data.get("launch") == launch]
+    if placed:
+        last = placed[-1].data
+        reason = (f"its Ray worker on node {last.get('node_ip')} ({str(last.get('node_id'))[:12]}) was lost; "
+                  f"Ray retried its task, which resumes from the last checkpoint")
+        jobs_repo.set_resume(ctx.db_url, job_id)
+        jobs_repo.append_event(ctx.db_url, job_id, "stage", {"stage": "requeued", "reason": reason,
+                                                             "attempt": len(placed) + 1})
+        log.warning("job %s: %s", job_id, reason)
+    jobs_repo.append_event(ctx.db_url, job_id, "stage", {"stage": "placed", "compute": "ray",
+                                                         "attempt": len(placed) + 1, **placement})
+    return bool(placed)
+
+
 def run_job_process(ctx: Context, job_id: str) -> dict[str, Any]:
     """The body of a job process: SIGTERM becomes a cancel (checkpoints kept), the process ends
-    if its scheduler is gone, then :func:`execute_job`."""
+    if its scheduler (or Ray task) is gone, a job on a Ray node records where it runs (see
+    :func:`record_placement`), then :func:`execute_job`."""
+    import json
     import signal
 
     from fmhub.runners.local import watch_parent
+    from fmhub.runners.ray_task import PLACEMENT_ENV
 
     def _terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
     watch_parent()
+    if os.environ.get(PLACEMENT_ENV):
+        record_placement(ctx, job_id, json.loads(os.environ[PLACEMENT_ENV]))
     return execute_job(ctx, job_id)

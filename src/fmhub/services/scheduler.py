@@ -19,13 +19,14 @@ from typing import Any
 from fmhub.entities import Job, JobStatus
 from fmhub.runners.base import Capacity, JobHandle, Runner
 from fmhub.runners.local import LocalRunner
+from fmhub.runners.ray import RayRunner
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
 from fmhub.store import jobs_repo
 
 log = logging.getLogger("fmhub.scheduler")
 
-RUNNERS: dict[str, type] = {"local": LocalRunner}
+RUNNERS: dict[str, type] = {"local": LocalRunner, "ray": RayRunner}
 """The runner class for each ``compute`` value; made with ``cls.from_options(options)`` when the
 class has that, else ``cls()``."""
 
@@ -87,14 +88,18 @@ _CAPACITY: dict[str, Capacity] = {}
 
 def runner_capacity(compute: str) -> Capacity:
     """What the runner of ``compute`` offers with default options (devices and slots), for checking a
-    job's ``device`` when it is submitted; asked once per process.
+    job's ``device`` when it is submitted; asked once per process for ``local``.
 
     Raises:
         SpecError: no runner of that name.
+        ComputeUnavailableError: ``ray`` with no cluster configured, or one that does not answer.
     """
-    if compute not in _CAPACITY:
-        _CAPACITY[compute] = make_runner(compute).capacity()
-    return _CAPACITY[compute]
+    if compute in _CAPACITY:
+        return _CAPACITY[compute]
+    capacity = make_runner(compute).capacity()
+    if compute == "local":  # a cluster's resources change: its runner reuses a look briefly itself
+        _CAPACITY[compute] = capacity
+    return capacity
 
 
 @dataclass

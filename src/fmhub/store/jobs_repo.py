@@ -216,6 +216,12 @@ def requeue(url: str, job_id: str, *, resume: bool, from_status: tuple[JobStatus
         return result.rowcount == 1
 
 
+def set_resume(url: str, job_id: str) -> None:
+    """Mark a job to resume from its last checkpoint when its process starts (a retry in place)."""
+    with session_scope(url) as s:
+        s.execute(update(JobRow).where(JobRow.id == job_id).values(resume=True))
+
+
 def request_cancel(url: str, job_id: str) -> Job:
     """Cancel a queued job at once; flag a running one for its worker to stop.
 
