@@ -6,8 +6,10 @@
 #   - an S3-compatible server: `moto_server` on port 55433 (moto[server]), its pid file and log
 #     under test-output/;
 #   - a Ray head (`ray start --head`, extra fmhub[ray]) on 127.0.0.1:56379: every Ray process on
-#     the loopback address, no dashboard, a 100 MB object store, 4 logical CPUs, its files under
-#     /tmp/fmhub-ray-<port> (stop ends the processes of that folder only).
+#     the loopback address, token authentication on (a fresh token in /tmp/fmhub-ray-<port>.token;
+#     `env` exports RAY_AUTH_MODE and RAY_AUTH_TOKEN_PATH for its clients), no dashboard, a 100 MB
+#     object store, 4 logical CPUs, its files under /tmp/fmhub-ray-<port> (stop ends the processes
+#     of that folder only).
 #
 # Usage: scripts/test-services.sh start|stop|env|status
 #   start   create the cluster once, start both services, wait until they answer (bounded waits)
@@ -25,6 +27,7 @@ S3_PORT=${FMHUB_TEST_S3_PORT:-55433}
 RAY_PORT=${FMHUB_TEST_RAY_PORT:-56379}
 RAY_DIR=/tmp/fmhub-ray-$RAY_PORT
 RAY_ADDRESS_=127.0.0.1:$RAY_PORT
+RAY_TOKEN=$RAY_DIR.token
 CLUSTER=fmhubtest
 OUT=test-output
 MOTO_PID=$OUT/moto.pid
@@ -170,9 +173,11 @@ start_ray() {
   local ray
   ray=$(ray_bin) || die "ray is not installed for $PY: pip install 'fmhub[ray]'"
   mkdir -p "$OUT"
-  # Loopback only: Ray binds to the machine's address unless told otherwise. No dashboard, no
-  # job-submission API (neither has authentication). A small object store: the tests move little data.
-  RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "$ray" start --head --node-ip-address=127.0.0.1 --port="$RAY_PORT" \
+  (umask 077; "$PY" -c "import secrets; print(secrets.token_hex(32))" > "$RAY_TOKEN")
+  # Loopback only: Ray binds to the machine's address unless told otherwise. Token authentication:
+  # every client needs the token. No dashboard, no job-submission API. A small object store: the
+  # tests move little data.
+  RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$RAY_TOKEN RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "$ray" start --head --node-ip-address=127.0.0.1 --port="$RAY_PORT" \
     --include-dashboard=false --num-cpus=4 --object-store-memory=100000000 --disable-usage-stats \
     --ray-client-server-port=$((RAY_PORT + 1)) --temp-dir="$RAY_DIR" >> "$OUT/ray.log" 2>&1 || die "ray start failed: see $OUT/ray.log"
   local i
@@ -192,13 +197,14 @@ stop_ray() {
   local i
   for i in $(seq 1 20); do pgrep -f -- "$mine" >/dev/null 2>&1 || break; sleep 0.5; done
   pkill -KILL -f -- "$mine" 2>/dev/null || true
+  rm -f "$RAY_TOKEN"
   say "Ray head stopped"
 }
 
 print_env() {
   echo "export FMHUB_TEST_POSTGRES_URL=$PG_URL"
   echo "export FMHUB_TEST_S3_ENDPOINT_URL=$S3_URL"
-  echo "export FMHUB_TEST_RAY_ADDRESS=$RAY_ADDRESS_"
+  echo "export FMHUB_TEST_RAY_ADDRESS=$RAY_ADDRESS_ RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$RAY_TOKEN"
 }
 
 case "${1:-}" in

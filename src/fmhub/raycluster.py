@@ -137,8 +137,10 @@ def connect(address: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S) ->
         thread.join(timeout_s)
         if thread.is_alive():
             raise RayUnavailableError(f"connecting to the Ray cluster at {address} took over {timeout_s:.0f} s",
-                                      hint="check the cluster (`ray status`) and that this machine can reach "
-                                           "every port of its head")
+                                      hint="check the cluster (`ray status`), that this machine can reach "
+                                           "every port of its head, and, for a cluster with token "
+                                           "authentication, that this process has its token (RAY_AUTH_MODE=token "
+                                           "with RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)")
         if "error" in outcome:
             exc = outcome["error"]
             raise RayUnavailableError(f"could not connect to the Ray cluster at {address}: "
