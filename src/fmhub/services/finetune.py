@@ -294,9 +294,13 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
         step = int(checkpoint.name.rsplit("-", 1)[1])
         sink.event("stage", {"stage": "resuming", "from_step": step, "checkpoint": checkpoint.name,
                              "attempt": job.attempts})
-    outcome = train_model(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device, sink,
-                          resume_from_checkpoint=str(checkpoint) if checkpoint else None,
-                          should_stop=jobs_service.cancel_check(ctx, job.id))
+    if is_distributed(spec):
+        outcome = _train_on_ray(ctx, spec, job, task, model, tokenizer, train_ds, eval_ds, info, hp, device, sink,
+                                checkpoint)
+    else:
+        outcome = train_model(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device,
+                              sink, resume_from_checkpoint=str(checkpoint) if checkpoint else None,
+                              should_stop=jobs_service.cancel_check(ctx, job.id))
     model = outcome.model
     losses = [h["loss"] for h in outcome.log_history if isinstance(h.get("loss"), (int, float))]
     if losses and not math.isfinite(losses[-1]):
@@ -308,6 +312,7 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
                      "eval_runtime_s": round(outcome.eval_runtime_s, 2),
                      "samples_per_s": round(outcome.train_samples_per_s, 2),
                      "global_step": outcome.global_step, "device": device.description,
+                     "workers": outcome.workers,
                      "best_checkpoint": Path(outcome.best_checkpoint).name if outcome.best_checkpoint else None}
     train_figures["stopped_early"] = outcome.stopped_early
     metrics: dict[str, Any] = {}
@@ -347,6 +352,7 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
         "warnings": prediction_warnings,
         "job_id": job.id,
         "train": train_figures,
+        "compute": compute_record(spec),
         "license": card.license,
         "description": f"{card.name} fine-tuned for {spec.task} by job {job.id}.",
     }
@@ -358,6 +364,7 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
             version = registration.register_job_folder(ctx, out_dir, spec.output_name(), lineage)
             sink.event("stage", {"stage": "registered", "model": version.ref})
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # the registered copy is what counts
+    shutil.rmtree(folder / RAY_TRAIN_DIR, ignore_errors=True)
     outputs = {"registered_model": version.ref if version else None, "metrics": metrics, "train": train_figures,
                "data": data_assets,
                "model_folder": None if version else jobs_service.output_location(ctx, job, "model"),
@@ -366,6 +373,47 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
     sink.event("done", {"status": "completed", "registered_model": outputs["registered_model"]})
     return FinetuneResult(report=prepared.report, job=job, metrics=metrics, model_version=version,
                           train=train_figures, warnings=prediction_warnings)
+
+
+RAY_TRAIN_DIR = "ray-train"
+"""Ray Train's storage in a job's folder (``<folder>/ray-train/<job id>/checkpoint_*``)."""
+RAY_PIDS_FILE = "ray-workers.txt"
+"""File in a job's folder where each Ray Train worker writes ``<rank> <pid>`` when it starts training."""
+
+
+def is_distributed(spec: FinetuneSpec) -> bool:
+    """Whether a fine-tune trains on several Ray Train workers (``compute: ray``, ``num_workers`` > 1)."""
+    return spec.compute == "ray" and spec.resources.num_workers > 1
+
+
+def compute_record(spec: FinetuneSpec) -> dict[str, Any]:
+    """Where a fine-tune ran, for its lineage: ``{"compute": "local"}``, or for Ray the resources
+    asked (``num_workers``, ``num_cpus``, ``num_gpus`` per worker, ``custom``)."""
+    if spec.compute != "ray":
+        return {"compute": spec.compute}
+    r = spec.resources
+    return {"compute": spec.compute, "num_workers": r.num_workers, "num_cpus": r.num_cpus,
+            "num_gpus": r.num_gpus, "custom": dict(r.custom)}
+
+
+def _train_on_ray(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, model: Any, tokenizer: Any,
+                  train_ds: Any, eval_ds: Any, info: Any, hp: Any, device: Any, sink: SinkFanout,
+                  checkpoint: Path | None) -> Any:
+    """Train on ``spec.resources.num_workers`` Ray Train workers (checkpoints in
+    ``<job folder>/ray-train``); a cancel seen by the workers raises ``TrainingCanceled``."""
+    from fmhub import raycluster
+    from fmhub.services.worker_hooks import JobWorkerHooks
+    from fmhub.training.ray_train import train_distributed
+
+    raycluster.connect()
+    folder = Path(job.folder)
+    r = spec.resources
+    return train_distributed(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device,
+                             sink, resume_from_checkpoint=str(checkpoint) if checkpoint else None,
+                             hooks=JobWorkerHooks(settings=ctx.settings, job=job), num_workers=r.num_workers,
+                             num_cpus=r.num_cpus, num_gpus=r.num_gpus, custom=dict(r.custom),
+                             max_failures=r.max_failures, storage_path=str(folder / RAY_TRAIN_DIR),
+                             run_name=job.id, pid_file=str(folder / RAY_PIDS_FILE))
 
 
 def record_prediction_warnings(report: ValidationReport, warnings: list[str], folder: Path,
