@@ -113,11 +113,11 @@ def _train_loop(config: dict[str, Any]) -> None:
     with logs:
         restored = ray.train.get_checkpoint()
         with (restored.as_directory() if restored is not None else nullcontext(None)) as folder:
-            if folder is not None and (Path(folder) / OUTCOME_FILE).is_file():
+            done = _read_outcome(folder)
+            if done is not None and done.get("canceled_at") is None:
                 # the group was restarted after the final report: report it again, train no more
-                final = Checkpoint.from_directory(folder) if rank == 0 else None
-                outcome = json.loads((Path(folder) / OUTCOME_FILE).read_text(encoding="utf-8"))
-                ray.train.report({"fmhub_outcome": outcome}, checkpoint=final)
+                ray.train.report({"fmhub_outcome": done}, checkpoint=Checkpoint.from_directory(folder)
+                                 if rank == 0 else None)
                 return
             resume: str | None = config["resume_from_checkpoint"]
             if folder is not None and (Path(folder) / HF_CHECKPOINT).is_dir():
@@ -138,19 +138,32 @@ def _train_loop(config: dict[str, Any]) -> None:
 
                     f.write(f"{rank} {os.getpid()}\n")
             outcome = run_trainer(built, hp, sink, resume_from_checkpoint=resume)
+        # The final checkpoint (rank 0's) holds the outcome, and either the trained weights or,
+        # after a cancel, the cancel's Trainer checkpoint (a resumed job goes on from it).
         summary = _outcome_dict(outcome)
-        if outcome.canceled_at is not None:  # the cancel's checkpoint was reported by the callback
-            ray.train.report({"fmhub_outcome": summary}, checkpoint=None)
-            return
         with tempfile.TemporaryDirectory(prefix="fmhub-final-") as tmp:
             final = None
             if rank == 0:
-                (Path(tmp) / MODEL_DIR).mkdir()
-                state = {k: v.detach().cpu() for k, v in built.trainer.model.state_dict().items()}
-                torch.save(state, Path(tmp) / MODEL_DIR / "weights.pt")
+                if outcome.canceled_at is not None:
+                    from transformers.trainer_utils import get_last_checkpoint
+
+                    last = get_last_checkpoint(str(output_dir))
+                    if last is not None:
+                        shutil.copytree(last, Path(tmp) / HF_CHECKPOINT)
+                else:
+                    (Path(tmp) / MODEL_DIR).mkdir()
+                    state = {k: v.detach().cpu() for k, v in built.trainer.model.state_dict().items()}
+                    torch.save(state, Path(tmp) / MODEL_DIR / "weights.pt")
                 (Path(tmp) / OUTCOME_FILE).write_text(json.dumps(summary, default=str), encoding="utf-8")
                 final = Checkpoint.from_directory(tmp)
             ray.train.report({"fmhub_outcome": summary}, checkpoint=final)
+
+
+def _read_outcome(folder: str | Path | None) -> dict[str, Any] | None:
+    """The outcome a final checkpoint holds (None: a Trainer checkpoint, or no checkpoint)."""
+    if folder is None or not (Path(folder) / OUTCOME_FILE).is_file():
+        return None
+    return json.loads((Path(folder) / OUTCOME_FILE).read_text(encoding="utf-8"))
 
 
 def _checkpoint_step(path: Path) -> int | None:
@@ -237,17 +250,18 @@ def train_distributed(task: Task, model: Any, tokenizer: Any, train_ds: Any, eva
     t0 = time.perf_counter()
     result = trainer.fit()
     log.info("Ray Train run %s ended in %.1f s", run_name, time.perf_counter() - t0)
-    if result.error is not None:
+    if getattr(result, "error", None) is not None:
         raise result.error
-    summary = dict((result.metrics or {}).get("fmhub_outcome") or {})
-    if summary.get("canceled_at") is not None:
-        raise TrainingCanceled(int(summary["canceled_at"]))
     if result.checkpoint is None:
         raise RuntimeError(f"Ray Train run {run_name} ended without a final checkpoint")
     with result.checkpoint.as_directory() as folder:
+        summary = _read_outcome(folder)
+        if summary is None:
+            raise RuntimeError(f"Ray Train run {run_name} ended without its final checkpoint "
+                               f"(the latest is {result.checkpoint.path})")
+        if summary.get("canceled_at") is not None:
+            raise TrainingCanceled(int(summary["canceled_at"]))
         weights = Path(folder) / MODEL_DIR / "weights.pt"
-        if not summary:
-            summary = json.loads((Path(folder) / OUTCOME_FILE).read_text(encoding="utf-8"))
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return TrainOutcome(model=model, train_runtime_s=float(summary["train_runtime_s"]),
                         eval_runtime_s=float(summary["eval_runtime_s"]),
