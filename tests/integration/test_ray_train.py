@@ -185,3 +185,42 @@ def test_a_cancel_stops_every_worker_and_the_job_ends_canceled(ctx, data, ray_en
     assert job.status == JobStatus.canceled
     checkpoints = [e.data["step"] for e in jobs_service.job_events(ctx, job.id) if e.kind == "checkpoint"]
     assert checkpoints and checkpoints[-1] < 400  # the cancel's checkpoint, kept for a resume
+
+
+RAY_HAS_S3 = os.environ.get("FMHUB_TEST_RAY_S3", "") == "1"
+"""The test Ray head was started with the test S3 server's ``AWS_*`` variables (each Ray process
+reaches a bucket with its own credentials, never the job process's)."""
+
+
+@pytest.mark.skipif(not RAY_HAS_S3, reason="the test Ray head has no S3 credentials (start it with the AWS_* "
+                                           "variables of the test S3 server and set FMHUB_TEST_RAY_S3=1)")
+def test_with_a_bucket_store_ray_train_keeps_its_checkpoints_in_the_bucket(tiny_bert, tmp_path, monkeypatch, ray_env):
+    from fmhub.config import reset_settings
+    from fmhub.services.context import Context
+    from shared_backend import use_shared_artifacts
+
+    monkeypatch.setenv("FMHUB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FMHUB_DATABASE_URL", raising=False)
+    url = use_shared_artifacts(monkeypatch)
+    reset_settings()
+    ctx = Context.from_settings()
+    assert not ctx.artifacts.is_local
+    import_model(ctx, tiny_bert, name="tiny-bert", task="text-classification", license="apache-2.0")
+    data = (write_sentiment_csv(tmp_path / "train.csv", n=64), None)
+    job, run = _execute(ctx, _spec(data, validation=False, max_steps=12, save_steps=4))
+    seen: list[str] = []
+
+    def look():  # the run's checkpoints while it trains
+        prefix = ctx.artifacts.job_url(job.id, "ray-train", job.id)
+        found = _watch(ctx, job.id, lambda evs: [p for p in ctx.artifacts.list(prefix) if "checkpoint_" in p],
+                       every_s=0.2)
+        seen.extend(found or [])
+
+    thread = threading.Thread(target=look, daemon=True)
+    thread.start()
+    result = _bounded(run)
+    thread.join(10)
+    reset_settings()
+    assert result.job.status == JobStatus.completed and result.train["global_step"] == 12
+    assert seen, f"no Ray Train checkpoint appeared under {url}/jobs/{job.id}/ray-train"
+    assert ctx.artifacts.list(ctx.artifacts.job_url(job.id, "ray-train"), recursive=True) == []  # removed once registered

@@ -96,3 +96,11 @@ def test_a_distributed_trainer_counts_the_global_batch(ctx, spec):
     progress = next(c for c in built.trainer.callback_handler.callbacks if isinstance(c, ProgressCallback))
     assert progress.batch_rows == 8 and progress.steps_per_epoch == 3  # 24 rows, 4 per worker, 2 workers
     assert built.world_size == 2 and built.trainer.args.average_tokens_across_devices is False
+
+
+def test_with_a_local_store_ray_train_keeps_its_checkpoints_in_the_job_folder(ctx):
+    from fmhub.services import jobs as jobs_service
+    from fmhub.services.finetune import ray_storage
+
+    job = jobs_service.new_job(ctx, "finetune", {}, compute="ray")
+    assert ray_storage(ctx, job) == (str(Path(job.folder) / "ray-train"), None)

@@ -365,6 +365,8 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
             sink.event("stage", {"stage": "registered", "model": version.ref})
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # the registered copy is what counts
     shutil.rmtree(folder / RAY_TRAIN_DIR, ignore_errors=True)
+    if is_distributed(spec) and not ctx.artifacts.is_local:
+        ctx.artifacts.delete(ctx.artifacts.job_url(job.id, RAY_TRAIN_DIR))
     outputs = {"registered_model": version.ref if version else None, "metrics": metrics, "train": train_figures,
                "data": data_assets,
                "model_folder": None if version else jobs_service.output_location(ctx, job, "model"),
@@ -408,12 +410,22 @@ def _train_on_ray(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, model:
     raycluster.connect()
     folder = Path(job.folder)
     r = spec.resources
+    storage_path, storage_fs = ray_storage(ctx, job)
     return train_distributed(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device,
                              sink, resume_from_checkpoint=str(checkpoint) if checkpoint else None,
                              hooks=JobWorkerHooks(settings=ctx.settings, job=job), num_workers=r.num_workers,
                              num_cpus=r.num_cpus, num_gpus=r.num_gpus, custom=dict(r.custom),
-                             max_failures=r.max_failures, storage_path=str(folder / RAY_TRAIN_DIR),
+                             max_failures=r.max_failures, storage_path=storage_path, storage_filesystem=storage_fs,
                              run_name=job.id, pid_file=str(folder / RAY_PIDS_FILE))
+
+
+def ray_storage(ctx: Context, job: Job) -> tuple[str, Any]:
+    """Where Ray Train keeps a job's checkpoints: ``(<job folder>/ray-train, None)`` with a local
+    artifact store; with a bucket, ``jobs/<id>/ray-train`` in it and the bucket's filesystem, so a
+    worker group restarted on another node finds them (every node needs its own access to the bucket)."""
+    if ctx.artifacts.is_local:
+        return str(Path(job.folder) / RAY_TRAIN_DIR), None
+    return ctx.artifacts.arrow_location(ctx.artifacts.job_url(job.id, RAY_TRAIN_DIR))
 
 
 def record_prediction_warnings(report: ValidationReport, warnings: list[str], folder: Path,

@@ -271,10 +271,4 @@ def train_distributed(task: Task, model: Any, tokenizer: Any, train_ds: Any, eva
                         stopped_early=bool(summary.get("stopped_early")), workers=int(summary.get("workers") or 1))
 
 
-def remove_run(storage_path: str, run_name: str) -> None:
-    """Delete a finished run's checkpoints from a local storage folder (the registered model is
-    what counts)."""
-    shutil.rmtree(Path(storage_path) / run_name, ignore_errors=True)
-
-
-__all__ = ["AgreedCancelCallback", "WorkerHooks", "remove_run", "scaling_resources", "train_distributed"]
+__all__ = ["AgreedCancelCallback", "WorkerHooks", "scaling_resources", "train_distributed"]
