@@ -20,7 +20,8 @@ from conftest import write_sentiment_csv
 from fmhub.entities import JobStatus
 from fmhub.errors import JobCanceledError
 from fmhub.services import jobs as jobs_service
-from fmhub.services.finetune import RAY_PIDS_FILE, _create_job, execute_finetune, run_finetune, validate
+from fmhub.services.finetune import _create_job, execute_finetune, run_finetune, validate
+from fmhub.services.finetune_ray import RAY_PIDS_FILE
 from fmhub.services.models import import_model
 from fmhub.services.specs import FinetuneSpec
 from fmhub.store import jobs_repo, models_repo

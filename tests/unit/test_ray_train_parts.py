@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_sentiment_csv
-from fmhub.services.finetune import compute_record, run_finetune
+from fmhub.services.finetune import run_finetune
+from fmhub.services.finetune_ray import compute_record
 from fmhub.services.models import import_model
 from fmhub.services.specs import FinetuneSpec
 from fmhub.training import ray_train, trainer as trainer_module
@@ -100,7 +101,7 @@ def test_a_distributed_trainer_counts_the_global_batch(ctx, spec):
 
 def test_with_a_local_store_ray_train_keeps_its_checkpoints_in_the_job_folder(ctx):
     from fmhub.services import jobs as jobs_service
-    from fmhub.services.finetune import ray_storage
+    from fmhub.services.finetune_ray import ray_storage
 
     job = jobs_service.new_job(ctx, "finetune", {}, compute="ray")
     assert ray_storage(ctx, job) == (str(Path(job.folder) / "ray-train"), None)

@@ -24,6 +24,7 @@ from fmhub.services.context import Context
 from fmhub.services.data_prep import PreparedData, prepare_data, report_error
 from fmhub.services.finetune_checks import cap_evaluated_rows, check_hyperparameters
 from fmhub.services.finetune_options import check_device
+from fmhub.services.finetune_ray import RAY_TRAIN_DIR, compute_record, is_distributed, train_on_ray
 from fmhub.services.models import ResolvedModel, resolve_model
 from fmhub.services.specs import FinetuneSpec
 from fmhub.tasks import get_task
@@ -295,8 +296,8 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
         sink.event("stage", {"stage": "resuming", "from_step": step, "checkpoint": checkpoint.name,
                              "attempt": job.attempts})
     if is_distributed(spec):
-        outcome = _train_on_ray(ctx, spec, job, task, model, tokenizer, train_ds, eval_ds, info, hp, device, sink,
-                                checkpoint)
+        outcome = train_on_ray(ctx, spec, job, task, model, tokenizer, train_ds, eval_ds, info, hp, device, sink,
+                               checkpoint)
     else:
         outcome = train_model(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device,
                               sink, resume_from_checkpoint=str(checkpoint) if checkpoint else None,
@@ -375,57 +376,6 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
     sink.event("done", {"status": "completed", "registered_model": outputs["registered_model"]})
     return FinetuneResult(report=prepared.report, job=job, metrics=metrics, model_version=version,
                           train=train_figures, warnings=prediction_warnings)
-
-
-RAY_TRAIN_DIR = "ray-train"
-"""Ray Train's storage in a job's folder (``<folder>/ray-train/<job id>/checkpoint_*``)."""
-RAY_PIDS_FILE = "ray-workers.txt"
-"""File in a job's folder where each Ray Train worker writes ``<rank> <pid>`` when it starts training."""
-
-
-def is_distributed(spec: FinetuneSpec) -> bool:
-    """Whether a fine-tune trains on several Ray Train workers (``compute: ray``, ``num_workers`` > 1)."""
-    return spec.compute == "ray" and spec.resources.num_workers > 1
-
-
-def compute_record(spec: FinetuneSpec) -> dict[str, Any]:
-    """Where a fine-tune ran, for its lineage: ``{"compute": "local"}``, or for Ray the resources
-    asked (``num_workers``, ``num_cpus``, ``num_gpus`` per worker, ``custom``)."""
-    if spec.compute != "ray":
-        return {"compute": spec.compute}
-    r = spec.resources
-    return {"compute": spec.compute, "num_workers": r.num_workers, "num_cpus": r.num_cpus,
-            "num_gpus": r.num_gpus, "custom": dict(r.custom)}
-
-
-def _train_on_ray(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, model: Any, tokenizer: Any,
-                  train_ds: Any, eval_ds: Any, info: Any, hp: Any, device: Any, sink: SinkFanout,
-                  checkpoint: Path | None) -> Any:
-    """Train on ``spec.resources.num_workers`` Ray Train workers (checkpoints in
-    ``<job folder>/ray-train``); a cancel seen by the workers raises ``TrainingCanceled``."""
-    from fmhub import raycluster
-    from fmhub.services.worker_hooks import JobWorkerHooks
-    from fmhub.training.ray_train import train_distributed
-
-    raycluster.connect()
-    folder = Path(job.folder)
-    r = spec.resources
-    storage_path, storage_fs = ray_storage(ctx, job)
-    return train_distributed(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device,
-                             sink, resume_from_checkpoint=str(checkpoint) if checkpoint else None,
-                             hooks=JobWorkerHooks(settings=ctx.settings, job=job), num_workers=r.num_workers,
-                             num_cpus=r.num_cpus, num_gpus=r.num_gpus, custom=dict(r.custom),
-                             max_failures=r.max_failures, storage_path=storage_path, storage_filesystem=storage_fs,
-                             run_name=job.id, pid_file=str(folder / RAY_PIDS_FILE))
-
-
-def ray_storage(ctx: Context, job: Job) -> tuple[str, Any]:
-    """Where Ray Train keeps a job's checkpoints: ``(<job folder>/ray-train, None)`` with a local
-    artifact store; with a bucket, ``jobs/<id>/ray-train`` in it and the bucket's filesystem, so a
-    worker group restarted on another node finds them (every node needs its own access to the bucket)."""
-    if ctx.artifacts.is_local:
-        return str(Path(job.folder) / RAY_TRAIN_DIR), None
-    return ctx.artifacts.arrow_location(ctx.artifacts.job_url(job.id, RAY_TRAIN_DIR))
 
 
 def record_prediction_warnings(report: ValidationReport, warnings: list[str], folder: Path,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -134,8 +135,6 @@ def _train_loop(config: dict[str, Any]) -> None:
             built.trainer = prepare_trainer(built.trainer)
             if config.get("pid_file"):  # lets an operator (or a test) find the workers
                 with open(config["pid_file"], "a", encoding="utf-8") as f:
-                    import os
-
                     f.write(f"{rank} {os.getpid()}\n")
             outcome = run_trainer(built, hp, sink, resume_from_checkpoint=resume)
         # The final checkpoint (rank 0's) holds the outcome, and either the trained weights or,
