@@ -24,6 +24,7 @@ from fmhub.services.context import Context
 from fmhub.services.data_prep import PreparedData, prepare_data, report_error
 from fmhub.services.finetune_checks import cap_evaluated_rows, check_hyperparameters
 from fmhub.services.compute_checks import check_compute
+from fmhub.services.finetune_ray import RAY_TRAIN_DIR, compute_record, is_distributed, train_on_ray
 from fmhub.services.models import ResolvedModel, resolve_model
 from fmhub.services.specs import FinetuneSpec
 from fmhub.tasks import get_task
@@ -297,9 +298,13 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
         step = int(checkpoint.name.rsplit("-", 1)[1])
         sink.event("stage", {"stage": "resuming", "from_step": step, "checkpoint": checkpoint.name,
                              "attempt": job.attempts})
-    outcome = train_model(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device, sink,
-                          resume_from_checkpoint=str(checkpoint) if checkpoint else None,
-                          should_stop=jobs_service.cancel_check(ctx, job.id))
+    if is_distributed(spec):
+        outcome = train_on_ray(ctx, spec, job, task, model, tokenizer, train_ds, eval_ds, info, hp, device, sink,
+                               checkpoint)
+    else:
+        outcome = train_model(task, model, tokenizer, train_ds, eval_ds, info, hp, folder / "checkpoints", device,
+                              sink, resume_from_checkpoint=str(checkpoint) if checkpoint else None,
+                              should_stop=jobs_service.cancel_check(ctx, job.id))
     model = outcome.model
     losses = [h["loss"] for h in outcome.log_history if isinstance(h.get("loss"), (int, float))]
     if losses and not math.isfinite(losses[-1]):
@@ -311,6 +316,7 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
                      "eval_runtime_s": round(outcome.eval_runtime_s, 2),
                      "samples_per_s": round(outcome.train_samples_per_s, 2),
                      "global_step": outcome.global_step, "device": device.description,
+                     "workers": outcome.workers,
                      "best_checkpoint": Path(outcome.best_checkpoint).name if outcome.best_checkpoint else None}
     train_figures["stopped_early"] = outcome.stopped_early
     metrics: dict[str, Any] = {}
@@ -350,6 +356,7 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
         "warnings": prediction_warnings,
         "job_id": job.id,
         "train": train_figures,
+        "compute": compute_record(spec),
         "license": card.license,
         "description": f"{card.name} fine-tuned for {spec.task} by job {job.id}.",
     }
@@ -361,6 +368,9 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
             version = registration.register_job_folder(ctx, out_dir, spec.output_name(), lineage)
             sink.event("stage", {"stage": "registered", "model": version.ref})
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # the registered copy is what counts
+    shutil.rmtree(folder / RAY_TRAIN_DIR, ignore_errors=True)
+    if is_distributed(spec) and not ctx.artifacts.is_local:
+        ctx.artifacts.delete(ctx.artifacts.job_url(job.id, RAY_TRAIN_DIR))
     outputs = {"registered_model": version.ref if version else None, "metrics": metrics, "train": train_figures,
                "data": data_assets,
                "model_folder": None if version else jobs_service.output_location(ctx, job, "model"),

@@ -147,6 +147,19 @@ class ArtifactStore:
             self._fs = GuardedFS(fsspec.filesystem("s3", **options), self.url)
         return self._fs
 
+    def arrow_location(self, url: str) -> tuple[str, Any]:
+        """``url`` of a bucket store as a path and a ``pyarrow.fs.FileSystem`` (for libraries that
+        take those, e.g. Ray Train's storage). The filesystem pickles without credentials: each
+        process that unpickles it finds its own (``AWS_*`` variables, an instance role).
+
+        Raises:
+            ArtifactStoreError: a local store, or s3fs is not installed.
+        """
+        from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+        inner = getattr(self.fs, "_fs", self.fs)  # the bucket's own fsspec filesystem, not the guard
+        return self._key(url), PyFileSystem(FSSpecHandler(inner))
+
     def check(self) -> None:
         """Make sure a bucket store can be used: list its prefix once (a local store: nothing to do).
 

@@ -41,6 +41,8 @@ class TrainOutcome:
         best_metric: Its validation metric value.
         log_history: The Trainer's log history (loss and evaluations).
         stopped_early: True when early stopping ended training before its planned steps.
+        canceled_at: The step a cancel stopped training at, or None.
+        workers: Training processes (1, or the Ray Train workers of a distributed run).
     """
 
     model: Any
@@ -52,6 +54,8 @@ class TrainOutcome:
     best_metric: float | None = None
     log_history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    canceled_at: int | None = None
+    workers: int = 1
 
 
 def _supports(name: str) -> bool:
@@ -146,6 +150,127 @@ def _bucketed_trainer_class() -> Any:
     return BucketedTrainer
 
 
+@dataclass
+class BuiltTrainer:
+    """A ``Trainer`` set up by :func:`build_trainer`, with what running it needs.
+
+    Attributes:
+        trainer: The ``transformers.Trainer`` (length-bucketed training order).
+        cancel: Its cancel callback, when ``should_stop`` was given.
+        has_eval: Whether validation data was given.
+        n_train: Training rows.
+        world_size: Training processes the batches are spread over (1: one process).
+    """
+
+    trainer: Any
+    cancel: CancelCallback | None
+    has_eval: bool
+    n_train: int
+    world_size: int = 1
+
+
+def build_trainer(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: Any | None, info: LabelInfo,
+                  hp: Hyperparameters, output_dir: Path, device: DeviceChoice, sink: ProgressSink,
+                  should_stop: Callable[[], bool] | None = None, world_size: int = 1,
+                  cancel_class: type[CancelCallback] = CancelCallback,
+                  extra_callbacks: tuple[Any, ...] = ()) -> BuiltTrainer:
+    """Set up the ``Trainer`` that :func:`train_model` runs (one process) and each Ray Train worker
+    runs (:mod:`fmhub.training.ray_train`).
+
+    Args:
+        task, model, tokenizer, train_ds, eval_ds, info, hp, output_dir, device, sink, should_stop:
+            As :func:`train_model`.
+        world_size: Training processes (data parallel); each step takes ``per_device_train_batch_size
+            x gradient_accumulation_steps`` rows in each process, so an epoch has ``world_size``
+            times fewer steps.
+        cancel_class: The cancel callback's class (a distributed run uses one whose processes agree).
+        extra_callbacks: More Trainer callbacks (e.g. Ray Train's report callback).
+    """
+    if eval_ds is not None:  # order does not matter for metrics; sorted batches pad least
+        eval_ds = eval_ds.sort("length", reverse=True)
+    greater = task.greater_is_better and not (hp.metric_for_best_model or "").endswith("loss")
+    metrics_fn = task.trainer_metrics(info) if eval_ds is not None else None
+    args = build_training_arguments(hp, output_dir, device, eval_ds is not None, len(train_ds) // max(world_size, 1),
+                                    greater, loss_only=metrics_fn is None)
+    if world_size > 1 and getattr(args, "average_tokens_across_devices", False):
+        # Else the Trainer multiplies each process's loss by the process count (meant for losses
+        # summed over tokens): a mean loss (classification) would be logged, and clipped, doubled.
+        args.average_tokens_across_devices = False
+    batches = math.ceil(len(train_ds) / (hp.per_device_train_batch_size * world_size))
+    steps_per_epoch = max(1, math.ceil(batches / hp.gradient_accumulation_steps))
+    callback = ProgressCallback(sink, hp.per_device_train_batch_size * hp.gradient_accumulation_steps * world_size,
+                                steps_per_epoch=steps_per_epoch)
+    callbacks: list[Any] = [callback]
+    cancel = cancel_class(should_stop) if should_stop is not None else None
+    if cancel is not None:
+        callbacks.append(cancel)
+    if hp.early_stopping_patience is not None and eval_ds is not None:
+        from transformers import EarlyStoppingCallback
+
+        # Needs load_best_model_at_end and metric_for_best_model, which build_training_arguments
+        # sets whenever validation data exists; evaluation follows the save strategy.
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=hp.early_stopping_patience,
+                                               early_stopping_threshold=hp.early_stopping_threshold))
+    callbacks.extend(extra_callbacks)
+    trainer = _bucketed_trainer_class()(
+        train_lengths=list(train_ds["length"]),
+        mega_batch_mult=MEGA_BATCH_MULT,
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        data_collator=task.data_collator(tokenizer),
+        compute_metrics=metrics_fn,
+        callbacks=callbacks,
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # progress goes through ``sink``, not print()
+    return BuiltTrainer(trainer=trainer, cancel=cancel, has_eval=eval_ds is not None, n_train=len(train_ds),
+                        world_size=world_size)
+
+
+def run_trainer(built: BuiltTrainer, hp: Hyperparameters, sink: ProgressSink,
+                resume_from_checkpoint: str | bool | None = None) -> TrainOutcome:
+    """Run ``Trainer.train`` of a :func:`build_trainer` result and measure it.
+
+    Returns:
+        The outcome; ``canceled_at`` is the step a cancel stopped training at (nothing raised).
+    """
+    trainer = built.trainer
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    runtime = time.perf_counter() - t0
+    state = trainer.state
+    rows = state.global_step * hp.per_device_train_batch_size * hp.gradient_accumulation_steps * built.world_size
+    rows = min(rows, round(built.n_train * (state.epoch or 1)))
+    eval_s = sum(float(h.get("eval_runtime", 0.0)) for h in state.log_history)
+    train_s = max(runtime - eval_s, 1e-9)
+    log.info("training finished: %s steps in %.1f s (%s)", state.global_step, runtime, result.metrics)
+    stopped_early = bool(hp.early_stopping_patience and built.has_eval and state.global_step < state.max_steps)
+    canceled_at = built.cancel.stopped_at if built.cancel is not None else None
+    if stopped_early and canceled_at is None:
+        log.info("early stopping after %s of %s steps: %s did not improve for %s evaluations",
+                 state.global_step, state.max_steps, hp.metric_for_best_model, hp.early_stopping_patience)
+        sink.event("stage", {"stage": "stopped early", "step": state.global_step, "total": state.max_steps,
+                             "metric": hp.metric_for_best_model, "patience": hp.early_stopping_patience,
+                             "best_metric": state.best_metric})
+    return TrainOutcome(
+        model=trainer.model,
+        train_runtime_s=runtime,
+        eval_runtime_s=eval_s,
+        train_samples_per_s=rows / train_s,
+        global_step=state.global_step,
+        best_checkpoint=state.best_model_checkpoint,
+        best_metric=state.best_metric,
+        log_history=list(state.log_history),
+        stopped_early=stopped_early,
+        canceled_at=canceled_at,
+        workers=built.world_size,
+    )
+
+
 def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: Any | None, info: LabelInfo,
                 hp: Hyperparameters, output_dir: Path, device: DeviceChoice, sink: ProgressSink,
                 resume_from_checkpoint: str | bool | None = None,
@@ -172,68 +297,9 @@ def train_model(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds: 
     Raises:
         TrainingCanceled: ``should_stop`` returned True (the checkpoint of that step is saved).
     """
-    if eval_ds is not None:  # order does not matter for metrics; sorted batches pad least
-        eval_ds = eval_ds.sort("length", reverse=True)
-    greater = task.greater_is_better and not (hp.metric_for_best_model or "").endswith("loss")
-    metrics_fn = task.trainer_metrics(info) if eval_ds is not None else None
-    args = build_training_arguments(hp, output_dir, device, eval_ds is not None, len(train_ds), greater,
-                                    loss_only=metrics_fn is None)
-    batches = math.ceil(len(train_ds) / hp.per_device_train_batch_size)
-    steps_per_epoch = max(1, math.ceil(batches / hp.gradient_accumulation_steps))
-    callback = ProgressCallback(sink, hp.per_device_train_batch_size * hp.gradient_accumulation_steps,
-                                steps_per_epoch=steps_per_epoch)
-    callbacks: list[Any] = [callback]
-    cancel = CancelCallback(should_stop) if should_stop is not None else None
-    if cancel is not None:
-        callbacks.append(cancel)
-    if hp.early_stopping_patience is not None and eval_ds is not None:
-        from transformers import EarlyStoppingCallback
-
-        # Needs load_best_model_at_end and metric_for_best_model, which build_training_arguments
-        # sets whenever validation data exists; evaluation follows the save strategy.
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=hp.early_stopping_patience,
-                                               early_stopping_threshold=hp.early_stopping_threshold))
-    trainer = _bucketed_trainer_class()(
-        train_lengths=list(train_ds["length"]),
-        mega_batch_mult=MEGA_BATCH_MULT,
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=tokenizer,
-        data_collator=task.data_collator(tokenizer),
-        compute_metrics=metrics_fn,
-        callbacks=callbacks,
-    )
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)  # progress goes through ``sink``, not print()
-    t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    runtime = time.perf_counter() - t0
-    state = trainer.state
-    if cancel is not None and cancel.stopped_at is not None:
-        raise TrainingCanceled(cancel.stopped_at)
-    rows = state.global_step * hp.per_device_train_batch_size * hp.gradient_accumulation_steps
-    rows = min(rows, round(len(train_ds) * (state.epoch or 1)))
-    eval_s = sum(float(h.get("eval_runtime", 0.0)) for h in state.log_history)
-    train_s = max(runtime - eval_s, 1e-9)
-    log.info("training finished: %s steps in %.1f s (%s)", state.global_step, runtime, result.metrics)
-    stopped_early = bool(hp.early_stopping_patience and eval_ds is not None and state.global_step < state.max_steps)
-    if stopped_early:
-        log.info("early stopping after %s of %s steps: %s did not improve for %s evaluations",
-                 state.global_step, state.max_steps, hp.metric_for_best_model, hp.early_stopping_patience)
-        sink.event("stage", {"stage": "stopped early", "step": state.global_step, "total": state.max_steps,
-                             "metric": hp.metric_for_best_model, "patience": hp.early_stopping_patience,
-                             "best_metric": state.best_metric})
-    return TrainOutcome(
-        model=trainer.model,
-        train_runtime_s=runtime,
-        eval_runtime_s=eval_s,
-        train_samples_per_s=rows / train_s,
-        global_step=state.global_step,
-        best_checkpoint=state.best_model_checkpoint,
-        best_metric=state.best_metric,
-        log_history=list(state.log_history),
-        stopped_early=stopped_early,
-    )
+    built = build_trainer(task, model, tokenizer, train_ds, eval_ds, info, hp, output_dir, device, sink,
+                          should_stop=should_stop)
+    outcome = run_trainer(built, hp, sink, resume_from_checkpoint=resume_from_checkpoint)
+    if outcome.canceled_at is not None:
+        raise TrainingCanceled(outcome.canceled_at)
+    return outcome
