@@ -177,6 +177,8 @@ start_ray() {
   # Loopback only: Ray binds to the machine's address unless told otherwise. Token authentication:
   # every client needs the token. No dashboard, no job-submission API. A small object store: the
   # tests move little data.
+  # Its processes reach the test S3 server with their own credentials (as every node of a cluster must).
+  AWS_ENDPOINT_URL=$S3_URL AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 \
   RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$RAY_TOKEN RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "$ray" start --head --node-ip-address=127.0.0.1 --port="$RAY_PORT" \
     --include-dashboard=false --num-cpus=4 --object-store-memory=100000000 --disable-usage-stats \
     --ray-client-server-port=$((RAY_PORT + 1)) --temp-dir="$RAY_DIR" >> "$OUT/ray.log" 2>&1 || die "ray start failed: see $OUT/ray.log"
@@ -204,7 +206,7 @@ stop_ray() {
 print_env() {
   echo "export FMHUB_TEST_POSTGRES_URL=$PG_URL"
   echo "export FMHUB_TEST_S3_ENDPOINT_URL=$S3_URL"
-  echo "export FMHUB_TEST_RAY_ADDRESS=$RAY_ADDRESS_ RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$RAY_TOKEN"
+  echo "export FMHUB_TEST_RAY_ADDRESS=$RAY_ADDRESS_ RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$RAY_TOKEN FMHUB_TEST_RAY_S3=1"
 }
 
 case "${1:-}" in

@@ -86,39 +86,63 @@ def _bounded(fn, timeout_s=RUN_TIMEOUT_S):
 
 
 def test_two_workers_register_once_with_ray_lineage_and_match_a_local_run(ctx, data, ray_env):
-    """Two workers with 4 rows each per step against a local run with 8 rows per step: the same
+    """The whole path: the job is submitted and a scheduler's ``ray`` runner starts it as a Ray task
+    (the coordinator), whose job process trains on 2 Ray Train workers, evaluates and registers.
+
+    Two workers with 4 rows each per step against a local run with 8 rows per step: the same
     global batch, steps, learning rate, seed and initial weights; only which rows share a step
     differs (the sampler's batches are dealt to the workers in turn). On 40 validation rows, an
     accuracy difference of one standard error of a binomial proportion near 0.9 is sqrt(0.09/40)
     ~ 0.05; 0.15 (3 standard errors) is the tolerance, and both runs must learn the task (> 0.8).
     """
+    from fmhub import raycluster
+    from fmhub.runners.ray import RayRunner
+    from fmhub.services.finetune import submit_finetune
+    from fmhub.services.scheduler import Scheduler, SchedulerOptions
+
     t0 = time.perf_counter()
     local = run_finetune(ctx, _spec(data, compute="local", batch=8, max_steps=60))
     local_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    job, run = _execute(ctx, _spec(data, batch=4, max_steps=60))
-    result = _bounded(run)
+    job, _ = submit_finetune(ctx, _spec(data, batch=4, max_steps=60))
+    sched = Scheduler(ctx, SchedulerOptions(poll_s=0.2),
+                      runners={"ray": RayRunner(address=ray_env, probe_every_s=1.0)})
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            sched.tick()
+            done = jobs_service.get_job(ctx, job.id)
+            if done.status in (JobStatus.completed, JobStatus.failed, JobStatus.canceled) \
+                    and job.id not in sched.runners["ray"].tasks:
+                break
+            time.sleep(0.2)
+    finally:
+        sched.stop()
+        raycluster.disconnect()
     ray_s = time.perf_counter() - t0
-    print(f"\nlocal run {local_s:.1f} s; 2-worker Ray run {ray_s:.1f} s")
-
-    assert result.job.status == JobStatus.completed
-    assert result.train["workers"] == 2 and result.train["global_step"] == 60
-    lineage = result.model_version.lineage
+    print(f"\nlocal run {local_s:.1f} s; 2-worker Ray job {ray_s:.1f} s")
+    log_tail = jobs_service.read_log(ctx, job.id)[0][-3000:]
+    assert done.status == JobStatus.completed, (done.error, log_tail)
+    assert done.outputs["train"]["workers"] == 2 and done.outputs["train"]["global_step"] == 60
+    versions = models_repo.list_versions(ctx.db_url, "sentiment-ray-2")
+    assert [v.ref for v in versions] == [done.outputs["registered_model"]]  # registered once
+    lineage = versions[0].lineage
     assert lineage["compute"] == {"compute": "ray", "num_workers": 2, "num_cpus": 1.0, "num_gpus": 0.0, "custom": {}}
     assert lineage["train"]["workers"] == 2
     assert local.model_version.lineage["compute"] == {"compute": "local"}
-    assert [v.ref for v in models_repo.list_versions(ctx.db_url, "sentiment-ray-2")] == [result.model_version.ref]
 
-    ray_acc, local_acc = result.metrics["validation"]["accuracy"], local.metrics["validation"]["accuracy"]
+    ray_acc = done.outputs["metrics"]["validation"]["accuracy"]
+    local_acc = local.metrics["validation"]["accuracy"]
     print(f"validation accuracy: local {local_acc:.3f}, 2 Ray workers {ray_acc:.3f}")
     assert local_acc > 0.8 and ray_acc > 0.8
     assert abs(ray_acc - local_acc) <= 0.15
 
     events = jobs_service.job_events(ctx, job.id)
+    assert [e.data["compute"] for e in events if e.kind == "stage" and e.data.get("stage") == "placed"] == ["ray"]
     train_events = [e.data for e in events if e.kind == "train"]
     assert train_events and {"step", "loss", "eta_s", "total"} <= set(train_events[-1])  # from the rank-0 worker
     assert train_events[-1]["total"] == 60
-    assert not (Path(result.job.folder) / "ray-train").exists()  # checkpoints go once the model is registered
+    assert not (Path(done.folder) / "ray-train").exists()  # checkpoints go once the model is registered
 
 
 def _watch(ctx, job_id, until, timeout_s=RUN_TIMEOUT_S, every_s=0.05):
