@@ -21,16 +21,30 @@ and, with ``--json-out``, every figure as one JSON document. It reports; it hold
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# benchmarks/queue.py would hide the standard library's queue (torch imports it): drop this folder,
+# which Python puts first on a script's path, and load the parts by file instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+from types import ModuleType  # noqa: E402
 
 PARTS = ("train", "serve", "submit")
+
+
+def _part(name: str) -> ModuleType:
+    """Load ``benchmarks/ray_bench_<name>.py`` as a module (without putting its folder on the path)."""
+    spec = importlib.util.spec_from_file_location(f"ray_bench_{name}", _HERE / f"ray_bench_{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,18 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {"ray_address": args.ray_address, "device": args.device}
     t0 = time.perf_counter()
     if "train" in parts:
-        from ray_bench_train import bench_train_workers
-
-        results["train"] = bench_train_workers(args.ray_address, device=args.device)
+        train = _part("train")
+        results["train"] = train.bench_train_workers(args.ray_address, device=args.device)
+        train.print_table(results["train"])
     if "serve" in parts:
-        from ray_bench_serve import bench_serving
-
-        results["serve"] = bench_serving(args.ray_address, clients=args.clients, duration_s=args.duration_s,
-                                         device=args.device)
+        serve = _part("serve")
+        results["serve"] = serve.bench_serving(args.ray_address, clients=args.clients, duration_s=args.duration_s,
+                                               device=args.device)
+        serve.print_table(results["serve"])
     if "submit" in parts:
-        from ray_bench_submit import bench_submit_to_first_step
-
-        results["submit"] = bench_submit_to_first_step(args.ray_address)
+        submit = _part("submit")
+        results["submit"] = submit.bench_submit_to_first_step(args.ray_address)
+        submit.print_table(results["submit"])
     results["wall_s"] = round(time.perf_counter() - t0, 1)
     print(f"\nall parts in {results['wall_s']} s")
     if args.json_out:

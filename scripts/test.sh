@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: the test services, then two passes, then the services stopped (also on failure).
-#   pass 1: every test on the embedded default (SQLite + a local folder), and the PostgreSQL tests;
+#   pass 1: every test on the embedded default (SQLite + a local folder), the PostgreSQL tests and the
+#           Ray tests (the test Ray head; the Ray Train bucket test uses the S3 server);
 #   pass 2: the integration tests on the shared backend (each test its own PostgreSQL database and
 #           S3 prefix; FMHUB_TEST_BACKEND=shared, see tests/shared_backend.py), less PASS2_SKIP.
 # Services missing fail the run here (FMHUB_REQUIRE_SERVICES=1) instead of skipping their tests.
@@ -34,7 +35,7 @@ PASS2_SKIP=(
   "tests/integration/test_examples.py::test_notebook_runs_against_a_server[summarization]"
   "tests/integration/test_examples.py::test_notebook_runs_against_a_server[translation]"
 )
-FMHUB_TEST_BACKEND=shared "$PY" -m pytest -q tests/integration -m "not browser and not postgres" \
+FMHUB_TEST_BACKEND=shared "$PY" -m pytest -q tests/integration -m "not browser and not postgres and not ray" \
   "${PASS2_SKIP[@]/#/--deselect=}" "$@"
 pass2=$?
 end=$(date +%s)
