@@ -26,6 +26,9 @@ def test_the_wizard_offers_the_ray_cluster_with_its_resources(ctx, tiny_bert, ra
             page = client.get("/ui/models/tiny:1/finetune").text
         assert 'name="compute" value="ray" aria-describedby' in page  # enabled
         assert f"Ray cluster {ray_env}: " in page
+        with local_client(create_app(ctx, serve_endpoints=False)) as client:
+            deploy = client.get("/ui/endpoints?deploy=1").text
+        assert '<option value="ray">' in deploy and f"Ray: Ray cluster {ray_env}: " in deploy
     finally:
         compute_options._cache.clear()
         raycluster.disconnect()

@@ -71,3 +71,27 @@ def test_the_form_sends_resources_only_for_a_ray_job():
     ray, _ = finetune_spec_dict({**base, "compute": ["ray"]})
     assert "resources" not in local
     assert ray["resources"] == {"num_workers": "2", "num_cpus": "1"}
+
+
+def test_the_deploy_form_offers_the_ray_backend_only_with_a_cluster(ctx, ray_address_env):
+    from fmhub.api.app import create_app
+
+    ray_address_env(None)
+    with local_client(create_app(ctx, serve_endpoints=False)) as client:
+        page = client.get("/ui/endpoints?deploy=1").text
+    assert '<option value="ray" disabled>' in page
+    assert "Ray: not configured on this server: set FMHUB_RAY_ADDRESS" in page
+    assert 'name="spec.min_replicas"' in page and 'name="spec.max_replicas"' in page
+
+
+def test_a_deploy_form_with_replicas_for_the_local_backend_is_refused_naming_instances(ctx, tiny_bert, ray_address_env):
+    from fmhub.api.app import create_app
+    from fmhub.services.models import import_model
+
+    ray_address_env(None)
+    import_model(ctx, tiny_bert, "tiny", "text-classification")
+    with local_client(create_app(ctx, serve_endpoints=False)) as client:
+        answer = client.post("/ui/endpoints", data={"name": "reviews", "spec.model": "tiny:1", "spec.name": "blue",
+                                                   "spec.backend": "local", "spec.min_replicas": "2"},
+                             headers={"HX-Request": "true"})
+    assert "min_replicas" in answer.text and "instances" in answer.text  # the spec's message, in the form

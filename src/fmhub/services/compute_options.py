@@ -12,7 +12,9 @@ CLUSTER_TTL_S = 15.0
 _cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
-def _ray_target() -> dict[str, Any]:
+def ray_target() -> dict[str, Any]:
+    """The Ray cluster as a choice (``available``, ``detail``: what it offers or why it is not
+    offered; ``cpus``, ``gpus``, ``nodes``, ``custom`` when it answers), for job and deploy forms."""
     from fmhub import raycluster
     from fmhub.errors import FmhubError
 
@@ -50,7 +52,7 @@ def compute_targets() -> list[dict[str, Any]]:
 
     local = {"value": "local", "label": "This machine (local)", "available": True,
              "detail": runner_capacity("local").description}
-    return [local, _ray_target()]
+    return [local, ray_target()]
 
 
-__all__ = ["compute_targets"]
+__all__ = ["compute_targets", "ray_target"]

@@ -107,11 +107,13 @@ def _deploy_defaults(existing: list[str] | None = None) -> dict[str, Any]:
 
 def _deploy_context(ctx: Context, task: str | None, model: str = "",
                     existing: list[str] | None = None) -> dict[str, Any]:
+    from fmhub.services.compute_options import ray_target
+
     models = endpoints_service.deployable_models(ctx, task)
     refs = {m["ref"] for m in models}
     return {"models": models, "chosen": model if model in refs else "", "model_other": "" if model in refs else model,
             "tasks": endpoints_service.served_tasks(), "defaults": _deploy_defaults(existing),
-            "runtimes": ["pytorch", "pytorch-int8"], "endpoint_task": task}
+            "runtimes": ["pytorch", "pytorch-int8"], "endpoint_task": task, "ray": ray_target()}
 
 
 def _catalog_task(ctx: Context, model: str) -> str | None:
