@@ -78,18 +78,18 @@ def _tick_until(sched, predicate, timeout_s=20.0):
     return False
 
 
-def test_with_no_cluster_configured_a_queued_ray_job_fails_naming_the_setting_and_place_never_blocks(
-        ctx, no_cluster):
+def test_a_scheduler_with_no_cluster_configured_leaves_ray_jobs_queued_for_one_that_has_one(ctx, no_cluster):
+    """A worker without FMHUB_RAY_ADDRESS (a GPU box of local jobs) must not take a Ray job and fail
+    it: the job stays queued, and nothing blocks or connects."""
     runner = RayRunner()
     sched = Scheduler(ctx, SchedulerOptions(gpus=0), runners={"ray": runner})
     job = _ray_job(ctx)
     started = time.monotonic()
-    sched.tick()  # connecting in the background: the job stays queued
+    for _ in range(5):
+        sched.tick()
     assert time.monotonic() - started < 2.0
-    assert _tick_until(sched, lambda: jobs_service.get_job(ctx, job.id).status == JobStatus.failed)
-    done = jobs_service.get_job(ctx, job.id)
-    assert "FMHUB_RAY_ADDRESS is not set" in done.error and "FMHUB_RAY_ADDRESS is not set" in done.exit_cause
-    assert runner.tasks == {}
+    assert jobs_service.get_job(ctx, job.id).status == JobStatus.queued
+    assert runner.tasks == {} and runner._state == "idle"
 
 
 def test_a_cluster_that_does_not_answer_fails_queued_ray_jobs_in_seconds(ctx, no_cluster):

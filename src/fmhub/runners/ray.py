@@ -156,8 +156,12 @@ class RayRunner:
 
     def place(self, job: Job) -> Placement | None:
         """Where ``job`` goes: the cluster once connected (Ray queues it until a node has its
-        resources); None while connecting; :data:`UNAVAILABLE` (the job fails with the reason)
-        when the cluster does not answer or has less in all than the job asks."""
+        resources); None while connecting, and None when this scheduler has no cluster configured
+        (the job waits for a scheduler that has one: a server refuses a Ray job at submit without
+        one); :data:`UNAVAILABLE` (the job fails with the reason) when the configured cluster does
+        not answer or has less in all than the job asks."""
+        if not self._address():
+            return None
         with self._lock:
             state, error, failed_at = self._state, self._error, self._failed_at
         if state == "failed" and time.monotonic() - failed_at >= self.retry_connect_s and not self.tasks:
