@@ -24,8 +24,16 @@ CONNECT_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 3.0
 """How long :func:`connect` waits for the cluster's GCS port to accept a TCP connection."""
 
+WATCH_EVERY_S = 2.0
+"""Seconds between two looks, while connected, at whether the cluster's head still answers."""
+
+LOST_AFTER_S = 10.0
+"""A head that has not answered for this long is taken as gone: the connection is dropped, so Ray
+does not end this process (a driver whose head stays away 60 s is terminated by Ray)."""
+
 _LOCK = threading.Lock()
 _CONNECTED: str | None = None
+_LOST: str | None = None
 
 
 RayUnavailableError = ComputeUnavailableError
@@ -87,6 +95,15 @@ def _keep_loopback() -> None:
         constants.ENABLE_RAY_CLUSTER = False
 
 
+def _no_auto_start() -> None:
+    """Make sure no Ray call of this process starts a local Ray instance by itself (Ray does so on
+    a first ``.remote()`` without a connection, dashboard included)."""
+    os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
+    hook = sys.modules.get("ray._private.auto_init_hook")
+    if hook is not None:  # read at import: set it again for an imported ray
+        hook.enable_auto_connect = False
+
+
 def connect(address: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
     """Connect this process to the Ray cluster (once; later calls return at once while connected).
 
@@ -101,7 +118,7 @@ def connect(address: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S) ->
         RayUnavailableError: no address configured, ray not installed, the port does not answer,
             or ``ray.init`` failed or took longer than ``timeout_s``.
     """
-    global _CONNECTED
+    global _CONNECTED, _LOST
     address = address or configured_address()
     if not address:
         raise RayUnavailableError("no Ray cluster is configured (FMHUB_RAY_ADDRESS is not set)",
@@ -110,6 +127,7 @@ def connect(address: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S) ->
     with _LOCK:
         if _is_loopback(host):
             _keep_loopback()
+        _no_auto_start()
         try:
             import ray
         except ImportError:
@@ -145,10 +163,39 @@ def connect(address: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S) ->
             exc = outcome["error"]
             raise RayUnavailableError(f"could not connect to the Ray cluster at {address}: "
                                       f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                                      hint="check the cluster (`ray status`) and that fmhub and the cluster run "
-                                           "the same Ray and Python versions") from None
+                                      hint="check the cluster (`ray status`), that fmhub and the cluster run "
+                                           "the same Ray and Python versions, and, for a cluster with token "
+                                           "authentication, that this process has its token (RAY_AUTH_MODE=token "
+                                           "with RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)") from None
         _CONNECTED = address
+        _LOST = None
+        threading.Thread(target=_watch, args=(address,), name="fmhub-ray-watch", daemon=True).start()
         return address
+
+
+def _watch(address: str) -> None:
+    """While connected to ``address``: drop the connection once the head has not answered for
+    :data:`LOST_AFTER_S` seconds (see :func:`lost_reason`)."""
+    import time
+
+    silent_since: float | None = None
+    while _CONNECTED == address:
+        time.sleep(WATCH_EVERY_S)
+        why = probe(address, timeout_s=1.0)
+        if why is None:
+            silent_since = None
+            continue
+        silent_since = silent_since or time.monotonic()
+        if time.monotonic() - silent_since >= LOST_AFTER_S:
+            global _LOST
+            _LOST = f"the Ray cluster at {address} does not answer any more ({why})"
+            disconnect()
+            return
+
+
+def lost_reason() -> str | None:
+    """Why the last connection was dropped because its cluster went away (None: it was not)."""
+    return _LOST
 
 
 def connected() -> bool:
@@ -223,4 +270,4 @@ def disconnect() -> None:
 
 
 __all__ = ["ClusterResources", "RayUnavailableError", "cluster_resources", "configured_address", "connect",
-           "connected", "disconnect", "probe"]
+           "connected", "disconnect", "lost_reason", "probe"]

@@ -85,3 +85,25 @@ def test_cli_deploy_help_names_the_backend_and_replica_flags():
     assert result.exit_code == 0
     for flag in ("--backend", "--min-replicas", "--max-replicas", "--device"):
         assert flag in result.output
+
+
+def test_instances_with_the_ray_backend_is_refused_naming_the_replica_flags():
+    with pytest.raises(SpecError) as err:
+        build_spec(DeploymentSpec, {"model": "m:1", "backend": "ray", "instances": 3}, "the deployment")
+    assert "instances applies to backend local only" in err.value.message and "--min-replicas" in err.value.message
+
+
+def test_more_replicas_than_the_cluster_has_cpus_is_refused_before_anything_starts(monkeypatch):
+    from fmhub import raycluster
+    from fmhub.raycluster import ClusterResources
+    from fmhub.services.endpoints import _check_ray_cluster
+
+    cluster = ClusterResources(address="127.0.0.1:1", nodes=1, cpus=4, gpus=0)
+    monkeypatch.setattr(raycluster, "cluster_resources", lambda address=None: cluster)
+    fits = build_spec(DeploymentSpec, {"model": "m:1", "backend": "ray", "min_replicas": 4}, "the deployment")
+    assert _check_ray_cluster(fits) is False
+    too_many = build_spec(DeploymentSpec, {"model": "m:1", "backend": "ray", "min_replicas": 5}, "the deployment")
+    with pytest.raises(SpecError) as err:
+        _check_ray_cluster(too_many)
+    assert "min_replicas 5 asks 5 CPUs" in err.value.message and "4 CPUs" in err.value.message
+    assert "--min-replicas 4" in err.value.hint

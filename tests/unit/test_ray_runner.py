@@ -105,7 +105,7 @@ def test_a_cluster_that_does_not_answer_fails_queued_ray_jobs_in_seconds(ctx, no
     assert f"Ray cluster at 127.0.0.1:{port} does not answer" in jobs_service.get_job(ctx, job.id).error
 
 
-def test_a_job_asking_more_than_the_cluster_has_in_all_is_placed_to_fail_with_the_reason(ctx):
+def test_a_job_asking_more_than_the_cluster_has_in_all_is_placed_to_fail_with_the_reason(ctx, monkeypatch):
     assert unfit_reason({"num_workers": 1, "num_cpus": 1, "num_gpus": 0, "custom": {"special": 1}}, CPU_ONLY) is None
     too_many_gpus = unfit_reason({"num_workers": 1, "num_cpus": 1, "num_gpus": 1, "custom": {}}, CPU_ONLY)
     assert "asks for 1 GPUs" in too_many_gpus and "has 0 GPUs in all" in too_many_gpus
@@ -116,6 +116,7 @@ def test_a_job_asking_more_than_the_cluster_has_in_all_is_placed_to_fail_with_th
 
     runner = RayRunner(address=CPU_ONLY.address)
     runner._state, runner._cluster, runner._cluster_at = "ready", CPU_ONLY, time.monotonic()
+    monkeypatch.setattr(raycluster, "connected", lambda: True)  # as if connected: no cluster here
     placement = runner.place(_ray_job(ctx, num_gpus=2))
     assert placement.target == UNAVAILABLE and "has 0 GPUs" in placement.env["reason"]
     handle = runner.start(_ray_job(ctx, num_gpus=2), placement, "unused.log")
@@ -225,7 +226,7 @@ def test_cli_compute_ray_in_the_foreground_queues_the_job_for_the_cluster(ctx, t
     assert job.status == JobStatus.queued and job.compute == "ray"
     assert job.spec["resources"] == {"num_workers": 1, "num_cpus": 2.0, "num_gpus": 0.0, "custom": {"special": 1.0},
                                      "max_failures": 3}
-    assert f"job {job.id} submitted to the Ray cluster at {fake_cluster.address}" in result.output
+    assert f"job {job.id} queued for the Ray cluster at {fake_cluster.address}" in result.output
     assert f"fmhub jobs show {job.id}" in result.output
     shown = CliRunner().invoke(app, ["jobs", "show", job.id])
     assert "compute: ray (num_workers 1, num_cpus 2.0" in shown.output

@@ -59,8 +59,8 @@ def print_queued_on_cluster(job: Any) -> None:
     """Say that a ``compute: ray`` job run without ``--submit`` was queued for the cluster."""
     from fmhub.raycluster import configured_address
 
-    out.print(f"job [bold]{job.id}[/] submitted to the Ray cluster at {configured_address()} (queued; "
-              f"fmhub serve or fmhub worker with FMHUB_RAY_ADDRESS starts it)", highlight=False)
+    out.print(f"job [bold]{job.id}[/] queued for the Ray cluster at {configured_address()} ("
+              f"an fmhub serve or fmhub worker with FMHUB_RAY_ADDRESS set starts it)", highlight=False)
     out.print(f"follow it: fmhub jobs show {job.id}   (wait: fmhub jobs wait {job.id}; "
               f"log: fmhub jobs logs {job.id} --follow)", highlight=False)
 

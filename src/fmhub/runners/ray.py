@@ -163,6 +163,8 @@ class RayRunner:
         if not self._address():
             return None
         with self._lock:
+            if self._state == "ready" and not raycluster.connected():  # dropped: its cluster went away
+                self._state = "idle"
             state, error, failed_at = self._state, self._error, self._failed_at
         if state == "failed" and time.monotonic() - failed_at >= self.retry_connect_s and not self.tasks:
             state = "idle"  # try again: the cluster may be up now

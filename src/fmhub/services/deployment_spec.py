@@ -57,6 +57,9 @@ class DeploymentSpec(BaseModel):
                                  "runs a fixed number of instance processes: use instances (--instances) "
                                  "or --backend ray")
             return self
+        if self.instances != 1:
+            raise ValueError("instances applies to backend local only; a ray deployment autoscales its replicas: "
+                             "use min_replicas and max_replicas (--min-replicas, --max-replicas)")
         if self.min_replicas is None:
             self.min_replicas = 1
         if self.max_replicas is None:

@@ -104,6 +104,14 @@ def _check_ray_cluster(spec: DeploymentSpec) -> bool:
     if on_gpu and cluster.gpus < 1:
         raise SpecError(f"--device {spec.device} asks one GPU per replica; {cluster.describe()}",
                         hint="deploy with --device cpu, or add a node with a GPU to the cluster")
+    # Each replica takes one CPU (and one GPU on cuda): min_replicas must fit the cluster in all, or
+    # Serve would wait for nodes that never come. Other applications may hold some of it already.
+    kind, have = ("GPUs", cluster.gpus) if on_gpu else ("CPUs", cluster.cpus)
+    wanted = spec.min_replicas or 1
+    if wanted > have:
+        raise SpecError(f"min_replicas {wanted} asks {wanted} {kind} (one per replica); {cluster.describe()}",
+                        hint=f"deploy with --min-replicas {max(int(have), 1)} or fewer (autoscaling may add up to "
+                             "--max-replicas when the cluster grows), or add nodes to the cluster")
     return on_gpu
 
 

@@ -165,8 +165,14 @@ class RayServeBackend:
             self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def _start(self, live: RayDeployment, model_path: str, notify: Notify) -> None:
+        import os
+
         t0 = time.monotonic()
         key = (live.record.endpoint, live.record.name)
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            notify(f"warning: {live.app} runs on a Ray cluster this server reaches without token authentication "
+                   "(RAY_AUTH_MODE is not token): Serve replicas listen on every interface of their node; keep "
+                   "the cluster on a private network (README: Scale out on Ray)")
         try:
             live.handle, info = await asyncio.to_thread(self._run, live, model_path)
         except Exception as exc:  # noqa: BLE001 - reported as the deployment's state
@@ -195,8 +201,12 @@ class RayServeBackend:
     def _refresh(self) -> None:
         from fmhub import raycluster
 
-        if not raycluster.connected():
-            return  # never let a Serve call start a Ray instance of its own
+        if not raycluster.connected():  # never let a Serve call start a Ray instance of its own
+            lost = raycluster.lost_reason()
+            for live in self.live.values():
+                if lost and live.handle is not None:  # the cluster went away: its applications with it
+                    live.state, live.error, live.replicas, live.handle = "failed", lost, 0, None
+            return
         from ray import serve
 
         applications = serve.status().applications
