@@ -18,6 +18,7 @@ from fmhub.entities import ModelCard, ModelSource, ModelVersion
 from fmhub.errors import ConflictError, NotFoundError, SpecError
 from fmhub.services.context import Context
 from fmhub.store import models_repo
+from fmhub.tasks.adapters import ADAPTER_FILE, adapter_base_ref, is_adapter_folder
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -31,12 +32,15 @@ class ResolvedModel:
         path: The Hugging Face folder.
         card: The card (a workspace version gets a card built from its row).
         version: The workspace version, if the reference is one.
+        base_path: For a LoRA adapter version, the local folder of the base model it belongs to
+            (see :mod:`fmhub.tasks.adapters`); None for a full model.
     """
 
     ref: str
     path: Path
     card: ModelCard
     version: ModelVersion | None = None
+    base_path: Path | None = None
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -288,7 +292,15 @@ def resolve_model(ctx: Context, ref: str) -> ResolvedModel:
             offline = ctx.settings.offline or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
             return ResolvedModel(card.name, require_local_path(card, allow_download=not offline), card)
     v = models_repo.get_version(ctx.db_url, name, version)
-    return ResolvedModel(v.ref, version_path(ctx, v), version_card(v), v)
+    path = version_path(ctx, v)
+    base_path = None
+    if is_adapter_folder(path):
+        base_ref = adapter_base_ref(path)
+        if not base_ref or base_ref == v.ref:
+            raise SpecError(f"model '{v.ref}' is a LoRA adapter that names no base model",
+                            hint=f"re-register it with its base in {ADAPTER_FILE}")
+        base_path = resolve_model(ctx, base_ref).path
+    return ResolvedModel(v.ref, path, version_card(v), v, base_path)
 
 
 def version_path(ctx: Context, v: ModelVersion) -> Path:

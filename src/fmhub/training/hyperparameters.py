@@ -25,7 +25,18 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "max_seq_length": 128,          # transformers run_glue.py default (tokens)
     "warmup_steps": 0.0,
     "weight_decay": 0.0,
+    "finetuning_type": "full",
 }
+
+LORA_DEFAULTS: dict[str, Any] = {
+    # The usual LoRA recipe of the QLoRA paper as PEFT/TRL examples set it (rank 16, alpha 32,
+    # dropout 0.05, every linear layer); a card or task may say otherwise.
+    "lora_r": 16,
+    "lora_alpha": 32.0,
+    "lora_dropout": 0.05,
+    "lora_target_modules": ["all-linear"],
+}
+"""Filled only when ``finetuning_type`` is ``lora`` (a full fine-tune's lineage carries no LoRA values)."""
 
 
 class Hyperparameters(BaseModel):
@@ -58,6 +69,18 @@ class Hyperparameters(BaseModel):
         max_eval_samples: Smoke runs: evaluate on the first N validation rows only (per-epoch and
             final evaluation; Hugging Face example-script name). None: all rows.
         max_predict_samples: Smoke runs: predict and score the first N test rows only. None: all.
+        finetuning_type: ``full`` (every weight trains) or ``lora`` (low-rank adapters on frozen
+            weights, PEFT; the registered version is the adapter). The task says which is its default
+            (``full`` unless it says ``lora``).
+        lora_r: LoRA rank (PEFT ``r``).
+        lora_alpha: LoRA scaling numerator (the update is scaled by ``lora_alpha / lora_r``).
+        lora_dropout: Dropout on the LoRA input.
+        lora_target_modules: Module names the adapters wrap (PEFT ``target_modules``);
+            ``["all-linear"]`` wraps every linear layer but the output head.
+        quantization_bit: 4 for QLoRA (the frozen base in 4-bit NF4 through bitsandbytes; needs
+            a CUDA GPU and ``finetuning_type: lora``). None: no quantisation.
+        gradient_checkpointing: Recompute activations in the backward pass (less memory, ~30%
+            more compute).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -85,6 +108,14 @@ class Hyperparameters(BaseModel):
     early_stopping_threshold: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     max_eval_samples: int | None = Field(default=None, ge=1)
     max_predict_samples: int | None = Field(default=None, ge=1)
+    # -- LoRA and memory (chat LLMs) ---------------------------------------------------------------
+    finetuning_type: Literal["full", "lora"] | None = None
+    lora_r: int | None = Field(default=None, ge=1, le=1024)
+    lora_alpha: float | None = Field(default=None, gt=0, le=65536, allow_inf_nan=False)
+    lora_dropout: float | None = Field(default=None, ge=0, lt=1, allow_inf_nan=False)
+    lora_target_modules: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    quantization_bit: Literal[4] | None = None
+    gradient_checkpointing: bool = False
 
     @field_validator("warmup_steps")
     @classmethod
@@ -98,11 +129,16 @@ class Hyperparameters(BaseModel):
         """Return a copy with every ``None`` filled (card defaults, task defaults, generic ones)."""
         values = self.model_dump()
         for key, value in values.items():
-            if value is None:
+            if value is None and key not in LORA_DEFAULTS:
                 for source in (card_defaults or {}, task_defaults, GENERIC_DEFAULTS):
                     if source.get(key) is not None:
                         values[key] = source[key]
                         break
+        if values.get("finetuning_type") == "lora":
+            for key in LORA_DEFAULTS:
+                if values[key] is None:
+                    values[key] = next(src[key] for src in (card_defaults or {}, task_defaults, LORA_DEFAULTS)
+                                       if src.get(key) is not None)
         if values.get("metric_for_best_model") is None:
             values["metric_for_best_model"] = metric_default
         return Hyperparameters(**values)
@@ -138,4 +174,8 @@ def range_problems(hp: Hyperparameters, given: Hyperparameters | None = None) ->
         problems.append(f"{flag_name('warmup_steps')} {int(hp.warmup_steps)} is more than "
                         f"{flag_name('max_steps')} {hp.max_steps}: the learning rate would never reach its peak; "
                         "give fewer steps or a ratio below 1 (e.g. 0.06)")
+    if hp.quantization_bit is not None and hp.finetuning_type != "lora":
+        problems.append(f"{flag_name('quantization_bit')} {hp.quantization_bit} (QLoRA) trains LoRA adapters on a "
+                        f"quantised base: give {flag_name('finetuning_type')} lora, or leave "
+                        f"{flag_name('quantization_bit')} out")
     return problems
