@@ -71,6 +71,30 @@ def test_mask_with_weight_1_everywhere_labels_all_three_replies(tok):
         "Ein Hund rennt am Strand.<|im_end|>"]
 
 
+@pytest.mark.parametrize("family", ["llama3", "mistral"])
+def test_mask_follows_other_templates(family):
+    from tiny_chat import LLAMA3_SPECIALS, LLAMA3_TEMPLATE, MISTRAL_TEMPLATE
+
+    if family == "llama3":
+        tok = build_chat_tokenizer(template=LLAMA3_TEMPLATE, eos="<|end_of_text|>", bos="<|begin_of_text|>",
+                                   extra_specials=tuple(LLAMA3_SPECIALS))
+        end = "<|eot_id|>"
+        assert end_of_turn_ids(tok) == tok.convert_tokens_to_ids(["<|end_of_text|>", "<|eot_id|>"])
+    else:
+        tok = build_chat_tokenizer(template=MISTRAL_TEMPLATE, eos="</s>", bos="<s>", extra_specials=("<s>", "</s>"),
+                                   with_im_tokens=False)
+        end = "</s>"
+        assert end_of_turn_ids(tok) == [tok.eos_token_id]
+    rows = [[{**m, "content": m["content"] + "  "} if m["role"] == "assistant" else m for m in MULTI[1:]]]
+    enc = encode_chats(tok, rows, end_of_turn_ids(tok))[0]
+    runs = [tok.decode(r) for r in labelled_runs(enc)]
+    if family == "llama3":  # the template trims contents; the header's blank line is not labelled
+        assert runs == [f"I am fine, thank you.{end}", f"Ein Hund rennt am Strand.{end}"]
+    else:  # the template puts a space before a reply (labelled when a token joins it to the reply)
+        assert [r.lstrip() for r in runs] == [f"I am fine, thank you.  {end}", f"Ein Hund rennt am Strand.  {end}"]
+        assert not any("[/INST]" in r for r in runs)
+
+
 def test_default_chatml_template_for_a_base_model_uses_eos_as_end_of_turn():
     base = build_chat_tokenizer(template=None, with_im_tokens=False, eos="<|endoftext|>")
     used = ensure_chat_template(base)
@@ -166,6 +190,24 @@ def test_prompt_completion_and_instruction_layouts_become_messages():
     assert problems[0].line == 2 and problems[0].column == "output"
 
 
+def test_conversational_prompt_and_completion_lists_join():
+    task = get_task("chat-completion")
+    rows = [{"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}],
+             "completion": [{"role": "assistant", "content": "a"}]},
+            {"prompt": [{"role": "user", "content": "q"}, {"role": "narrator", "content": "x"}], "completion": "a"}]
+    good, problems = task.check_rows(ex(rows, columns={"prompt": "prompt", "completion": "completion"}))
+    assert good == [0] and rows[0]["messages"][1:] == [{"role": "user", "content": "q"},
+                                                       {"role": "assistant", "content": "a"}]
+    assert [(p.line, p.column) for p in problems] == [(2, "prompt[1].role")]
+
+
+def test_a_messages_column_is_the_input_of_a_table_request():
+    task = get_task("chat-completion")
+    assert task.column_plan(["id", "messages"], "input_data") == 1
+    assert task.hf_object_input({"messages": [{"role": "user", "content": "hi"}]}) == \
+        [{"role": "user", "content": "hi"}]
+
+
 def test_unmapped_layout_is_one_problem_with_the_layouts_in_the_hint():
     task = get_task("chat-completion")
     good, problems = task.check_rows(ex([{"text": "x"}], columns={}))
@@ -224,7 +266,7 @@ def test_truncation_counts_rows_cut_and_rows_that_lose_replies_and_encode_drops_
     notes, problems = task.length_report(tok, split, limit)
     assert any(f"2 of 3 row(s) are longer than max_seq_length {limit}" in n and "2 of them lose" in n for n in notes)
     assert [(p.line, p.severity) for p in problems] == [(2, "warning")]
-    assert "left out of training" in problems[0].message
+    assert "1 row(s) have every reply beyond" in problems[0].message and "line 2" in problems[0].message
     ds = task.encode(split, tok, task.label_info(split), limit)
     assert ds.num_rows == 2 and max(ds["length"]) == limit
     cut = ds[1]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fmhub.data.labels import lines_text
 from fmhub.data.problems import Problem, shorten_value
 from fmhub.data.schema import TaskSchema
 from fmhub.errors import SpecError
@@ -29,8 +30,6 @@ DEFAULT_MAX_NEW_TOKENS = 128
 """Tokens generated per reply unless the request, the job or the model card says otherwise."""
 MAX_NEW_TOKENS_LIMIT = 4096
 """Largest ``max_new_tokens`` a scoring request may ask for."""
-LISTED_ROWS = 20
-"""Rows named one by one in the report's truncation warnings (the rest are counted)."""
 
 
 class ChatCompletion(Task):
@@ -69,7 +68,9 @@ class ChatCompletion(Task):
     }
 
     def __init__(self) -> None:
-        self._encoded: dict[tuple[int, int, int], list[EncodedChat | ChatTemplateError]] = {}
+        # (tokenizer, rows, their encodings) of the last splits encoded: the report's statistics
+        # and ``encode`` share one tokenisation of a split
+        self._encoded: list[tuple[Any, list[dict[str, Any]], int, list[EncodedChat | ChatTemplateError]]] = []
 
     # -- data checks -----------------------------------------------------------------------------
     def check_rows(self, examples: Examples) -> tuple[list[int], list[Problem]]:
@@ -111,14 +112,13 @@ class ChatCompletion(Task):
 
     def _encode_rows(self, tokenizer: Any, examples: Examples) -> list[EncodedChat | ChatTemplateError]:
         """The rows rendered and tokenised with labels (kept for the split's report and encode)."""
-        key = (id(tokenizer), id(examples.rows), len(examples.rows))
-        if key not in self._encoded:
-            ensure_chat_template(tokenizer)
-            if len(self._encoded) >= 3:
-                self._encoded.pop(next(iter(self._encoded)))
-            self._encoded[key] = encode_chats(tokenizer, [r["messages"] for r in examples.rows],
-                                              end_of_turn_ids(tokenizer))
-        return self._encoded[key]
+        for tok, rows, n, encoded in self._encoded:
+            if tok is tokenizer and rows is examples.rows and n == len(rows):
+                return encoded
+        ensure_chat_template(tokenizer)
+        encoded = encode_chats(tokenizer, [r["messages"] for r in examples.rows], end_of_turn_ids(tokenizer))
+        self._encoded = [*self._encoded[-2:], (tokenizer, examples.rows, len(examples.rows), encoded)]
+        return encoded
 
     def token_counts(self, tokenizer: Any, examples: Examples) -> list[int]:
         """Tokens per row after the chat template (the whole conversation, untruncated)."""
@@ -128,7 +128,8 @@ class ChatCompletion(Task):
                       ) -> tuple[list[str], list[Problem]]:
         """The chat template in use, messages per row, and what ``max_seq_length`` cuts: rows cut,
         rows that lose (part of) a reply, and, as warnings naming the line, rows that lose every
-        labelled token (left out of training) or that the template cannot render (errors)."""
+        labelled token (one warning naming their lines: left out of training) or that the template
+        cannot render (errors)."""
         split = examples.split or "data"
         encoded = self._encode_rows(tokenizer, examples)
         notes: list[str] = []
@@ -161,16 +162,11 @@ class ChatCompletion(Task):
                          f"tokens and are cut at the end; {lose_part} of them lose (part of) an assistant reply")
         if lose_all and split != "test":
             where = "training" if split == "train" else f"the {split} loss"
-            for line in lose_all[:LISTED_ROWS]:
-                problems.append(Problem(f"every reply of this row is beyond max_seq_length {max_seq_length}: "
-                                        f"left out of {where}", file=examples.file, line=line,
-                                        column=examples.columns.get("messages", "messages"),
-                                        hint="raise --max-seq-length, or shorten the conversation",
-                                        severity="warning"))
-            if len(lose_all) > LISTED_ROWS:
-                problems.append(Problem(f"... and {len(lose_all) - LISTED_ROWS} more row(s) of {examples.file} whose "
-                                        f"replies are all beyond max_seq_length: left out of {where}",
-                                        file=examples.file, severity="warning"))
+            problems.append(Problem(f"{len(lose_all)} row(s) have every reply beyond max_seq_length {max_seq_length} "
+                                    f"tokens and are left out of {where}: {lines_text(lose_all)}",
+                                    file=examples.file, line=lose_all[0],
+                                    column=examples.columns.get("messages", "messages"),
+                                    hint="raise --max-seq-length, or shorten those conversations", severity="warning"))
         return notes, problems
 
     # -- model -----------------------------------------------------------------------------------
