@@ -106,6 +106,17 @@ def test_default_chatml_template_for_a_base_model_uses_eos_as_end_of_turn():
         "<|im_start|>user\nHello! How are you today?<|endoftext|>\n<|im_start|>assistant\n"
 
 
+def test_the_report_names_the_default_template_of_a_base_model():
+    base = build_chat_tokenizer(template=None, with_im_tokens=False, eos="<|endoftext|>")
+    task = get_task("chat-completion")
+    split = ex([{"messages": MULTI[1:3]}])
+    assert task.token_counts(base, split)[0] > 10  # gives the tokenizer the default template
+    notes, problems = task.length_report(base, split, 1024)
+    assert not problems
+    assert notes[0] == ("chat template: the default ChatML template (the model has none; turns end with "
+                        "<|endoftext|>); loss on assistant replies and their end-of-turn token only")
+
+
 def test_default_template_ends_turns_with_im_end_when_the_vocabulary_has_it():
     base = build_chat_tokenizer(template=None, eos="<|endoftext|>")
     assert "<|im_end|>" in ensure_chat_template(base)

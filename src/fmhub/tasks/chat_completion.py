@@ -65,6 +65,7 @@ class ChatCompletion(Task):
         "max_seq_length": 1024,
         "warmup_steps": 0.03,
         "weight_decay": 0.0,
+        "lr_scheduler_type": "cosine",
     }
 
     def __init__(self) -> None:

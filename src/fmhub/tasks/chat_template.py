@@ -79,15 +79,16 @@ def ensure_chat_template(tokenizer: Any) -> str:
     """
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    if getattr(tokenizer, "chat_template", None):
-        return TEMPLATE_OWN
-    tokenizer.chat_template = default_chat_template(tokenizer)
-    return f"the default ChatML template (the model has none; turns end with {default_end_of_turn(tokenizer)})"
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = default_chat_template(tokenizer)
+    return template_description(tokenizer)
 
 
 def template_description(tokenizer: Any) -> str:
-    """Which template a tokenizer would use, without changing it (see :func:`ensure_chat_template`)."""
-    if getattr(tokenizer, "chat_template", None):
+    """Which template a tokenizer uses, without changing it: :data:`TEMPLATE_OWN`, or the default
+    ChatML one (given by :func:`ensure_chat_template`, or to be given)."""
+    template = getattr(tokenizer, "chat_template", None)
+    if template and template != default_chat_template(tokenizer):
         return TEMPLATE_OWN
     return f"the default ChatML template (the model has none; turns end with {default_end_of_turn(tokenizer)})"
 
