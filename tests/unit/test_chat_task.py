@@ -71,6 +71,14 @@ def test_mask_with_weight_1_everywhere_labels_all_three_replies(tok):
         "Ein Hund rennt am Strand.<|im_end|>"]
 
 
+def test_tokenizers_without_offsets_get_the_same_mask_from_prefix_token_counts(tok):
+    from fmhub.tasks.chat_template import _encode_by_prefixes
+
+    fast = encode_chats(tok, [MULTI], end_of_turn_ids(tok))[0]
+    slow = _encode_by_prefixes(tok, MULTI, set(end_of_turn_ids(tok)))
+    assert slow.input_ids == fast.input_ids and slow.labels == fast.labels
+
+
 @pytest.mark.parametrize("family", ["llama3", "mistral"])
 def test_mask_follows_other_templates(family):
     from tiny_chat import LLAMA3_SPECIALS, LLAMA3_TEMPLATE, MISTRAL_TEMPLATE

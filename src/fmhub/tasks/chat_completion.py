@@ -116,7 +116,11 @@ class ChatCompletion(Task):
         for tok, rows, n, encoded in self._encoded:
             if tok is tokenizer and rows is examples.rows and n == len(rows):
                 return encoded
-        ensure_chat_template(tokenizer)
+        try:
+            ensure_chat_template(tokenizer)
+        except ChatTemplateError as exc:
+            raise SpecError(f"{exc}: it cannot be fine-tuned for {self.name}",
+                            hint="choose a causal language model (one with a chat template, or an eos token)") from None
         encoded = encode_chats(tokenizer, [r["messages"] for r in examples.rows], end_of_turn_ids(tokenizer))
         self._encoded = [*self._encoded[-2:], (tokenizer, examples.rows, len(examples.rows), encoded)]
         return encoded
