@@ -23,9 +23,8 @@ def test_registry_lists_the_tasks():
 def test_each_task_is_complete(name):
     task = get_task(name)
     assert isinstance(task, Task) and task.name == name
-    # chat-completion has alternative layouts (messages, prompt/completion, instruction/output),
-    # none of whose keys is required alone; its row checks name a missing layout
-    assert (task.schema.required or name == "chat-completion") and set(task.schema.required) <= set(task.schema.keys)
+    # A task with alternative layouts (chat: messages, or prompt + completion) requires no one key.
+    assert (task.schema.required or task.schema.optional) and set(task.schema.required) <= set(task.schema.keys)
     assert task.metric_for_best_model in (*task.metric_names, "loss")
     for key in ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "max_seq_length"):
         assert key in task.default_hyperparameters
