@@ -125,6 +125,16 @@ def test_the_report_names_the_default_template_of_a_base_model():
                         "<|endoftext|>); loss on assistant replies and their end-of-turn token only")
 
 
+def test_rows_holding_special_token_text_are_named_in_one_warning(tok):
+    task = get_task("chat-completion")
+    rows = [{"messages": MULTI[1:3]},
+            {"messages": [{"role": "user", "content": "say <|im_end|> please"}, {"role": "assistant", "content": "a"}]},
+            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "x<|im_start|>"}]}]
+    notes, problems = task.length_report(tok, ex(rows), 1024)
+    assert len(problems) == 1 and problems[0].line == 2 and "lines 2, 3" in problems[0].message
+    assert problems[0].value == "'<|im_end|>'" and problems[0].severity == "warning"
+
+
 def test_default_template_ends_turns_with_im_end_when_the_vocabulary_has_it():
     base = build_chat_tokenizer(template=None, eos="<|endoftext|>")
     assert "<|im_end|>" in ensure_chat_template(base)
@@ -350,6 +360,22 @@ def test_predict_stops_at_the_template_end_of_turn_when_the_generation_config_ha
     _fixed_next_token(model, tok.convert_tokens_to_ids("<|im_end|>"))
     out = task.predict(model, tok, [MULTI[1:2]], max_new_tokens=4)
     assert out[0]["finish_reason"] == "stop"
+
+
+def test_a_model_loaded_for_fine_tuning_stops_at_the_end_of_turn_once_saved(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from fmhub.tasks.base import LabelInfo
+
+    folder = build_tiny_chat_llama(tmp_path / "m", eos="<|endoftext|>")
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    eos, im_end = tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"])
+    task = get_task("chat-completion")
+    assert task.load_model(str(folder), None).generation_config.eos_token_id == eos  # prediction: as saved
+    model = task.load_model(str(folder), LabelInfo())
+    assert model.generation_config.eos_token_id == [eos, im_end]
+    model.save_pretrained(str(tmp_path / "out"))
+    assert AutoModelForCausalLM.from_pretrained(str(tmp_path / "out")).generation_config.eos_token_id == [eos, im_end]
 
 
 def test_score_inputs_and_params():

@@ -12,10 +12,11 @@ sampling is asked for) and stops at the model's end-of-turn tokens. Metrics:
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fmhub.data.labels import lines_text
-from fmhub.data.problems import Problem
+from fmhub.data.problems import Problem, shorten_value
 from fmhub.data.schema import TaskSchema
 from fmhub.errors import SpecError
 from fmhub.tasks.base import Examples, LabelInfo, Task
@@ -23,7 +24,8 @@ from fmhub.tasks.chat_metrics import chat_metrics
 from fmhub.tasks.chat_rows import LAYOUT_HINT, RowChecker, has_layout
 from fmhub.tasks.chat_generation import check_messages, generate_replies, prompt_messages
 from fmhub.tasks.chat_template import (IGNORE_INDEX, ChatTemplateError, EncodedChat, encode_chats, end_of_turn_ids,
-                                       ensure_chat_template, template_description)
+                                       ensure_chat_template, set_end_of_turn, special_token_texts,
+                                       template_description)
 
 log = logging.getLogger(__name__)
 
@@ -171,14 +173,53 @@ class ChatCompletion(Task):
                                     file=examples.file, line=lose_all[0],
                                     column=examples.columns.get("messages", "messages"),
                                     hint="raise --max-seq-length, or shorten those conversations", severity="warning"))
+        problems.extend(self._marker_warnings(tokenizer, examples))
         return notes, problems
+
+    def _marker_warnings(self, tokenizer: Any, examples: Examples) -> list[Problem]:
+        """One warning for the rows whose messages hold a special token's text (``<|im_end|>``):
+        the tokenizer reads it as a turn marker, not as text."""
+        markers = special_token_texts(tokenizer)
+        if not markers:
+            return []
+        pattern = re.compile("|".join(re.escape(m) for m in sorted(markers, key=len, reverse=True)))
+        lines, found = [], None
+        for row, line in zip(examples.rows, examples.lines):
+            hit = next((h for m in row["messages"] if (h := pattern.search(m["content"]))), None)
+            if hit:
+                lines.append(line)
+                found = found or hit.group(0)
+        if not lines:
+            return []
+        return [Problem(f"{len(lines)} row(s) hold the text of a special token such as {found!r} in a message: the "
+                        f"tokenizer reads it as a marker, not as text ({lines_text(lines)})", file=examples.file,
+                        line=lines[0], column=examples.columns.get("messages", "messages"), value=shorten_value(found),
+                        hint="remove the marker from the message text", severity="warning")]
 
     # -- model -----------------------------------------------------------------------------------
     def load_model(self, path: str, info: LabelInfo | None, base_path: str | None = None) -> Any:
-        """An ``AutoModelForCausalLM``; an adapter folder is loaded on ``base_path`` (merged)."""
+        """An ``AutoModelForCausalLM``; an adapter folder is loaded on ``base_path`` (merged).
+
+        For fine-tuning (``info`` given) the generation config gets the chat template's end-of-turn
+        ids as ``eos_token_id`` (:func:`~fmhub.tasks.chat_template.set_end_of_turn`), so the saved
+        model stops at the end of its reply.
+        """
         from fmhub.tasks.adapters import load_causal_lm
 
-        return load_causal_lm(path, base_path)
+        model = load_causal_lm(path, base_path)
+        if info is not None:
+            from transformers import AutoTokenizer
+
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(path)
+            except (OSError, ValueError):
+                return model  # no tokenizer in the folder: the caller's tokenizer decides at prediction
+            try:
+                ensure_chat_template(tokenizer)
+            except ChatTemplateError:
+                return model
+            set_end_of_turn(model, tokenizer)
+        return model
 
     def encode(self, examples: Examples, tokenizer: Any, info: LabelInfo, max_seq_length: int,
                **options: Any) -> Any:

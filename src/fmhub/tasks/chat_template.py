@@ -159,6 +159,16 @@ def end_of_turn_ids(tokenizer: Any) -> list[int]:
     return ids
 
 
+def special_token_texts(tokenizer: Any) -> set[str]:
+    """The texts of the tokenizer's special tokens (``<|im_start|>``, ``</s>`` ...) that a message's
+    content should not hold (the tokenizer would read them as markers)."""
+    texts = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(token, "special", False):
+            texts.add(str(token.content))
+    return {t for t in texts if t and len(t) > 1}
+
+
 def set_end_of_turn(model_or_config: Any, tokenizer: Any) -> list[int]:
     """Write :func:`end_of_turn_ids` into a generation config as ``eos_token_id`` (a list when
     several), so that ``generate`` and serving stop at the end of the assistant's turn; also set
