@@ -275,10 +275,37 @@ def test_jsonl_messages_lists_and_csv_json_cells_read_through_the_data_layer(tmp
                             tok, 1024, 42)
     assert [(p.line, p.column) for p in prepared.report.errors] == [(3, "conversation[1].role")]
 
+    test_csv = tmp_path / "test.csv"
+    with test_csv.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["messages", "references"])
+        w.writerow([json.dumps(MULTI[1:2]), json.dumps(["I am fine.", "Fine, thanks."])])
+        w.writerow([json.dumps(MULTI[1:3]), "I am fine."])
+    prepared = prepare_data(_spec({"train": files["train"], "test": str(test_csv)}), task, tok, 1024, 42)
+    assert prepared.report.ok, prepared.report.errors
+    assert task.references(prepared.splits["test"]) == [["I am fine.", "Fine, thanks."], ["I am fine."]]
+
     pc = tmp_path / "pc.csv"
     pc.write_text("prompt,completion\nWhat is the capital of France?,Paris.\n", encoding="utf-8")
     prepared = prepare_data(_spec({"train": str(pc)}), task, tok, 1024, 42)
     assert prepared.report.ok and prepared.splits["train"].rows[0]["messages"][1]["content"] == "Paris."
+
+
+def test_parquet_messages_with_weight_on_some_turns(tmp_path, tok):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fmhub.services.data_prep import prepare_data
+
+    rows = [{"messages": MULTI, "source": "chat"}, {"messages": MULTI[1:3], "source": "qa"}]
+    pq.write_table(pa.Table.from_pylist(rows), str(tmp_path / "chat.parquet"))
+    prepared = prepare_data(_spec({"train": str(tmp_path / "chat.parquet")}), get_task("chat-completion"), tok,
+                            1024, 42)
+    assert prepared.report.ok, prepared.report.errors
+    messages = prepared.splits["train"].rows[0]["messages"]
+    assert [m.get("weight") for m in messages] == [None, None, None, None, 0, None, None]
+    enc = encode_chats(tok, [messages], end_of_turn_ids(tok))[0]
+    assert len(labelled_runs(enc)) == 2
 
 
 # -- truncation ---------------------------------------------------------------------------------------

@@ -167,7 +167,7 @@ class RowChecker:
                                               item.get(content_key), hint="fill it in or remove the message"))
                 continue
             message: dict[str, Any] = {"role": role, "content": content}
-            if "weight" in item:
+            if item.get("weight") is not None:  # Parquet gives every message the field, null when unset
                 weight = item["weight"]
                 if isinstance(weight, bool) or weight not in (0, 1):
                     problems.append(self._problem("weight must be 0 or 1", line, f"{where}.weight", weight,
