@@ -1,0 +1,84 @@
+"""Loading a resolved model for a task: a full model folder, or a LoRA adapter on its base.
+
+Every caller that holds a :class:`~fmhub.services.models.ResolvedModel` (predict, evaluate, the
+fine-tune's own evaluation and zero-shot comparison, deployments) loads through here, so an adapter
+version loads as transparently as a full model.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+from fmhub.tasks.adapters import ADAPTER_FILE, is_adapter_folder
+from fmhub.tasks.base import LabelInfo, Task
+
+CONFIG_KEY = "config"
+"""Key of :data:`~fmhub.tasks.adapters.ADAPTER_FILE` holding the ``fmhub_*`` settings a full model
+keeps in its ``config.json`` (e.g. the instruction of a causal LM's prompt); an adapter has no
+``config.json`` of its own."""
+
+
+def config_folder(resolved: Any) -> Path:
+    """The folder whose ``config.json`` describes the weights: the base's for an adapter version."""
+    return Path(resolved.base_path or resolved.path)
+
+
+def load_for_task(task: Task, path: str | Path, info: LabelInfo | None = None,
+                  base_path: str | Path | None = None) -> Any:
+    """Load ``path`` for ``task``; an adapter folder loads on ``base_path`` (merged for inference).
+
+    A task whose ``load_model`` takes ``base_path`` (the chat task) is given it; for the other tasks
+    an adapter is loaded with :func:`fmhub.tasks.adapters.load_causal_lm`.
+
+    Raises:
+        ValueError: an adapter folder without ``base_path``.
+    """
+    if base_path is None or not is_adapter_folder(path):
+        return task.load_model(str(path), info)
+    if "base_path" in inspect.signature(task.load_model).parameters:
+        model = task.load_model(str(path), info, base_path=str(base_path))
+    else:
+        from fmhub.tasks.adapters import load_causal_lm
+
+        model = load_causal_lm(path, base_path)
+    apply_adapter_settings(model, path)
+    return model
+
+
+def load_resolved(task: Task, resolved: Any, info: LabelInfo | None = None) -> Any:
+    """:func:`load_for_task` for a resolved model reference (its ``base_path`` passed on)."""
+    return load_for_task(task, resolved.path, info, resolved.base_path)
+
+
+def apply_adapter_settings(model: Any, path: str | Path) -> None:
+    """Set the ``fmhub_*`` settings an adapter folder keeps (see :data:`CONFIG_KEY`) on ``model.config``."""
+    try:
+        saved = json.loads((Path(path) / ADAPTER_FILE).read_text(encoding="utf-8")).get(CONFIG_KEY) or {}
+    except (OSError, ValueError):
+        return
+    for key, value in saved.items():
+        if key.startswith("fmhub_"):
+            setattr(model.config, key, value)
+
+
+def serving_paths(resolved: Any, loads_from_store: bool) -> dict[str, str | None]:
+    """The model files of a deployment's instance config.
+
+    Args:
+        resolved: The deployment's resolved model.
+        loads_from_store: The serving backend's replicas read the version from the artifact store
+            (Ray Serve): paths are artifact URLs then.
+
+    Returns:
+        ``{"model_path": ..., "base_model_path": ...}``; ``base_model_path`` is None for a full
+        model, else the base's folder (or, when the base is a workspace version read from the
+        store, its artifact URL).
+    """
+    model_path = str(resolved.path)
+    if loads_from_store and resolved.version is not None:
+        model_path = resolved.version.path
+    base = str(resolved.base_path) if resolved.base_path is not None else None
+    return {"model_path": model_path, "base_model_path": base}
