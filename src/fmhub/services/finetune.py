@@ -28,12 +28,11 @@ from fmhub.services.finetune_lora import (check_lora, is_peft_model, load_model_
                                           save_adapter_or_merged, write_generation_config)
 from fmhub.services.compute_checks import check_compute
 from fmhub.services.finetune_ray import RAY_TRAIN_DIR, compute_record, is_distributed, train_on_ray
-from fmhub.services.model_loading import config_folder, load_resolved
+from fmhub.services.model_loading import config_folder, is_causal_lm_folder, load_resolved, model_max_length
 from fmhub.services.models import ResolvedModel, resolve_model
 from fmhub.services.specs import FinetuneSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import Task
-from fmhub.tasks.causal_lm import is_causal_lm
 from fmhub.training.lora import trainable_parameters
 from fmhub.training.progress import ProgressSink, SinkFanout
 
@@ -120,26 +119,6 @@ def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any
                                      f"using {limit} tokens")
     cap_evaluated_rows(prepared, hp)
     return task, resolved, tokenizer, hp, prepared
-
-
-def is_causal_lm_folder(path: Path) -> bool:
-    """True when the model folder holds a decoder-only model (its config is not encoder-decoder)."""
-    from transformers import AutoConfig
-
-    return is_causal_lm(AutoConfig.from_pretrained(str(path)))
-
-
-def model_max_length(path: Path) -> int | None:
-    """The longest input (tokens) a model's position embeddings allow, from its config.json."""
-    try:
-        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    for key in ("max_position_embeddings", "n_positions", "max_seq_len"):
-        value = config.get(key)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 Validated = tuple[Task, ResolvedModel, Any, Any, PreparedData]
@@ -394,5 +373,5 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
                           train=train_figures, warnings=prediction_warnings)
 
 
-__all__ = ["FinetuneResult", "execute_finetune", "latest_checkpoint", "record_prediction_warnings", "run_finetune",
-           "submit_finetune", "validate"]
+__all__ = ["FinetuneResult", "execute_finetune", "is_causal_lm_folder", "latest_checkpoint", "model_max_length",
+           "record_prediction_warnings", "run_finetune", "submit_finetune", "validate"]

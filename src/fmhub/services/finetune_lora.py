@@ -85,7 +85,12 @@ def load_model_to_train(task: Task, resolved: Any, info: LabelInfo, hp: Any, dev
         return model
     if hp.quantization_bit is not None:
         return wrap_with_lora(_load_quantized(resolved.path, hp, device), hp)
-    return wrap_with_lora(load_resolved(task, resolved, info), hp)
+    model = load_resolved(task, resolved, info)
+    if not type(model).__name__.endswith("ForCausalLM"):  # e.g. a classification head LoRA would leave untrained
+        raise SpecError(f"--finetuning-type lora trains a causal LM's adapters; {task.name} loads "
+                        f"'{resolved.ref}' as {type(model).__name__}",
+                        hint="give --finetuning-type full for this task")
+    return wrap_with_lora(model, hp)
 
 
 def _load_quantized(path: Path, hp: Any, device: Any) -> Any:  # pragma: no cover - needs CUDA + bitsandbytes

@@ -26,6 +26,28 @@ def config_folder(resolved: Any) -> Path:
     return Path(resolved.base_path or resolved.path)
 
 
+def is_causal_lm_folder(path: Path) -> bool:
+    """True when the model folder holds a decoder-only model (its config is not encoder-decoder)."""
+    from transformers import AutoConfig
+
+    from fmhub.tasks.causal_lm import is_causal_lm
+
+    return is_causal_lm(AutoConfig.from_pretrained(str(path)))
+
+
+def model_max_length(path: Path) -> int | None:
+    """The longest input (tokens) a model's position embeddings allow, from its config.json."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for key in ("max_position_embeddings", "n_positions", "max_seq_len"):
+        value = config.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def load_for_task(task: Task, path: str | Path, info: LabelInfo | None = None,
                   base_path: str | Path | None = None) -> Any:
     """Load ``path`` for ``task``; an adapter folder loads on ``base_path`` (merged for inference).
