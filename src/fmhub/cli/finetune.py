@@ -128,7 +128,7 @@ def finetune_cmd(
     early_stopping_threshold: Optional[float] = typer.Option(None, "--early-stopping-threshold", help="With --early-stopping-patience: the least improvement that counts (default 0)."),
     label_names: Optional[str] = typer.Option(None, "--label-names", help="Text classification with integer labels 0..n-1: the class names in id order, comma-separated (negative,positive), or a file with one name per line."),
     # -- end of issue 13 block ---------------------------------------------------------------------
-    finetuning_type: Optional[str] = typer.Option(None, "--finetuning-type", help="lora (low-rank adapters on the frozen model; registers a small adapter version) or full (every weight trains). Default from the model card, else the task (lora for chat-completion), else full."),
+    finetuning_type: Optional[str] = typer.Option(None, "--finetuning-type", help="lora (low-rank adapters on the frozen model; registers a small adapter version) or full (every weight trains). Default from the model card, else the task (lora for chat), else full."),
     lora_r: Optional[int] = typer.Option(None, "--lora-r", help="LoRA rank (default from the model card, else the task, else 16)."),
     lora_alpha: Optional[float] = typer.Option(None, "--lora-alpha", help="LoRA scaling numerator: updates are scaled by alpha/r (default from the model card, else the task, else 32)."),
     lora_dropout: Optional[float] = typer.Option(None, "--lora-dropout", help="Dropout on the LoRA input, 0 to < 1 (default from the model card, else the task, else 0.05)."),
