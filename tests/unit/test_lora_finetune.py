@@ -139,7 +139,9 @@ def test_merge_registers_a_full_model_with_the_same_logits(ctx, llama, tmp_path,
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    result = run_finetune(ctx, spec_for(tmp_path, merge_adapter=True, zero_shot=False))
+    result = run_finetune(ctx, spec_for(tmp_path, merge_adapter=True, zero_shot=False,
+                                        hp={"gradient_checkpointing": True}))
+    assert result.model_version.lineage["hyperparameters"]["gradient_checkpointing"] is True
     folder = Path(result.model_version.path)
     assert (folder / "config.json").is_file() and not (folder / "adapter_config.json").exists()
     assert result.model_version.lineage["adapter"] is False and result.model_version.lineage["merged"] is True
@@ -175,3 +177,32 @@ def test_lora_on_an_encoder_and_full_training_of_an_adapter_are_refused(ctx, lla
 def test_a_group_by_column_missing_from_the_file_names_the_columns(ctx, llama, tmp_path):
     with pytest.raises(DataError, match="--group-by column 'topik'.*did you mean 'topic'"):
         run_finetune(ctx, spec_for(tmp_path, data={"group_by": "topik"}), dry_run=True)
+
+
+def test_zero_shot_of_a_full_fine_tune_equals_evaluating_the_base(ctx, llama, tmp_path, monkeypatch):
+    from fmhub.services.evaluate import run_evaluate
+    from fmhub.services.specs import EvaluateSpec
+
+    monkeypatch.setattr(type(get_task("summarization")), "zero_shot_baseline", True)
+    result = run_finetune(ctx, spec_for(tmp_path, hp={"finetuning_type": "full", "lora_r": None, "lora_alpha": None,
+                                                      "lora_dropout": None}))
+    assert result.model_version.lineage["finetuning_type"] == "full"
+    assert result.model_version.lineage["adapter"] is False
+    base = run_evaluate(ctx, EvaluateSpec(model="tiny-llama:1", data={"test": str(tmp_path / "test.jsonl"),
+                                                                      "group_by": "topic"},
+                                          generation={"max_new_tokens": 3}, max_seq_length=64, device="cpu"))
+    assert result.metrics["test_zero_shot"] == base["test"]
+
+
+def test_gradient_checkpointing_reaches_the_trainer(tmp_path):
+    from fmhub.devices import choose_device
+    from fmhub.training.hyperparameters import Hyperparameters
+    from fmhub.training.trainer import build_training_arguments
+
+    hp = Hyperparameters(gradient_checkpointing=True).resolve({})
+    args = build_training_arguments(hp, tmp_path, choose_device("cpu"), False, 10, True)
+    def on(a):  # transformers 5.25 renamed the argument
+        return getattr(a, "activation_checkpointing", None) or getattr(a, "gradient_checkpointing", False)
+
+    assert on(args) is True
+    assert not on(build_training_arguments(Hyperparameters().resolve({}), tmp_path, choose_device("cpu"), False, 10, True))
