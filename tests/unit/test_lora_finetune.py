@@ -13,7 +13,7 @@ import pytest
 from fmhub.errors import DataError, SpecError
 from fmhub.services import finetune as finetune_service
 from fmhub.services.finetune import run_finetune
-from fmhub.services.model_loading import load_resolved
+from fmhub.services.model_loading import load_resolved, serving_paths
 from fmhub.services.models import import_model, resolve_model
 from fmhub.services.specs import FinetuneSpec
 from fmhub.tasks import get_task
@@ -121,6 +121,9 @@ def test_lora_registers_an_adapter_that_loads_on_its_base(ctx, llama, tmp_path, 
     assert resolved.base_path == Path(resolve_model(ctx, "tiny-llama:1").path)
     model = load_resolved(get_task("summarization"), resolved)
     assert torch.allclose(logits_of(model, tok), captured["logits"], atol=1e-5)
+    paths = serving_paths(ctx, resolved, loads_from_store=True)  # what a deployment's instances are given
+    assert paths == {"model_path": version.path, "base_model_path": llama.path}
+    assert serving_paths(ctx, resolve_model(ctx, "tiny-llama:1"), False)["base_model_path"] is None
 
     # validation loss and perplexity; zero-shot metrics of the base with the same groups
     val = result.metrics["validation"]

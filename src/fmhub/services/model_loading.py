@@ -86,21 +86,32 @@ def apply_adapter_settings(model: Any, path: str | Path) -> None:
             setattr(model.config, key, value)
 
 
-def serving_paths(resolved: Any, loads_from_store: bool) -> dict[str, str | None]:
-    """The model files of a deployment's instance config.
+def serving_paths(ctx: Any, resolved: Any, loads_from_store: bool) -> dict[str, str | None]:
+    """The model files of a deployment's instance config (``model_path``, ``base_model_path``).
 
     Args:
+        ctx: Service context (to resolve an adapter's base version).
         resolved: The deployment's resolved model.
-        loads_from_store: The serving backend's replicas read the version from the artifact store
-            (Ray Serve): paths are artifact URLs then.
+        loads_from_store: The serving backend's replicas read versions from the artifact store
+            (Ray Serve): workspace versions are given as artifact URLs then.
 
     Returns:
         ``{"model_path": ..., "base_model_path": ...}``; ``base_model_path`` is None for a full
-        model, else the base's folder (or, when the base is a workspace version read from the
-        store, its artifact URL).
+        model, else the base's folder, or its artifact URL when the base is a workspace version and
+        ``loads_from_store`` (a catalog base is its folder on this machine).
     """
+    from fmhub.services.models import resolve_model
+    from fmhub.tasks.adapters import adapter_base_ref
+
     model_path = str(resolved.path)
     if loads_from_store and resolved.version is not None:
         model_path = resolved.version.path
-    base = str(resolved.base_path) if resolved.base_path is not None else None
+    base: str | None = None
+    if resolved.base_path is not None:
+        base = str(resolved.base_path)
+        base_ref = adapter_base_ref(resolved.path)
+        if loads_from_store and base_ref:
+            base_resolved = resolve_model(ctx, base_ref)
+            if base_resolved.version is not None:
+                base = base_resolved.version.path
     return {"model_path": model_path, "base_model_path": base}
