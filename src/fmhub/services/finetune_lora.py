@@ -130,36 +130,28 @@ def lora_lineage(model: Any, resolved: Any, hp: Any, merge: bool) -> dict[str, A
     return out
 
 
-def end_of_turn_eos(tokenizer: Any, model: Any) -> list[int]:
-    """The ids that end a reply: the model's own ``eos_token_id`` (one or a list), the tokenizer's
-    end of sequence, and the chat template's end-of-turn tokens when the chat task can tell them."""
-    ids: list[int] = []
-    current = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    for value in ([*current] if isinstance(current, (list, tuple)) else [current]) + [tokenizer.eos_token_id]:
-        if isinstance(value, int) and value not in ids:
-            ids.append(value)
-    try:
-        from fmhub.tasks.chat_template import end_of_turn_ids  # type: ignore[import-not-found]
-    except ImportError:
-        return ids
-    for value in end_of_turn_ids(tokenizer):
-        if int(value) not in ids:
-            ids.append(int(value))
-    return ids
-
-
 def write_generation_config(model: Any, tokenizer: Any, out_dir: Path) -> None:
-    """Write ``generation_config.json`` with the end-of-turn ids as ``eos_token_id`` (so the trained
-    model stops by itself) and the tokenizer's padding id."""
+    """Write ``generation_config.json`` so the trained model stops by itself: its ``eos_token_id``
+    holds the model's own eos ids, the tokenizer's end of sequence and, for a tokenizer with a chat
+    template, the template's end-of-turn token(s) (:func:`fmhub.tasks.chat_template.set_end_of_turn`);
+    the padding id is set when missing."""
     from transformers import GenerationConfig
 
-    config = getattr(model, "generation_config", None) or GenerationConfig()
-    config = GenerationConfig.from_dict(config.to_dict())
-    eos = end_of_turn_eos(tokenizer, model)
-    if eos:
-        config.eos_token_id = eos if len(eos) > 1 else eos[0]
-    if config.pad_token_id is None:
-        config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or [None])[0]
+    source = getattr(model, "generation_config", None)
+    config = GenerationConfig.from_dict(source.to_dict()) if source is not None else GenerationConfig()
+    if getattr(tokenizer, "chat_template", None):
+        from fmhub.tasks.chat_template import set_end_of_turn
+
+        set_end_of_turn(config, tokenizer)
+    else:
+        current = config.eos_token_id
+        ids = [] if current is None else list(current) if isinstance(current, (list, tuple)) else [current]
+        if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+            ids.append(int(tokenizer.eos_token_id))
+        if ids:
+            config.eos_token_id = ids[0] if len(ids) == 1 else ids
+        if config.pad_token_id is None:
+            config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (ids or [None])[0]
     config.save_pretrained(str(out_dir))
 
 

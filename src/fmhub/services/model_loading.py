@@ -7,7 +7,6 @@ version loads as transparently as a full model.
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -52,20 +51,15 @@ def load_for_task(task: Task, path: str | Path, info: LabelInfo | None = None,
                   base_path: str | Path | None = None) -> Any:
     """Load ``path`` for ``task``; an adapter folder loads on ``base_path`` (merged for inference).
 
-    A task whose ``load_model`` takes ``base_path`` (the chat task) is given it; for the other tasks
-    an adapter is loaded with :func:`fmhub.tasks.adapters.load_causal_lm`.
+    The task's ``load_model`` is given ``base_path`` (the text-to-text and chat tasks load adapters
+    through :func:`fmhub.tasks.adapters.load_causal_lm`).
 
     Raises:
         ValueError: an adapter folder without ``base_path``.
     """
     if base_path is None or not is_adapter_folder(path):
         return task.load_model(str(path), info)
-    if "base_path" in inspect.signature(task.load_model).parameters:
-        model = task.load_model(str(path), info, base_path=str(base_path))
-    else:
-        from fmhub.tasks.adapters import load_causal_lm
-
-        model = load_causal_lm(path, base_path)
+    model = task.load_model(str(path), info, base_path=str(base_path))
     apply_adapter_settings(model, path)
     return model
 
