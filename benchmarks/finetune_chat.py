@@ -53,6 +53,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)  # this folder's queue.py would shadow the standard library's queue module
+
 CONFIGS = ("trl", "fmhub")
 TASK = "chat-completion"
 MIN_SPEEDUP = 1.5
