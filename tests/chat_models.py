@@ -32,7 +32,8 @@ def build_tiny_chat_llama(folder: Path, context: int = 256, seed: int = 0) -> Pa
     config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context,
                          bos_token_id=vocab["<|im_start|>"], eos_token_id=vocab["<|im_end|>"],
-                         pad_token_id=vocab["<|endoftext|>"], tie_word_embeddings=True)
+                         pad_token_id=vocab["<|endoftext|>"], tie_word_embeddings=False,
+                         initializer_range=0.5)  # large weights: replies that depend on the prompt
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(eos_token_id=[vocab["<|im_end|>"]], pad_token_id=vocab["<|endoftext|>"],
