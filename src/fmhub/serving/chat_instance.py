@@ -71,23 +71,12 @@ def load_chat(config: dict[str, Any]) -> tuple[Any, str]:
 
 
 def _renderer(tokenizer: Any) -> Any:
-    """``messages -> prompt text``: the tokenizer's chat template, or the task's default template
-    for a model without one."""
-    if getattr(tokenizer, "chat_template", None):
-        return None
-    try:
-        from fmhub.tasks import chat_template
-    except ImportError:
-        chat_template = None
-    render = getattr(chat_template, "render_prompt", None) if chat_template else None
-    if render is not None:
-        return lambda messages: render(tokenizer, messages)
-    default = getattr(chat_template, "DEFAULT_CHAT_TEMPLATE", None) if chat_template else None
-    if default is None:
-        default = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                   "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-    return lambda messages: tokenizer.apply_chat_template(messages, chat_template=default,
-                                                          add_generation_prompt=True, tokenize=False)
+    """``messages -> prompt text``: the tokenizer's chat template (a model without one gets the
+    task's default ChatML template, as fine-tuning gives it)."""
+    from fmhub.tasks.chat_template import ensure_chat_template, render
+
+    ensure_chat_template(tokenizer)
+    return lambda messages: render(tokenizer, messages, add_generation_prompt=True)
 
 
 def serve_chat(conn: Any, config: dict[str, Any]) -> None:
