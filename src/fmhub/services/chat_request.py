@@ -270,7 +270,7 @@ def parse_cloud_chat(body: bytes) -> tuple[list[list[dict[str, str]]], dict[str,
         [check_messages(c, f"{where}[{i}]") for i, c in enumerate(raw)]
     bad = sorted(set(parameters) - set(CLOUD_PARAMETERS))
     if bad:
-        raise ChatRequestError(f"parameters.{bad[0]} is not a parameter of chat-completion",
+        raise ChatRequestError(f"parameters.{bad[0]} is not a parameter of a chat deployment",
                                f"parameters.{bad[0]}", hint=f"parameters: {', '.join(CLOUD_PARAMETERS)}")
     sampling = check_sampling(parameters, "parameters.", ("max_new_tokens", "max_tokens"))
     do_sample = parameters.get("do_sample")

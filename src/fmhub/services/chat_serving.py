@@ -19,10 +19,8 @@ from typing import Any
 
 from fmhub.errors import FmhubError, OverloadedError, ScoringTimeoutError, UnavailableError
 from fmhub.serving.base import InstanceGone, NoInstance, QueueFull
-from fmhub.serving.chat_dispatch import ChatStream, PromptRejected
+from fmhub.serving.chat_dispatch import ChatStream, PromptRejected, serves_conversations
 from fmhub.services.chat_request import ChatRequest, ChatRequestError, parse_chat_request, parse_cloud_chat
-
-CHAT_TASK = "chat-completion"
 
 
 @dataclass
@@ -145,8 +143,8 @@ async def _chat_deployment(runtime: Any, endpoint: str, authorization: str | Non
     """
     await asyncio.to_thread(runtime._check_key, endpoint, authorization)
     record, live, lease = await runtime._route(endpoint, deployment, False)
-    if record.task != CHAT_TASK:
-        error = ChatRequestError(f"endpoint '{endpoint}' serves {record.task}, not chat-completion", None,
+    if not serves_conversations(record.task):
+        error = ChatRequestError(f"endpoint '{endpoint}' serves {record.task}, not conversations", None,
                                  "model_not_found", hint=f"score it at /endpoints/{endpoint}/score")
         error.http_status = 404
         raise error
@@ -226,7 +224,8 @@ async def score_chat(runtime: Any, live: Any, endpoint: str, body: bytes) -> dic
             s.close()
     predictions = [{"generated_text": t, "finish_reason": s.finish_reason, "usage": s.usage}
                    for t, s in zip(texts, streams)]
-    out = {"deployment": live.record.name, "model": live.record.model, "task": CHAT_TASK, "predictions": predictions}
+    out = {"deployment": live.record.name, "model": live.record.model, "task": live.record.task,
+           "predictions": predictions}
     if single:
         out["output"] = predictions[0]["generated_text"]
     return out
@@ -250,4 +249,4 @@ async def list_models(runtime: Any, endpoint: str, authorization: str | None) ->
     return {"object": "list", "data": data}
 
 
-__all__ = ["CHAT_TASK", "ChatAnswer", "chat_completion", "list_models", "score_chat"]
+__all__ = ["ChatAnswer", "chat_completion", "list_models", "score_chat"]

@@ -19,8 +19,8 @@ class DeploymentSpec(BaseModel):
         device: ``cpu`` (default), ``cuda``, ``cuda:N`` or ``auto``. With backend ``ray``, ``cuda``
             gives each replica one GPU of the cluster.
         runtime: ``pytorch``, or ``pytorch-int8`` (CPU; dynamic int8 quantisation of the linear
-            layers: faster, check the metric with ``fmhub evaluate`` first), or ``vllm`` (chat-completion
-            deployments on a CUDA GPU with the ``fmhub[vllm]`` extra: vLLM's engine in the instance).
+            layers: faster, check the metric with ``fmhub evaluate`` first), or ``vllm`` (chat deployments
+            on a CUDA GPU with the ``fmhub[vllm]`` extra: vLLM's engine in the instance).
         max_batch_size: Inputs per forward pass at most (default 32); for a chat deployment, the
             conversations one instance decodes together.
         max_batch_wait_ms: How long the first request of a batch waits for others (default 10,

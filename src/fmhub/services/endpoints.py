@@ -90,9 +90,6 @@ def plan_deployment(ctx: Context, endpoint: str, spec: DeploymentSpec) -> Deploy
     return deployment
 
 
-CHAT_TASK = "chat-completion"
-
-
 def _check_chat_runtime(spec: DeploymentSpec, task: str) -> None:
     """Refuse what a chat deployment cannot run on: backend ray (Serve's handles would have to
     stream replies), runtime vllm off a CUDA machine with vllm, pytorch-int8; and vllm for the
@@ -101,17 +98,19 @@ def _check_chat_runtime(spec: DeploymentSpec, task: str) -> None:
     Raises:
         SpecError: naming what works instead.
     """
-    if task != CHAT_TASK:
+    from fmhub.serving.chat_dispatch import serves_conversations
+
+    if not serves_conversations(task):
         if spec.runtime == "vllm":
-            raise SpecError(f"runtime vllm serves chat-completion deployments only, not {task}",
+            raise SpecError(f"runtime vllm serves chat deployments only, not {task}",
                             hint="use --runtime pytorch (or pytorch-int8 on the CPU)")
         return
     if spec.backend == "ray":
-        raise SpecError("chat-completion deployments run on backend local only for now (backend ray does not "
+        raise SpecError(f"{task} deployments run on backend local only for now (backend ray does not "
                         "stream replies yet)", hint="deploy with --backend local (the default); add --instances N "
                         "for more throughput, or --device cuda on a machine with a GPU")
     if spec.runtime == "pytorch-int8":
-        raise SpecError("runtime pytorch-int8 serves the classic tasks, not chat-completion",
+        raise SpecError(f"runtime pytorch-int8 serves the classic tasks, not {task}",
                         hint="use --runtime pytorch (continuous batching), or --runtime vllm on a CUDA machine")
     if spec.runtime == "vllm":
         from fmhub.serving.vllm_engine import vllm_problem

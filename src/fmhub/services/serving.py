@@ -340,7 +340,9 @@ class EndpointRuntime:
         record, live, lease = await self._route(endpoint, deployment, forwarded)
         if live is None:
             return await self._forward(endpoint, record, lease, body, authorization)
-        if live.record.task == "chat-completion":  # conversations: the cloud layout, continuous batching
+        from fmhub.serving.chat_dispatch import serves_conversations
+
+        if serves_conversations(live.record.task):  # conversations: the cloud layout, continuous batching
             from fmhub.services.chat_serving import score_chat
 
             return await score_chat(self, live, endpoint, body)

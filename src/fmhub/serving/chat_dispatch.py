@@ -11,6 +11,15 @@ from fmhub.serving.base import InstanceGone, NoInstance, QueueFull
 from fmhub.serving.pool import Instance
 
 
+def serves_conversations(task_name: str) -> bool:
+    """True for a task whose examples are conversations (a ``messages`` key): its deployments run
+    chat instances and answer the chat routes."""
+    from fmhub.tasks import get_task
+
+    schema = get_task(task_name).schema
+    return "messages" in tuple(schema.required) + tuple(schema.optional)
+
+
 class PromptRejected(Exception):
     """The instance refused the conversation for the request's own fault (422).
 
@@ -132,4 +141,4 @@ class ChatDispatcher:
                 "max_step_batch": max((i.chat_stats["max_step_batch"] for i in self.instances), default=0)}
 
 
-__all__ = ["ChatDispatcher", "ChatStream", "PromptRejected"]
+__all__ = ["ChatDispatcher", "ChatStream", "PromptRejected", "serves_conversations"]

@@ -1,6 +1,6 @@
 """The ``local`` serving backend: each deployment runs as instance processes of this server (see
 :mod:`fmhub.serving.pool`), fed by a dynamic batcher (:mod:`fmhub.serving.batcher`); each instance
-runs :func:`fmhub.serving.instance.score_batch`. A chat deployment (task ``chat-completion``) runs
+runs :func:`fmhub.serving.instance.score_batch`. A chat deployment (a task whose examples are conversations) runs
 chat instances instead (:mod:`fmhub.serving.chat_instance`: continuous batching, streamed replies),
 fed by a :class:`~fmhub.serving.chat_dispatch.ChatDispatcher`."""
 
@@ -14,13 +14,10 @@ from typing import Any
 from fmhub.entities import Deployment
 from fmhub.serving.base import NoInstance, Notify
 from fmhub.serving.batcher import DynamicBatcher
-from fmhub.serving.chat_dispatch import ChatDispatcher, ChatStream
+from fmhub.serving.chat_dispatch import ChatDispatcher, ChatStream, serves_conversations
 from fmhub.serving.pool import Instance
 
 log = logging.getLogger("fmhub.serving")
-
-CHAT_TASK = "chat-completion"
-"""Deployments of this task run chat instances."""
 
 LOAD_TIMEOUT_S = 600.0
 """How long the endpoint log waits for an instance's "ready" line."""
@@ -82,7 +79,7 @@ class LocalServingBackend:
         config = {"model_path": model_path, "task": deployment.task, "device": deployment.device,
                   "runtime": deployment.runtime, "threads": self.threads, "instances": deployment.instances,
                   "base_model_path": base_model_path}
-        is_chat = deployment.task == CHAT_TASK
+        is_chat = serves_conversations(deployment.task)
         if is_chat:
             config.update(mode="chat", max_batch_size=deployment.max_batch_size)
         endpoint = deployment.endpoint

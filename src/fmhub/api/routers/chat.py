@@ -42,7 +42,7 @@ async def _disconnected(request: Request) -> None:
 
 @router.post("/{name}/v1/chat/completions", summary="Chat completion (OpenAI-compatible)")
 async def chat_completions(name: str, request: Request) -> Any:
-    """The OpenAI Chat Completions API for a chat-completion endpoint: ``messages``, ``max_tokens``
+    """The OpenAI Chat Completions API for a chat endpoint: ``messages``, ``max_tokens``
     (or ``max_completion_tokens``), ``temperature`` (0-2), ``top_p``, ``stop`` (up to 4), ``seed``,
     ``n`` (1), ``stream`` (server-sent events of ``chat.completion.chunk``, ending ``data: [DONE]``;
     ``stream_options.include_usage`` adds a usage chunk); ``model`` and unknown fields are ignored.
