@@ -161,7 +161,7 @@ def _finetune_job(ctx, metrics, predictions=None):
 
 
 PREDICTIONS = [
-    {"line": 3, "input": CONVERSATION, "reference": "Guten Morgen",
+    {"line": 3, "input": CONVERSATION, "reference": "Guten Morgen", "group": "multi30k",
      "prediction": {"generated_text": "Guten Morgen!", "finish_reason": "stop", "truncated": False}},
     {"line": 4, "input": [{"role": "user", "content": "Say <b>hi</b>"}, {"role": "assistant", "content": "hi"}],
      "reference": ["hi", "hello"], "prediction": {"generated_text": "hi there", "finish_reason": "length"}},
@@ -176,6 +176,7 @@ def test_sample_generations_read_the_first_rows(ctx):
     first, second = samples
     assert first["prompt"] == "Translate to German: good morning" and first["system"] == "Answer briefly."
     assert first["turns"] == 4 and first["generated"] == "Guten Morgen!" and first["finish_reason"] == "stop"
+    assert first["group"] == "multi30k" and second["group"] is None
     assert second["prompt"] == "Say <b>hi</b>" and second["turns"] == 1  # the final reply is the reference
     assert second["reference"] == "hi | hello" and second["finish_reason"] == "length"
     assert generation_sample(PREDICTIONS[2])["prompt"] == "a long document"
@@ -199,7 +200,7 @@ def test_job_page_shows_zero_shot_beside_fine_tuned_and_samples(app_client, ctx)
     samples = text[text.index('id="sample-generations"'):]
     assert samples.count('class="sample"') == 3 and "Guten Morgen!" in samples
     assert "Say &lt;b&gt;hi&lt;/b&gt;" in samples and "<b>hi</b>" not in samples
-    assert 'title="finish reason">length' in samples
+    assert 'title="finish reason">length' in samples and 'title="group">multi30k' in samples
     summary = app_client.get(f"/ui/jobs/{job.id}/summary").text  # the fragment refreshed on status change
     assert 'id="sample-generations"' in summary and 'id="zs-groups-table"' in summary
     plain = _finetune_job(ctx, {"test": TUNED})
@@ -212,7 +213,8 @@ def test_job_page_shows_zero_shot_beside_fine_tuned_and_samples(app_client, ctx)
 def test_adapter_version_page_names_and_links_its_base(app_client, ctx):
     from fmhub.store import models_repo
 
-    lineage = {"adapter": True, "base_model": "SmolLM2-135M-Instruct", "job_id": "j1",
+    lineage = {"adapter": True, "base_model": "SmolLM2-135M-Instruct", "adapter_base_model": "SmolLM2-135M-Instruct",
+               "job_id": "j1",
                "hyperparameters": {"finetuning_type": "lora", "lora_r": 16, "lora_alpha": 32.0,
                                    "lora_target_modules": ["all-linear"]}}
     models_repo.add_version(ctx.db_url, ModelVersion(

@@ -42,7 +42,8 @@ def sample_generations(ctx: Context, job: Job, limit: int = SAMPLES) -> list[dic
         message of a conversation, or the input text), ``system`` (the system message, or None),
         ``turns`` (messages before the reply, 1 for a plain text input), ``reference`` (the expected
         reply; several references joined by `` | ``), ``generated`` (the model's text) and
-        ``finish_reason`` (``stop``, ``length`` or None). Empty when the job wrote no predictions
+        ``finish_reason`` (``stop``, ``length`` or None), ``group`` (the row's value of the group
+        column, ``--group-by``, or None). Empty when the job wrote no predictions
         (yet), or when they are not text (labels, entity tags, spans).
     """
     if limit <= 0:
@@ -83,7 +84,8 @@ def generation_sample(record: dict[str, Any]) -> dict[str, Any] | None:
     prompt, system, turns = _prompt_of(record.get("input"))
     return {"line": record.get("line"), "prompt": _cut(prompt), "system": _cut(system) if system else None,
             "turns": turns, "reference": _cut(_reference_text(record.get("reference"))),
-            "generated": _cut(generated), "finish_reason": finish if isinstance(finish, str) else None}
+            "generated": _cut(generated), "finish_reason": finish if isinstance(finish, str) else None,
+            "group": None if record.get("group") is None else str(record["group"])}
 
 
 def _prompt_of(value: Any) -> tuple[str, str | None, int]:

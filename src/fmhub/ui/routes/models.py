@@ -68,15 +68,15 @@ def adapter_of(version: dict[str, Any] | None) -> dict[str, Any] | None:
         version: The workspace version as a dict (``ModelVersion.model_dump()``), or None.
 
     Returns:
-        ``{"base": the base model's reference (or None when not recorded), "r", "alpha",
-        "target_modules"}`` (the LoRA settings from the lineage's hyperparameters,
+        ``{"base": the version the adapter loads on (lineage ``adapter_base_model``, else
+        ``base_model``; None when not recorded), "r", "alpha", "target_modules"}`` (the LoRA settings from the lineage's hyperparameters,
         None where not recorded) when the lineage says ``adapter: true``.
     """
     lineage = (version or {}).get("lineage") or {}
     if not lineage.get("adapter"):
         return None
     hp = lineage.get("hyperparameters") or {}
-    return {"base": lineage.get("base_model") or (version or {}).get("base_model"),
+    return {"base": lineage.get("adapter_base_model") or lineage.get("base_model") or (version or {}).get("base_model"),
             "r": hp.get("lora_r"), "alpha": hp.get("lora_alpha"),
             "target_modules": hp.get("lora_target_modules")}
 
