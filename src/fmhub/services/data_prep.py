@@ -237,6 +237,10 @@ def prepare_data(spec: DataSpec, task: Task, tokenizer: Any | None, max_seq_leng
             sr.distribution = task.distribution(ex)
             if tokenizer is not None and len(ex):
                 sr.lengths = length_stats(task.token_counts(tokenizer, ex), max_seq_length)
+                notes, found = task.length_report(tokenizer, ex, max_seq_length)
+                report.notes.extend(notes)
+                for p in found:
+                    (report.errors if p.severity == "error" else report.warnings).append(p)
                 for p in task.tokenizer_warnings(tokenizer, ex):
                     p.column = ex.columns.get(p.column or "", p.column)
                     report.warnings.append(p)

@@ -17,6 +17,7 @@ _REGISTRY: dict[str, str] = {
     "question-answering": "question_answering.QuestionAnswering",
     "summarization": "summarization.Summarization",
     "translation": "translation.Translation",
+    "chat-completion": "chat_completion.ChatCompletion",
 }
 """Task name -> ``module.Class`` in this package (the class's ``name`` is the key)."""
 

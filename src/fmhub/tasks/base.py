@@ -181,9 +181,23 @@ class Task(ABC):
             counts.extend(len(ids) for ids in enc["input_ids"])
         return counts
 
+    def length_report(self, tokenizer: Any, examples: Examples, max_seq_length: int
+                      ) -> tuple[list[str], list[Problem]]:
+        """Notes and problems about one split's token lengths for the validation report, beyond
+        :meth:`token_counts` (e.g. what truncation at ``max_seq_length`` cuts). None by default.
+
+        Returns:
+            (notes, problems naming file and line; warnings, or errors that block training).
+        """
+        return [], []
+
     @abstractmethod
-    def load_model(self, path: str, info: LabelInfo | None) -> Any:
-        """Load the model for fine-tuning (``info`` given) or prediction (``info`` None)."""
+    def load_model(self, path: str, info: LabelInfo | None, base_path: str | None = None) -> Any:
+        """Load the model for fine-tuning (``info`` given) or prediction (``info`` None).
+
+        ``base_path`` is the base model's folder when ``path`` holds an adapter (tasks that load
+        no adapters ignore it).
+        """
 
     @abstractmethod
     def encode(self, examples: Examples, tokenizer: Any, info: LabelInfo, max_seq_length: int,

@@ -75,7 +75,7 @@ class Seq2SeqTask(Task):
     def texts_for_length(self, examples: Examples) -> list[Any]:
         return [row[self.source_key] for row in examples.rows]
 
-    def load_model(self, path: str, info: LabelInfo | None) -> Any:
+    def load_model(self, path: str, info: LabelInfo | None, base_path: str | None = None) -> Any:
         """``AutoModelForSeq2SeqLM``, or ``AutoModelForCausalLM`` for a decoder-only config."""
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 

@@ -140,7 +140,7 @@ class QuestionAnswering(Task):
         return [[row["question"], row["context"]] for row in examples.rows]
 
     # -- model ---------------------------------------------------------------------------------
-    def load_model(self, path: str, info: LabelInfo | None) -> Any:
+    def load_model(self, path: str, info: LabelInfo | None, base_path: str | None = None) -> Any:
         from transformers import AutoModelForQuestionAnswering
 
         return AutoModelForQuestionAnswering.from_pretrained(path)

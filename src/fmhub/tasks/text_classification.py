@@ -197,7 +197,7 @@ class TextClassification(Task):
         return self.model_inputs(examples)
 
     # -- model ---------------------------------------------------------------------------------
-    def load_model(self, path: str, info: LabelInfo | None) -> Any:
+    def load_model(self, path: str, info: LabelInfo | None, base_path: str | None = None) -> Any:
         from transformers import AutoModelForSequenceClassification
 
         if info is None:

@@ -208,7 +208,7 @@ class TokenClassification(Task):
                                                 severity="warning")]
         return problems
 
-    def load_model(self, path: str, info: LabelInfo | None) -> Any:
+    def load_model(self, path: str, info: LabelInfo | None, base_path: str | None = None) -> Any:
         from transformers import AutoModelForTokenClassification
 
         if info is None:
