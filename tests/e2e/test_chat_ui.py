@@ -1,6 +1,6 @@
 """Chat models in a real browser: the catalog's task filter lists the chat cards, and the fine-tune
-wizard offers chat-completion, shows an uploaded conversation file as turns and trains LoRA by
-default."""
+wizard offers chat-completion, shows an uploaded conversation file as turns, groups the test
+metrics by a column and trains LoRA by default."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ def test_wizard_offers_chat_completion_and_maps_messages(page, tmp_path):
     assert roles == ["system", "user", "assistant", "user", "assistant"]
     expect(preview.locator("code", has_text='"role"')).to_have_count(0)  # turns, not a raw list
     expect(page.locator("#data-report-data-train .report-ok")).to_be_visible()
+    page.select_option("#opt-data-train-group-by", "source")  # per-group test metrics
+    expect(page.locator("#data-report-data-train .report-ok")).to_contain_text("12 train rows")
     # the parameters step: LoRA by default, its fields beside the main ones (not under Advanced)
     for heading in ("Validation data", "Test data", "Compute", "Parameters"):
         page.locator("section.step:not([hidden]) [data-next]").click()
@@ -63,3 +65,6 @@ def test_wizard_offers_chat_completion_and_maps_messages(page, tmp_path):
     expect(method.locator("#hp-finetuning-type option").first).to_have_text("default (lora)")
     expect(method.locator("#hp-lora-r")).to_have_attribute("placeholder", "16")
     expect(method.locator("#hp-lora-target-modules")).to_have_attribute("placeholder", "all-linear")
+    expect(method.locator("#merge-adapter")).not_to_be_checked()
+    expect(page.locator("#zero-shot")).to_be_checked()
+    assert page.locator("#finetune-wizard select[name='data.group_by']").input_value() == "source"

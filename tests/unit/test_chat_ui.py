@@ -84,6 +84,56 @@ def test_the_form_reads_target_modules_comma_separated():
     assert "- q_proj" in spec_yaml(spec)
 
 
+def test_chat_parameters_train_lora_by_default_and_offer_merge_and_zero_shot(app_client):
+    text = app_client.get("/ui/models/SmolLM2-135M-Instruct/finetune/parameters?task=chat-completion").text
+    method = text.index('id="hp-method"')
+    assert 'data-lora-default="true"' in text and method < text.index('class="advanced"')  # beside the main ones
+    assert '<option value="">default (lora)</option>' in text
+    assert 'id="merge-adapter" name="merge_adapter" value="true"' in text and 'name="zero_shot" value="true" checked' in text
+    plain = app_client.get("/ui/models/SmolLM2-135M-Instruct/finetune/parameters?task=summarization").text
+    assert 'name="zero_shot"' not in plain  # a summarization fine-tune scores no zero-shot baseline
+    page = app_client.get("/ui/models/SmolLM2-135M-Instruct/finetune")
+    assert re.search(r'class="task-choice" name="task" value="chat-completion" required checked', page.text)
+
+
+def test_the_form_reads_merge_zero_shot_and_group_by():
+    from fmhub.ui.evaluate_form import cli_command
+    from fmhub.ui.finetune_form import build_finetune_spec, spec_document
+    from fmhub.services.specs import EvaluateSpec
+
+    base = ("model=m&task=chat-completion&data.train=t.jsonl&data.group_by=source&register_model=false"
+            "&register_model=true")
+    spec = build_finetune_spec(parse_qs(base + "&merge_adapter=false&merge_adapter=true&zero_shot=false",
+                                        keep_blank_values=True))
+    assert (spec.merge_adapter, spec.zero_shot, spec.data.group_by) == (True, False, "source")
+    plain = build_finetune_spec(parse_qs(base + "&merge_adapter=false&zero_shot=false&zero_shot=true",
+                                         keep_blank_values=True))
+    assert (plain.merge_adapter, plain.zero_shot) == (False, True)
+    assert "merge_adapter" not in spec_document(plain) and "zero_shot" not in spec_document(plain)  # defaults
+    evaluate = EvaluateSpec.model_validate({"model": "chat:1", "data": {"test": "t.jsonl", "group_by": "source"}})
+    assert "--group-by source" in cli_command([evaluate])
+
+
+def test_mapping_step_offers_a_group_column_and_reads_messages(ctx, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the app's default data root: the folder it was started from
+    from fmhub.api.app import create_app
+
+    path = tmp_path / "chat.jsonl"
+    path.write_text("\n".join(json.dumps({"messages": CONVERSATION + [{"role": "assistant", "content": "Guten Morgen"}],
+                                          "source": s}) for s in ("a", "b", "a")) + "\n", encoding="utf-8")
+    form = {"wizard.source": "data.train", "wizard.part": "mapping", "task": "chat-completion", "data.train": str(path)}
+    with local_client(create_app(ctx, serve_endpoints=False)) as client:
+        page = client.post("/ui/wizard/mapping", data={**form, "data.group_by": "source"})
+        assert page.status_code == 200, page.text
+        assert '<option value="source" selected>by source</option>' in page.text
+        assert '<option value="messages" selected>messages</option>' in page.text and 'data-turns="5"' in page.text
+        assert 'class="alert ok report-ok"' in page.text
+        fresh = client.post("/ui/wizard/mapping", data={**form, "wizard.reset": "1", "data.group_by": "gone"})
+        assert fresh.status_code == 200 and '<option value="" selected>overall only</option>' in fresh.text
+        missing = client.post("/ui/wizard/mapping", data={**form, "wizard.part": "report", "data.group_by": "gone"})
+        assert "gone" in missing.text and "is not in" in missing.text
+
+
 # -- the mapping step --------------------------------------------------------------------------------
 
 def test_a_conversation_cell_shows_its_turns():

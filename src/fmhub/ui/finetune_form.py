@@ -22,7 +22,11 @@ from fmhub.ui.forms import first, nested
 from fmhub.ui.wizard_data import column_mapping_from_form
 
 TOP_LEVEL = ("model", "task", "data", "hyperparameters", "registered_model_name", "compute", "resources", "device")
-"""Spec fields the form fills (``register_model`` is read from its checkbox)."""
+"""Spec fields the form fills (the checkboxes of :data:`CHECKBOXES` are read apart)."""
+
+CHECKBOXES = ("register_model", "merge_adapter", "zero_shot")
+"""Boolean spec fields the form sends as a hidden ``false`` followed by the checkbox's ``true``
+(``register_model`` always goes into the spec; the others only when not their default)."""
 
 SPLIT_MODES = {"validation": ("auto", "file"), "test": ("auto", "file", "none")}
 
@@ -67,9 +71,13 @@ def finetune_spec_dict(form: dict[str, list[str]]) -> tuple[dict[str, Any], list
             if mode == "none":
                 data.pop(f"{split}_size", None)
     spec["data"] = data
-    checks = form.get("register_model")
-    if checks is not None:  # a hidden "false" before the checkbox: ["false"] or ["false", "true"]
-        spec["register_model"] = "true" in [v.strip().lower() for v in checks]
+    for name in CHECKBOXES:
+        checks = form.get(name)
+        if checks is None:
+            continue
+        value = "true" in [v.strip().lower() for v in checks]  # a hidden "false", then the checkbox's "true"
+        if name == "register_model" or value != FinetuneSpec.model_fields[name].default:
+            spec[name] = value  # the others only when not their default, so the job file stays short
     return spec, problems
 
 
