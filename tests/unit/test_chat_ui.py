@@ -198,14 +198,15 @@ def test_comparison_page_lists_groups_side_by_side(app_client, ctx):
 
 # -- the job page --------------------------------------------------------------------------------------
 
-def _finetune_job(ctx, metrics, predictions=None):
+def _finetune_job(ctx, metrics, predictions=None, zero_shot=None):
     from fmhub.services import jobs
 
     job = jobs.new_job(ctx, "finetune", {"model": "SmolLM2-135M-Instruct", "task": "summarization",
                                          "data": {"train": "train.jsonl"}})
-    if predictions is not None:
-        lines = [json.dumps(p) for p in predictions]
-        (Path(job.folder) / "predictions-test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for name, rows in (("predictions-test.jsonl", predictions), ("predictions-test_zero_shot.jsonl", zero_shot)):
+        if rows is not None:
+            lines = [json.dumps(p) for p in rows]
+            (Path(job.folder) / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     jobs.mark(ctx, job, JobStatus.running)
     return jobs.mark(ctx, job, JobStatus.completed, outputs={"registered_model": None, "metrics": metrics})
 
@@ -236,11 +237,15 @@ def test_sample_generations_read_the_first_rows(ctx):
     labels = _finetune_job(ctx, {"test": TUNED}, [{"line": 1, "input": "x", "prediction": {"label": "pos"},
                                                    "reference": "pos"}])
     assert sample_generations(ctx, labels) == []
+    assert all(s["zero_shot"] is None for s in samples)  # no zero-shot predictions written
     assert sample_generations(ctx, _finetune_job(ctx, {"test": TUNED})) == []  # no predictions file
 
 
 def test_job_page_shows_zero_shot_beside_fine_tuned_and_samples(app_client, ctx):
-    job = _finetune_job(ctx, {"test": TUNED, "test_zero_shot": ZERO_SHOT}, PREDICTIONS)
+    base = [{**p, "prediction": {"generated_text": f"base says {p['line']}" if p["line"] != 4 else ""}}
+            for p in PREDICTIONS]
+    job = _finetune_job(ctx, {"test": TUNED, "test_zero_shot": ZERO_SHOT}, PREDICTIONS, zero_shot=base)
+    assert [s["zero_shot"] for s in sample_generations(ctx, job)] == ["base says 3", "", "base says 5"]
     text = app_client.get(f"/ui/jobs/{job.id}").text
     assert 'id="base-vs-finetuned"' in text and 'href="/ui/models/SmolLM2-135M-Instruct"' in text
     row = re.search(r'<tr data-metric="rougeL"><th scope="row">rougeL</th>(.*?)</tr>', text, re.S).group(1)
@@ -251,6 +256,8 @@ def test_job_page_shows_zero_shot_beside_fine_tuned_and_samples(app_client, ctx)
     assert samples.count('class="sample"') == 3 and "Guten Morgen!" in samples
     assert "Say &lt;b&gt;hi&lt;/b&gt;" in samples and "<b>hi</b>" not in samples
     assert 'title="finish reason">length' in samples and 'title="group">multi30k' in samples
+    assert '<pre class="sample-zero-shot">base says 3</pre>' in samples
+    assert '<p class="muted small sample-zero-shot">nothing generated</p>' in samples
     summary = app_client.get(f"/ui/jobs/{job.id}/summary").text  # the fragment refreshed on status change
     assert 'id="sample-generations"' in summary and 'id="zs-groups-table"' in summary
     plain = _finetune_job(ctx, {"test": TUNED})
@@ -281,3 +288,27 @@ def test_adapter_version_page_names_and_links_its_base(app_client, ctx):
     assert re.search(r'<th scope="col" class="num">test_zero_shot</th>', text)  # the metrics table too
     other = app_client.get("/ui/models/full:1").text
     assert 'id="adapter-notice"' not in other and 'id="lineage-base"' in other
+
+
+# -- a real (tiny) chat fine-tune -----------------------------------------------------------------------
+
+def test_pages_of_a_tiny_chat_fine_tune(app_client, ctx, tmp_path):
+    from tiny_chat import build_tiny_chat_llama, chat_files
+
+    from fmhub.services.finetune import run_finetune
+    from fmhub.services.models import import_model
+    from fmhub.services.specs import FinetuneSpec
+
+    import_model(ctx, build_tiny_chat_llama(tmp_path / "model"), name="tiny-chat", task="chat-completion")
+    spec = FinetuneSpec(model="tiny-chat:1", task="chat-completion",
+                        data={**chat_files(tmp_path), "group_by": "source"},
+                        hyperparameters={"max_steps": 1, "lora_r": 4, "max_seq_length": 128,
+                                         "per_device_train_batch_size": 4},
+                        generation={"max_new_tokens": 3}, registered_model_name="tiny-chat-ft", device="cpu")
+    result = run_finetune(ctx, spec)
+    job = app_client.get(f"/ui/jobs/{result.job.id}").text
+    assert 'id="zs-groups-table"' in job and 'href="/ui/models/tiny-chat:1"' in job
+    samples = job[job.index('id="sample-generations"'):]
+    assert samples.count('class="sample"') == 5 and "sample-zero-shot" in samples and 'title="group">' in samples
+    model = app_client.get("/ui/models/tiny-chat-ft:1").text
+    assert 'id="adapter-base" href="/ui/models/tiny-chat:1"' in model and 'id="base-vs-finetuned"' in model

@@ -16,6 +16,9 @@ from fmhub.services.context import Context
 PREDICTIONS_FILE = "predictions-test.jsonl"
 """The test predictions a fine-tune or evaluate job writes in its folder."""
 
+ZERO_SHOT_FILE = "predictions-test_zero_shot.jsonl"
+"""The base model's predictions on the same test rows, before training (chat fine-tunes)."""
+
 SAMPLES = 5
 """Rows shown by default."""
 
@@ -42,13 +45,14 @@ def sample_generations(ctx: Context, job: Job, limit: int = SAMPLES) -> list[dic
         message of a conversation, or the input text), ``system`` (the system message, or None),
         ``turns`` (messages before the reply, 1 for a plain text input), ``reference`` (the expected
         reply; several references joined by `` | ``), ``generated`` (the model's text) and
-        ``finish_reason`` (``stop``, ``length`` or None), ``group`` (the row's value of the group
+        ``finish_reason`` (``stop``, ``length`` or None), ``zero_shot`` (the base model's text
+        for the same row before training, when the job scored it; else None), ``group`` (the row's value of the group
         column, ``--group-by``, or None). Empty when the job wrote no predictions
         (yet), or when they are not text (labels, entity tags, spans).
     """
     if limit <= 0:
         return []
-    lines = _first_lines(ctx, job, MAX_LINES_READ)
+    lines = _first_lines(ctx, job, PREDICTIONS_FILE, MAX_LINES_READ)
     samples: list[dict[str, Any]] = []
     for raw in lines:
         try:
@@ -61,6 +65,18 @@ def sample_generations(ctx: Context, job: Job, limit: int = SAMPLES) -> list[dic
         samples.append(sample)
         if len(samples) >= limit:
             break
+    if samples:
+        base = {}
+        for raw in _first_lines(ctx, job, ZERO_SHOT_FILE, MAX_LINES_READ):
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            sample = generation_sample(record) if isinstance(record, dict) else None
+            if sample is not None and sample["line"] is not None:
+                base.setdefault(sample["line"], sample["generated"])
+        for sample in samples:
+            sample["zero_shot"] = base.get(sample["line"])
     return samples
 
 
@@ -85,6 +101,7 @@ def generation_sample(record: dict[str, Any]) -> dict[str, Any] | None:
     return {"line": record.get("line"), "prompt": _cut(prompt), "system": _cut(system) if system else None,
             "turns": turns, "reference": _cut(_reference_text(record.get("reference"))),
             "generated": _cut(generated), "finish_reason": finish if isinstance(finish, str) else None,
+            "zero_shot": None,
             "group": None if record.get("group") is None else str(record["group"])}
 
 
@@ -114,14 +131,14 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + " …"
 
 
-def _first_lines(ctx: Context, job: Job, count: int) -> list[str]:
-    """The first ``count`` non-empty lines of the job's test predictions ([] when there are none)."""
-    local = Path(job.folder) / PREDICTIONS_FILE if job.folder else None
+def _first_lines(ctx: Context, job: Job, name: str, count: int) -> list[str]:
+    """The first ``count`` non-empty lines of the job's file ``name`` ([] when there is none)."""
+    local = Path(job.folder) / name if job.folder else None
     try:
         if local is not None and local.is_file():
             return _read_lines(local.open("rb"), count)
         if not ctx.artifacts.is_local:
-            with ctx.artifacts.open(ctx.artifacts.job_url(job.id, PREDICTIONS_FILE), "rb") as f:
+            with ctx.artifacts.open(ctx.artifacts.job_url(job.id, name), "rb") as f:
                 return _read_lines(f, count)
     except (OSError, ValueError, FmhubError):  # an unreachable bucket leaves the samples out, not the page
         return []
