@@ -312,3 +312,8 @@ def test_pages_of_a_tiny_chat_fine_tune(app_client, ctx, tmp_path):
     assert samples.count('class="sample"') == 5 and "sample-zero-shot" in samples and 'title="group">' in samples
     model = app_client.get("/ui/models/tiny-chat-ft:1").text
     assert 'id="adapter-base" href="/ui/models/tiny-chat:1"' in model and 'id="base-vs-finetuned"' in model
+    link = re.search(r'id="compare-with-base" href="([^"]+)"', model).group(1).replace("&amp;", "&")
+    assert link == "/ui/evaluate?model=tiny-chat-ft%3A1&model=tiny-chat%3A1"
+    wizard = app_client.get(link).text
+    ticked = re.findall(r'name="model" value="([^"]+)"[^>]*checked', wizard)
+    assert sorted(ticked) == ["tiny-chat-ft:1", "tiny-chat:1"]
