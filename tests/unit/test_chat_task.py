@@ -261,7 +261,9 @@ def test_jsonl_messages_lists_and_csv_json_cells_read_through_the_data_layer(tmp
     assert prepared.splits["test"].rows[1]["references"] == ["Ein Hund rennt am Strand."]
     assert prepared.report.split("train").distribution == {"1 reply": 8, "2 replies": 4}
     assert any("chat template: the model's chat template" in n for n in prepared.report.notes)
-    assert any(n.startswith("train: messages per row mean 3.0, max 4") for n in prepared.report.notes)
+    note = next(n for n in prepared.report.notes if n.startswith("train: messages per row mean 3.0, max 4"))
+    encoded = encode_chats(tok, [r["messages"] for r in train.rows], end_of_turn_ids(tok))
+    assert f"{sum(len(e.input_ids) for e in encoded):,} tokens, {sum(e.labelled for e in encoded):,} of them" in note
 
     csv_path = tmp_path / "chat.csv"
     import csv
