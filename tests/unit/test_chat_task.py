@@ -237,6 +237,17 @@ def test_a_messages_column_is_the_input_of_a_table_request():
         [{"role": "user", "content": "hi"}]
 
 
+def test_test_rows_may_give_a_prompt_and_references_only():
+    task = get_task("chat-completion")
+    rows = [{"prompt": "What is the capital of France?", "references": '["Paris", "Paris, France"]'}]
+    good, problems = task.check_rows(ex(rows, split="test", columns={"prompt": "question", "references": "refs"}))
+    assert good == [0] and not problems
+    assert task.references(ex(rows, split="test")) == [["Paris", "Paris, France"]]
+    rows = [{"prompt": "What is the capital of France?", "references": None}]
+    good, problems = task.check_rows(ex(rows, split="test", columns={"prompt": "question", "references": "refs"}))
+    assert good == [] and "no assistant message" in problems[0].message and problems[0].column == "question"
+
+
 def test_unmapped_layout_is_one_problem_with_the_layouts_in_the_hint():
     task = get_task("chat-completion")
     good, problems = task.check_rows(ex([{"text": "x"}], columns={}))
