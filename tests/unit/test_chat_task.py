@@ -237,6 +237,17 @@ def test_a_messages_column_is_the_input_of_a_table_request():
         [{"role": "user", "content": "hi"}]
 
 
+def test_test_rows_may_give_a_prompt_and_references_only():
+    task = get_task("chat-completion")
+    rows = [{"prompt": "What is the capital of France?", "references": '["Paris", "Paris, France"]'}]
+    good, problems = task.check_rows(ex(rows, split="test", columns={"prompt": "question", "references": "refs"}))
+    assert good == [0] and not problems
+    assert task.references(ex(rows, split="test")) == [["Paris", "Paris, France"]]
+    rows = [{"prompt": "What is the capital of France?", "references": None}]
+    good, problems = task.check_rows(ex(rows, split="test", columns={"prompt": "question", "references": "refs"}))
+    assert good == [] and "no assistant message" in problems[0].message and problems[0].column == "question"
+
+
 def test_unmapped_layout_is_one_problem_with_the_layouts_in_the_hint():
     task = get_task("chat-completion")
     good, problems = task.check_rows(ex([{"text": "x"}], columns={}))
@@ -261,7 +272,9 @@ def test_jsonl_messages_lists_and_csv_json_cells_read_through_the_data_layer(tmp
     assert prepared.splits["test"].rows[1]["references"] == ["Ein Hund rennt am Strand."]
     assert prepared.report.split("train").distribution == {"1 reply": 8, "2 replies": 4}
     assert any("chat template: the model's chat template" in n for n in prepared.report.notes)
-    assert any(n.startswith("train: messages per row mean 3.0, max 4") for n in prepared.report.notes)
+    note = next(n for n in prepared.report.notes if n.startswith("train: messages per row mean 3.0, max 4"))
+    encoded = encode_chats(tok, [r["messages"] for r in train.rows], end_of_turn_ids(tok))
+    assert f"{sum(len(e.input_ids) for e in encoded):,} tokens, {sum(e.labelled for e in encoded):,} of them" in note
 
     csv_path = tmp_path / "chat.csv"
     import csv

@@ -146,9 +146,13 @@ class ChatCompletion(Task):
                          "end-of-turn token only")
         turns = [len(row["messages"]) for row in examples.rows]
         if turns:
+            kept = [e for e in encoded if isinstance(e, EncodedChat)]
+            tokens = sum(min(len(e.input_ids), max_seq_length) for e in kept)
+            labelled = sum(1 for e in kept for x in e.labels[:max_seq_length] if x != IGNORE_INDEX)
+            learned = f"; {tokens:,} tokens, {labelled:,} of them in assistant replies" if split != "test" else ""
             notes.append(f"{split}: messages per row mean {sum(turns) / len(turns):.1f}, max {max(turns)}; "
                          f"{sum(1 for row in examples.rows if row['messages'][0]['role'] == 'system')} row(s) with "
-                         "a system message")
+                         f"a system message{learned}")
         cut = lose_part = 0
         lose_all: list[int] = []
         for e, line in zip(encoded, examples.lines):

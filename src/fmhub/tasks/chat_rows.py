@@ -34,9 +34,9 @@ _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assista
 
 
 def has_layout(keys: set[str]) -> bool:
-    """Whether the mapped keys make one of the layouts."""
-    return "messages" in keys or ("completion" in keys and bool(keys & {"prompt", "instruction", "input"})) \
-        or ("output" in keys and bool(keys & {"instruction", "input", "prompt"}))
+    """Whether the mapped keys make one of the layouts (a prompt with ``references`` only: test rows)."""
+    return "messages" in keys or (bool(keys & {"prompt", "instruction", "input"})
+                                  and bool(keys & {"completion", "output", "references"}))
 
 
 def _text(value: Any) -> str | None:
@@ -216,8 +216,15 @@ class RowChecker:
         return messages
 
     # -- the conversation as a whole -------------------------------------------------------------
+    def _conversation_column(self) -> str:
+        """The column problems of a whole conversation name: the messages column, else the reply's
+        or the prompt's column."""
+        key = next((k for k in ("messages", "completion", "output", "prompt", "instruction", "input")
+                    if k in self.columns), "messages")
+        return self._col(key)
+
     def _conversation(self, messages: list[dict[str, Any]], line: int, has_refs: bool) -> list[Problem]:
-        col = self._col("messages")
+        col = self._conversation_column()
         problems: list[Problem] = []
         for i, m in enumerate(messages):
             if m["role"] == "system" and i > 0:
