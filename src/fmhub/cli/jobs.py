@@ -13,6 +13,7 @@ from rich.table import Table
 
 from fmhub.cli.common import JSON_OPTION, TYPER_SETTINGS, context, err, handle_errors, out, print_json
 from fmhub.cli.render import print_metrics
+from fmhub.cli.render_groups import print_group_comparison
 
 app = typer.Typer(help="List, follow, cancel and resume jobs.", no_args_is_help=True, **TYPER_SETTINGS)
 
@@ -131,6 +132,7 @@ def show_cmd(job_id: str = typer.Argument(..., help="Job id."), url: Optional[st
         out.print(f"registered model: {job.outputs['registered_model']}", highlight=False)
     if job.outputs.get("metrics"):
         print_metrics(out, job.outputs["metrics"])
+        print_group_comparison(out, job.outputs["metrics"])
 
 
 @app.command("logs")
@@ -189,6 +191,7 @@ def wait_cmd(job_id: str = typer.Argument(..., help="Job id."),
         out.print(f"job [bold]{job.id}[/] {job.status.value}" + (f": {job.error}" if job.error else ""), highlight=False)
         if job.outputs.get("metrics"):
             print_metrics(out, job.outputs["metrics"])
+            print_group_comparison(out, job.outputs["metrics"])
         if job.outputs.get("registered_model"):
             out.print(f"registered [bold]{job.outputs['registered_model']}[/]", highlight=False)
         for text in job.outputs.get("warnings") or []:  # e.g. one class only: registered all the same
@@ -238,6 +241,7 @@ def resume_cmd(job_id: str = typer.Argument(..., help="Job id."),
             print_json(result.to_dict())
         else:
             print_metrics(out, result.metrics)
+            print_group_comparison(out, result.metrics)
             if result.model_version:
                 out.print(f"registered [bold]{result.model_version.ref}[/]", highlight=False)
         return

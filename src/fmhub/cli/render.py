@@ -144,6 +144,9 @@ def print_card(console: Console, data: dict[str, Any]) -> None:
         console.print(lt, soft_wrap=False)
         if version.get("metrics"):
             print_metrics(console, version["metrics"])
+            from fmhub.cli.render_groups import print_group_comparison
+
+            print_group_comparison(console, version["metrics"])
     example = data.get("scoring_example")
     if example:
         import json

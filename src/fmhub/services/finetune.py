@@ -22,8 +22,8 @@ from fmhub.services import registration
 from fmhub.services.context import Context
 from fmhub.services.data_prep import PreparedData, prepare_data, report_error
 from fmhub.services.finetune_checks import cap_evaluated_rows, check_hyperparameters
-from fmhub.services.finetune_eval import (ZERO_SHOT, evaluate_splits, last_validation_loss, perplexity,
-                                          record_prediction_warnings, zero_shot_metrics)
+from fmhub.services.finetune_eval import (ZERO_SHOT, evaluate_splits, last_validation_loss, merged_for_inference,
+                                          perplexity, record_prediction_warnings, zero_shot_metrics)
 from fmhub.services.finetune_lora import (check_lora, is_peft_model, load_model_to_train, lora_lineage,
                                           save_adapter_or_merged, write_generation_config)
 from fmhub.services.compute_checks import check_compute
@@ -309,14 +309,17 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
                      "best_checkpoint": Path(outcome.best_checkpoint).name if outcome.best_checkpoint else None}
     train_figures["stopped_early"] = outcome.stopped_early
     prediction_warnings: list[str] = []
-    metrics = evaluate_splits(task, model, tokenizer, splits, info, hp, folder, sink, options, prediction_warnings)
+    zero_shot: dict[str, Any] = {}
+    if task.zero_shot_baseline and spec.zero_shot and "test" in splits:  # first: the base's exact weights
+        zero_shot = zero_shot_metrics(task, model, lambda: load_resolved(task, resolved, info), tokenizer,
+                                      splits, info, hp, folder, sink, options)
+    with merged_for_inference(model):
+        metrics = evaluate_splits(task, model, tokenizer, splits, info, hp, folder, sink, options, prediction_warnings)
     loss = last_validation_loss(outcome.log_history)
     if loss is not None and "validation" in metrics:  # the Trainer's token loss on the validation split
         metrics["validation"].setdefault("loss", loss)
         metrics["validation"].setdefault("perplexity", perplexity(loss))
-    if task.zero_shot_baseline and spec.zero_shot and "test" in splits:
-        metrics.update(zero_shot_metrics(task, model, lambda: load_resolved(task, resolved, info), tokenizer,
-                                         splits, info, hp, folder, sink, options))
+    metrics.update(zero_shot)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     record_prediction_warnings(prepared.report, prediction_warnings, folder, sink)
 

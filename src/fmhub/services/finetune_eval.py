@@ -73,6 +73,22 @@ def evaluate_splits(task: Task, model: Any, tokenizer: Any, splits: dict[str, Ex
 
 
 @contextlib.contextmanager
+def merged_for_inference(model: Any) -> Iterator[Any]:
+    """A ``PeftModel``'s adapters folded into its weights while predicting (``merge_adapter``; the
+    adapter layers are skipped, so generation costs what the base costs), unfolded afterwards
+    (``unmerge_adapter``; the adapter weights are unchanged). Other models as they are."""
+    merge = getattr(model, "merge_adapter", None)
+    if not (callable(merge) and hasattr(model, "peft_config")) or getattr(model, "is_loaded_in_4bit", False):
+        yield model
+        return
+    merge()
+    try:
+        yield model
+    finally:
+        model.unmerge_adapter()
+
+
+@contextlib.contextmanager
 def base_model_of(model: Any, load_base: Any) -> Iterator[Any]:
     """The base model of a trained ``model``: the same weights with the LoRA adapters switched off
     (a ``PeftModel``), else a fresh load with ``load_base()`` (a full fine-tune)."""
