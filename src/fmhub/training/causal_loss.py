@@ -2,7 +2,7 @@
 
 A causal LM's stock loss applies the output head (``lm_head``: hidden size x vocabulary, 49,152 rows
 for SmolLM2) to every position of the batch and then ignores the positions whose label is -100. When
-the labels mask the prompt (chat, summarization or translation with a decoder-only model), most
+the labels mask the prompt (chat, or any text-to-text task on a decoder-only model), most
 positions are prompt tokens, so most of that matrix product, its fp32 copy and its backward pass are
 thrown away. :func:`labelled_loss` calls the model's decoder for the hidden states, gathers the
 positions whose *next* token is labelled, and applies the head and the cross-entropy (in fp32) to
