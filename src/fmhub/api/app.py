@@ -19,7 +19,7 @@ from fmhub import __version__
 from fmhub.api.auth import ApiKeyMiddleware
 from fmhub.api.errors import error_response, install_error_handlers
 from fmhub.api.limits import BodyLimitMiddleware, RequestLimits
-from fmhub.api.routers import data, endpoints, evaluations, jobs, models, scoring
+from fmhub.api.routers import chat, data, endpoints, evaluations, jobs, models, scoring
 from fmhub.api.security import CsrfTokens, HostCheckMiddleware, SameOriginMiddleware, SecurityOptions
 from fmhub.services.context import Context
 from fmhub.services.health import database_problem, prepare_database
@@ -137,4 +137,5 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(scoring.router)
+    app.include_router(chat.router)
     return app

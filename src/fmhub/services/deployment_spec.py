@@ -19,11 +19,14 @@ class DeploymentSpec(BaseModel):
         device: ``cpu`` (default), ``cuda``, ``cuda:N`` or ``auto``. With backend ``ray``, ``cuda``
             gives each replica one GPU of the cluster.
         runtime: ``pytorch``, or ``pytorch-int8`` (CPU; dynamic int8 quantisation of the linear
-            layers: faster, check the metric with ``fmhub evaluate`` first).
-        max_batch_size: Inputs per forward pass at most (default 32).
+            layers: faster, check the metric with ``fmhub evaluate`` first), or ``vllm`` (chat deployments
+            on a CUDA GPU with the ``fmhub[vllm]`` extra: vLLM's engine in the instance).
+        max_batch_size: Inputs per forward pass at most (default 32); for a chat deployment, the
+            conversations one instance decodes together.
         max_batch_wait_ms: How long the first request of a batch waits for others (default 10,
             LitServe's default ``batch_timeout`` order of magnitude).
-        max_queue: Requests waiting at most before the endpoint answers 429 (default 256).
+        max_queue: Requests waiting at most before the endpoint answers 429 (default 256); for a chat
+            deployment, conversations waiting beyond the running batches.
         request_timeout_ms: A request not answered in this time answers 504 (default 30000).
         backend: The serving backend that hosts it: ``local`` (instance processes of the server)
             or ``ray`` (a Ray Serve application on the cluster at ``FMHUB_RAY_ADDRESS``).
@@ -39,7 +42,7 @@ class DeploymentSpec(BaseModel):
     task: str | None = None
     instances: int = Field(default=1, ge=1, le=16)
     device: str = "cpu"
-    runtime: Literal["pytorch", "pytorch-int8"] = "pytorch"
+    runtime: Literal["pytorch", "pytorch-int8", "vllm"] = "pytorch"
     max_batch_size: int = Field(default=32, ge=1, le=512)
     max_batch_wait_ms: float = Field(default=10.0, ge=0, le=1000)
     max_queue: int = Field(default=256, ge=1, le=100000)

@@ -74,6 +74,7 @@ def plan_deployment(ctx: Context, endpoint: str, spec: DeploymentSpec) -> Deploy
                         "would give its callers answers of another shape", hint="create another endpoint for it")
     from fmhub.devices import choose_device
 
+    _check_chat_runtime(spec, task)
     if spec.backend == "ray":
         on_gpu = _check_ray_cluster(spec)
     else:
@@ -87,6 +88,38 @@ def plan_deployment(ctx: Context, endpoint: str, spec: DeploymentSpec) -> Deploy
                             **spec.model_dump(exclude={"name", "model", "task"}))
     endpoints_repo.upsert_deployment(ctx.db_url, deployment)
     return deployment
+
+
+def _check_chat_runtime(spec: DeploymentSpec, task: str) -> None:
+    """Refuse what a chat deployment cannot run on: backend ray (Serve's handles would have to
+    stream replies), runtime vllm off a CUDA machine with vllm, pytorch-int8; and vllm for the
+    other tasks.
+
+    Raises:
+        SpecError: naming what works instead.
+    """
+    from fmhub.serving.chat_dispatch import serves_conversations
+
+    if not serves_conversations(task):
+        if spec.runtime == "vllm":
+            raise SpecError(f"runtime vllm serves chat deployments only, not {task}",
+                            hint="use --runtime pytorch (or pytorch-int8 on the CPU)")
+        return
+    if spec.backend == "ray":
+        raise SpecError(f"{task} deployments run on backend local only for now (backend ray does not "
+                        "stream replies yet)", hint="deploy with --backend local (the default); add --instances N "
+                        "for more throughput, or --device cuda on a machine with a GPU")
+    if spec.runtime == "pytorch-int8":
+        raise SpecError(f"runtime pytorch-int8 serves the classic tasks, not {task}",
+                        hint="use --runtime pytorch (continuous batching), or --runtime vllm on a CUDA machine")
+    if spec.runtime == "vllm":
+        from fmhub.serving.vllm_engine import vllm_problem
+
+        problem = vllm_problem(spec.device)
+        if problem is not None:
+            raise SpecError(f"runtime vllm cannot run here: {problem}",
+                            hint="deploy with --runtime pytorch (continuous batching on CPU or GPU), or install "
+                                 "fmhub[vllm] on a machine with a CUDA GPU and deploy with --device cuda")
 
 
 def _check_ray_cluster(spec: DeploymentSpec) -> bool:

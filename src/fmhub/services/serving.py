@@ -177,7 +177,8 @@ class EndpointRuntime:
         model_path = str(resolved.path)
         if getattr(backend, "loads_from_store", False) and resolved.version is not None:
             model_path = resolved.version.path  # its replicas read the version from the artifact store
-        await backend.start(deployment, model_path, lambda message: self.note(endpoint, message))
+        options = {"base_model_path": str(resolved.base_path)} if getattr(resolved, "base_path", None) else {}
+        await backend.start(deployment, model_path, lambda message: self.note(endpoint, message), **options)
         live = LiveDeployment(deployment, backend)
         self.live[(deployment.endpoint, deployment.name)] = live
         what = (f"{deployment.min_replicas}..{deployment.max_replicas} Ray Serve replica(s)" if deployment.backend == "ray"
@@ -339,6 +340,12 @@ class EndpointRuntime:
         record, live, lease = await self._route(endpoint, deployment, forwarded)
         if live is None:
             return await self._forward(endpoint, record, lease, body, authorization)
+        from fmhub.serving.chat_dispatch import serves_conversations
+
+        if serves_conversations(live.record.task):  # conversations: the cloud layout, continuous batching
+            from fmhub.services.chat_serving import score_chat
+
+            return await score_chat(self, live, endpoint, body)
         task = get_task(live.record.task)
         inputs, params, field = parse_request(task, body)
         out = {"deployment": live.record.name, "model": live.record.model, "task": task.name}

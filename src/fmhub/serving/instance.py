@@ -3,7 +3,8 @@
 The server talks to it over a pipe: it sends ``{"id", "inputs", "params"}`` and receives
 ``{"type": "result", "id", "outputs", "errors"}`` (``errors``: ``{index: (message, isolated)}`` for
 the inputs that failed, see :func:`predict_isolated`), or ``{"type": "result", "id", "error"}``. The process ends when the pipe closes, so
-it never outlives the server.
+it never outlives the server. A chat deployment's instance (``config["mode"] == "chat"``) speaks the
+streaming protocol of :mod:`fmhub.serving.chat_instance` instead.
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ def serve_instance(conn: Any, config: dict[str, Any]) -> None:
 
     threads = config.get("threads") or max(1, (os.cpu_count() or 2) // (2 * int(config.get("instances") or 1)))
     torch.set_num_threads(int(threads))
+    if config.get("mode") == "chat":  # a chat deployment: continuous batching, streamed replies
+        from fmhub.serving.chat_instance import serve_chat
+
+        serve_chat(conn, config)
+        return
     t0 = time.perf_counter()
     try:
         task, model, tokenizer, runtime = load(config)

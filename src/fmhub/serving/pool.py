@@ -60,6 +60,8 @@ class Instance:
         self.busy = False
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
+        self._streams: dict[int, asyncio.Queue] = {}  # chat conversations in flight: their messages
+        self.chat_stats: dict[str, int] = {"steps": 0, "max_step_batch": 0, "last_step_batch": 0}
         self._lock = threading.Lock()
         self._ready = asyncio.Event()
         self._stopping = False
@@ -94,18 +96,37 @@ class Instance:
                 self.state, self.error = "failed", message["error"]
                 log.error("instance %s failed to load: %s", self.name, self.error)
                 self.loop.call_soon_threadsafe(self._ready.set)
+            elif kind == "result" and message["id"] in self._streams:
+                self._to_stream(message["id"], message, last=True)
             elif kind == "result":
                 with self._lock:
                     future = self._pending.pop(message["id"], None)
                 if future is not None:
                     self.loop.call_soon_threadsafe(_resolve, future, message)
+            elif kind in ("accepted", "rejected"):
+                self._to_stream(message["id"], message, last=kind == "rejected")
+            elif kind == "chunks":
+                self.chat_stats = {"steps": message.get("steps", 0), "max_step_batch": message.get("max_step_batch", 0),
+                                   "last_step_batch": message.get("batch", 0)}
+                for event in message["events"]:
+                    self._to_stream(event["id"], event, last="finish_reason" in event)
         self._on_exit()
+
+    def _to_stream(self, stream_id: int, message: dict[str, Any], last: bool) -> None:
+        """Hand a chat message to its conversation's queue (from the reader thread)."""
+        with self._lock:
+            queue = self._streams.pop(stream_id, None) if last else self._streams.get(stream_id)
+        if queue is not None:
+            self.loop.call_soon_threadsafe(queue.put_nowait, message)
 
     def _on_exit(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
+            streams, self._streams = self._streams, {}
         for future in pending.values():
             self.loop.call_soon_threadsafe(_fail, future, InstanceGone(f"instance {self.name} ended"))
+        for queue in streams.values():
+            self.loop.call_soon_threadsafe(queue.put_nowait, {"type": "gone", "error": f"instance {self.name} ended"})
         if self._stopping or self.state == "failed":
             return
         self.process.join(timeout=5)
@@ -165,6 +186,42 @@ class Instance:
                 self._pending.pop(batch_id, None)
             raise InstanceGone(str(exc)) from exc
         return await future
+
+    def open_chat(self, chat: dict[str, Any]) -> tuple[int, asyncio.Queue]:
+        """Send a conversation to a chat instance (see :mod:`fmhub.serving.chat_instance`).
+
+        Args:
+            chat: ``{"messages": [...], "sampling": {...}}``.
+
+        Returns:
+            (its id, the queue its messages arrive on: ``accepted``/``rejected``, then events
+            ``{"delta", "finish_reason"?, "usage"?}``; ``{"type": "gone"}`` when the process ended,
+            ``{"type": "result", "error"}`` when its step failed).
+
+        Raises:
+            InstanceGone: the pipe is closed.
+        """
+        queue: asyncio.Queue = asyncio.Queue()
+        with self._lock:
+            stream_id = next(self._ids)
+            self._streams[stream_id] = queue
+        try:
+            self.conn.send({"id": stream_id, "chat": chat})
+        except (OSError, ValueError) as exc:
+            with self._lock:
+                self._streams.pop(stream_id, None)
+            raise InstanceGone(str(exc)) from exc
+        return stream_id, queue
+
+    def cancel_chat(self, stream_id: int) -> None:
+        """Drop a conversation (its client went away): the instance frees its slot at the next step."""
+        with self._lock:
+            known = self._streams.pop(stream_id, None) is not None
+        if known:
+            try:
+                self.conn.send({"cancel": stream_id})
+            except (OSError, ValueError):
+                pass
 
     def stop(self) -> None:
         """End the process (closing the pipe ends its loop; killed after 5 s)."""

@@ -126,6 +126,10 @@ def build_training_arguments(hp: Hyperparameters, output_dir: Path, device: Devi
         save_only_model=False,
         prediction_loss_only=loss_only,
     )
+    if hp.gradient_checkpointing:  # recompute activations in backward; non-reentrant works with frozen (LoRA) bases
+        name = "activation_checkpointing" if _supports("activation_checkpointing") else "gradient_checkpointing"
+        kwargs[name] = True
+        kwargs[f"{name}_kwargs"] = {"use_reentrant": False}
     if hp.save_steps:
         kwargs["save_steps"] = hp.save_steps
         kwargs["eval_steps"] = hp.save_steps

@@ -2,7 +2,8 @@
 YAML job file and ``curl`` command the review step shows.
 
 Form fields are named by spec path (``data.train``, ``hyperparameters.learning_rate``,
-``data.column_mapping.label``); fields of the wizard itself start with ``wizard.`` and never reach
+``data.column_mapping.label``); a list-valued hyperparameter (``lora_target_modules``) is written
+comma-separated; fields of the wizard itself start with ``wizard.`` and never reach
 the spec. Empty fields are left out, so the spec's defaults apply.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from fmhub.errors import SpecError
+from fmhub.services.finetune_options import list_hyperparameters
 from fmhub.services.specs import FinetuneSpec, build_spec
 from fmhub.ui.forms import first, nested
 from fmhub.ui.wizard_data import column_mapping_from_form
@@ -39,6 +41,11 @@ def finetune_spec_dict(form: dict[str, list[str]]) -> tuple[dict[str, Any], list
     spec: dict[str, Any] = {k: values[k] for k in TOP_LEVEL if k in values}
     if spec.get("compute") != "ray":  # the resource fields only mean something on a cluster
         spec.pop("resources", None)
+    hp = spec.get("hyperparameters")
+    if isinstance(hp, dict):
+        for name in list_hyperparameters():  # written comma-separated: "q_proj, v_proj"
+            if isinstance(hp.get(name), str):
+                hp[name] = [part.strip() for part in hp[name].split(",") if part.strip()]
     data = dict(values.get("data") or {})
     data.pop("column_mapping", None)
     mapping = column_mapping_from_form(form)
