@@ -23,9 +23,10 @@ Each trained model then answers the ``--test-rows`` test rows with the same gree
 end-of-turn token), scored per source with the chat task's metrics (ROUGE-L for the DialogSum
 sources, chrF and BLEU for Multi30k, SQuAD F1 / exact match for SQuAD).
 
-Figures per config: trained tokens per second (non-padding tokens of the rows trained, i.e. of the
-subset rendered with the chat template, times the fraction of an epoch trained, divided by the
-training time: ``trainer.train()`` for TRL, fmhub's own training time for fmhub), peak memory
+Figures per config: trained tokens per second (non-padding tokens of the batches trained: TRL's own
+``num_tokens`` count; for fmhub the rows its seeded length-bucketed order puts in the steps trained,
+rendered with the chat template; divided by the training time: ``trainer.train()`` for TRL, fmhub's
+own training time for fmhub), peak memory
 (process RSS; ``torch.cuda.max_memory_allocated`` on CUDA), test metrics per source.
 
 Checks (exit code 0 when all pass, 1 otherwise): fmhub tokens/s >= 1.5x TRL's; for every source,
@@ -109,18 +110,33 @@ def resolve(home: Path, model: str) -> Path:
     return Path(resolve_model(Context.from_settings(Settings(home=home)), model).path)
 
 
-def template_tokens(tokenizer: Any, rows: list[dict[str, Any]]) -> int:
-    """Tokens of the rows rendered with the chat template (cut at :data:`MAX_LENGTH`)."""
+def template_lengths(tokenizer: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """Tokens per row rendered with the chat template (cut at :data:`MAX_LENGTH`), in file order."""
     from fmhub.tasks.chat_template import ensure_chat_template
 
     ensure_chat_template(tokenizer)
-    total = 0
+    out = []
     for row in rows:
         ids = tokenizer.apply_chat_template(row["messages"], tokenize=True, return_dict=False)
         if isinstance(ids, dict) or hasattr(ids, "keys"):
             ids = ids["input_ids"]
-        total += min(len(ids), MAX_LENGTH)
-    return total
+        out.append(min(len(ids), MAX_LENGTH))
+    return out
+
+
+def fmhub_tokens_trained(lengths: list[int], steps: int, seed: int) -> int:
+    """Non-padding tokens of the rows fmhub's first ``steps`` batches hold: its training order is
+    :func:`fmhub.training.sampler.bucketed_indices` seeded with the run's seed, replayed here."""
+    import torch
+
+    from fmhub.training.sampler import bucketed_indices
+    from fmhub.training.trainer import MEGA_BATCH_MULT
+
+    order: list[int] = []
+    generator = torch.Generator().manual_seed(seed)
+    while len(order) < steps * BATCH:  # later epochs continue the same generator
+        order += bucketed_indices(lengths, BATCH, MEGA_BATCH_MULT, generator)
+    return sum(lengths[i] for i in order[:steps * BATCH])
 
 
 def peak_memory_mb(device: str) -> dict[str, float]:
@@ -206,12 +222,12 @@ def child_trl(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     train_s = time.perf_counter() - t0
     memory = peak_memory_mb(args.device)
     logged = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h]
-    rows_trained = min(trainer.state.global_step * BATCH, len(train_rows) * math.ceil(
-        trainer.state.global_step * BATCH / len(train_rows)))
-    tokens = template_tokens(tokenizer, train_rows) * rows_trained / len(train_rows)
+    if logged:  # TRL's own count: the attention mask's sum over the batches trained
+        tokens = float(logged[-1])
+    else:
+        tokens = sum(template_lengths(tokenizer, train_rows)) * trainer.state.global_step * BATCH / len(train_rows)
     out = {"config": "trl", "train_s": round(train_s, 1), "steps": trainer.state.global_step,
-           "tokens": round(tokens), "trl_num_tokens": logged[-1] if logged else None,
-           "tokens_per_s": round(tokens / train_s, 1),
+           "tokens": round(tokens), "tokens_per_s": round(tokens / train_s, 1),
            "final_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
            **memory}
     model = trainer.model.merge_and_unload()
@@ -249,8 +265,7 @@ def child_fmhub(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     train_s = float(result.train["runtime_s"]) - float(result.train.get("eval_runtime_s") or 0.0)
     steps = int(result.train["global_step"])
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    rows_trained = min(steps * BATCH, len(train_rows) * math.ceil(steps * BATCH / len(train_rows)))
-    tokens = template_tokens(tokenizer, train_rows) * rows_trained / len(train_rows)
+    tokens = fmhub_tokens_trained(template_lengths(tokenizer, train_rows), steps, args.seed)
     resolved = resolve_model(ctx, result.model_version.ref)
     out = {"config": "fmhub", "train_s": round(train_s, 1), "steps": steps, "tokens": round(tokens),
            "tokens_per_s": round(tokens / train_s, 1), "end_to_end_s": round(end_to_end, 1),
