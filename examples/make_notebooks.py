@@ -56,6 +56,11 @@ TASKS = {
         "inputs": ["A man rides a bike down the street."],
         "top_k": 1,
     },
+    "chat-completion": {
+        "what": "a LoRA chat fine-tune on the shared chat data (summaries, dialogue, translation, QA)",
+        "inputs": [[{"role": "user", "content": "Translate to German: A man rides a bike down the street."}]],
+        "top_k": 1,
+    },
 }
 
 

@@ -23,8 +23,24 @@ CORPUS = [
 ]
 
 
+#: Llama 3's way of writing turns (headers, ``<|eot_id|>`` after each message, contents trimmed).
+LLAMA3_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
+    " + message['content'] | trim + '<|eot_id|>' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+
+#: Mistral's: ``[INST] user [/INST] reply</s>``, a system message folded into the first user turn.
+MISTRAL_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}{% set ns = none %}"
+    "{% elif message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{% else %}{{ ' ' + message['content'] + eos_token }}{% endif %}{% endfor %}")
+
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+
+
 def build_chat_tokenizer(folder: Path | None = None, *, template: str | None = SMOL_TEMPLATE,
-                         eos: str = "<|im_end|>", with_im_tokens: bool = True):
+                         eos: str = "<|im_end|>", with_im_tokens: bool = True, extra_specials: tuple[str, ...] = (),
+                         bos: str | None = None):
     """A fast byte-level BPE tokenizer (vocabulary ~300) with ``<|endoftext|>``, ``<|im_start|>`` and
     ``<|im_end|>`` as special tokens (only ``<|endoftext|>`` when ``with_im_tokens`` is false).
 
@@ -32,11 +48,14 @@ def build_chat_tokenizer(folder: Path | None = None, *, template: str | None = S
         folder: Where to save it (None: not saved).
         template: Its chat template (None: none, as a base model).
         eos: The end-of-sequence token.
+        extra_specials: More special tokens (e.g. :data:`LLAMA3_SPECIALS`).
+        bos: The beginning-of-sequence token (default ``<|im_start|>``, or none without it).
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] if with_im_tokens else ["<|endoftext|>"]
+    specials += [t for t in extra_specials if t not in specials]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -44,7 +63,7 @@ def build_chat_tokenizer(folder: Path | None = None, *, template: str | None = S
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS * 3, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, unk_token="<|endoftext|>",
-                                   pad_token=eos, bos_token=specials[1] if with_im_tokens else None)
+                                   pad_token=eos, bos_token=bos or (specials[1] if with_im_tokens else None))
     if template is not None:
         fast.chat_template = template
     if folder is not None:

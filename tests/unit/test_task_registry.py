@@ -16,14 +16,15 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 def test_registry_lists_the_tasks():
     assert task_names() == ["text-classification", "token-classification", "question-answering",
-                            "summarization", "translation"]
+                            "summarization", "translation", "chat-completion"]
 
 
 @pytest.mark.parametrize("name", task_names())
 def test_each_task_is_complete(name):
     task = get_task(name)
     assert isinstance(task, Task) and task.name == name
-    assert task.schema.required and set(task.schema.required) <= set(task.schema.keys)
+    # A task with alternative layouts (chat: messages, or prompt + completion) requires no one key.
+    assert (task.schema.required or task.schema.optional) and set(task.schema.required) <= set(task.schema.keys)
     assert task.metric_for_best_model in (*task.metric_names, "loss")
     for key in ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "max_seq_length"):
         assert key in task.default_hyperparameters
@@ -37,7 +38,7 @@ def test_each_task_is_complete(name):
 # -- the facts each task owns ----------------------------------------------------------------------
 
 HEADLINES = {"text-classification": "f1_macro", "token-classification": "f1", "question-answering": "f1",
-             "summarization": "rougeL", "translation": "bleu"}
+             "summarization": "rougeL", "translation": "bleu", "chat-completion": "rougeL"}
 
 
 @pytest.mark.parametrize("name", task_names())

@@ -12,6 +12,7 @@ from fmhub.cli.compute_flags import (COMPUTE_HELP, MAX_FAILURES_HELP, NUM_CPUS_H
                                      compute_overrides, print_queued_on_cluster)
 from fmhub.cli.submit import SUBMIT_HELP, submit_many
 from fmhub.cli.render import ProgressBar, print_comparison, print_metrics, print_report
+from fmhub.cli.render_groups import print_group_comparison
 
 if TYPE_CHECKING:
     from fmhub.services.specs import EvaluateSpec
@@ -39,6 +40,7 @@ class EvaluateFlags:
         length_penalty: Beam-search length penalty, or None for the default.
         label_names: Names of integer classes 0..n-1 (comma-separated or a file), or None.
         max_predict_samples: Score the first N test rows only (smoke runs), or None for all.
+        group_by: A column whose values group the rows: metrics per group as well (None: overall only).
         compute: ``local`` or ``ray`` (None: the spec's default, ``local``).
         resources: ``--num-cpus``, ``--num-gpus``, ``--resource`` and ``--max-failures`` as
             ``(name, value)`` pairs (Ray's names; see :func:`~fmhub.cli.compute_flags.compute_overrides`).
@@ -64,6 +66,7 @@ class EvaluateFlags:
     delimiter: Optional[str] = None
     compute: Optional[str] = None
     resources: tuple[tuple[str, Any], ...] = ()
+    group_by: Optional[str] = None
 
 
 def build_evaluate_spec(model: str, flags: EvaluateFlags) -> EvaluateSpec:
@@ -90,7 +93,8 @@ def build_evaluate_spec(model: str, flags: EvaluateFlags) -> EvaluateSpec:
                             **({"tag_names": flags.tag_names} if flags.tag_names else {}),
                             **({"label_names": flags.label_names} if flags.label_names else {}),
                             # -- delimiter --
-                            **({"delimiter": flags.delimiter} if flags.delimiter else {})}
+                            **({"delimiter": flags.delimiter} if flags.delimiter else {}),
+                            **({"group_by": flags.group_by} if flags.group_by else {})}
     return build_spec(EvaluateSpec, {
         "model": model, "task": flags.task, "device": flags.device,
         "per_device_eval_batch_size": flags.batch_size,
@@ -121,6 +125,7 @@ def evaluate_cmd(
     length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Text-to-text tasks: beam-search length penalty (> 1 favours longer texts)."),
     label_names: Optional[str] = typer.Option(None, "--label-names", help="Text classification with integer labels 0..n-1: class names in id order, comma-separated (negative,positive), or a file with one name per line."),
     max_predict_samples: Optional[int] = typer.Option(None, "--max-predict-samples", help="Smoke runs: score the first N test rows only."),
+    group_by: Optional[str] = typer.Option(None, "--group-by", help="COLUMN of the test file: metrics per value of that column as well as overall (default: overall only)."),
     compute: Optional[str] = typer.Option(None, "--compute", help=COMPUTE_HELP),
     num_cpus: Optional[float] = typer.Option(None, "--num-cpus", help=NUM_CPUS_HELP),
     num_gpus: Optional[float] = typer.Option(None, "--num-gpus", help=NUM_GPUS_HELP),
@@ -149,7 +154,7 @@ def evaluate_cmd(
                           batch_size=batch_size, max_seq_length=max_seq_length, device=device,
                           num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
                           label_names=label_names, max_predict_samples=max_predict_samples,
-                          delimiter=delimiter, compute=compute,
+                          delimiter=delimiter, compute=compute, group_by=group_by,
                           resources=(("num_cpus", num_cpus), ("num_gpus", num_gpus),
                                      ("resource", tuple(resource) if resource else None),
                                      ("max_failures", max_failures)))
@@ -190,11 +195,13 @@ def evaluate_cmd(
             print_json(result)
             return
         print_metrics(out, {"test": result["test"]})
+        print_group_comparison(out, {"test": result["test"]})
         out.print(f"job [bold]{result['job_id']}[/] {result['status']} ({result['model']})", highlight=False)
         return
     if as_json:
         print_json({"task": results[0]["task"], "results": results})
         return
     print_comparison(out, results)
+    print_group_comparison(out, {r["model"]: r["test"] for r in results})
     for result in results:
         out.print(f"job [bold]{result['job_id']}[/] {result['status']} ({result['model']})", highlight=False)

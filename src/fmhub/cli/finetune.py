@@ -11,6 +11,7 @@ from fmhub.cli.common import JSON_OPTION, context, err, handle_errors, out, prin
 from fmhub.cli.compute_flags import (COMPUTE_HELP, MAX_FAILURES_HELP, NUM_CPUS_HELP, NUM_GPUS_HELP, NUM_WORKERS_HELP,
                                      RESOURCE_HELP, compute_overrides, print_queued_on_cluster)
 from fmhub.cli.render import ProgressBar, print_metrics, print_report
+from fmhub.cli.render_groups import print_group_comparison
 from fmhub.cli.submit import SUBMIT_HELP, submit
 from fmhub.services.task_facts import tasks_text
 
@@ -20,6 +21,8 @@ HP_FLAGS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", 
 # -- smoke runs, early stopping, label names (issue 13) ---------------------------------------------
 HP_FLAGS += ("max_eval_samples", "max_predict_samples", "early_stopping_patience", "early_stopping_threshold")
 LABEL_NAME_FLAGS = ("label_names",)
+# -- LoRA and memory (chat LLMs) ---------------------------------------------------------------------
+HP_FLAGS += ("finetuning_type", "lora_r", "lora_alpha", "lora_dropout", "quantization_bit")
 
 
 def relative_to_file(spec: dict[str, Any], job_file: Path) -> dict[str, Any]:
@@ -62,6 +65,17 @@ def build_finetune_spec(job_file: Optional[Path], flags: dict[str, Any]) -> Any:
     if data_over:
         over["data"] = data_over
     hp_over = {k: flags[k] for k in HP_FLAGS if flags.get(k) is not None}
+    if flags.get("lora_target_modules"):
+        hp_over["lora_target_modules"] = [m.strip() for m in flags["lora_target_modules"].split(",") if m.strip()]
+    if flags.get("gradient_checkpointing"):
+        hp_over["gradient_checkpointing"] = True
+    if flags.get("group_by") is not None:
+        data_over["group_by"] = flags["group_by"]
+        over["data"] = data_over
+    if flags.get("merge"):
+        over["merge_adapter"] = True
+    if flags.get("no_zero_shot"):
+        over["zero_shot"] = False
     if hp_over:
         over["hyperparameters"] = hp_over
     gen_over = {k: flags[k] for k in ("num_beams", "max_new_tokens", "length_penalty") if flags.get(k) is not None}
@@ -114,6 +128,16 @@ def finetune_cmd(
     early_stopping_threshold: Optional[float] = typer.Option(None, "--early-stopping-threshold", help="With --early-stopping-patience: the least improvement that counts (default 0)."),
     label_names: Optional[str] = typer.Option(None, "--label-names", help="Text classification with integer labels 0..n-1: the class names in id order, comma-separated (negative,positive), or a file with one name per line."),
     # -- end of issue 13 block ---------------------------------------------------------------------
+    finetuning_type: Optional[str] = typer.Option(None, "--finetuning-type", help="lora (low-rank adapters on the frozen model; registers a small adapter version) or full (every weight trains). Default from the model card, else the task (lora for chat), else full."),
+    lora_r: Optional[int] = typer.Option(None, "--lora-r", help="LoRA rank (default from the model card, else the task, else 16)."),
+    lora_alpha: Optional[float] = typer.Option(None, "--lora-alpha", help="LoRA scaling numerator: updates are scaled by alpha/r (default from the model card, else the task, else 32)."),
+    lora_dropout: Optional[float] = typer.Option(None, "--lora-dropout", help="Dropout on the LoRA input, 0 to < 1 (default from the model card, else the task, else 0.05)."),
+    lora_target_modules: Optional[str] = typer.Option(None, "--lora-target-modules", help="Comma-separated module names the adapters wrap, e.g. q_proj,v_proj (default from the model card, else the task, else all-linear: every linear layer but the output head)."),
+    quantization_bit: Optional[int] = typer.Option(None, "--quantization-bit", help="4: QLoRA, the frozen base in 4-bit NF4 (needs --finetuning-type lora, a CUDA GPU and bitsandbytes). Default: no quantisation."),
+    gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing", help="Recompute activations in the backward pass: less memory, about 30% more compute (default off)."),
+    merge: bool = typer.Option(False, "--merge", help="LoRA: register the merged full model instead of the adapter (default: the adapter, a few MB that loads on its base)."),
+    group_by: Optional[str] = typer.Option(None, "--group-by", help="COLUMN of the data files: test metrics per value of that column as well as overall (default: overall only)."),
+    no_zero_shot: bool = typer.Option(False, "--no-zero-shot", help="Chat: skip evaluating the base model zero-shot on the test data beside the fine-tuned one (default: evaluated, when there is test data)."),
     registered_model_name: Optional[str] = typer.Option(None, "--registered-model-name", "--output-model", help="Workspace name for the result (default <model>-<task>)."),
     no_register: bool = typer.Option(False, "--no-register", help="Do not register the fine-tuned model."),
     device: Optional[str] = typer.Option(None, "--device", help="auto (GPU when present; default), cpu, cuda or cuda:N."),
@@ -167,7 +191,8 @@ def finetune_cmd(
     if result.dry_run:
         out.print("[green]data and mapping are valid[/] (dry run: nothing trained)")
         return
-    print_metrics(out, result.metrics)
+    print_metrics(out, {k: v for k, v in result.metrics.items() if isinstance(v, dict)})
+    print_group_comparison(out, result.metrics)
     out.print(f"job [bold]{result.job.id}[/] {result.job.status.value}; "
               f"{result.train.get('samples_per_s')} samples/s on {result.train.get('device')}", highlight=False)
     if result.model_version:

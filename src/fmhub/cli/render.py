@@ -129,6 +129,12 @@ def print_card(console: Console, data: dict[str, Any]) -> None:
         for key in ("base_model", "job_id", "task", "labels", "column_mapping"):
             if key in lin:
                 lt.add_row(key, str(lin[key]))
+        if lin.get("finetuning_type"):
+            lt.add_row("finetuning_type", str(lin["finetuning_type"])
+                       + (f", {human_count(lin.get('trainable_parameters'))} trainable parameters"
+                          if lin.get("trainable_parameters") else ""))
+        if lin.get("adapter"):
+            lt.add_row("adapter", f"LoRA adapter on base {lin.get('adapter_base_model')} (loaded on it when used)")
         for d in lin.get("data", []):
             lt.add_row(f"data ({d['split']})", f"{d['asset']}  sha256 {d['sha256'][:16]}…  {d['file']}")
         if "hyperparameters" in lin:

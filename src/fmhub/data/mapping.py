@@ -320,3 +320,25 @@ def _delimiter_hint(columns: list[str]) -> str | None:
             return (f"the header {columns[0]!r} was read as one column but holds {char!r}: read the file "
                     f"with --delimiter {name}")
     return None
+
+
+GROUP_KEY = "group"
+"""The row key holding the value of the ``--group-by`` column (every task keeps it)."""
+NO_GROUP = "(none)"
+"""The group of a row whose ``--group-by`` cell is empty or missing."""
+
+
+def add_groups(table: Table, rows: list[dict[str, Any]], column: str, path: str) -> None:
+    """Put each row's ``column`` value (as text) under :data:`GROUP_KEY`.
+
+    Raises:
+        DataError: ``column`` is not a column of the file (the known columns are listed).
+    """
+    if column not in table.columns:
+        close = difflib.get_close_matches(column, table.columns, n=1)
+        raise DataError(f"--group-by column '{column}' is not in {path}"
+                        + (f" (did you mean '{close[0]}'?)" if close else ""),
+                        hint=f"its columns are: {', '.join(table.columns)}")
+    for row, source in zip(rows, table.rows):
+        value = source.get(column)
+        row[GROUP_KEY] = NO_GROUP if value is None or str(value).strip() == "" else str(value)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fmhub.data.mapping import GROUP_KEY
 from fmhub.tasks.base import Examples, LabelInfo, Task
 
 
@@ -56,7 +57,9 @@ def evaluate_split(task: Task, model: Any, tokenizer: Any, examples: Examples, i
             only, no entity at all) are appended to it.
 
     Returns:
-        The metrics dict of :meth:`Task.compute_metrics` (e.g. accuracy, f1_macro, ...).
+        The metrics dict of :meth:`Task.compute_metrics` (e.g. accuracy, f1_macro, ...); when the
+        rows carry a ``group`` (``--group-by``), also ``"groups": {value: metrics}``, the same
+        metrics on each group's rows (see :func:`group_metrics`).
     """
     options = {**info.extra, **options}
     inputs = task.model_inputs(examples)
@@ -70,10 +73,40 @@ def evaluate_split(task: Task, model: Any, tokenizer: Any, examples: Examples, i
     references = task.references(examples)
     if predictions_path is not None:
         with Path(predictions_path).open("w", encoding="utf-8") as f:
-            for line, inp, pred, ref in zip(examples.lines, inputs, results, references):
-                f.write(json.dumps({"line": line, "input": inp, "prediction": pred, "reference": ref},
-                                   ensure_ascii=False, default=str) + "\n")
+            for line, row, inp, pred, ref in zip(examples.lines, examples.rows, inputs, results, references):
+                record = {"line": line, "input": inp, "prediction": pred, "reference": ref}
+                if GROUP_KEY in row:
+                    record["group"] = row[GROUP_KEY]
+                f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
     predictions = task.predictions_for_metrics(results)
     if warnings is not None:
         warnings.extend(task.prediction_warnings(predictions, info, examples.split or "evaluated"))
-    return task.compute_metrics(predictions, references, info)
+    metrics = task.compute_metrics(predictions, references, info)
+    groups = group_metrics(task, examples, predictions, references, info)
+    if groups is not None:
+        metrics["groups"] = groups
+    return metrics
+
+
+def group_metrics(task: Task, examples: Examples, predictions: list[Any], references: list[Any],
+                  info: LabelInfo) -> dict[str, dict[str, Any]] | None:
+    """The task's metrics on each group's rows (rows with a ``group`` value).
+
+    Args:
+        task: The task module.
+        examples: The evaluated rows (``[n]``), each with ``row["group"]`` when grouped.
+        predictions, references: ``[n]``, in the form :meth:`Task.compute_metrics` takes.
+        info: The label space.
+
+    Returns:
+        ``{group value: metrics}`` sorted by value, or None when no row has a group (or the
+        predictions are not one per row).
+    """
+    values = [row.get(GROUP_KEY) for row in examples.rows]
+    if not any(v is not None for v in values) or not (len(values) == len(predictions) == len(references)):
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for value in sorted({str(v) for v in values if v is not None}):
+        idx = [i for i, v in enumerate(values) if v is not None and str(v) == value]
+        out[value] = task.compute_metrics([predictions[i] for i in idx], [references[i] for i in idx], info)
+    return out

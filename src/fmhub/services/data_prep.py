@@ -11,7 +11,7 @@ from typing import Any
 
 from fmhub.data.labels import row_key
 from fmhub.data.leakage import cross_split_duplicates
-from fmhub.data.mapping import apply_mapping, resolve_mapping
+from fmhub.data.mapping import add_groups, apply_mapping, resolve_mapping
 from fmhub.data.problems import Problem
 from fmhub.data.readers import Table, delimiter_name, read_table
 from fmhub.data.report import SplitReport, ValidationReport, length_stats
@@ -66,6 +66,8 @@ def read_examples(path: str, spec: DataSpec, task: Task, report: ValidationRepor
     rows = apply_mapping(table, mapping)
     for row in rows:
         row.update({k: v for k, v in constants.items() if row.get(k) is None})
+    if spec.group_by:
+        add_groups(table, rows, spec.group_by, path)
     if constants:
         shown = ", ".join(f"{k} {v}" for k, v in constants.items())
         note = f"{shown} (from the column names of {path})"

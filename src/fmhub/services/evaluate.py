@@ -19,6 +19,7 @@ from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
 from fmhub.data.problems import Problem
 from fmhub.services.data_prep import check_examples, read_examples, report_error
+from fmhub.services.model_loading import load_resolved
 from fmhub.services.models import resolve_model
 from fmhub.services.specs import DataSpec, EvaluateSpec
 from fmhub.tasks import get_task
@@ -77,7 +78,7 @@ def check_evaluate(ctx: Context, spec: EvaluateSpec,
     if task_name is None:
         raise SpecError(f"'{spec.model}' is a catalog model; say which task to evaluate with --task")
     task = get_task(task_name)
-    model = task.load_model(str(resolved.path), None)
+    model = load_resolved(task, resolved)  # an adapter version loads on its base
     task.require_trained_head(model, resolved.ref)
     labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
     info = LabelInfo(labels=labels, extra={"label_source": f"the labels of model {resolved.ref}"})

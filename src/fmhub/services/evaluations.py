@@ -11,7 +11,7 @@ from typing import Any
 
 from fmhub.entities import Job, JobStatus
 from fmhub.errors import ConflictError, DataError, FmhubError, SpecError
-from fmhub.evaluation.compare import MAX_COMPARED, compare_results, is_number, parse_job_ids
+from fmhub.evaluation.compare import MAX_COMPARED, compare_results, is_number, parse_job_ids, zero_shot_comparison
 from fmhub.services import jobs as jobs_service
 from fmhub.services.context import Context
 from fmhub.services.models import head_problem
@@ -193,7 +193,7 @@ def compare_evaluations(ctx: Context, job_ids: str | Sequence[str]) -> dict[str,
         job_ids: Evaluate job ids (a list, or comma-separated text), in column order.
 
     Returns:
-        ``{"task", "results", "metrics", "best", "texts", "per_class", "done"}``: ``results`` has one
+        ``{"task", "results", "metrics", "best", "texts", "per_class", "per_group", "done"}``: ``results`` has one
         entry per job, as ``fmhub evaluate --model A --model B --json`` (``job_id``, ``status``,
         ``model``, ``task``, ``test`` metrics (None until the job completes), ``error``,
         ``progress`` ``{"done", "total"}`` rows while running); ``metrics`` the union of the
@@ -201,8 +201,10 @@ def compare_evaluations(ctx: Context, job_ids: str | Sequence[str]) -> dict[str,
         ``best`` metric name -> the job ids with the best value (higher is better, lower for a
         loss; empty where fewer than two jobs have a value or all are equal); ``texts`` the text metrics (sacreBLEU
         signatures); ``per_class`` the per-class (or per-entity-type) F1 as ``{"key", "labels",
-        "f1": {label: {job_id: f1}}, "best": {label: [job_id]}}`` or None; ``done`` whether
-        every job has finished.
+        "f1": {label: {job_id: f1}}, "best": {label: [job_id]}}`` or None; ``per_group`` the
+        metrics per value of the group column (data evaluated with ``--group-by``) as
+        :func:`fmhub.evaluation.compare.per_group_metrics`, or None; ``done`` whether every job has
+        finished.
 
     Raises:
         SpecError: no ids, too many, or a job that is not an evaluate job.
@@ -221,5 +223,18 @@ def compare_evaluations(ctx: Context, job_ids: str | Sequence[str]) -> dict[str,
     results = [_result(ctx, job) for job in jobs]
     compared = compare_results(results)
     return {"task": compared["task"], "results": results, "metrics": compared["metrics"], "best": compared["best"],
-            "texts": compared["texts"], "per_class": compared["per_class"],
+            "texts": compared["texts"], "per_class": compared["per_class"], "per_group": compared["per_group"],
             "done": all(j.status in TERMINAL for j in jobs)}
+
+
+def base_vs_finetuned(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A fine-tune's test metrics beside its base model's zero-shot metrics on the same test data,
+    overall and per group (see :func:`fmhub.evaluation.compare.zero_shot_comparison`).
+
+    Args:
+        metrics: The metrics per split of a fine-tune job or of the version it registered.
+
+    Returns:
+        The comparison, or None when no zero-shot metrics were recorded.
+    """
+    return zero_shot_comparison(metrics)

@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,20 +15,25 @@ from fmhub.data.report import ValidationReport
 from fmhub.devices import choose_device
 from fmhub.entities import Job, ModelVersion
 from fmhub.errors import FmhubError, JobCanceledError, SpecError
-from fmhub.evaluation.split import evaluate_split, generation_options
+from fmhub.evaluation.split import generation_options
 from fmhub.services import assets as assets_service
 from fmhub.services import jobs as jobs_service
 from fmhub.services import registration
 from fmhub.services.context import Context
 from fmhub.services.data_prep import PreparedData, prepare_data, report_error
 from fmhub.services.finetune_checks import cap_evaluated_rows, check_hyperparameters
+from fmhub.services.finetune_eval import (ZERO_SHOT, evaluate_splits, last_validation_loss, perplexity,
+                                          record_prediction_warnings, zero_shot_metrics)
+from fmhub.services.finetune_lora import (check_lora, is_peft_model, load_model_to_train, lora_lineage,
+                                          save_adapter_or_merged, write_generation_config)
 from fmhub.services.compute_checks import check_compute
 from fmhub.services.finetune_ray import RAY_TRAIN_DIR, compute_record, is_distributed, train_on_ray
+from fmhub.services.model_loading import config_folder, is_causal_lm_folder, load_resolved, model_max_length
 from fmhub.services.models import ResolvedModel, resolve_model
 from fmhub.services.specs import FinetuneSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import Task
-from fmhub.tasks.causal_lm import is_causal_lm
+from fmhub.training.lora import trainable_parameters
 from fmhub.training.progress import ProgressSink, SinkFanout
 
 log = logging.getLogger("fmhub.finetune")
@@ -66,6 +70,7 @@ class FinetuneResult:
             "registered_model": self.model_version.ref if self.model_version else None,
             "validation": self.metrics.get("validation"),
             "test": self.metrics.get("test"),
+            ZERO_SHOT: self.metrics.get(ZERO_SHOT),
             "train": self.train,
             "warnings": self.warnings,
             "report": self.report.to_dict(),
@@ -94,7 +99,8 @@ def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any
     hp = spec.hyperparameters.resolve(task.default_hyperparameters, resolved.card.defaults,
                                       task.metric_for_best_model)
     check_compute(spec.compute, spec.resources, spec.device)  # the runner's devices and cluster, before any data is read
-    limit = model_max_length(resolved.path)
+    check_lora(task, resolved, hp, choose_device(spec.device).is_cuda if spec.compute == "local" else None)
+    limit = model_max_length(config_folder(resolved))
     capped = limit is not None and hp.max_seq_length > limit
     if capped:
         requested = hp.max_seq_length
@@ -113,26 +119,6 @@ def validate(ctx: Context, spec: FinetuneSpec) -> tuple[Task, ResolvedModel, Any
                                      f"using {limit} tokens")
     cap_evaluated_rows(prepared, hp)
     return task, resolved, tokenizer, hp, prepared
-
-
-def is_causal_lm_folder(path: Path) -> bool:
-    """True when the model folder holds a decoder-only model (its config is not encoder-decoder)."""
-    from transformers import AutoConfig
-
-    return is_causal_lm(AutoConfig.from_pretrained(str(path)))
-
-
-def model_max_length(path: Path) -> int | None:
-    """The longest input (tokens) a model's position embeddings allow, from its config.json."""
-    try:
-        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    for key in ("max_position_embeddings", "n_positions", "max_seq_len"):
-        value = config.get(key)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 Validated = tuple[Task, ResolvedModel, Any, Any, PreparedData]
@@ -286,14 +272,17 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
     options = {"doc_stride": hp.doc_stride, **generation_options(resolved.card.defaults, spec.task),
                **spec.generation.options()}
     info.extra.update({k: v for k, v in options.items() if k != "doc_stride" and v is not None})
-    options["causal_lm"] = is_causal_lm_folder(resolved.path)
+    options["causal_lm"] = is_causal_lm_folder(config_folder(resolved))
     train_ds = task.encode(splits["train"], tokenizer, info, hp.max_seq_length, **options)
     eval_ds = (task.encode(splits["validation"], tokenizer, info, hp.max_seq_length, **options)
                if "validation" in splits else None)
     from transformers import set_seed
 
-    set_seed(hp.seed)  # the new head's initial weights come from the seed, so runs repeat exactly
-    model = task.load_model(str(resolved.path), info)
+    set_seed(hp.seed)  # the new head's (and LoRA's) initial weights come from the seed, so runs repeat exactly
+    model = load_model_to_train(task, resolved, info, hp, device)
+    if is_peft_model(model):
+        sink.event("stage", {"stage": "lora", "trainable_parameters": trainable_parameters(model)[0], "rank": hp.lora_r,
+                             "alpha": hp.lora_alpha, "targets": ",".join(hp.lora_target_modules or [])})
     if checkpoint is not None:
         step = int(checkpoint.name.rsplit("-", 1)[1])
         sink.event("stage", {"stage": "resuming", "from_step": step, "checkpoint": checkpoint.name,
@@ -319,26 +308,22 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
                      "workers": outcome.workers,
                      "best_checkpoint": Path(outcome.best_checkpoint).name if outcome.best_checkpoint else None}
     train_figures["stopped_early"] = outcome.stopped_early
-    metrics: dict[str, Any] = {}
     prediction_warnings: list[str] = []
-    for split in ("validation", "test"):
-        if split in splits:
-            sink.event("stage", {"stage": f"evaluating {split}"})
-            t0 = time.perf_counter()
-            metrics[split] = evaluate_split(task, model, tokenizer, splits[split], info,
-                                            batch_size=hp.per_device_eval_batch_size,
-                                            max_seq_length=hp.max_seq_length,
-                                            predictions_path=folder / f"predictions-{split}.jsonl",
-                                            progress=lambda done, total, split=split: sink.event(
-                                                "predict", {"split": split, "done": done, "total": total}),
-                                            warnings=prediction_warnings, **options)
-            sink.event("eval", {"split": split, "metrics": metrics[split], "runtime_s": round(time.perf_counter() - t0, 2)})
+    metrics = evaluate_splits(task, model, tokenizer, splits, info, hp, folder, sink, options, prediction_warnings)
+    loss = last_validation_loss(outcome.log_history)
+    if loss is not None and "validation" in metrics:  # the Trainer's token loss on the validation split
+        metrics["validation"].setdefault("loss", loss)
+        metrics["validation"].setdefault("perplexity", perplexity(loss))
+    if task.zero_shot_baseline and spec.zero_shot and "test" in splits:
+        metrics.update(zero_shot_metrics(task, model, lambda: load_resolved(task, resolved, info), tokenizer,
+                                         splits, info, hp, folder, sink, options))
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     record_prediction_warnings(prepared.report, prediction_warnings, folder, sink)
 
     out_dir = folder / "model"
-    for key, value in info.extra.items():  # e.g. version_2 for question answering
-        setattr(model.config, f"fmhub_{key}", value)
+    settings = {f"fmhub_{key}": value for key, value in info.extra.items()}  # e.g. version_2 for question answering
+    for key, value in settings.items():
+        setattr(model.config, key, value)
     card = resolved.card
     lineage = {
         "base_model": resolved.ref,
@@ -359,10 +344,17 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
         "compute": compute_record(spec),
         "license": card.license,
         "description": f"{card.name} fine-tuned for {spec.task} by job {job.id}.",
+        **lora_lineage(model, resolved, hp, spec.merge_adapter),
     }
     version = registration.registered_by_job(ctx, spec.output_name(), job.id)  # a resumed job registered already
     if version is None:
-        registration.save_model(model, tokenizer, out_dir, lineage)
+        if is_peft_model(model):  # the adapter (a few MB, loaded on its base), or --merge: the full model
+            save_adapter_or_merged(model, tokenizer, out_dir, resolved, spec.merge_adapter, settings)
+            registration.write_lineage(out_dir, lineage)
+        else:
+            registration.save_model(model, tokenizer, out_dir, lineage)
+            if options["causal_lm"]:
+                write_generation_config(model, tokenizer, out_dir)
         if spec.register_model:
             sink.event("stage", {"stage": "registering"})
             version = registration.register_job_folder(ctx, out_dir, spec.output_name(), lineage)
@@ -381,17 +373,5 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
                           train=train_figures, warnings=prediction_warnings)
 
 
-def record_prediction_warnings(report: ValidationReport, warnings: list[str], folder: Path,
-                               sink: ProgressSink) -> None:
-    """Put warnings about a trained model's predictions (one class only, no entity at all) in the
-    job's log, its progress events and its report (``report.json`` is written again); the model is
-    still registered."""
-    from fmhub.data.problems import Problem
-
-    if not warnings:
-        return
-    for text in warnings:
-        log.warning("%s", text)
-        sink.event("warning", {"message": text})
-        report.warnings.append(Problem(text, severity="warning"))
-    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+__all__ = ["FinetuneResult", "execute_finetune", "is_causal_lm_folder", "latest_checkpoint", "model_max_length",
+           "record_prediction_warnings", "run_finetune", "submit_finetune", "validate"]

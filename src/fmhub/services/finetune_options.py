@@ -14,6 +14,10 @@ from fmhub.training.hyperparameters import Hyperparameters
 MAIN_HYPERPARAMETERS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size")
 """Shown first; the others are advanced."""
 
+METHOD_HYPERPARAMETERS = ("finetuning_type", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
+"""The fine-tuning method and its LoRA settings, shown together (beside the main ones when the task
+fine-tunes with LoRA by default)."""
+
 
 def finetune_target(ctx: Context, ref: str) -> dict[str, Any]:
     """The model a fine-tune starts from and the tasks fmhub can fine-tune it for.
@@ -117,10 +121,15 @@ def hyperparameter_fields(task: str, card_defaults: dict[str, Any] | None = None
         card_defaults: The model card's ``defaults`` (they override the task's).
 
     Returns:
-        One dict per field, main ones first: ``name``, ``kind`` (``float``, ``int`` or
-        ``choice``), ``default`` (the value a job uses when the field is left empty; None when
-        computed at run time), ``help`` (from the class docstring), ``choices`` (for ``choice``),
-        ``min``/``max`` (bounds, None when open), ``main`` (one of :data:`MAIN_HYPERPARAMETERS`).
+        One dict per field, main ones first: ``name``, ``kind`` (``float``, ``int``, ``choice``
+        (booleans too: ``true``/``false``), ``list`` (comma-separated text) or ``text``),
+        ``default`` (the value a job uses when the field is left empty; None when computed at run
+        time; for the LoRA fields, the value a LoRA fine-tune uses: card > task > LoRA defaults),
+        ``default_text`` (the default as the form writes it: a list comma-separated), ``help``
+        (from the class docstring), ``choices`` (for ``choice``), ``min``/``max`` (bounds, None
+        when open), ``main`` (one of :data:`MAIN_HYPERPARAMETERS`), ``method`` (one of
+        :data:`METHOD_HYPERPARAMETERS`) and ``lora_default`` (True on every field when the task
+        fine-tunes with LoRA unless told otherwise).
 
     Raises:
         SpecError: unknown task.
@@ -130,6 +139,9 @@ def hyperparameter_fields(task: str, card_defaults: dict[str, Any] | None = None
     task_obj = get_task(task)
     resolved = Hyperparameters().resolve(task_obj.default_hyperparameters, card_defaults or {},
                                          task_obj.metric_for_best_model)
+    with_lora = Hyperparameters(finetuning_type="lora").resolve(task_obj.default_hyperparameters,
+                                                                card_defaults or {}, task_obj.metric_for_best_model)
+    lora_default = resolved.finetuning_type == "lora"
     helps = _attribute_docs(Hyperparameters.__doc__ or "")
     fields = []
     for name, info in Hyperparameters.model_fields.items():
@@ -138,10 +150,29 @@ def hyperparameter_fields(task: str, card_defaults: dict[str, Any] | None = None
             kind, choices = "choice", [*task_obj.metric_names, "loss"]
         lower, upper = _bounds(info.metadata)
         default = getattr(resolved, name)
-        fields.append({"name": name, "kind": kind, "default": default, "help": helps.get(name, ""),
-                       "choices": choices, "min": lower, "max": upper, "main": name in MAIN_HYPERPARAMETERS})
+        if default is None and name in METHOD_HYPERPARAMETERS:
+            default = getattr(with_lora, name)  # what a LoRA fine-tune of this model uses
+        fields.append({"name": name, "kind": kind, "default": default, "default_text": _as_text(default),
+                       "help": helps.get(name, ""), "choices": choices, "min": lower, "max": upper,
+                       "main": name in MAIN_HYPERPARAMETERS, "method": name in METHOD_HYPERPARAMETERS,
+                       "lora_default": lora_default})
     fields.sort(key=lambda f: (not f["main"], MAIN_HYPERPARAMETERS.index(f["name"]) if f["main"] else 0))
     return fields
+
+
+def list_hyperparameters() -> tuple[str, ...]:
+    """The hyperparameters whose value is a list (a form writes them as comma-separated text)."""
+    return tuple(name for name, info in Hyperparameters.model_fields.items() if _kind(info.annotation)[0] == "list")
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 def _attribute_docs(doc: str) -> dict[str, str]:
@@ -161,10 +192,14 @@ def _attribute_docs(doc: str) -> dict[str, str]:
 
 def _kind(annotation: Any) -> tuple[str, list[str] | None]:
     first = annotation
-    if typing.get_origin(annotation) is not typing.Literal:
+    if typing.get_origin(annotation) not in (typing.Literal, list):
         first = next((a for a in typing.get_args(annotation) if a is not type(None)), annotation)
     if typing.get_origin(first) is typing.Literal:
         return "choice", [str(v) for v in typing.get_args(first)]
+    if first is bool:
+        return "choice", ["true", "false"]
+    if typing.get_origin(first) is list:
+        return "list", None
     if first is int:
         return "int", None
     if first is float:

@@ -7,6 +7,7 @@ from typing import Any
 from fmhub.devices import choose_device
 from fmhub.errors import SpecError
 from fmhub.services.context import Context
+from fmhub.services.model_loading import load_resolved
 from fmhub.services.models import resolve_model
 from fmhub.tasks import get_task
 
@@ -40,7 +41,7 @@ def predict(ctx: Context, ref: str, inputs: list[Any], *, task: str | None = Non
     t = get_task(task_name)
     inputs = check_inputs(t, inputs, "inputs")
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
-    model = t.load_model(str(resolved.path), None)
+    model = load_resolved(t, resolved)  # an adapter version loads on its base
     t.require_trained_head(model, resolved.ref)
     model.to(choose_device(device).device)
     predictions = t.predict(model, tokenizer, inputs, batch_size=batch_size, top_k=top_k) if inputs else []

@@ -21,6 +21,11 @@ def save_model(model: Any, tokenizer: Any, out_dir: Path, lineage: dict[str, Any
     """Write the trained model and tokenizer (safetensors) and its lineage next to it."""
     model.save_pretrained(str(out_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir))
+    write_lineage(out_dir, lineage)
+
+
+def write_lineage(out_dir: Path, lineage: dict[str, Any]) -> None:
+    """Write a saved model's lineage next to its folder (``lineage.json``, read by a later registration)."""
     (out_dir.parent / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, default=str), encoding="utf-8")
 
 
@@ -64,7 +69,7 @@ def register_job_model(ctx: Context, job_id: str, name: str | None = None) -> Mo
         raise ConflictError(f"job {job_id} registered its model already as {job.outputs['registered_model']}")
     folder = Path(jobs_service.working_folder(ctx, job).folder or ".")
     out_dir = folder / "model"
-    if not (out_dir / "config.json").is_file():
+    if not ((out_dir / "config.json").is_file() or (out_dir / "adapter_config.json").is_file()):
         raise ConflictError(f"job {job_id} has no saved model in {out_dir}",
                             hint="run the fine-tune again with register_model: true")
     lineage = json.loads((folder / LINEAGE_FILE).read_text(encoding="utf-8"))

@@ -46,6 +46,9 @@ class ReadOptions(BaseModel):
             order (``negative``, ``positive``), comma-separated, or the path of a names file (one per
             line, or a JSON list). Label ``i`` becomes ``label_names[i]``, so the model, its card
             and its endpoint speak names.
+        group_by: A column of the data files whose value names each row's group (``--group-by
+            source``): test metrics are computed per group as well as overall (every task). The
+            column must be in every file read; a row without a value is in group ``(none)``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -57,6 +60,7 @@ class ReadOptions(BaseModel):
     label_type: Literal["string", "number", "int"] | None = None
     tag_names: list[str] | str | None = None
     label_names: list[str] | str | None = None  # issue 13: names of integer classes
+    group_by: str | None = Field(default=None, min_length=1, max_length=200)
     # -- delimiter (CSV/TSV) --
     delimiter: str | None = None
 
@@ -129,6 +133,11 @@ class FinetuneSpec(BaseModel):
         resources: What a ``ray`` job asks of the cluster (workers, CPUs, GPUs, custom resources).
         device: ``auto`` (a CUDA GPU when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         generation: Decoding settings for the evaluation of a text-to-text task.
+        merge_adapter: A LoRA fine-tune registers its adapter (a few MB, loaded on its base) by
+            default; True registers the merged full model instead (``--merge``).
+        zero_shot: For tasks whose base model answers without training (chat): also evaluate the
+            base model on the test split with the same generation settings, as ``test_zero_shot``
+            (``--no-zero-shot`` skips it).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -143,6 +152,8 @@ class FinetuneSpec(BaseModel):
     compute: Literal["local", "ray"] = "local"
     resources: ComputeResources = Field(default_factory=ComputeResources)
     device: str = "auto"
+    merge_adapter: bool = False
+    zero_shot: bool = True
 
     @model_validator(mode="after")
     def _resources_need_ray(self) -> FinetuneSpec:
@@ -195,7 +206,7 @@ def _format_errors(exc: ValidationError, where: str) -> SpecError:
 
 # -- flags named in errors (issue 13: every out-of-range value names its flag) ---------------------
 FLAG_OF_FIELD = {"column_mapping": "--map", "register_model": "--no-register", "hyperparameters": None,
-                 "generation": None, "data": None}
+                 "generation": None, "data": None, "merge_adapter": "--merge", "zero_shot": "--no-zero-shot"}
 """Spec fields whose command-line flag is not ``--`` + the field name with dashes (None: no flag)."""
 
 _BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),

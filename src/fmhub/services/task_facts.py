@@ -22,6 +22,12 @@ def headline_metric(task: str | None) -> str | None:
     return get_task(task).headline_metric if task in task_names() else None
 
 
+def compares_zero_shot(task: str | None) -> bool:
+    """Whether a fine-tune of ``task`` also scores its base model zero-shot on the test data (a
+    chat model answers untrained, a classifier head does not)."""
+    return task in task_names() and get_task(task).zero_shot_baseline
+
+
 def offers_label_type(task: str | None) -> bool:
     """Whether the labels of ``task`` can be read as numbers (the ``label_type`` read option)."""
     return task in task_names() and get_task(task).label_type_option

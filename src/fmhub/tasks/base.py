@@ -89,6 +89,9 @@ class Task(ABC):
     automatically)."""
     label_type_option: bool = False
     """Whether labels can be read as numbers (the ``label_type`` read option the wizard offers)."""
+    zero_shot_baseline: bool = False
+    """Whether a base model answers this task without training (chat): a fine-tune then also
+    evaluates the base model on the test split, to compare (``test_zero_shot``)."""
     labelled_head: bool = False
     """Whether the head carries label names (``id2label``) that fine-tuning fills: a model whose
     labels are all the placeholders ``LABEL_0``, ``LABEL_1``... was never trained for the task."""

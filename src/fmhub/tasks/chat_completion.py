@@ -4,33 +4,33 @@ Rows are conversations (:mod:`fmhub.tasks.chat_rows`: ``messages``, ``prompt``/`
 ``instruction``/``input``/``output``). Training renders each conversation with the model's chat
 template (or the default ChatML one, :mod:`fmhub.tasks.chat_template`) and labels only the reply
 tokens and the end-of-turn token that closes each reply; ``weight: 0`` replies are context.
-Prediction generates the next assistant reply (greedy unless sampling is asked for) and stops at
-the model's end-of-turn tokens. Metrics: :mod:`fmhub.tasks.chat_metrics`.
+Prediction (:mod:`fmhub.tasks.chat_generation`) generates the next assistant reply (greedy unless
+sampling is asked for) and stops at the model's end-of-turn tokens. Metrics:
+:mod:`fmhub.tasks.chat_metrics`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
+from fmhub.data.labels import lines_text
 from fmhub.data.problems import Problem, shorten_value
 from fmhub.data.schema import TaskSchema
 from fmhub.errors import SpecError
 from fmhub.tasks.base import Examples, LabelInfo, Task
 from fmhub.tasks.chat_metrics import chat_metrics
 from fmhub.tasks.chat_rows import LAYOUT_HINT, RowChecker, has_layout
-from fmhub.tasks.chat_template import (IGNORE_INDEX, ROLES, ChatTemplateError, EncodedChat, encode_chats,
-                                       end_of_turn_ids, ensure_chat_template, plain_messages, render,
+from fmhub.tasks.chat_generation import check_messages, generate_replies, prompt_messages
+from fmhub.tasks.chat_template import (IGNORE_INDEX, ChatTemplateError, EncodedChat, encode_chats, end_of_turn_ids,
+                                       ensure_chat_template, set_end_of_turn, special_token_texts,
                                        template_description)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_NEW_TOKENS = 128
-"""Tokens generated per reply unless the request, the job or the model card says otherwise."""
 MAX_NEW_TOKENS_LIMIT = 4096
 """Largest ``max_new_tokens`` a scoring request may ask for."""
-LISTED_ROWS = 20
-"""Rows named one by one in the report's truncation warnings (the rest are counted)."""
 
 
 class ChatCompletion(Task):
@@ -52,6 +52,7 @@ class ChatCompletion(Task):
     )
     metric_for_best_model = "loss"
     greater_is_better = False
+    zero_shot_baseline = True  # an instruct model answers untrained: fine-tunes are compared with it
     metric_names = ()
     headline_metric = "rougeL"
     sample_train_file = ("train.jsonl", 'one {"messages": [{"role": ..., "content": ...}, ...]} object per line')
@@ -66,10 +67,13 @@ class ChatCompletion(Task):
         "max_seq_length": 1024,
         "warmup_steps": 0.03,
         "weight_decay": 0.0,
+        "lr_scheduler_type": "cosine",
     }
 
     def __init__(self) -> None:
-        self._encoded: dict[tuple[int, int, int], list[EncodedChat | ChatTemplateError]] = {}
+        # (tokenizer, rows, their encodings) of the last splits encoded: the report's statistics
+        # and ``encode`` share one tokenisation of a split
+        self._encoded: list[tuple[Any, list[dict[str, Any]], int, list[EncodedChat | ChatTemplateError]]] = []
 
     # -- data checks -----------------------------------------------------------------------------
     def check_rows(self, examples: Examples) -> tuple[list[int], list[Problem]]:
@@ -111,14 +115,17 @@ class ChatCompletion(Task):
 
     def _encode_rows(self, tokenizer: Any, examples: Examples) -> list[EncodedChat | ChatTemplateError]:
         """The rows rendered and tokenised with labels (kept for the split's report and encode)."""
-        key = (id(tokenizer), id(examples.rows), len(examples.rows))
-        if key not in self._encoded:
+        for tok, rows, n, encoded in self._encoded:
+            if tok is tokenizer and rows is examples.rows and n == len(rows):
+                return encoded
+        try:
             ensure_chat_template(tokenizer)
-            if len(self._encoded) >= 3:
-                self._encoded.pop(next(iter(self._encoded)))
-            self._encoded[key] = encode_chats(tokenizer, [r["messages"] for r in examples.rows],
-                                              end_of_turn_ids(tokenizer))
-        return self._encoded[key]
+        except ChatTemplateError as exc:
+            raise SpecError(f"{exc}: it cannot be fine-tuned for {self.name}",
+                            hint="choose a causal language model (one with a chat template, or an eos token)") from None
+        encoded = encode_chats(tokenizer, [r["messages"] for r in examples.rows], end_of_turn_ids(tokenizer))
+        self._encoded = [*self._encoded[-2:], (tokenizer, examples.rows, len(examples.rows), encoded)]
+        return encoded
 
     def token_counts(self, tokenizer: Any, examples: Examples) -> list[int]:
         """Tokens per row after the chat template (the whole conversation, untruncated)."""
@@ -128,7 +135,8 @@ class ChatCompletion(Task):
                       ) -> tuple[list[str], list[Problem]]:
         """The chat template in use, messages per row, and what ``max_seq_length`` cuts: rows cut,
         rows that lose (part of) a reply, and, as warnings naming the line, rows that lose every
-        labelled token (left out of training) or that the template cannot render (errors)."""
+        labelled token (one warning naming their lines: left out of training) or that the template
+        cannot render (errors)."""
         split = examples.split or "data"
         encoded = self._encode_rows(tokenizer, examples)
         notes: list[str] = []
@@ -138,9 +146,13 @@ class ChatCompletion(Task):
                          "end-of-turn token only")
         turns = [len(row["messages"]) for row in examples.rows]
         if turns:
+            kept = [e for e in encoded if isinstance(e, EncodedChat)]
+            tokens = sum(min(len(e.input_ids), max_seq_length) for e in kept)
+            labelled = sum(1 for e in kept for x in e.labels[:max_seq_length] if x != IGNORE_INDEX)
+            learned = f"; {tokens:,} tokens, {labelled:,} of them in assistant replies" if split != "test" else ""
             notes.append(f"{split}: messages per row mean {sum(turns) / len(turns):.1f}, max {max(turns)}; "
                          f"{sum(1 for row in examples.rows if row['messages'][0]['role'] == 'system')} row(s) with "
-                         "a system message")
+                         f"a system message{learned}")
         cut = lose_part = 0
         lose_all: list[int] = []
         for e, line in zip(encoded, examples.lines):
@@ -161,24 +173,58 @@ class ChatCompletion(Task):
                          f"tokens and are cut at the end; {lose_part} of them lose (part of) an assistant reply")
         if lose_all and split != "test":
             where = "training" if split == "train" else f"the {split} loss"
-            for line in lose_all[:LISTED_ROWS]:
-                problems.append(Problem(f"every reply of this row is beyond max_seq_length {max_seq_length}: "
-                                        f"left out of {where}", file=examples.file, line=line,
-                                        column=examples.columns.get("messages", "messages"),
-                                        hint="raise --max-seq-length, or shorten the conversation",
-                                        severity="warning"))
-            if len(lose_all) > LISTED_ROWS:
-                problems.append(Problem(f"... and {len(lose_all) - LISTED_ROWS} more row(s) of {examples.file} whose "
-                                        f"replies are all beyond max_seq_length: left out of {where}",
-                                        file=examples.file, severity="warning"))
+            problems.append(Problem(f"{len(lose_all)} row(s) have every reply beyond max_seq_length {max_seq_length} "
+                                    f"tokens and are left out of {where}: {lines_text(lose_all)}",
+                                    file=examples.file, line=lose_all[0],
+                                    column=examples.columns.get("messages", "messages"),
+                                    hint="raise --max-seq-length, or shorten those conversations", severity="warning"))
+        problems.extend(self._marker_warnings(tokenizer, examples))
         return notes, problems
+
+    def _marker_warnings(self, tokenizer: Any, examples: Examples) -> list[Problem]:
+        """One warning for the rows whose messages hold a special token's text (``<|im_end|>``):
+        the tokenizer reads it as a turn marker, not as text."""
+        markers = special_token_texts(tokenizer)
+        if not markers:
+            return []
+        pattern = re.compile("|".join(re.escape(m) for m in sorted(markers, key=len, reverse=True)))
+        lines, found = [], None
+        for row, line in zip(examples.rows, examples.lines):
+            hit = next((h for m in row["messages"] if (h := pattern.search(m["content"]))), None)
+            if hit:
+                lines.append(line)
+                found = found or hit.group(0)
+        if not lines:
+            return []
+        return [Problem(f"{len(lines)} row(s) hold the text of a special token such as {found!r} in a message: the "
+                        f"tokenizer reads it as a marker, not as text ({lines_text(lines)})", file=examples.file,
+                        line=lines[0], column=examples.columns.get("messages", "messages"), value=shorten_value(found),
+                        hint="remove the marker from the message text", severity="warning")]
 
     # -- model -----------------------------------------------------------------------------------
     def load_model(self, path: str, info: LabelInfo | None, base_path: str | None = None) -> Any:
-        """An ``AutoModelForCausalLM``; an adapter folder is loaded on ``base_path`` (merged)."""
+        """An ``AutoModelForCausalLM``; an adapter folder is loaded on ``base_path`` (merged).
+
+        For fine-tuning (``info`` given) the generation config gets the chat template's end-of-turn
+        ids as ``eos_token_id`` (:func:`~fmhub.tasks.chat_template.set_end_of_turn`), so the saved
+        model stops at the end of its reply.
+        """
         from fmhub.tasks.adapters import load_causal_lm
 
-        return load_causal_lm(path, base_path)
+        model = load_causal_lm(path, base_path)
+        if info is not None:
+            from transformers import AutoTokenizer
+
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(path)
+            except (OSError, ValueError):
+                return model  # no tokenizer in the folder: the caller's tokenizer decides at prediction
+            try:
+                ensure_chat_template(tokenizer)
+            except ChatTemplateError:
+                return model
+            set_end_of_turn(model, tokenizer)
+        return model
 
     def encode(self, examples: Examples, tokenizer: Any, info: LabelInfo, max_seq_length: int,
                **options: Any) -> Any:
@@ -319,104 +365,11 @@ class ChatCompletion(Task):
         prompt is the chat template with the generation prompt; one longer than ``max_seq_length``
         tokens keeps its last ``max_seq_length`` tokens. Generation is greedy unless ``do_sample``
         (or a ``temperature`` above 0 without ``do_sample``), with ``max_new_tokens`` (default
-        :data:`DEFAULT_MAX_NEW_TOKENS`), and stops at the end-of-turn ids of the model's
-        generation config and of the chat template.
+        :data:`~fmhub.tasks.chat_generation.DEFAULT_MAX_NEW_TOKENS`), and stops at the end-of-turn
+        ids of the model's generation config and of the chat template.
 
         Returns:
             Per input ``{"generated_text", "finish_reason": "stop" | "length", "truncated"}``.
         """
-        import torch
-
-        from fmhub.tasks.batching import length_sorted_batches
-
-        if not inputs:
-            return []
-        ensure_chat_template(tokenizer)
-        stop_ids = generation_stop_ids(model, tokenizer)
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-        generation = generation_kwargs(options)
-        prompts: list[list[int]] = []
-        cut: list[bool] = []
-        for messages in inputs:
-            text = render(tokenizer, prompt_messages(messages), add_generation_prompt=True)
-            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-            cut.append(len(ids) > max_seq_length)
-            prompts.append(ids[-max_seq_length:] if max_seq_length > 0 else ids)
-        device = next(model.parameters()).device
-        model.eval()
-        out: list[Any] = [None] * len(inputs)
-        stops = set(stop_ids)
-        with torch.inference_mode():
-            for idx in length_sorted_batches([len(p) for p in prompts], batch_size):
-                width = max(len(prompts[i]) for i in idx)
-                ids = torch.tensor([[pad_id] * (width - len(prompts[i])) + prompts[i] for i in idx], device=device)
-                mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in idx],
-                                    device=device)
-                generated = model.generate(input_ids=ids, attention_mask=mask, eos_token_id=stop_ids,
-                                           pad_token_id=pad_id, use_cache=True, **generation)
-                for row, i in enumerate(idx):
-                    new = generated[row, width:].tolist()
-                    end = next((k for k, t in enumerate(new) if t in stops), None)
-                    text = tokenizer.decode(new if end is None else new[:end], skip_special_tokens=True)
-                    out[i] = {"generated_text": text.strip(), "finish_reason": "length" if end is None else "stop",
-                              "truncated": cut[i]}
-        return out
-
-
-def prompt_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The messages a reply is generated after: all but a final assistant message, role and content only."""
-    messages = plain_messages(messages)
-    return messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages
-
-
-def check_messages(value: list[Any]) -> list[dict[str, str]]:
-    """Check a request's message list (roles, non-empty text contents).
-
-    Raises:
-        ValueError: ``messages[i].role`` / ``messages[i].content`` named, with the value.
-    """
-    out: list[dict[str, str]] = []
-    for i, m in enumerate(value):
-        if not isinstance(m, dict):
-            raise ValueError(f"messages[{i}]: expected an object {{\"role\", \"content\"}}")
-        role = m.get("role")
-        if role not in ROLES:
-            raise ValueError(f"messages[{i}].role: unknown role {shorten_value(role)} (expected system, user or "
-                             "assistant)")
-        content = m.get("content")
-        if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
-            content = "".join(str(p.get("text", "")) for p in content)
-        if not isinstance(content, str):
-            raise ValueError(f"messages[{i}].content: expected a string")
-        if role == "system" and i > 0:
-            raise ValueError(f"messages[{i}].role: a system message must come first")
-        out.append({"role": role, "content": content})
-    if not prompt_messages(out):
-        raise ValueError("messages: nothing to reply to (give at least one user message)")
-    return out
-
-
-def generation_stop_ids(model: Any, tokenizer: Any) -> list[int]:
-    """The model generation config's eos ids followed by the chat template's end-of-turn ids."""
-    config = getattr(model, "generation_config", None)
-    current = getattr(config, "eos_token_id", None)
-    existing = [] if current is None else ([int(x) for x in current] if isinstance(current, (list, tuple))
-                                           else [int(current)])
-    return list(dict.fromkeys([*existing, *end_of_turn_ids(tokenizer)]))
-
-
-def generation_kwargs(options: dict[str, Any]) -> dict[str, Any]:
-    """``generate`` arguments from the options: ``max_new_tokens``, and sampling settings when
-    ``do_sample`` is true (or ``temperature`` > 0 without ``do_sample``)."""
-    max_new = options.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS
-    temperature = options.get("temperature")
-    do_sample = options.get("do_sample")
-    if do_sample is None:
-        do_sample = bool(temperature)
-    kwargs: dict[str, Any] = {"max_new_tokens": int(max_new), "do_sample": bool(do_sample)}
-    if do_sample:
-        kwargs["temperature"] = float(temperature) if temperature else 1.0
-        kwargs["top_p"] = float(options.get("top_p") or 1.0)
-    else:
-        kwargs.update(temperature=None, top_p=None, top_k=None)
-    return kwargs
+        return generate_replies(model, tokenizer, inputs, batch_size=batch_size, max_seq_length=max_seq_length,
+                                options=options)

@@ -6,7 +6,8 @@ Layouts (after column mapping):
   optional ``"weight": 0 | 1`` on assistant messages (0: the reply is context, not learned). In a
   CSV/TSV cell the list is JSON text. ShareGPT's ``{"from": "human" | "gpt", "value": ...}`` and
   OpenAI's content parts (``[{"type": "text", "text": ...}]``) are read too.
-- ``prompt`` + ``completion``: one user turn and its reply (an optional ``system`` column).
+- ``prompt`` + ``completion``: one user turn and its reply (an optional ``system`` column); or, as
+  TRL's conversational layout, a message list as the prompt and one as the completion.
 - ``instruction`` (+ ``input``) + ``output``: the user turn is the instruction, a blank line and the
   input.
 
@@ -33,9 +34,9 @@ _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assista
 
 
 def has_layout(keys: set[str]) -> bool:
-    """Whether the mapped keys make one of the layouts."""
-    return "messages" in keys or ("completion" in keys and bool(keys & {"prompt", "instruction", "input"})) \
-        or ("output" in keys and bool(keys & {"instruction", "input", "prompt"}))
+    """Whether the mapped keys make one of the layouts (a prompt with ``references`` only: test rows)."""
+    return "messages" in keys or (bool(keys & {"prompt", "instruction", "input"})
+                                  and bool(keys & {"completion", "output", "references"}))
 
 
 def _text(value: Any) -> str | None:
@@ -133,8 +134,9 @@ class RowChecker:
         return True, problems
 
     # -- building the message list --------------------------------------------------------------
-    def _messages(self, value: Any, line: int, problems: list[Problem]) -> list[dict[str, Any]] | None:
-        col = self._col("messages")
+    def _messages(self, value: Any, line: int, problems: list[Problem], key: str = "messages"
+                  ) -> list[dict[str, Any]] | None:
+        col = self._col(key)
         value = _parse_json_cell(value)
         if isinstance(value, dict) and isinstance(value.get("messages"), list):
             value = value["messages"]
@@ -165,7 +167,7 @@ class RowChecker:
                                               item.get(content_key), hint="fill it in or remove the message"))
                 continue
             message: dict[str, Any] = {"role": role, "content": content}
-            if "weight" in item:
+            if item.get("weight") is not None:  # Parquet gives every message the field, null when unset
                 weight = item["weight"]
                 if isinstance(weight, bool) or weight not in (0, 1):
                     problems.append(self._problem("weight must be 0 or 1", line, f"{where}.weight", weight,
@@ -181,6 +183,11 @@ class RowChecker:
         return out
 
     def _from_columns(self, row: dict[str, Any], line: int, problems: list[Problem]) -> list[dict[str, Any]] | None:
+        prompt, completion = _parse_json_cell(row.get("prompt")), _parse_json_cell(row.get("completion"))
+        if isinstance(prompt, list):  # conversational prompt / completion (message lists), as TRL reads them
+            both = prompt + (completion if isinstance(completion, list) else
+                             [{"role": "assistant", "content": completion}] if completion is not None else [])
+            return self._messages(both, line, problems, key="prompt")
         parts = []
         for key in ("instruction", "input", "prompt"):
             text = _text(row.get(key))
@@ -209,8 +216,15 @@ class RowChecker:
         return messages
 
     # -- the conversation as a whole -------------------------------------------------------------
+    def _conversation_column(self) -> str:
+        """The column problems of a whole conversation name: the messages column, else the reply's
+        or the prompt's column."""
+        key = next((k for k in ("messages", "completion", "output", "prompt", "instruction", "input")
+                    if k in self.columns), "messages")
+        return self._col(key)
+
     def _conversation(self, messages: list[dict[str, Any]], line: int, has_refs: bool) -> list[Problem]:
-        col = self._col("messages")
+        col = self._conversation_column()
         problems: list[Problem] = []
         for i, m in enumerate(messages):
             if m["role"] == "system" and i > 0:

@@ -60,12 +60,18 @@ def default_chat_template(tokenizer: Any) -> str:
 
 
 def default_end_of_turn(tokenizer: Any) -> str:
-    """``<|im_end|>`` when the vocabulary has it as a single token, else the eos token's text."""
+    """``<|im_end|>`` when the vocabulary has it as a single token, else the eos token's text (or
+    the separator token's, for vocabularies without an eos token).
+
+    Raises:
+        ChatTemplateError: none of these tokens exists.
+    """
     vocab_id = tokenizer.convert_tokens_to_ids(CHATML_END)
     if isinstance(vocab_id, int) and vocab_id != tokenizer.unk_token_id and vocab_id is not None and vocab_id >= 0:
         return CHATML_END
-    if tokenizer.eos_token:
-        return str(tokenizer.eos_token)
+    for token in (tokenizer.eos_token, getattr(tokenizer, "sep_token", None)):
+        if token:
+            return str(token)
     raise ChatTemplateError("the tokenizer has no chat template, no <|im_end|> token and no end-of-sequence token")
 
 
@@ -79,15 +85,16 @@ def ensure_chat_template(tokenizer: Any) -> str:
     """
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    if getattr(tokenizer, "chat_template", None):
-        return TEMPLATE_OWN
-    tokenizer.chat_template = default_chat_template(tokenizer)
-    return f"the default ChatML template (the model has none; turns end with {default_end_of_turn(tokenizer)})"
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = default_chat_template(tokenizer)
+    return template_description(tokenizer)
 
 
 def template_description(tokenizer: Any) -> str:
-    """Which template a tokenizer would use, without changing it (see :func:`ensure_chat_template`)."""
-    if getattr(tokenizer, "chat_template", None):
+    """Which template a tokenizer uses, without changing it: :data:`TEMPLATE_OWN`, or the default
+    ChatML one (given by :func:`ensure_chat_template`, or to be given)."""
+    template = getattr(tokenizer, "chat_template", None)
+    if template and template != default_chat_template(tokenizer):
         return TEMPLATE_OWN
     return f"the default ChatML template (the model has none; turns end with {default_end_of_turn(tokenizer)})"
 
@@ -131,13 +138,17 @@ def end_of_turn_ids(tokenizer: Any) -> list[int]:
     at = text.rfind(_PROBE_REPLY)
     if at < 0:
         return ids
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    reply_end = at + len(_PROBE_REPLY)
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        tokens = enc["input_ids"]
+        first = next((j for j, (start, _) in enumerate(enc["offset_mapping"]) if start >= reply_end), len(tokens))
+    else:
+        tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+        first = len(tokenizer(text[:reply_end], add_special_tokens=False)["input_ids"])
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     special |= {int(i) for i in (getattr(tokenizer, "added_tokens_decoder", None) or {})}
-    reply_end = at + len(_PROBE_REPLY)
-    for token, (start, _end) in zip(enc["input_ids"], enc["offset_mapping"]):
-        if start < reply_end:
-            continue
+    for token in tokens[first:]:
         piece = tokenizer.convert_ids_to_tokens(token)
         if token in special or piece in KNOWN_END_OF_TURN:
             if token not in ids:
@@ -146,6 +157,16 @@ def end_of_turn_ids(tokenizer: Any) -> list[int]:
         if piece.strip() and not set(piece) <= {"Ġ", "Ċ", "▁", " ", "\n"}:
             break  # a non-special, non-space token after the reply: no end-of-turn token to add
     return ids
+
+
+def special_token_texts(tokenizer: Any) -> set[str]:
+    """The texts of the tokenizer's special tokens (``<|im_start|>``, ``</s>`` ...) that a message's
+    content should not hold (the tokenizer would read them as markers)."""
+    texts = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(token, "special", False):
+            texts.add(str(token.content))
+    return {t for t in texts if t and len(t) > 1}
 
 
 def set_end_of_turn(model_or_config: Any, tokenizer: Any) -> list[int]:
@@ -228,7 +249,8 @@ def encode_chats(tokenizer: Any, conversations: list[list[dict[str, Any]]], end_
     """Render and tokenise conversations with assistant-only labels.
 
     Args:
-        tokenizer: A fast tokenizer with a chat template (see :func:`ensure_chat_template`).
+        tokenizer: A tokenizer with a chat template (see :func:`ensure_chat_template`); a fast one
+            maps tokens to characters, a slow one is followed by token counts of prefixes.
         conversations: Checked message lists (roles and contents valid).
         end_ids: :func:`end_of_turn_ids` of the tokenizer: the first of them after a reply is
             labelled with it.
@@ -240,6 +262,13 @@ def encode_chats(tokenizer: Any, conversations: list[list[dict[str, Any]]], end_
     """
     out: list[EncodedChat | ChatTemplateError] = []
     ends = set(end_ids)
+    if not getattr(tokenizer, "is_fast", False):  # no character offsets: token counts of prefixes
+        for messages in conversations:
+            try:
+                out.append(_encode_by_prefixes(tokenizer, messages, ends))
+            except ChatTemplateError as exc:
+                out.append(exc)
+        return out
     for begin in range(0, len(conversations), chunk):
         part = conversations[begin:begin + chunk]
         texts: list[str] = []
@@ -283,3 +312,24 @@ def _label(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int
                 break
             j += 1
     return EncodedChat(list(ids), labels)
+
+
+def _encode_by_prefixes(tokenizer: Any, messages: list[dict[str, Any]], ends: set[int]) -> EncodedChat:
+    """Labels for a tokenizer without character offsets: a reply starts after the tokens of the
+    conversation up to it with the generation prompt, and runs to its first end-of-turn token (or
+    to the end of the conversation up to and with it)."""
+    def ids(text: str) -> list[int]:
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    full = ids(render(tokenizer, messages))
+    labels = [IGNORE_INDEX] * len(full)
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant" or message.get("weight", 1) == 0:
+            continue
+        start = len(ids(render(tokenizer, messages[:i], add_generation_prompt=True))) if i else 0
+        stop = min(len(full), len(ids(render(tokenizer, messages[:i + 1]))))
+        for j in range(start, stop):
+            labels[j] = full[j]
+            if full[j] in ends:
+                break
+    return EncodedChat(full, labels)

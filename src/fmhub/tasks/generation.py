@@ -76,9 +76,14 @@ class Seq2SeqTask(Task):
         return [row[self.source_key] for row in examples.rows]
 
     def load_model(self, path: str, info: LabelInfo | None, base_path: str | None = None) -> Any:
-        """``AutoModelForSeq2SeqLM``, or ``AutoModelForCausalLM`` for a decoder-only config."""
+        """``AutoModelForSeq2SeqLM``, or ``AutoModelForCausalLM`` for a decoder-only config; a LoRA
+        adapter folder is loaded on ``base_path`` (merged)."""
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
+        from fmhub.tasks.adapters import is_adapter_folder, load_causal_lm
+
+        if is_adapter_folder(path):
+            return load_causal_lm(path, base_path)
         if causal_lm.is_causal_lm(AutoConfig.from_pretrained(path)):
             return AutoModelForCausalLM.from_pretrained(path)
         return AutoModelForSeq2SeqLM.from_pretrained(path)

@@ -25,6 +25,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "max_seq_length": 128,          # transformers run_glue.py default (tokens)
     "warmup_steps": 0.0,
     "weight_decay": 0.0,
+    "lr_scheduler_type": "linear",  # transformers TrainingArguments default
     "finetuning_type": "full",
 }
 
@@ -57,7 +58,7 @@ class Hyperparameters(BaseModel):
         seed: Seeds the model head, data order and automatic splits (0 to 2**32 - 1).
         max_steps: Stop after this many optimizer steps (smoke runs); overrides epochs.
         gradient_accumulation_steps: Steps to accumulate before an optimizer step.
-        lr_scheduler_type: Transformers scheduler name.
+        lr_scheduler_type: Transformers scheduler name (task default, else ``linear``).
         metric_for_best_model: Validation metric that picks the best checkpoint (task default:
             ``f1_macro`` for classification).
         save_steps: Checkpoint every N steps as well as at each evaluation (None: per epoch only).
@@ -99,7 +100,7 @@ class Hyperparameters(BaseModel):
     seed: int = Field(default=42, ge=0, le=2**32 - 1)  # numpy's seed range
     max_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=MAX_BATCH)
-    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] | None = None
     metric_for_best_model: str | None = None
     save_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     logging_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)

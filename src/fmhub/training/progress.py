@@ -6,6 +6,7 @@ terminal's progress bar, ...); it never prints as its only record.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Protocol
 
@@ -91,6 +92,8 @@ class ProgressCallback(TrainerCallback):
                                       "samples_per_s": round(rate, 2) if rate else None})
         elif any(k.startswith("eval_") for k in logs):
             metrics = {k.removeprefix("eval_"): v for k, v in logs.items() if k.startswith("eval_")}
+            if isinstance(metrics.get("loss"), (int, float)) and math.isfinite(metrics["loss"]):
+                metrics["perplexity"] = math.exp(min(float(metrics["loss"]), 700.0))  # exp(token loss)
             self.sink.event("eval", {**base, "split": "validation", "metrics": metrics})
 
 

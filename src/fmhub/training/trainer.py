@@ -1,5 +1,9 @@
 """Fine-tuning with the transformers ``Trainer``: dynamic padding, length-grouped batches, best
 checkpoint by a named metric, progress through a callback.
+
+Causal LMs train with :func:`fmhub.training.causal_loss.labelled_loss` (the output head only at
+labelled positions: the same loss, less work when the prompt is masked) and, for LoRA on a CPU with
+native bf16, under bf16 autocast (:mod:`fmhub.training.precision`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from typing import Any
 from fmhub.tasks.base import LabelInfo, Task
 from fmhub.devices import DeviceChoice
 from fmhub.training.cancel import CancelCallback, TrainingCanceled
+from fmhub.training.causal_loss import labelled_loss, supports_labelled_loss
 from fmhub.training.hyperparameters import Hyperparameters
+from fmhub.training.precision import use_cpu_bf16
 from fmhub.training.progress import ProgressCallback, ProgressSink
 from fmhub.training.sampler import BucketedLengthSampler
 
@@ -66,7 +72,7 @@ def _supports(name: str) -> bool:
 
 def build_training_arguments(hp: Hyperparameters, output_dir: Path, device: DeviceChoice, has_eval: bool,
                              n_train: int, greater_is_better: bool, resume: bool = False,
-                             loss_only: bool = False) -> Any:
+                             loss_only: bool = False, bf16: bool | None = None) -> Any:
     """Translate resolved hyperparameters into ``TrainingArguments``.
 
     The training order comes from :class:`~fmhub.training.sampler.BucketedLengthSampler` (see
@@ -84,6 +90,7 @@ def build_training_arguments(hp: Hyperparameters, output_dir: Path, device: Devi
         resume: Unused here; kept for symmetry with ``Trainer.train(resume_from_checkpoint=...)``.
         loss_only: The per-epoch evaluation computes the loss only (tasks whose metrics come after
             training): the Trainer then keeps no logits (less memory and time).
+        bf16: bf16 mixed precision (autocast); None takes ``device.bf16`` (CUDA with bf16 support).
     """
     from transformers import TrainingArguments
 
@@ -114,11 +121,15 @@ def build_training_arguments(hp: Hyperparameters, output_dir: Path, device: Devi
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
-        bf16=device.bf16,
+        bf16=device.bf16 if bf16 is None else bf16,
         use_cpu=not device.is_cuda,
         save_only_model=False,
         prediction_loss_only=loss_only,
     )
+    if hp.gradient_checkpointing:  # recompute activations in backward; non-reentrant works with frozen (LoRA) bases
+        name = "activation_checkpointing" if _supports("activation_checkpointing") else "gradient_checkpointing"
+        kwargs[name] = True
+        kwargs[f"{name}_kwargs"] = {"use_reentrant": False}
     if hp.save_steps:
         kwargs["save_steps"] = hp.save_steps
         kwargs["eval_steps"] = hp.save_steps
@@ -136,12 +147,32 @@ def _bucketed_trainer_class() -> Any:
     from transformers import Trainer
 
     class BucketedTrainer(Trainer):
-        """``Trainer`` with length-bucketed, batch-shuffled training order."""
+        """``Trainer`` with length-bucketed, batch-shuffled training order; with ``labelled_loss``, a
+        causal LM's loss comes from :func:`~fmhub.training.causal_loss.labelled_loss`."""
 
-        def __init__(self, *args: Any, train_lengths: list[int], mega_batch_mult: int, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, train_lengths: list[int], mega_batch_mult: int,
+                     labelled_loss: bool = False, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._train_lengths = train_lengths
             self._mega_batch_mult = mega_batch_mult
+            self._labelled_loss = labelled_loss
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            # A model wrapped for data parallel (DDP) must run its own forward for its gradient
+            # hooks; an evaluation that keeps logits needs them all: both take the stock path.
+            wrapped = model is not self.accelerator.unwrap_model(model)
+            if (not self._labelled_loss or wrapped or "labels" not in inputs
+                    or (return_outputs and not self.args.prediction_loss_only)):
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
+            # Normalised as the stock loss is, so the Trainer's gradient-accumulation scaling agrees.
+            items = num_items_in_batch if self.model_accepts_loss_kwargs else None
+            loss = labelled_loss(model, inputs, num_items_in_batch=items)
+            if (self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
+                    and items is not None):
+                loss = loss * self.accelerator.num_processes
+            return (loss, {"loss": loss}) if return_outputs else loss
 
         def _get_train_sampler(self, *args: Any, **kwargs: Any) -> Any:  # signature differs across releases
             batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
@@ -173,7 +204,7 @@ def build_trainer(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds
                   hp: Hyperparameters, output_dir: Path, device: DeviceChoice, sink: ProgressSink,
                   should_stop: Callable[[], bool] | None = None, world_size: int = 1,
                   cancel_class: type[CancelCallback] = CancelCallback,
-                  extra_callbacks: tuple[Any, ...] = ()) -> BuiltTrainer:
+                  extra_callbacks: tuple[Any, ...] = (), causal_lm_loss: bool | None = None) -> BuiltTrainer:
     """Set up the ``Trainer`` that :func:`train_model` runs (one process) and each Ray Train worker
     runs (:mod:`fmhub.training.ray_train`).
 
@@ -185,13 +216,24 @@ def build_trainer(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds
             times fewer steps.
         cancel_class: The cancel callback's class (a distributed run uses one whose processes agree).
         extra_callbacks: More Trainer callbacks (e.g. Ray Train's report callback).
+        causal_lm_loss: Train with the labelled-positions loss
+            (:func:`~fmhub.training.causal_loss.labelled_loss`; same value as the stock loss, the
+            output head runs only where labels are not -100). None (default): whenever the model is a
+            decoder + linear head causal LM (:func:`~fmhub.training.causal_loss.supports_labelled_loss`);
+            False: the stock loss. It also selects bf16 autocast on a CPU with native bf16 for LoRA
+            (:func:`~fmhub.training.precision.use_cpu_bf16`).
     """
     if eval_ds is not None:  # order does not matter for metrics; sorted batches pad least
         eval_ds = eval_ds.sort("length", reverse=True)
     greater = task.greater_is_better and not (hp.metric_for_best_model or "").endswith("loss")
     metrics_fn = task.trainer_metrics(info) if eval_ds is not None else None
+    causal = supports_labelled_loss(model) if causal_lm_loss is None else (causal_lm_loss and
+                                                                           supports_labelled_loss(model))
+    bf16 = device.bf16 if device.is_cuda else use_cpu_bf16(model, causal)
     args = build_training_arguments(hp, output_dir, device, eval_ds is not None, len(train_ds) // max(world_size, 1),
-                                    greater, loss_only=metrics_fn is None)
+                                    greater, loss_only=metrics_fn is None, bf16=bf16)
+    if bf16 and not device.is_cuda:
+        log.info("training under bf16 autocast on the CPU (native bf16; set %s=0 to train in fp32)", "FMHUB_CPU_BF16")
     if world_size > 1 and getattr(args, "average_tokens_across_devices", False):
         # Else the Trainer multiplies each process's loss by the process count (meant for losses
         # summed over tokens): a mean loss (classification) would be logged, and clipped, doubled.
@@ -215,6 +257,7 @@ def build_trainer(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds
     trainer = _bucketed_trainer_class()(
         train_lengths=list(train_ds["length"]),
         mega_batch_mult=MEGA_BATCH_MULT,
+        labelled_loss=causal,
         model=model,
         args=args,
         train_dataset=train_ds,

@@ -128,7 +128,7 @@ def cli_command(specs: list[EvaluateSpec]) -> str:
     for key, column in spec.data.column_mapping.items():
         args += ["--map", f"{key}={column}"]
     for name, flag in (("format", "--format"), ("encoding", "--encoding"), ("on_invalid_row", "--on-invalid-row"),
-                       ("label_type", "--label-type"), ("delimiter", "--delimiter")):
+                       ("label_type", "--label-type"), ("delimiter", "--delimiter"), ("group_by", "--group-by")):
         if name in data:
             args += [flag, str(data[name])]
     fields = spec.model_fields_set

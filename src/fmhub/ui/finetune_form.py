@@ -2,7 +2,8 @@
 YAML job file and ``curl`` command the review step shows.
 
 Form fields are named by spec path (``data.train``, ``hyperparameters.learning_rate``,
-``data.column_mapping.label``); fields of the wizard itself start with ``wizard.`` and never reach
+``data.column_mapping.label``); a list-valued hyperparameter (``lora_target_modules``) is written
+comma-separated; fields of the wizard itself start with ``wizard.`` and never reach
 the spec. Empty fields are left out, so the spec's defaults apply.
 """
 
@@ -15,12 +16,17 @@ from typing import Any
 import yaml
 
 from fmhub.errors import SpecError
+from fmhub.services.finetune_options import list_hyperparameters
 from fmhub.services.specs import FinetuneSpec, build_spec
 from fmhub.ui.forms import first, nested
 from fmhub.ui.wizard_data import column_mapping_from_form
 
 TOP_LEVEL = ("model", "task", "data", "hyperparameters", "registered_model_name", "compute", "resources", "device")
-"""Spec fields the form fills (``register_model`` is read from its checkbox)."""
+"""Spec fields the form fills (the checkboxes of :data:`CHECKBOXES` are read apart)."""
+
+CHECKBOXES = ("register_model", "merge_adapter", "zero_shot")
+"""Boolean spec fields the form sends as a hidden ``false`` followed by the checkbox's ``true``
+(``register_model`` always goes into the spec; the others only when not their default)."""
 
 SPLIT_MODES = {"validation": ("auto", "file"), "test": ("auto", "file", "none")}
 
@@ -39,6 +45,11 @@ def finetune_spec_dict(form: dict[str, list[str]]) -> tuple[dict[str, Any], list
     spec: dict[str, Any] = {k: values[k] for k in TOP_LEVEL if k in values}
     if spec.get("compute") != "ray":  # the resource fields only mean something on a cluster
         spec.pop("resources", None)
+    hp = spec.get("hyperparameters")
+    if isinstance(hp, dict):
+        for name in list_hyperparameters():  # written comma-separated: "q_proj, v_proj"
+            if isinstance(hp.get(name), str):
+                hp[name] = [part.strip() for part in hp[name].split(",") if part.strip()]
     data = dict(values.get("data") or {})
     data.pop("column_mapping", None)
     mapping = column_mapping_from_form(form)
@@ -60,9 +71,13 @@ def finetune_spec_dict(form: dict[str, list[str]]) -> tuple[dict[str, Any], list
             if mode == "none":
                 data.pop(f"{split}_size", None)
     spec["data"] = data
-    checks = form.get("register_model")
-    if checks is not None:  # a hidden "false" before the checkbox: ["false"] or ["false", "true"]
-        spec["register_model"] = "true" in [v.strip().lower() for v in checks]
+    for name in CHECKBOXES:
+        checks = form.get(name)
+        if checks is None:
+            continue
+        value = "true" in [v.strip().lower() for v in checks]  # a hidden "false", then the checkbox's "true"
+        if name == "register_model" or value != FinetuneSpec.model_fields[name].default:
+            spec[name] = value  # the others only when not their default, so the job file stays short
     return spec, problems
 
 

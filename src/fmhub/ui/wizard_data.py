@@ -12,8 +12,8 @@ The fragment route reads the wizard's whole form:
   report, and each key's problems swapped next to its select) or ``check`` (the report of a further
   file read with the form's mapping);
 - ``wizard.reset``: ``1`` to ignore the form's mapping (a new file or task: match by name again);
-- ``data.column_mapping.<key>``, ``data.on_invalid_row``, ``data.label_type``: the mapping and
-  reading options.
+- ``data.column_mapping.<key>``, ``data.on_invalid_row``, ``data.label_type``, ``data.group_by``: the
+  mapping and reading options (``group_by`` names the column whose values group the test metrics).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ router = APIRouter()
 SOURCES = ("data.train", "data.validation", "data.test")
 PARTS = ("mapping", "report", "check")
 MAPPING_PREFIX = "data.column_mapping."
-READ_OPTIONS = ("on_invalid_row", "label_type", "format", "encoding", "delimiter")
+READ_OPTIONS = ("on_invalid_row", "label_type", "format", "encoding", "delimiter", "group_by")
 
 
 def field_id(name: str) -> str:
@@ -126,7 +126,10 @@ async def data_mapping(request: Request, ctx: Context = Depends(get_ctx)) -> HTM
         message = "Choose a task first." if not task else "Upload a file or choose a data asset first."
         return render(request, "wizard_placeholder.html", {"message": message})
     options = read_options_from_form(form)
-    mapping = {} if first(form, "wizard.reset") == "1" and part == "mapping" else column_mapping_from_form(form)
+    reset = first(form, "wizard.reset") == "1" and part == "mapping"
+    mapping = {} if reset else column_mapping_from_form(form)
+    if reset:
+        options.pop("group_by", None)  # a new file or task: its columns are chosen again
     try:
         result = await run_in_threadpool(preview, ctx, ref, task, {**options, "column_mapping": mapping})
     except FmhubError as exc:

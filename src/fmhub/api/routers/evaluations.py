@@ -18,7 +18,8 @@ def compare(jobs: str = Query(..., description="Evaluate job ids, comma-separate
     """The jobs' test metrics side by side, as ``fmhub evaluate --model A --model B --json``
     (``{"task", "results": [{"job_id", "status", "model", "task", "test", ...}]}``), plus
     ``metrics`` (the union of the numeric metric names), ``best`` (metric -> job ids with the best
-    value), ``texts``, ``per_class`` (F1 per class or entity type) and ``done`` (every job
+    value), ``texts``, ``per_class`` (F1 per class or entity type), ``per_group`` (the metrics per
+    value of the group column, for data evaluated with ``group_by``) and ``done`` (every job
     finished). An unknown job id answers 404; a job that is not an evaluate job, 422."""
     from fmhub.services.evaluations import compare_evaluations
 

@@ -55,20 +55,26 @@ def _preselect(choices: list[dict[str, Any]], model: str | None) -> tuple[str | 
 
 
 @router.get("/evaluate", response_class=HTMLResponse)
-def evaluate_page(request: Request, model: str | None = Query(None), ctx: Context = Depends(get_ctx)) -> HTMLResponse:
-    """The wizard; ``model`` (a workspace ``NAME[:VERSION]`` or a catalog name) is ticked and its
-    task chosen."""
+def evaluate_page(request: Request, model: list[str] = Query([]), ctx: Context = Depends(get_ctx)) -> HTMLResponse:
+    """The wizard; each ``model`` (a workspace ``NAME[:VERSION]`` or a catalog name; repeat it to
+    compare, e.g. a fine-tune and its base) is ticked, and the first one's task chosen."""
     from fmhub.services.finetune_options import local_devices
     from fmhub.services.assets import list_assets
 
-    choices = _choices(ctx, [model] if model else [])
-    task, ref, notice = _preselect(choices, model)
+    models = [m for m in model if m and m.strip()]
+    choices = _choices(ctx, models)
+    task, ref, notice = _preselect(choices, models[0] if models else None)
+    selected = [ref] if ref and not notice else []
+    for other in models[1:]:
+        other_task, other_ref, why = _preselect(choices, other)
+        if other_ref and not why and other_task == task and other_ref not in selected:
+            selected.append(other_ref)
     groups: dict[str, list[dict[str, Any]]] = {}
     for c in choices:
         groups.setdefault(c["task"], []).append(c)
     usable = [t for t, entries in groups.items() if any(not c["problem"] for c in entries)]
     task = task or (usable[0] if usable else next(iter(groups), None))
-    context = {"groups": groups, "task": task, "selected": [ref] if ref and not notice else [],
+    context = {"groups": groups, "task": task, "selected": selected,
                "submission": new_token(),
                "notice": notice, "any_usable": bool(usable), "assets": list_assets(ctx),
                "devices": local_devices(), "base": BASE, "field_id": field_id}

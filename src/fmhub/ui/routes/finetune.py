@@ -32,9 +32,10 @@ def _base(ref: str) -> str:
 
 def _parameters_context(ctx: Context, ref: str, task: str, card: dict[str, Any]) -> dict[str, Any]:
     from fmhub.services.finetune_options import default_registered_name, hyperparameter_fields
+    from fmhub.services.task_facts import compares_zero_shot
 
     return {"ref": ref, "task": task, "fields": hyperparameter_fields(task, card.get("defaults") or {}),
-            "registered_name": default_registered_name(ref, task)}
+            "registered_name": default_registered_name(ref, task), "zero_shot_option": compares_zero_shot(task)}
 
 
 @router.get("/models/{ref}/finetune", response_class=HTMLResponse)

@@ -157,8 +157,14 @@ def register_default_name(job: Job) -> str:
     return f"{str(spec.get('model', 'model')).split(':', 1)[0]}-{spec.get('task', 'task')}"
 
 
-def summary_context(job: Job, action_error: FmhubError | None = None, notice: str | None = None) -> dict[str, Any]:
-    """What ``job_summary.html`` shows: status, error, actions, final metrics."""
+def summary_context(job: Job, action_error: FmhubError | None = None, notice: str | None = None,
+                    ctx: Context | None = None) -> dict[str, Any]:
+    """What ``job_summary.html`` shows: status, error, actions, final metrics, the fine-tuned model
+    beside its base model's zero-shot metrics, and (with ``ctx``, once the job has completed) sample
+    generations of its test rows."""
+    from fmhub.services.evaluations import base_vs_finetuned
+    from fmhub.services.generation_samples import sample_generations
+
     message, hint = split_error(job.error)
     registered = job.outputs.get("registered_model")
     evaluated = job.outputs.get("model") if job.kind == "evaluate" else None
@@ -174,6 +180,9 @@ def summary_context(job: Job, action_error: FmhubError | None = None, notice: st
         "register_name": register_default_name(job),
         "metrics": metric_tables(job.outputs.get("metrics")),
         "train": job.outputs.get("train") or {},
+        "zero_shot": base_vs_finetuned(job.outputs.get("metrics")) if job.kind == "finetune" else None,
+        "samples": (sample_generations(ctx, job) if ctx is not None and job.status == JobStatus.completed
+                    else []),
         "action_error": action_error, "notice": notice,
     }
 
@@ -206,7 +215,7 @@ def job_page(request: Request, job_id: str, ctx: Context = Depends(get_ctx)) -> 
     job = get_job(ctx, job_id)
     events = job_events(ctx, job_id)
     spec = job.spec or {}
-    context = {**summary_context(job), "spec": spec, "data": spec.get("data") or {},
+    context = {**summary_context(job, ctx=ctx), "spec": spec, "data": spec.get("data") or {},
                "progress": progress_of(job, events), "report": job_report(job, ctx),
                "last_seq": 0, "is_final": job.status.value in FINAL}
     return render(request, "job.html", context, json_url=f"/api/v1/jobs/{job_id}", title=f"Job {job_id}")
@@ -217,7 +226,7 @@ def job_summary(request: Request, job_id: str, ctx: Context = Depends(get_ctx)) 
     """The summary fragment (status, actions, metrics), fetched again when the status changes."""
     from fmhub.services.jobs import get_job
 
-    return render(request, "job_summary.html", summary_context(get_job(ctx, job_id)))
+    return render(request, "job_summary.html", summary_context(get_job(ctx, job_id), ctx=ctx))
 
 
 def _after_action(request: Request, ctx: Context, job_id: str, error: FmhubError | None = None,
@@ -230,7 +239,7 @@ def _after_action(request: Request, ctx: Context, job_id: str, error: FmhubError
             raise error
         return RedirectResponse(f"/ui/jobs/{job_id}", status_code=303)
     job = get_job(ctx, job_id)
-    return render(request, "job_summary.html", summary_context(job, action_error=error, notice=notice),
+    return render(request, "job_summary.html", summary_context(job, action_error=error, notice=notice, ctx=ctx),
                   status_code=error.http_status if error is not None else 200)
 
 

@@ -61,6 +61,26 @@ def scalar_metrics(metrics: dict[str, Any]) -> tuple[list[str], list[str], dict[
     return splits, names, {s: metrics[s] for s in splits}
 
 
+def adapter_of(version: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the page says of a version that is an adapter on a base model, or None.
+
+    Args:
+        version: The workspace version as a dict (``ModelVersion.model_dump()``), or None.
+
+    Returns:
+        ``{"base": the version the adapter loads on (lineage ``adapter_base_model``, else
+        ``base_model``; None when not recorded), "r", "alpha", "target_modules"}`` (the LoRA settings from the lineage's hyperparameters,
+        None where not recorded) when the lineage says ``adapter: true``.
+    """
+    lineage = (version or {}).get("lineage") or {}
+    if not lineage.get("adapter"):
+        return None
+    hp = lineage.get("hyperparameters") or {}
+    return {"base": lineage.get("adapter_base_model") or lineage.get("base_model") or (version or {}).get("base_model"),
+            "r": hp.get("lora_r"), "alpha": hp.get("lora_alpha"),
+            "target_modules": hp.get("lora_target_modules")}
+
+
 @router.get("/models/{ref}", response_class=HTMLResponse)
 def model_card(ref: str, request: Request, ctx: Context = Depends(get_ctx)) -> HTMLResponse:
     """A model's card; ``ref`` is a catalog name or a workspace ``name[:version]``.
@@ -68,6 +88,7 @@ def model_card(ref: str, request: Request, ctx: Context = Depends(get_ctx)) -> H
     Raises:
         NotFoundError: no such model (shown as an error page).
     """
+    from fmhub.services.evaluations import base_vs_finetuned
     from fmhub.services.models import show_model
 
     info = show_model(ctx, ref, base_url=str(request.base_url), needs_key=requires_key(request))
@@ -75,8 +96,10 @@ def model_card(ref: str, request: Request, ctx: Context = Depends(get_ctx)) -> H
     full_ref = f"{card['name']}:{card['version']}" if card.get("version") else card["name"]
     version = info.get("version")
     splits, metric_names, metrics = scalar_metrics((version or {}).get("metrics") or {})
+    lineage = (version or {}).get("lineage") or {}
     samples = info.get("code_samples") or {}
-    context = {"info": info, "card": card, "ref": full_ref, "model_version": version, "lineage": (version or {}).get("lineage") or {},
+    context = {"info": info, "card": card, "ref": full_ref, "model_version": version, "lineage": lineage,
+               "adapter": adapter_of(version), "zero_shot": base_vs_finetuned((version or {}).get("metrics")),
                "actions": card_actions(info), "samples": samples, "languages": LANGUAGES,
                "action_titles": ACTIONS, "splits": splits, "metric_names": metric_names, "metrics": metrics}
     return render(request, "model_card.html", context, json_url=f"/api/v1/models/{ref}",

@@ -1,0 +1,86 @@
+"""build_trainer trains causal LMs with the labelled-positions loss (same value as the stock one) and
+picks CPU bf16 autocast by the precision rule."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from fmhub.devices import DeviceChoice
+from fmhub.training import precision
+from fmhub.training.hyperparameters import Hyperparameters
+from fmhub.training.trainer import build_trainer
+
+CPU = DeviceChoice("cpu", False, "cpu")
+
+
+class _Sink:
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def _tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64))
+
+
+def _dataset():
+    from datasets import Dataset
+
+    gen = torch.Generator().manual_seed(2)
+    rows = []
+    for n in (9, 12, 7, 11):
+        ids = torch.randint(3, 97, (n,), generator=gen).tolist()
+        rows.append({"input_ids": ids, "attention_mask": [1] * n, "labels": [-100] * 4 + ids[4:], "length": n})
+    return Dataset.from_list(rows)
+
+
+def _collate(features):
+    width = max(len(f["input_ids"]) for f in features)
+
+    def pad(key, value):
+        return torch.tensor([f[key] + [value] * (width - len(f[key])) for f in features])
+
+    return {"input_ids": pad("input_ids", 0), "attention_mask": pad("attention_mask", 0), "labels": pad("labels", -100)}
+
+
+def _build(tmp_path, model, **kwargs):
+    task = SimpleNamespace(greater_is_better=False, trainer_metrics=lambda info: None,
+                           data_collator=lambda tok: _collate)
+    hp = Hyperparameters(per_device_train_batch_size=2, max_steps=1, learning_rate=1e-3).resolve({})
+    return build_trainer(task, model, None, _dataset(), None, None, hp, tmp_path, CPU, _Sink(), **kwargs).trainer
+
+
+def test_causal_lm_trains_with_the_labelled_loss_of_the_same_value(tmp_path):
+    model = _tiny_llama()
+    ours = _build(tmp_path / "a", model)
+    stock = _build(tmp_path / "b", model, causal_lm_loss=False)
+    assert ours._labelled_loss and not stock._labelled_loss
+    batch = _collate([_dataset()[i] for i in range(4)])
+    n = torch.tensor(int((batch["labels"][:, 1:] != -100).sum()))
+    for items in (None, n):
+        a = ours.compute_loss(model, dict(batch), num_items_in_batch=items)
+        b = stock.compute_loss(model, dict(batch), num_items_in_batch=items)
+        assert a.item() == pytest.approx(b.item(), rel=1e-5)
+    loss, outputs = ours.compute_loss(model, dict(batch), return_outputs=True)
+    assert outputs["loss"] is loss
+    ours.train()  # a real step goes through the override
+    assert ours.state.global_step == 1 and ours.state.log_history
+
+
+def test_cpu_bf16_only_for_lora_causal_lm_on_native_bf16(tmp_path, monkeypatch):
+    from peft import LoraConfig, get_peft_model
+
+    monkeypatch.delenv(precision.ENV_VAR, raising=False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    lora = get_peft_model(_tiny_llama(), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
+                                                    task_type="CAUSAL_LM"))
+    assert _build(tmp_path / "a", lora).args.bf16
+    assert not _build(tmp_path / "b", _tiny_llama()).args.bf16  # full fine-tuning: fp32
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert not _build(tmp_path / "c", lora).args.bf16
