@@ -87,3 +87,12 @@ def test_cloud_layout_one_or_several_conversations():
     with pytest.raises(ChatRequestError) as err:
         parse_cloud_chat(json.dumps({"input_data": {"input_string": [USER], "parameters": {"beams": 2}}}).encode())
     assert err.value.param == "parameters.beams"
+
+
+def test_cloud_layout_takes_texts_and_message_objects():
+    body = {"input_data": ["hello", {"messages": [USER]}], "params": {"max_tokens": 3}}
+    conversations, sampling, single = parse_cloud_chat(json.dumps(body).encode())
+    assert conversations == [[{"role": "user", "content": "hello"}], [USER]] and not single
+    assert sampling == {"max_tokens": 3}
+    conversations, _, single = parse_cloud_chat(json.dumps({"inputs": "hi"}).encode())
+    assert conversations == [[USER]] and single

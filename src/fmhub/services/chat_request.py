@@ -229,7 +229,9 @@ CLOUD_PARAMETERS = ("max_new_tokens", "max_tokens", "temperature", "top_p", "do_
 def parse_cloud_chat(body: bytes) -> tuple[list[list[dict[str, str]]], dict[str, Any], bool]:
     """The cloud catalogs' chat layout at ``/score``:
     ``{"input_data": {"input_string": [messages...], "parameters": {...}}}``. ``input_string`` is
-    one conversation (a list of messages) or several (a list of such lists).
+    one conversation (a list of messages) or several (a list of such lists, of ``{"messages": [...]}``
+    objects, or of texts, each one user message); ``{"input_data": [...], "params": {...}}`` is
+    read the same way.
 
     Returns:
         (the conversations, the sampling settings, whether one conversation was sent).
@@ -262,12 +264,14 @@ def parse_cloud_chat(body: bytes) -> tuple[list[list[dict[str, str]]], dict[str,
         raw, where = payload["input_string"], f"{key}.input_string"
     else:
         raw, where = payload, key
+    if isinstance(raw, str):  # one text: one user message
+        raw = [{"role": "user", "content": raw}]
     if not isinstance(raw, list) or not raw:
         raise ChatRequestError(f"{where} must be a list of messages (one conversation) or of conversations",
                                where, hint=hint)
-    single = isinstance(raw[0], dict)
+    single = isinstance(raw[0], dict) and "role" in raw[0]
     conversations = [check_messages(raw, where)] if single else \
-        [check_messages(c, f"{where}[{i}]") for i, c in enumerate(raw)]
+        [check_messages(_conversation(c), f"{where}[{i}]") for i, c in enumerate(raw)]
     bad = sorted(set(parameters) - set(CLOUD_PARAMETERS))
     if bad:
         raise ChatRequestError(f"parameters.{bad[0]} is not a parameter of a chat deployment",
@@ -279,6 +283,16 @@ def parse_cloud_chat(body: bytes) -> tuple[list[list[dict[str, str]]], dict[str,
     if do_sample is False:
         sampling["temperature"] = 0.0
     return conversations, sampling, single
+
+
+def _conversation(value: Any) -> Any:
+    """A conversation of the cloud layout: a list of messages, ``{"messages": [...]}``, or a text
+    (one user message)."""
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if isinstance(value, dict) and isinstance(value.get("messages"), list):
+        return value["messages"]
+    return value
 
 
 def openai_error(exc: FmhubError) -> dict[str, Any]:

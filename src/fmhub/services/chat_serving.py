@@ -235,6 +235,11 @@ async def _text(stream: ChatStream) -> str:
     return "".join([t async for t in stream.deltas()])
 
 
+def is_chat_task(task: str | None) -> bool:
+    """True when deployments of ``task`` answer conversations (the chat routes, the chat playground)."""
+    return bool(task) and serves_conversations(task)
+
+
 async def list_models(runtime: Any, endpoint: str, authorization: str | None) -> dict[str, Any]:
     """``GET /v1/models``: one entry per deployment of the endpoint (``id``: its model reference).
 

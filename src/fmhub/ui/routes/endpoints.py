@@ -176,7 +176,9 @@ def _endpoint_context(request: Request, ctx: Context, name: str) -> dict[str, An
     task = view["deployments"][0]["task"] if view["deployments"] else None
     example = scoring_example([task]) if task else None
     keys = endpoints_service.get_keys(ctx, name)
-    return {"ep": view, "task": task,
+    from fmhub.services.chat_serving import is_chat_task
+
+    return {"ep": view, "task": task, "chat": is_chat_task(task),
             "sample": json.dumps(example["request"], indent=2, ensure_ascii=False) if example else "",
             "masked": {"primary": mask(keys["primary_key"]), "secondary": mask(keys["secondary_key"])},
             "console_key": keys["primary_key"], "log": endpoint_actions.logs(ctx, runtime, name)[-100:],

@@ -1,5 +1,6 @@
 // fmhub UI, endpoint pages: traffic sliders that must sum to 100, keys shown on demand and copied,
-// and the test console that scores a request with the endpoint's key and times it.
+// the test console that scores a request with the endpoint's key and times it, and for chat
+// endpoints the chat playground (replies streamed as server-sent events, stoppable).
 "use strict";
 (function () {
   // -- traffic sliders -------------------------------------------------------------------------
@@ -125,6 +126,121 @@
     });
   }
 
+  // -- chat playground ---------------------------------------------------------------------------
+  function initPlayground() {
+    var box = document.getElementById("playground");
+    if (!box) return;
+    var log = document.getElementById("chat-log");
+    var input = document.getElementById("chat-input");
+    var system = document.getElementById("chat-system");
+    var send = document.getElementById("chat-send");
+    var stop = document.getElementById("chat-stop");
+    var status = document.getElementById("chat-status");
+    var ttft = document.getElementById("chat-ttft");
+    var usage = document.getElementById("chat-usage");
+    var finish = document.getElementById("chat-finish");
+    var route = document.getElementById("chat-deployment");
+    var history = [];
+    var controller = null;
+
+    function bubble(role, text) {
+      var li = document.createElement("li");
+      li.className = role;
+      var label = document.createElement("span");
+      label.className = "role"; label.textContent = role;
+      var body = document.createElement("span");
+      body.className = "content"; body.textContent = text;
+      li.appendChild(label); li.appendChild(body);
+      log.appendChild(li);
+      log.scrollTop = log.scrollHeight;
+      return body;
+    }
+    function done() { send.disabled = false; stop.disabled = true; controller = null; }
+
+    document.getElementById("chat-clear").addEventListener("click", function () {
+      if (controller) controller.abort();
+      history = []; log.innerHTML = "";
+      status.textContent = ttft.textContent = usage.textContent = finish.textContent = "-";
+    });
+    stop.addEventListener("click", function () { if (controller) controller.abort(); });
+    input.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && !e.shiftKey && !send.disabled) { e.preventDefault(); send.click(); }
+    });
+    send.addEventListener("click", function () {
+      var text = input.value.trim();
+      if (!text) return;
+      history.push({ role: "user", content: text });
+      bubble("user", text);
+      input.value = "";
+      var reply = bubble("assistant", "");
+      var messages = (system.value.trim() ? [{ role: "system", content: system.value.trim() }] : []).concat(history);
+      var body = { messages: messages, stream: true, stream_options: { include_usage: true },
+                   max_tokens: parseInt(document.getElementById("chat-max-tokens").value, 10) || 256,
+                   temperature: parseFloat(document.getElementById("chat-temperature").value) };
+      var headers = { "Content-Type": "application/json", "Authorization": "Bearer " + box.getAttribute("data-key") };
+      if (route && route.value) headers["x-fmhub-deployment"] = route.value;
+      controller = new AbortController();
+      send.disabled = true; stop.disabled = false;
+      status.textContent = "sending…"; ttft.textContent = usage.textContent = finish.textContent = "-";
+      var started = performance.now();
+      var answer = "";
+      fetch(box.getAttribute("data-chat-url"), { method: "POST", headers: headers, body: JSON.stringify(body),
+                                                  credentials: "omit", signal: controller.signal })
+        .then(function (r) {
+          status.textContent = r.status + (r.statusText ? " " + r.statusText : "");
+          if (!r.ok) {
+            return r.text().then(function (t) {
+              var message = t;
+              try { message = JSON.parse(t).error.message; } catch (e) { /* not JSON */ }
+              reply.textContent = message; reply.parentNode.className = "assistant field-error";
+              finish.textContent = "error";
+              history.pop();
+            });
+          }
+          var reader = r.body.getReader();
+          var decoder = new TextDecoder();
+          var buffer = "";
+          function pump() {
+            return reader.read().then(function (part) {
+              if (part.done) return;
+              buffer += decoder.decode(part.value, { stream: true });
+              var events = buffer.split("\n\n");
+              buffer = events.pop();
+              events.forEach(function (event) {
+                var data = event.replace(/^data: /, "");
+                if (data === "[DONE]") return;
+                var chunk;
+                try { chunk = JSON.parse(data); } catch (e) { return; }
+                if (chunk.error) { reply.textContent += "\n[" + chunk.error.message + "]"; return; }
+                var choice = chunk.choices && chunk.choices[0];
+                if (choice && choice.delta && choice.delta.content) {
+                  if (!answer) ttft.textContent = (performance.now() - started).toFixed(0) + " ms";
+                  answer += choice.delta.content;
+                  reply.textContent = answer;
+                  log.scrollTop = log.scrollHeight;
+                }
+                if (choice && choice.finish_reason) finish.textContent = choice.finish_reason;
+                if (chunk.usage) usage.textContent = chunk.usage.prompt_tokens + " in, " + chunk.usage.completion_tokens + " out";
+              });
+              return pump();
+            });
+          }
+          return pump().then(function () { history.push({ role: "assistant", content: answer }); });
+        })
+        .catch(function (err) {
+          if (err && err.name === "AbortError") {
+            finish.textContent = "stopped";
+            if (answer) history.push({ role: "assistant", content: answer }); else history.pop();
+            return;
+          }
+          status.textContent = "network error"; finish.textContent = "error";
+          reply.textContent = String(err && err.message || err);
+          history.pop();
+        })
+        .finally(done);
+    });
+  }
+
   // Field errors inside closed <details> (advanced settings) must be seen: open them.
   document.addEventListener("htmx:afterSettle", function (evt) {
     var root = evt.target && evt.target.closest ? (evt.target.closest("form") || evt.target) : document;
@@ -137,5 +253,6 @@
     initTraffic();
     initKeys();
     initConsole();
+    initPlayground();
   });
 })();
