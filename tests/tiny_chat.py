@@ -120,3 +120,43 @@ def chat_files(folder: Path) -> dict:
         row["references"] = [row["messages"][-1]["content"]]
     return {"train": write("train", chat_rows(12)), "validation": write("validation", chat_rows(6, 12)),
             "test": write("test", test)}
+
+
+# -- a byte-level chat model for serving tests ----------------------------------------------------
+
+BYTE_CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+BYTE_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def build_byte_chat_llama(folder: Path, context: int = 256, seed: int = 0) -> Path:
+    """Save a tiny chat model for serving tests to ``folder``: every byte one token (so any stop string
+    is a token boundary), a plain ChatML template whose end of turn ``<|im_end|>`` is the eos, and large
+    random weights so that replies depend on the prompt (``context``: ``max_position_embeddings``)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {token: i for i, token in enumerate(BYTE_SPECIAL + sorted(alphabet))}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                        pad_token="<|endoftext|>", unk_token="<|endoftext|>")
+    tokenizer.add_special_tokens({"additional_special_tokens": BYTE_SPECIAL})
+    tokenizer.chat_template = BYTE_CHATML
+    tokenizer.save_pretrained(folder)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context,
+                         bos_token_id=vocab["<|im_start|>"], eos_token_id=vocab["<|im_end|>"],
+                         pad_token_id=vocab["<|endoftext|>"], tie_word_embeddings=False,
+                         initializer_range=0.5)  # large weights: replies that depend on the prompt
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=[vocab["<|im_end|>"]], pad_token_id=vocab["<|endoftext|>"],
+                                               bos_token_id=vocab["<|im_start|>"])
+    model.save_pretrained(folder)
+    return folder

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chat_models import build_tiny_chat_llama  # noqa: E402
+from tiny_chat import build_byte_chat_llama  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def chat_endpoint(ui_server):
 
     server, train = ui_server
     client = fmhub.Client(url=server.url)
-    folder = build_tiny_chat_llama(train.parent / "tiny-chat", context=256)
+    folder = build_byte_chat_llama(train.parent / "tiny-chat", context=256)
     job = client.models.import_(folder, name="tiny-chat", task="chat-completion")
     done = client.jobs.wait(job.id, timeout_s=120, poll_s=0.3)
     assert done.status.value == "completed", done.error

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chat_models import build_tiny_chat_llama  # noqa: E402
+from tiny_chat import build_byte_chat_llama  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def served(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("chat-endpoint")
     ctx = Context.from_settings(Settings(home=root / "home"))
-    import_model(ctx, build_tiny_chat_llama(root / "tiny-chat", context=CONTEXT), name="tiny-chat",
+    import_model(ctx, build_byte_chat_llama(root / "tiny-chat", context=CONTEXT), name="tiny-chat",
                  task="chat-completion")
     server = ServerProcess(root / "home").start()
     client = fmhub.Client(url=server.url)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chat_models import build_tiny_chat_llama  # noqa: E402
+from tiny_chat import build_byte_chat_llama  # noqa: E402
 
 from fmhub.errors import SpecError  # noqa: E402
 
@@ -20,7 +20,7 @@ def chat_ctx(ctx, tmp_path):
     from fmhub.services import endpoints as endpoints_service
     from fmhub.services.models import import_model
 
-    import_model(ctx, build_tiny_chat_llama(tmp_path / "tiny-chat"), name="tiny-chat", task="chat-completion")
+    import_model(ctx, build_byte_chat_llama(tmp_path / "tiny-chat"), name="tiny-chat", task="chat-completion")
     endpoints_service.create_endpoint(ctx, "chat")
     return ctx
 

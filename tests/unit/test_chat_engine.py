@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chat_models import build_tiny_chat_llama  # noqa: E402
+from tiny_chat import build_byte_chat_llama  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 def tiny(tmp_path_factory):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = build_tiny_chat_llama(tmp_path_factory.mktemp("chat") / "tiny", context=128)
+    folder = build_byte_chat_llama(tmp_path_factory.mktemp("chat") / "tiny", context=128)
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     return model, AutoTokenizer.from_pretrained(folder)
 
