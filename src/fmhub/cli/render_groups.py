@@ -32,9 +32,9 @@ def scalar_names(groups: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
 
 
 def print_group_comparison(console: Console, results: dict[str, Any]) -> None:
-    """Per-group metrics as a table: a row per group (and ``overall``), for each metric a column per
-    result (``fine-tuned`` and ``zero-shot`` for a fine-tune's ``test`` and ``test_zero_shot``;
-    else the result's name, e.g. a model reference).
+    """Per-group metrics as a table: for each group (and ``overall``) a row per result, next to each
+    other (``fine-tuned`` and ``zero-shot`` for a fine-tune's ``test`` and ``test_zero_shot``; else
+    the result's name, e.g. a model reference); a column per metric.
 
     Args:
         console: Where to print.
@@ -47,22 +47,27 @@ def print_group_comparison(console: Console, results: dict[str, Any]) -> None:
     names = list(groups)
     labels = {n: LABELS.get(n, n) if set(names) <= set(LABELS) else n for n in names}
     metrics = scalar_names(groups)
-    title = "Metrics per group" + (": " + " vs ".join(labels[n] for n in names) if len(names) > 1 else "")
+    several = len(names) > 1
+    title = "Metrics per group" + (": " + " vs ".join(labels[n] for n in names) if several else "")
     table = Table(title=title, show_edge=False)
     table.add_column("group", overflow="fold")
+    if several:
+        table.add_column("model", overflow="fold")
     table.add_column("rows", justify="right")
     for metric in metrics:
-        for n in names:
-            table.add_column(f"{metric} ({labels[n]})" if len(names) > 1 else metric, justify="right")
+        table.add_column(metric, justify="right")
     values = list(dict.fromkeys(g for per_group in groups.values() for g in per_group))
 
     def cell(m: dict[str, Any] | None, key: str) -> str:
         value = (m or {}).get(key)
         return f"{value:.4f}" if isinstance(value, float) else "-" if value is None else str(value)
 
-    for value in values:
-        first = next((groups[n][value] for n in names if value in groups[n]), {})
-        table.add_row(value, cell(first, "n"), *(cell(groups[n].get(value), k) for k in metrics for n in names))
-    overall = [results[n] for n in names]
-    table.add_row("overall", cell(overall[0], "n"), *(cell(results[n], k) for k in metrics for n in names))
+    rows = [(value, {n: groups[n].get(value) for n in names}) for value in values]
+    rows.append(("overall", {n: results[n] for n in names}))
+    for i, (value, per_result) in enumerate(rows):
+        for j, n in enumerate(names):
+            m = per_result[n]
+            first = [value if j == 0 else ""] + ([labels[n]] if several else [])
+            table.add_row(*first, cell(m, "n"), *(cell(m, k) for k in metrics),
+                          end_section=several and j == len(names) - 1 and i < len(rows) - 1)
     console.print(table)
