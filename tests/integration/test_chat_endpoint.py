@@ -192,3 +192,18 @@ def test_cloud_layout_at_score(served):
     answer = httpx.post(f"{server.url}/endpoints/chat/score", json=bad, timeout=60,
                         headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 422 and "input_data.input_string[1][0].role" in answer.text
+
+
+def test_score_with_more_conversations_than_the_deployment_takes_is_413_not_429(served):
+    server, client, key = served
+    # the deployment takes 1 instance x 8 + 8 waiting = 16 conversations at once
+    body = {"input_data": {"input_string": [USER] * 17, "parameters": {"max_new_tokens": 2}}}
+    answer = httpx.post(f"{server.url}/endpoints/chat/score", json=body, timeout=60,
+                        headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 413, answer.text
+    assert "17 conversations" in answer.text and "at most 16" in answer.text
+    assert "retry-after" not in answer.headers
+    ok = {"input_data": {"input_string": [USER] * 2, "parameters": {"max_new_tokens": 2}}}
+    answer = httpx.post(f"{server.url}/endpoints/chat/score", json=ok, timeout=60,
+                        headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
