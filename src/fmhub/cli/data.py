@@ -21,7 +21,7 @@ def validate_cmd(
     map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable."),
     validation: str = typer.Option("auto", "--validation", help="FILE, auto or none."),
     test: str = typer.Option("auto", "--test", help="FILE, auto or none."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model whose tokenizer counts tokens (default all-MiniLM-L6-v2, or the first catalog model that fine-tunes the task, e.g. SmolLM2-135M-Instruct for chat-completion)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model whose tokenizer counts tokens (default all-MiniLM-L6-v2, or the first catalog model that fine-tunes the task, e.g. SmolLM2-135M-Instruct for conversations)."),
     max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Token limit for the truncation count."),
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),

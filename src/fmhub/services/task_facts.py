@@ -24,7 +24,7 @@ TOKEN_COUNT_MODEL = "all-MiniLM-L6-v2"
 def token_count_model(task: str) -> str:
     """The catalog model whose tokenizer counts a data file's tokens for ``task`` when the user
     names none: :data:`TOKEN_COUNT_MODEL` when it fine-tunes the task, else the first system card
-    that does (``SmolLM2-135M-Instruct`` for chat-completion); :data:`TOKEN_COUNT_MODEL` when no
+    that does (``SmolLM2-135M-Instruct`` for the chat task); :data:`TOKEN_COUNT_MODEL` when no
     card does (the spec check then names the task's models)."""
     from fmhub.catalog.cards import filter_cards, load_system_cards
 
