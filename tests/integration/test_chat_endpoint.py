@@ -194,22 +194,16 @@ def test_cloud_layout_at_score(served):
     assert answer.status_code == 422 and "input_data.input_string[1][0].role" in answer.text
 
 
-def test_an_instruct_model_stops_by_itself(served):
-    """The offline SmolLM2-135M-Instruct of the catalog, greedy, on short questions: every reply ends
-    at the end-of-turn token (finish_reason stop), streamed through the openai package."""
+def test_score_with_more_conversations_than_the_deployment_takes_is_413_not_429(served):
     server, client, key = served
-    client.endpoints.create("smol")
-    try:
-        shown = client.endpoints.deploy("smol", "SmolLM2-135M-Instruct", "blue", task="chat-completion")
-        assert shown["deployments"][0]["state"] == "ready", shown
-        smol_key = client.endpoints.keys("smol")["primary_key"]
-        api = openai.OpenAI(base_url=f"{server.url}/endpoints/smol/v1", api_key=smol_key, max_retries=0, timeout=120)
-        for question in ("What is the capital of France? Answer in one word.", "Say hello in French."):
-            chunks = list(api.chat.completions.create(model="smol", messages=[{"role": "user", "content": question}],
-                                                      temperature=0, max_tokens=200, stream=True))
-            reasons = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
-            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-            assert reasons == ["stop"], text
-            assert text.strip() and "<|im_end|>" not in text
-    finally:
-        client.endpoints.delete("smol")
+    # the deployment takes 1 instance x 8 + 8 waiting = 16 conversations at once
+    body = {"input_data": {"input_string": [USER] * 17, "parameters": {"max_new_tokens": 2}}}
+    answer = httpx.post(f"{server.url}/endpoints/chat/score", json=body, timeout=60,
+                        headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 413, answer.text
+    assert "17 conversations" in answer.text and "at most 16" in answer.text
+    assert "retry-after" not in answer.headers
+    ok = {"input_data": {"input_string": [USER] * 2, "parameters": {"max_new_tokens": 2}}}
+    answer = httpx.post(f"{server.url}/endpoints/chat/score", json=ok, timeout=60,
+                        headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2

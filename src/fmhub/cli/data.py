@@ -8,7 +8,7 @@ import typer
 
 from fmhub.cli.common import JSON_OPTION, TYPER_SETTINGS, context, handle_errors, out, print_json, quiet_libraries
 from fmhub.cli.render import print_report
-from fmhub.services.task_facts import tasks_text
+from fmhub.services.task_facts import tasks_text, token_count_model
 
 app = typer.Typer(help="Check data files and manage data assets.", no_args_is_help=True, **TYPER_SETTINGS)
 
@@ -21,7 +21,7 @@ def validate_cmd(
     map: Optional[list[str]] = typer.Option(None, "--map", help="KEY=COLUMN, repeatable."),
     validation: str = typer.Option("auto", "--validation", help="FILE, auto or none."),
     test: str = typer.Option("auto", "--test", help="FILE, auto or none."),
-    model: str = typer.Option("all-MiniLM-L6-v2", "--model", help="Model whose tokenizer counts tokens."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model whose tokenizer counts tokens (default all-MiniLM-L6-v2, or the first catalog model that fine-tunes the task, e.g. SmolLM2-135M-Instruct for conversations)."),
     max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Token limit for the truncation count."),
     format: Optional[str] = typer.Option(None, "--format", help="Force the reader: jsonl, json, csv, tsv, parquet, conll (token<TAB>tag lines)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding."),
@@ -38,7 +38,7 @@ def validate_cmd(
     from fmhub.cli.finetune import build_finetune_spec
     from fmhub.services.finetune import validate
 
-    flags = {"model": model, "task": task, "train": file, "validation": validation, "test": test, "map": map,
+    flags = {"model": model or token_count_model(task), "task": task, "train": file, "validation": validation, "test": test, "map": map,
              "format": format, "encoding": encoding, "on_invalid_row": on_invalid_row,
              "label_type": label_type, "tag_names": tag_names, "label_names": label_names,
              "max_seq_length": max_seq_length,

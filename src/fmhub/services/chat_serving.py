@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fmhub.errors import FmhubError, OverloadedError, ScoringTimeoutError, UnavailableError
+from fmhub.errors import FmhubError, OverloadedError, PayloadTooLargeError, ScoringTimeoutError, UnavailableError
 from fmhub.serving.base import InstanceGone, NoInstance, QueueFull
 from fmhub.serving.chat_dispatch import ChatStream, PromptRejected, serves_conversations
 from fmhub.services.chat_request import ChatRequest, ChatRequestError, parse_chat_request, parse_cloud_chat
@@ -203,9 +203,18 @@ async def score_chat(runtime: Any, live: Any, endpoint: str, body: bytes) -> dic
     "usage"}]``; one conversation also gets ``output`` (its text), as the cloud catalogs answer.
 
     Raises:
-        FmhubError: 413, 422 (naming the field), 429, 503, 504.
+        FmhubError: 413 (also: more conversations than the deployment takes at once, its instances
+            times ``max_batch_size`` plus ``max_queue``), 422 (naming the field), 429, 503, 504.
     """
     conversations, sampling, single = parse_cloud_chat(body)
+    record = live.record
+    capacity = record.instances * record.max_batch_size + record.max_queue
+    if len(conversations) > capacity:  # could never be taken at once: a 429 would be retried in vain
+        raise PayloadTooLargeError(
+            f"input_data.input_string has {len(conversations)} conversations; deployment '{record.name}' takes at "
+            f"most {capacity} at once ({record.instances} instance(s) x max_batch_size {record.max_batch_size} "
+            f"+ max_queue {record.max_queue})",
+            hint="send them in several requests, or redeploy with more --instances or a larger --max-queue")
     streams: list[ChatStream] = []
     try:
         for i, messages in enumerate(conversations):

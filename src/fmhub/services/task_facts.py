@@ -17,6 +17,22 @@ def tasks_text() -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
+TOKEN_COUNT_MODEL = "all-MiniLM-L6-v2"
+"""The model whose tokenizer ``fmhub data validate`` counts tokens with, for the tasks it takes."""
+
+
+def token_count_model(task: str) -> str:
+    """The catalog model whose tokenizer counts a data file's tokens for ``task`` when the user
+    names none: :data:`TOKEN_COUNT_MODEL` when it fine-tunes the task, else the first system card
+    that does (``SmolLM2-135M-Instruct`` for the chat task); :data:`TOKEN_COUNT_MODEL` when no
+    card does (the spec check then names the task's models)."""
+    from fmhub.catalog.cards import filter_cards, load_system_cards
+
+    cards = filter_cards(load_system_cards(), finetune_task=task)
+    names = [card.name for card in cards]
+    return TOKEN_COUNT_MODEL if TOKEN_COUNT_MODEL in names or not names else names[0]
+
+
 def headline_metric(task: str | None) -> str | None:
     """The metric a job list shows for ``task``; None for an unknown task (or none given)."""
     return get_task(task).headline_metric if task in task_names() else None
