@@ -313,3 +313,13 @@ def test_task_name_finder_finds_a_name(tmp_path):
                            "tasks/x.py": 'name = "summarization"\n',
                            "cli/y.py": "# all-MiniLM-L6-v2-summarization-x is a model name, not a task\n"})
     assert task_name_spellings(top) == ["ui/x.py:1: Summarization"]
+
+
+def test_test_files_have_unique_names():
+    """pytest imports test modules by their file name (the folders have no ``__init__.py``): two
+    files with one name stop the whole run at collection."""
+    tests = Path(__file__).resolve().parents[1]
+    seen: dict[str, list[str]] = {}
+    for path in tests.rglob("test_*.py"):
+        seen.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert not {name: where for name, where in seen.items() if len(where) > 1}
