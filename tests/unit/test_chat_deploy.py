@@ -4,6 +4,7 @@ pytorch-int8), and the dispatcher's bound on open conversations (429)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sys
 from pathlib import Path
 
@@ -90,4 +91,7 @@ def test_dispatcher_bounds_open_conversations_and_spreads_them():
         dispatcher.start({"messages": []})
         assert dispatcher.status()["open_conversations"] == 5
 
-    asyncio.run(run())
+    # In a thread of its own: the browser tests' Playwright (sync API) leaves an event loop running
+    # in the main thread when they run first in the same session.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, run()).result()
