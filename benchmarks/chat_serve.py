@@ -84,7 +84,7 @@ def baseline(model_path: str, base_path: str | None, convs: list, max_tokens: in
     from transformers import AutoTokenizer
     from transformers.generation.streamers import BaseStreamer
 
-    from fmhub.serving.chat_engine import end_of_turn_ids
+    from fmhub.tasks.chat_engine import end_of_turn_ids
     from fmhub.tasks.adapters import load_causal_lm
     from fmhub.tasks.chat_template import ensure_chat_template
 

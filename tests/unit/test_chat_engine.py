@@ -25,7 +25,7 @@ def tiny(tmp_path_factory):
 
 
 def _engine(tiny, max_batch=8, end_ids=None):
-    from fmhub.serving.chat_engine import ChatEngine, end_of_turn_ids
+    from fmhub.tasks.chat_engine import ChatEngine, end_of_turn_ids
 
     model, tokenizer = tiny
     return ChatEngine(model, tokenizer, max_batch, 128, end_ids if end_ids is not None else
@@ -35,7 +35,7 @@ def _engine(tiny, max_batch=8, end_ids=None):
 def _run(engine, joins, sampling):
     """Run ``joins`` ({step: [(id, text)]}) to the end; returns (text, finish, usage) per id and the
     step batch sizes seen."""
-    from fmhub.serving.chat_engine import Sampling
+    from fmhub.tasks.chat_engine import Sampling
 
     out, steps, n = {}, [], 0
     while n == 0 or engine.has_work() or any(k >= n for k in joins):
@@ -114,7 +114,7 @@ def test_seed_makes_sampling_repeatable_and_settings_stay_per_request(tiny):
 
 
 def test_cancel_frees_the_slot_and_the_others_go_on(tiny):
-    from fmhub.serving.chat_engine import Sampling
+    from fmhub.tasks.chat_engine import Sampling
 
     engine = _engine(tiny, max_batch=2, end_ids=[])
     for rid in ("a", "b", "c"):
@@ -134,7 +134,7 @@ def test_cancel_frees_the_slot_and_the_others_go_on(tiny):
 
 
 def test_context_check_names_the_limit(tiny):
-    from fmhub.serving.chat_engine import PromptRejected, Sampling
+    from fmhub.tasks.chat_engine import PromptRejected, Sampling
 
     engine = _engine(tiny)
     with pytest.raises(PromptRejected) as err:

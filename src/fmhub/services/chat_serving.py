@@ -3,7 +3,7 @@ streamed as server-sent events), ``/v1/models``, and the cloud layout at ``/scor
 deployments, over a :class:`~fmhub.services.serving.EndpointRuntime`.
 
 A conversation runs on a chat deployment's instances (continuous batching,
-:mod:`fmhub.serving.chat_engine`); one that asks too much of the model's context is refused (422)
+:mod:`fmhub.tasks.chat_engine`); one that asks too much of the model's context is refused (422)
 before it takes a slot, and one whose client goes away is dropped from the batch.
 """
 

@@ -1,5 +1,5 @@
 """The instance process of a chat deployment: loads the causal LM once and runs a
-:class:`~fmhub.serving.chat_engine.ChatEngine` (or vLLM's engine, runtime ``vllm``), taking
+:class:`~fmhub.tasks.chat_engine.ChatEngine` (or vLLM's engine, runtime ``vllm``), taking
 conversations and cancellations from the server between decode steps and streaming text back.
 
 Pipe protocol (on top of the classic one of :mod:`fmhub.serving.instance`, which chat instances do
@@ -20,7 +20,7 @@ import os
 import time
 from typing import Any
 
-from fmhub.serving.chat_engine import ChatEngine, PromptRejected, Sampling, end_of_turn_ids
+from fmhub.tasks.chat_engine import ChatEngine, PromptRejected, Sampling, end_of_turn_ids
 
 
 def context_tokens(model: Any) -> int:

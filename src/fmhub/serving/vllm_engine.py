@@ -1,6 +1,6 @@
 """Runtime ``vllm`` for chat deployments: vLLM's engine (paged attention, its own continuous
 batching) inside the instance process, behind the same interface as
-:class:`~fmhub.serving.chat_engine.ChatEngine`. Needs a CUDA GPU and the ``fmhub[vllm]`` extra;
+:class:`~fmhub.tasks.chat_engine.ChatEngine`. Needs a CUDA GPU and the ``fmhub[vllm]`` extra;
 :func:`vllm_problem` says why it cannot run, so a deployment is refused before anything starts.
 """
 
@@ -11,7 +11,7 @@ import itertools
 import tempfile
 from typing import Any
 
-from fmhub.serving.chat_engine import DEFAULT_MAX_TOKENS, Event, PromptRejected, Sampling
+from fmhub.tasks.chat_engine import DEFAULT_MAX_TOKENS, Event, PromptRejected, Sampling
 
 
 def vllm_problem(device: str) -> str | None:
@@ -30,7 +30,7 @@ def vllm_problem(device: str) -> str | None:
 
 
 class VllmChatEngine:
-    """vLLM's ``LLMEngine`` with the :class:`~fmhub.serving.chat_engine.ChatEngine` interface.
+    """vLLM's ``LLMEngine`` with the :class:`~fmhub.tasks.chat_engine.ChatEngine` interface.
 
     Args:
         config: The instance config (``model_path``, ``base_model_path``, ``max_batch_size``).

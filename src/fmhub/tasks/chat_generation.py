@@ -18,23 +18,21 @@ def generate_replies(model: Any, tokenizer: Any, inputs: list[list[dict[str, Any
 
     Args:
         inputs: Message lists; a final assistant message is dropped (it is the reference).
-        batch_size: Prompts decoded together (left-padded, longest first).
+        batch_size: Replies decoded together at most (continuous batching: a finished reply's place
+            goes to the next prompt, longest prompts first).
         max_seq_length: Longest prompt in tokens (a longer one keeps its last tokens).
         options: ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p`` (others ignored).
 
     Returns:
         Per input ``{"generated_text", "finish_reason": "stop" | "length", "truncated"}``.
     """
-    import torch
-
-    from fmhub.tasks.batching import length_sorted_batches
+    from fmhub.tasks.chat_engine import ChatEngine, Sampling
 
     options = options or {}
     if not inputs:
         return []
     ensure_chat_template(tokenizer)
     stop_ids = generation_stop_ids(model, tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     generation = generation_kwargs(options)
     prompts: list[list[int]] = []
     cut: list[bool] = []
@@ -43,24 +41,24 @@ def generate_replies(model: Any, tokenizer: Any, inputs: list[list[dict[str, Any
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         cut.append(len(ids) > max_seq_length)
         prompts.append(ids[-max_seq_length:] if max_seq_length > 0 else ids)
-    device = next(model.parameters()).device
     model.eval()
+    max_new = generation["max_new_tokens"]
+    longest = max(len(p) for p in prompts)
+    # Continuous batching: a reply that ends leaves the batch and the next prompt takes its place,
+    # so no row decodes past its own end (``generate`` runs a batch until its longest reply ends).
+    engine = ChatEngine(model, tokenizer, max_batch=batch_size, context_tokens=longest + max_new, end_ids=stop_ids)
+    sampling = Sampling(max_tokens=max_new, temperature=generation.get("temperature") or 0.0,
+                        top_p=generation.get("top_p") or 1.0, seed=options.get("seed"))
+    for i in sorted(range(len(prompts)), key=lambda k: -len(prompts[k])):  # longest first: fewer pad columns
+        engine.add(i, prompts[i], max_new, sampling)
+    texts: dict[int, list[str]] = {i: [] for i in range(len(prompts))}
     out: list[Any] = [None] * len(inputs)
-    stops = set(stop_ids)
-    with torch.inference_mode():
-        for idx in length_sorted_batches([len(p) for p in prompts], batch_size):
-            width = max(len(prompts[i]) for i in idx)
-            ids = torch.tensor([[pad_id] * (width - len(prompts[i])) + prompts[i] for i in idx], device=device)
-            mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in idx],
-                                device=device)
-            generated = model.generate(input_ids=ids, attention_mask=mask, eos_token_id=stop_ids,
-                                       pad_token_id=pad_id, use_cache=True, **generation)
-            for row, i in enumerate(idx):
-                new = generated[row, width:].tolist()
-                end = next((k for k, t in enumerate(new) if t in stops), None)
-                text = tokenizer.decode(new if end is None else new[:end], skip_special_tokens=True)
-                out[i] = {"generated_text": text.strip(), "finish_reason": "length" if end is None else "stop",
-                          "truncated": cut[i]}
+    while engine.has_work():
+        for event in engine.step():
+            texts[event.id].append(event.delta)
+            if event.finish_reason is not None:
+                out[event.id] = {"generated_text": "".join(texts[event.id]).strip(),
+                                 "finish_reason": event.finish_reason, "truncated": cut[event.id]}
     return out
 
 
