@@ -84,7 +84,7 @@ def baseline(model_path: str, base_path: str | None, convs: list, max_tokens: in
     from transformers import AutoTokenizer
     from transformers.generation.streamers import BaseStreamer
 
-    from fmhub.tasks.chat_engine import end_of_turn_ids
+    from fmhub.tasks.chat_generation import generation_stop_ids
     from fmhub.tasks.adapters import load_causal_lm
     from fmhub.tasks.chat_template import ensure_chat_template
 
@@ -92,7 +92,7 @@ def baseline(model_path: str, base_path: str | None, convs: list, max_tokens: in
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     ensure_chat_template(tokenizer)
     model = load_causal_lm(model_path, base_path).eval()
-    end = end_of_turn_ids(model, tokenizer)
+    end = generation_stop_ids(model, tokenizer)
 
     class FirstToken(BaseStreamer):
         def __init__(self) -> None:

@@ -25,11 +25,12 @@ def tiny(tmp_path_factory):
 
 
 def _engine(tiny, max_batch=8, end_ids=None):
-    from fmhub.tasks.chat_engine import ChatEngine, end_of_turn_ids
+    from fmhub.tasks.chat_engine import ChatEngine
+    from fmhub.tasks.chat_generation import generation_stop_ids
 
     model, tokenizer = tiny
     return ChatEngine(model, tokenizer, max_batch, 128, end_ids if end_ids is not None else
-                      end_of_turn_ids(model, tokenizer))
+                      generation_stop_ids(model, tokenizer))
 
 
 def _run(engine, joins, sampling):

@@ -20,7 +20,8 @@ import os
 import time
 from typing import Any
 
-from fmhub.tasks.chat_engine import ChatEngine, PromptRejected, Sampling, end_of_turn_ids
+from fmhub.tasks.chat_engine import ChatEngine, PromptRejected, Sampling
+from fmhub.tasks.chat_generation import generation_stop_ids
 
 
 def context_tokens(model: Any) -> int:
@@ -66,7 +67,7 @@ def load_chat(config: dict[str, Any]) -> tuple[Any, str]:
         description = f"pytorch (fp32, cpu, {threads} thread{'' if threads == 1 else 's'}, continuous batching)"
     render = _renderer(tokenizer)
     engine = ChatEngine(model, tokenizer, int(config.get("max_batch_size") or 32), context_tokens(model),
-                        end_of_turn_ids(model, tokenizer), render)
+                        generation_stop_ids(model, tokenizer), render)
     return engine, description
 
 

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from fmhub.tasks.chat_cache import layers as _layers, make_cache as _make_cache
+
 PREFILL_TOKENS_PER_STEP = 512
 """Prompt tokens prefilled at most per step (at least one conversation joins per step): the running
 conversations get a decode step between prefills instead of waiting for every newcomer."""
@@ -367,85 +369,6 @@ class ChatEngine:
                                    for k, v in _layers(self._cache)])
 
 
-def _layers(cache: Any) -> list[tuple[Any, Any]]:
-    """``(keys, values)`` per layer of a ``DynamicCache`` (``[rows, heads, columns, dim]`` each)."""
-    if hasattr(cache, "layers"):
-        return [(layer.keys, layer.values) for layer in cache.layers]
-    return list(zip(cache.key_cache, cache.value_cache))  # transformers 4.x
-
-
-CACHE_GROWTH = 128
-"""Columns a layer's cache buffer grows by: a decode step writes into the buffer instead of copying
-the whole cache (``DynamicCache`` concatenates on every step, which cost 40% of a 16-conversation
-step on a CPU)."""
-
-
-def _make_cache(layers: list[tuple[Any, Any]]) -> Any:
-    """A ``DynamicCache`` holding ``layers``, whose layers append into preallocated buffers."""
-    from transformers import DynamicCache
-
-    cache = DynamicCache()
-    for i, (k, v) in enumerate(layers):
-        cache.update(k, v, i)
-    if hasattr(cache, "layers"):
-        for layer in cache.layers:
-            if type(layer).__name__ == "DynamicLayer":
-                layer.update = _growing_update(layer)
-    return cache
-
-
-def _growing_update(layer: Any) -> Any:
-    """``layer.update`` writing new columns into a buffer with room to spare; the layer's ``keys``
-    and ``values`` are views of the filled part."""
-    import torch
-
-    state: dict[str, Any] = {}
-
-    def update(key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        n, m = layer.keys.shape[-2], key_states.shape[-2]
-        buf_k = state.get("k")
-        if buf_k is None or n + m > buf_k.shape[-2]:
-            shape = list(layer.keys.shape)
-            shape[-2] = n + m + CACHE_GROWTH
-            buf_k = torch.empty(shape, dtype=layer.keys.dtype, device=layer.keys.device)
-            buf_v = torch.empty(shape[:-1] + [layer.values.shape[-1]], dtype=layer.values.dtype,
-                                device=layer.values.device)
-            buf_k[..., :n, :] = layer.keys
-            buf_v[..., :n, :] = layer.values
-            state["k"], state["v"] = buf_k, buf_v
-        buf_v = state["v"]
-        buf_k[..., n:n + m, :] = key_states
-        buf_v[..., n:n + m, :] = value_states
-        layer.keys, layer.values = buf_k[..., :n + m, :], buf_v[..., :n + m, :]
-        return layer.keys, layer.values
-
-    return update
-
-
-def end_of_turn_ids(model: Any, tokenizer: Any) -> list[int]:
-    """The tokens that end a reply: the generation config's ``eos_token_id`` (an id or a list),
-    the tokenizer's end-of-sequence token, and the chat template's end-of-turn token when the task
-    module knows it."""
-    ids: set[int] = set()
-    config = getattr(model, "generation_config", None)
-    eos = getattr(config, "eos_token_id", None)
-    for value in (eos if isinstance(eos, (list, tuple)) else [eos]):
-        if isinstance(value, int):
-            ids.add(value)
-    if isinstance(tokenizer.eos_token_id, int):
-        ids.add(tokenizer.eos_token_id)
-    try:
-        from fmhub.tasks.chat_template import end_of_turn_ids as template_ids
-    except ImportError:
-        template_ids = None
-    if template_ids is not None:
-        try:
-            ids.update(int(i) for i in template_ids(tokenizer))
-        except Exception:  # noqa: BLE001 - the generation config's ids suffice
-            pass
-    return sorted(ids)
-
-
 def timed_step(engine: ChatEngine) -> tuple[list[Event], float]:
     """One :meth:`ChatEngine.step` and its duration in seconds."""
     t0 = time.perf_counter()
@@ -453,4 +376,4 @@ def timed_step(engine: ChatEngine) -> tuple[list[Event], float]:
     return events, time.perf_counter() - t0
 
 
-__all__ = ["ChatEngine", "DEFAULT_MAX_TOKENS", "Event", "PromptRejected", "Sampling", "end_of_turn_ids"]
+__all__ = ["ChatEngine", "DEFAULT_MAX_TOKENS", "Event", "PromptRejected", "Sampling"]

@@ -96,12 +96,14 @@ def check_messages(value: list[Any]) -> list[dict[str, str]]:
 
 
 def generation_stop_ids(model: Any, tokenizer: Any) -> list[int]:
-    """The model generation config's eos ids followed by the chat template's end-of-turn ids."""
+    """The tokens that end a reply: the model generation config's ``eos_token_id`` (an id or a
+    list), then the tokenizer's end-of-sequence token and the chat template's end-of-turn tokens."""
     config = getattr(model, "generation_config", None)
     current = getattr(config, "eos_token_id", None)
     existing = [] if current is None else ([int(x) for x in current] if isinstance(current, (list, tuple))
                                            else [int(current)])
-    return list(dict.fromkeys([*existing, *end_of_turn_ids(tokenizer)]))
+    eos = [tokenizer.eos_token_id] if isinstance(tokenizer.eos_token_id, int) else []
+    return list(dict.fromkeys([*existing, *eos, *end_of_turn_ids(tokenizer)]))
 
 
 def generation_kwargs(options: dict[str, Any]) -> dict[str, Any]:
