@@ -125,7 +125,9 @@ def test_cpu_bf16_rule(monkeypatch, tmp_path):
     flags = tmp_path / "cpuinfo"
     flags.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile\n")
     assert precision.cpu_has_native_bf16.__wrapped__(str(flags))
-    flags.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n")  # measured: no gain
+    flags.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n")  # measured 1.45-1.7x
+    assert precision.cpu_has_native_bf16.__wrapped__(str(flags))
+    flags.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
     assert not precision.cpu_has_native_bf16.__wrapped__(str(flags))
 
     class Lora:

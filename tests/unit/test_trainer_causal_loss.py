@@ -84,3 +84,23 @@ def test_cpu_bf16_only_for_lora_causal_lm_on_native_bf16(tmp_path, monkeypatch):
     assert not _build(tmp_path / "b", _tiny_llama()).args.bf16  # full fine-tuning: fp32
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     assert not _build(tmp_path / "c", lora).args.bf16
+
+
+def test_labelled_loss_runs_the_decoder_under_the_trainers_bf16_autocast(tmp_path, monkeypatch):
+    """The labelled loss calls the decoder directly, past the forward accelerate wraps in autocast:
+    bf16 must still reach the decoder's matrix products (and fp32 must stay fp32)."""
+    from peft import LoraConfig, get_peft_model
+
+    batch = _collate([_dataset()[i] for i in range(4)])
+    for forced, expected in (("1", torch.bfloat16), ("0", torch.float32)):
+        monkeypatch.setenv(precision.ENV_VAR, forced)
+        lora = get_peft_model(_tiny_llama(), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
+                                                        task_type="CAUSAL_LM"))
+        trainer = _build(tmp_path / forced, lora)
+        assert trainer._labelled_loss
+        seen = []
+        proj = lora.get_base_model().model.layers[0].self_attn.q_proj.base_layer
+        proj.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        assert seen == [expected]
+        assert loss.dtype == torch.float32 and torch.isfinite(loss)

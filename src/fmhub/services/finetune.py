@@ -22,8 +22,9 @@ from fmhub.services import registration
 from fmhub.services.context import Context
 from fmhub.services.data_prep import PreparedData, prepare_data, report_error
 from fmhub.services.finetune_checks import cap_evaluated_rows, check_hyperparameters
-from fmhub.services.finetune_eval import (ZERO_SHOT, evaluate_splits, last_validation_loss, merged_for_inference,
-                                          perplexity, record_prediction_warnings, zero_shot_metrics)
+from fmhub.services.finetune_eval import (ZERO_SHOT, evaluate_splits, inference_copy, last_validation_loss,
+                                          merged_for_inference, perplexity, record_prediction_warnings,
+                                          zero_shot_metrics)
 from fmhub.services.finetune_lora import (check_lora, is_peft_model, load_model_to_train, lora_lineage,
                                           save_adapter_or_merged, write_generation_config)
 from fmhub.services.compute_checks import check_compute
@@ -312,12 +313,14 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
     zero_shot: dict[str, Any] = {}
     if task.zero_shot_baseline and spec.zero_shot and "test" in splits:  # first: the base's exact weights
         zero_shot = zero_shot_metrics(task, model, lambda: load_resolved(task, resolved, info), tokenizer,
-                                      splits, info, hp, folder, sink, options)
-    with merged_for_inference(model):
-        metrics = evaluate_splits(task, model, tokenizer, splits, info, hp, folder, sink, options, prediction_warnings)
+                                      splits, info, hp, folder, sink, options, bf16=outcome.bf16)
+    predicted = ("validation", "test") if task.validation_predictions else ("test",)
+    with merged_for_inference(model) as merged, inference_copy(merged, outcome.bf16) as scorer:
+        metrics = evaluate_splits(task, scorer, tokenizer, splits, info, hp, folder, sink, options,
+                                  prediction_warnings, split_names=predicted)
     loss = last_validation_loss(outcome.log_history)
-    if loss is not None and "validation" in metrics:  # the Trainer's token loss on the validation split
-        metrics["validation"].setdefault("loss", loss)
+    if loss is not None and "validation" in splits:  # the Trainer's token loss on the validation split
+        metrics.setdefault("validation", {}).setdefault("loss", loss)
         metrics["validation"].setdefault("perplexity", perplexity(loss))
     metrics.update(zero_shot)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")

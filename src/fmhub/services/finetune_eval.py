@@ -89,6 +89,27 @@ def merged_for_inference(model: Any) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
+def inference_copy(model: Any, bf16: bool) -> Iterator[Any]:
+    """The model that predicts after training: ``model`` itself, or, for a model trained under bf16
+    autocast on the CPU, a bf16 copy of it (:func:`~fmhub.training.precision.bf16_copy`; decoding
+    reads half the bytes). The copy is dropped afterwards; ``model`` is unchanged either way."""
+    import torch
+
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if not (bf16 and on_cpu) or getattr(model, "is_loaded_in_4bit", False):
+        yield model
+        return
+    from fmhub.training.precision import bf16_copy
+
+    clone = bf16_copy(model)
+    try:
+        with torch.inference_mode():
+            yield clone
+    finally:
+        del clone
+
+
+@contextlib.contextmanager
 def base_model_of(model: Any, load_base: Any) -> Iterator[Any]:
     """The base model of a trained ``model``: the same weights with the LoRA adapters switched off
     (a ``PeftModel``), else a fresh load with ``load_base()`` (a full fine-tune)."""
@@ -107,13 +128,14 @@ def base_model_of(model: Any, load_base: Any) -> Iterator[Any]:
 
 def zero_shot_metrics(task: Task, model: Any, load_base: Any, tokenizer: Any, splits: dict[str, Examples],
                       info: LabelInfo, hp: Any, folder: Path, sink: ProgressSink,
-                      options: dict[str, Any]) -> dict[str, Any]:
-    """The base model's metrics on the test split with the same generation settings
-    (``{"test_zero_shot": metrics}``; empty without a test split)."""
+                      options: dict[str, Any], bf16: bool = False) -> dict[str, Any]:
+    """The base model's metrics on the test split with the same generation settings and precision
+    (``{"test_zero_shot": metrics}``; empty without a test split). ``bf16``: as
+    :func:`inference_copy`, so the base and the fine-tuned model are scored alike."""
     if "test" not in splits:
         return {}
-    with base_model_of(model, load_base) as base:
-        return evaluate_splits(task, base, tokenizer, splits, info, hp, folder, sink, options, [],
+    with base_model_of(model, load_base) as base, inference_copy(base, bf16) as scorer:
+        return evaluate_splits(task, scorer, tokenizer, splits, info, hp, folder, sink, options, [],
                                split_names=("test",), suffix=ZERO_SHOT.removeprefix("test"))
 
 

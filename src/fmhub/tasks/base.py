@@ -92,6 +92,10 @@ class Task(ABC):
     zero_shot_baseline: bool = False
     """Whether a base model answers this task without training (chat): a fine-tune then also
     evaluates the base model on the test split, to compare (``test_zero_shot``)."""
+    validation_predictions: bool = True
+    """Whether a fine-tune predicts the validation split after training (its metrics beside the
+    Trainer's validation loss). False for chat, whose validation metrics are the token loss and
+    perplexity only (generation metrics come from the test split)."""
     labelled_head: bool = False
     """Whether the head carries label names (``id2label``) that fine-tuning fills: a model whose
     labels are all the placeholders ``LABEL_0``, ``LABEL_1``... was never trained for the task."""

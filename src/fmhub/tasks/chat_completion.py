@@ -53,6 +53,7 @@ class ChatCompletion(Task):
     metric_for_best_model = "loss"
     greater_is_better = False
     zero_shot_baseline = True  # an instruct model answers untrained: fine-tunes are compared with it
+    validation_predictions = False  # validation: token loss and perplexity; generation on test only
     metric_names = ()
     headline_metric = "rougeL"
     sample_train_file = ("train.jsonl", 'one {"messages": [{"role": ..., "content": ...}, ...]} object per line')

@@ -90,7 +90,7 @@ def _outcome_dict(outcome: TrainOutcome) -> dict[str, Any]:
             "train_samples_per_s": outcome.train_samples_per_s, "global_step": outcome.global_step,
             "best_checkpoint": outcome.best_checkpoint, "best_metric": outcome.best_metric,
             "log_history": outcome.log_history, "stopped_early": outcome.stopped_early,
-            "canceled_at": outcome.canceled_at, "workers": outcome.workers}
+            "canceled_at": outcome.canceled_at, "workers": outcome.workers, "bf16": outcome.bf16}
 
 
 def _train_loop(config: dict[str, Any]) -> None:
@@ -267,7 +267,8 @@ def train_distributed(task: Task, model: Any, tokenizer: Any, train_ds: Any, eva
                         train_samples_per_s=float(summary["train_samples_per_s"]),
                         global_step=int(summary["global_step"]), best_checkpoint=summary.get("best_checkpoint"),
                         best_metric=summary.get("best_metric"), log_history=list(summary.get("log_history") or []),
-                        stopped_early=bool(summary.get("stopped_early")), workers=int(summary.get("workers") or 1))
+                        stopped_early=bool(summary.get("stopped_early")), workers=int(summary.get("workers") or 1),
+                        bf16=bool(summary.get("bf16")))
 
 
 __all__ = ["AgreedCancelCallback", "WorkerHooks", "scaling_resources", "train_distributed"]

@@ -49,6 +49,7 @@ class TrainOutcome:
         stopped_early: True when early stopping ended training before its planned steps.
         canceled_at: The step a cancel stopped training at, or None.
         workers: Training processes (1, or the Ray Train workers of a distributed run).
+        bf16: Whether training ran under bf16 autocast.
     """
 
     model: Any
@@ -62,6 +63,7 @@ class TrainOutcome:
     stopped_early: bool = False
     canceled_at: int | None = None
     workers: int = 1
+    bf16: bool = False
 
 
 def _supports(name: str) -> bool:
@@ -168,7 +170,10 @@ def _bucketed_trainer_class() -> Any:
                                             num_items_in_batch=num_items_in_batch)
             # Normalised as the stock loss is, so the Trainer's gradient-accumulation scaling agrees.
             items = num_items_in_batch if self.model_accepts_loss_kwargs else None
-            loss = labelled_loss(model, inputs, num_items_in_batch=items)
+            # The decoder is called directly, not through the forward that accelerate wraps in
+            # autocast, so mixed precision (bf16) is entered here.
+            with self.accelerator.autocast():
+                loss = labelled_loss(model, inputs, num_items_in_batch=items)
             if (self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
                     and items is not None):
                 loss = loss * self.accelerator.num_processes
@@ -311,6 +316,7 @@ def run_trainer(built: BuiltTrainer, hp: Hyperparameters, sink: ProgressSink,
         stopped_early=stopped_early,
         canceled_at=canceled_at,
         workers=built.world_size,
+        bf16=bool(trainer.args.bf16),
     )
 
 
