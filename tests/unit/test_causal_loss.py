@@ -145,3 +145,31 @@ def test_cpu_bf16_rule(monkeypatch, tmp_path):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     monkeypatch.delenv(precision.ENV_VAR)
     assert not precision.use_cpu_bf16(Lora(), causal_lm=True)
+
+
+def test_cpu_bf16_inference_rule_and_copy(monkeypatch):
+    """Evaluation generates with a bf16 copy for a causal LM on a native-bf16 CPU; the model itself
+    stays fp32; FMHUB_CPU_BF16=0 keeps fp32, and other models are never copied."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForCausalLM
+
+    from fmhub.training import precision
+
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1))
+    bert = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=32))
+    monkeypatch.delenv(precision.ENV_VAR, raising=False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.use_cpu_bf16_inference(llama) and not precision.use_cpu_bf16_inference(bert)
+    monkeypatch.setenv(precision.ENV_VAR, "0")
+    assert not precision.use_cpu_bf16_inference(llama)
+    monkeypatch.delenv(precision.ENV_VAR)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert not precision.use_cpu_bf16_inference(llama)
+    with precision.inference_copy(llama, True) as copy:
+        assert copy is not llama and copy.lm_head.weight.dtype == torch.bfloat16
+        assert not torch.is_grad_enabled()
+    assert llama.lm_head.weight.dtype == torch.float32
+    with precision.inference_copy(llama, False) as same:
+        assert same is llama

@@ -51,6 +51,12 @@ def test_a_full_request_and_unknown_fields_ignored():
     ({"messages": [USER], "n": 2}, "n"),
     ({"messages": [USER], "seed": "x"}, "seed"),
     ({"messages": [USER], "stream": "yes"}, "stream"),
+    ({"messages": [USER], "n": True}, "n"),
+    ({"messages": [USER], "logprobs": True}, "logprobs"),
+    ({"messages": [USER], "top_logprobs": 3}, "top_logprobs"),
+    ({"messages": [USER], "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    ({"messages": [USER], "tool_choice": "required"}, "tool_choice"),
+    ({"messages": [USER], "response_format": {"type": "json_object"}}, "response_format"),
 ])
 def test_bad_fields_are_named(body, param):
     with pytest.raises(ChatRequestError) as err:
@@ -59,6 +65,14 @@ def test_bad_fields_are_named(body, param):
     assert err.value.http_status == 422
     shaped = openai_error(err.value)["error"]
     assert shaped["param"] == param and shaped["type"] == "invalid_request_error" and shaped["message"]
+
+
+def test_fields_that_ask_for_nothing_pass():
+    """``n: 1.0`` is one choice; empty tools, ``logprobs: false`` and a text response format ask
+    for nothing the reply lacks."""
+    r = _parse(messages=[USER], n=1.0, tools=[], tool_choice="none", logprobs=False, top_logprobs=0,
+               response_format={"type": "text"})
+    assert r.messages == [USER]
 
 
 def test_too_many_messages_is_413_and_bad_json_422():

@@ -190,6 +190,16 @@ def test_row_checks_name_line_message_index_and_value():
     assert all(p.severity == "error" for line, p in by_line.items() if line != 10)
 
 
+def test_a_developer_message_is_a_system_message_as_at_the_endpoint():
+    task = get_task("chat-completion")
+    rows = [{"messages": [{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi"},
+                          {"role": "assistant", "content": "a"}]}]
+    good, problems = task.check_rows(ex(rows))
+    assert good == [0] and not problems
+    checked = task.model_inputs(ex(rows))[0]
+    assert checked[0] == {"role": "system", "content": "be brief"}
+
+
 def test_a_test_row_may_end_on_a_user_turn_when_it_has_references():
     task = get_task("chat-completion")
     rows = [{"messages": [{"role": "user", "content": "hi"}], "references": ["hello", "hi there"], "group": "qa"}]
@@ -284,9 +294,13 @@ def test_jsonl_messages_lists_and_csv_json_cells_read_through_the_data_layer(tmp
         w.writerow(["conversation", "source"])
         w.writerow([json.dumps(MULTI), "chat"])
         w.writerow(['[{"role": "user", "content": "hi"}, {"role": "model", "content": "x"}]', "chat"])
+        w.writerow(["[{'role': 'user', 'content': 'hi'}]", "chat"])  # Python repr, not JSON
     prepared = prepare_data(_spec({"train": str(csv_path)}, column_mapping={"messages": "conversation"}), task,
                             tok, 1024, 42)
-    assert [(p.line, p.column) for p in prepared.report.errors] == [(3, "conversation[1].role")]
+    assert [(p.line, p.column) for p in prepared.report.errors] == [(3, "conversation[1].role"),
+                                                                    (4, "conversation")]
+    broken = prepared.report.errors[1]
+    assert "does not parse" in broken.message and "column 3" in broken.message and "double quotes" in broken.hint
 
     test_csv = tmp_path / "test.csv"
     with test_csv.open("w", newline="", encoding="utf-8") as f:

@@ -230,3 +230,73 @@ def test_serve_on_a_taken_port_says_so_before_starting_anything(tmp_path, monkey
     assert result.exit_code == 1, result.output
     assert f"cannot listen on 127.0.0.1:{port}" in result.output and "another --port" in result.output
     assert not (tmp_path / "home" / "fmhub.db").exists()  # nothing started: no database was made
+
+
+def test_metrics_table_shows_every_splits_own_metrics_validation_first():
+    """A chat fine-tune's validation split has only loss and perplexity; the test splits have
+    generation metrics: each row shows its own figures and "-" for the others."""
+    from fmhub.cli.render import print_metrics
+
+    buf = io.StringIO()
+    print_metrics(Console(file=buf, width=200), {
+        "test": {"rougeL": 31.25, "bleu": 12.5, "n": 400},
+        "validation": {"loss": 1.5, "perplexity": 4.4817},
+        "test_zero_shot": {"rougeL": 20.0, "bleu": 3.0, "n": 400},
+    })
+    table = [[cell.strip() for cell in line.split("│")] for line in buf.getvalue().splitlines() if "│" in line]
+    header = [cell.strip() for cell in next(line for line in buf.getvalue().splitlines() if "split" in line).split("┃")]
+    assert header == ["split", "rougeL", "bleu", "loss", "perplexity", "rows"]
+    assert [row[0] for row in table] == ["validation", "test", "test_zero_shot"]
+    assert table[0][1:] == ["-", "-", "1.5000", "4.4817", ""]
+    assert table[1][1:] == ["31.2500", "12.5000", "-", "-", "400"]
+    assert "nan" not in buf.getvalue()
+
+
+def test_library_root_logging_never_prints_the_job_log_into_command_output(capsys):
+    """absl (under rouge_score) calls logging.basicConfig() when the root logger has no handler;
+    the CLI's own stderr handler (warnings and errors only) keeps the job log's INFO lines out."""
+    import logging
+
+    from absl import logging as absl_logging
+
+    from fmhub.cli.common import quiet_root_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers.clear()
+    job_log = logging.getLogger("fmhub.job")
+    level = job_log.level
+    try:
+        quiet_root_logging()
+        quiet_root_logging()  # once only
+        assert len(root.handlers) == 1
+        absl_logging.info("Using default tokenizer.")
+        job_log.setLevel(logging.INFO)
+        job_log.info("stage {}")
+        job_log.warning("disk almost full")
+        err = capsys.readouterr().err
+        assert len(root.handlers) == 1  # absl added none
+        assert "stage" not in err and "INFO" not in err
+        assert "disk almost full" in err
+    finally:
+        root.handlers[:] = saved
+        job_log.setLevel(level)
+
+
+def test_predict_prints_a_generated_reply_on_its_own_lines(monkeypatch, tmp_path):
+    """A chat or summarization reply may span lines: it is printed alone (under a "> input" line when
+    several inputs are given), never as REPLY<TAB>INPUT."""
+    import fmhub.services.predict as predict_service
+
+    monkeypatch.setenv("FMHUB_HOME", str(tmp_path))
+    replies = iter([["Hallo.\nWie geht's?"], ["one", "two"]])
+    monkeypatch.setattr(predict_service, "predict", lambda ctx, ref, inputs, **kw: {
+        "predictions": [{"generated_text": t, "finish_reason": "stop"} for t in next(replies)]})
+    runner = CliRunner()
+    one = runner.invoke(app, ["predict", "m:1", "--text", "Translate: Hello. How are you?"])
+    assert one.exit_code == 0, one.output
+    assert one.output.splitlines() == ["Hallo.", "Wie geht's?"]
+    two = runner.invoke(app, ["predict", "m:1", "--text", "a", "--text", "b"])
+    assert two.exit_code == 0, two.output
+    assert two.output.splitlines() == ["> a", "one", "> b", "two"]
+    assert "\t" not in one.output + two.output

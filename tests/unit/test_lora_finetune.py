@@ -94,6 +94,7 @@ def captured(monkeypatch):
 
 
 def test_lora_registers_an_adapter_that_loads_on_its_base(ctx, llama, tmp_path, captured, monkeypatch):
+    monkeypatch.setenv("FMHUB_CPU_BF16", "0")  # exact logits: evaluation in fp32 (bf16 has its own tests)
     import torch
     from transformers import AutoTokenizer
 
@@ -138,7 +139,8 @@ def test_lora_registers_an_adapter_that_loads_on_its_base(ctx, llama, tmp_path, 
     assert again.model_version.lineage["base_model"] == "tiny-summ:1"
 
 
-def test_merge_registers_a_full_model_with_the_same_logits(ctx, llama, tmp_path, captured):
+def test_merge_registers_a_full_model_with_the_same_logits(ctx, llama, tmp_path, captured, monkeypatch):
+    monkeypatch.setenv("FMHUB_CPU_BF16", "0")  # exact logits: evaluation in fp32 (bf16 has its own tests)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

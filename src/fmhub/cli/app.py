@@ -6,7 +6,7 @@ import typer
 
 from fmhub import __version__
 from fmhub.cli import data, db, endpoints, jobs, keys, models
-from fmhub.cli.common import TYPER_SETTINGS
+from fmhub.cli.common import TYPER_SETTINGS, quiet_root_logging
 from fmhub.cli.evaluate import evaluate_cmd
 from fmhub.cli.finetune import finetune_cmd
 from fmhub.cli.predict import predict_cmd
@@ -43,6 +43,7 @@ def _version_callback(value: bool) -> None:
 def _main(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
                                        help="Print the fmhub version and exit.")) -> None:
     """fmhub: browse models, fine-tune, evaluate, register and predict."""
+    quiet_root_logging()
 
 
 @app.command("version")

@@ -151,7 +151,7 @@ def handle_errors(func: F) -> F:
             log_dir = get_settings().home / "logs"
             log_dir.mkdir(parents=True, exist_ok=True)
             path = log_dir / "cli.log"
-            logging.basicConfig(filename=path, level=logging.INFO)
+            logging.basicConfig(filename=path, level=logging.INFO, force=True)
             logging.getLogger("fmhub.cli").exception("unexpected error")
             message = f"unexpected error: {type(exc).__name__}: {exc}"
             if as_json:
@@ -161,3 +161,19 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def quiet_root_logging() -> None:
+    """Give the root logger one stderr handler for warnings and errors (formatted as Python's
+    last-resort handler formats them) unless it has a handler already.
+
+    Without it, the first library that logs through the root logger while it has no handler (absl,
+    under rouge_score, calls ``logging.basicConfig()``) installs a handler of every level, and from
+    then on each INFO line of the job log (``fmhub.job``) is printed into the command's output.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)
+    root.addHandler(handler)

@@ -67,7 +67,15 @@ def predict_cmd(
         print_json(result)
         return
     for inp, pred in zip(inputs, result["predictions"]):
-        out.print(_describe(pred) + "\t" + (inp if isinstance(inp, str) else json.dumps(inp)), highlight=False)
+        shown = inp if isinstance(inp, str) else json.dumps(inp, ensure_ascii=False)
+        if isinstance(pred, dict) and "generated_text" in pred:
+            # Generated text may span lines: the reply on its own, under its input when there are several.
+            if len(inputs) > 1:
+                out.print(f"> {shown if len(shown) <= 100 else shown[:99] + '…'}", style="dim", highlight=False,
+                          markup=False)
+            out.print(pred["generated_text"], highlight=False, markup=False)
+            continue
+        out.print(_describe(pred) + "\t" + shown, highlight=False)
 
 
 def _describe(pred: Any) -> str:

@@ -56,15 +56,19 @@ def print_metrics(console: Console, metrics: dict[str, dict[str, Any]]) -> None:
     """Metrics per split as a table, then per-class reports and confusion matrices."""
     if not metrics:
         return
-    names = [k for k in next(iter(metrics.values())) if isinstance(next(iter(metrics.values()))[k], (int, float))
-             and k != "n"]
+    names: list[str] = []  # every split's numeric metrics, in order of appearance ("-" where a split has none)
+    for m in metrics.values():
+        names += [k for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and k != "n" and k not in names]
+    metrics = dict(sorted(metrics.items(), key=lambda item: item[0] != "validation"))  # validation first
     table = Table(title="Metrics", show_edge=False)
     table.add_column("split")
     for n in names:
         table.add_column(n, justify="right")
     table.add_column("rows", justify="right")
     for split, m in metrics.items():
-        table.add_row(split, *(f"{m.get(n, float('nan')):.4f}" for n in names), str(m.get("n", "")))
+        cells = (f"{m[n]:.4f}" if isinstance(m.get(n), (int, float)) else "-" for n in names)
+        table.add_row(split, *cells, str(m.get("n", "")))
     console.print(table)
     for split, m in metrics.items():
         per_class = m.get("per_class")
@@ -127,7 +131,7 @@ def print_card(console: Console, data: dict[str, Any]) -> None:
         console.print("[bold]Lineage[/]")
         lt = Table.grid(padding=(0, 2))
         for key in ("base_model", "job_id", "task", "labels", "column_mapping"):
-            if key in lin:
+            if lin.get(key) not in (None, [], {}):  # generation tasks have no labels
                 lt.add_row(key, str(lin[key]))
         if lin.get("finetuning_type"):
             lt.add_row("finetuning_type", str(lin["finetuning_type"])

@@ -22,7 +22,7 @@ def _options(cpu_slots: int, gpu_slots: int, max_restarts: int, poll_s: float):
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 

@@ -2,9 +2,11 @@
 (``POST /endpoints/{name}/v1/chat/completions``) and the cloud catalogs' layout at ``/score``
 (``{"input_data": {"input_string": [messages...], "parameters": {...}}}``).
 
-Every problem is a :class:`ChatRequestError` naming the field (``messages[2].role``); fields the
-OpenAI API knows but a local model does not use (``frequency_penalty``, ``user``, ``tools`` ...) and
-unknown fields are ignored, as OpenAI ignores unknown fields.
+Every problem is a :class:`ChatRequestError` naming the field (``messages[2].role``). Fields the
+OpenAI API knows that only tune or label a request (``frequency_penalty``, ``user``, ``logit_bias``
+...) and unknown fields are ignored, as OpenAI ignores unknown fields; fields that ask for something
+the answer would silently lack (:data:`UNSUPPORTED`: log-probabilities, tool calls, a JSON response
+format) are refused with 422, so a client never reads a reply that ignored them.
 """
 
 from __future__ import annotations
@@ -80,21 +82,39 @@ def load_json(body: bytes) -> dict[str, Any]:
     return data
 
 
+UNSUPPORTED = {
+    "logprobs": lambda v: v is True,
+    "top_logprobs": lambda v: v not in (None, 0),
+    "tools": lambda v: bool(v),
+    "functions": lambda v: bool(v),
+    "tool_choice": lambda v: v not in (None, "none", "auto"),
+    "response_format": lambda v: v is not None and not (isinstance(v, dict) and v.get("type") == "text"),
+}
+"""OpenAI fields this endpoint cannot honour, with the values that ask for them (``tools: []`` or
+``response_format: {"type": "text"}`` ask for nothing and pass)."""
+
+
 def parse_chat_request(body: bytes) -> ChatRequest:
     """Check an OpenAI Chat Completions body.
 
     Raises:
-        ChatRequestError: a malformed field (422, naming it), ``n`` other than 1 (422).
+        ChatRequestError: a malformed field (422, naming it), ``n`` other than 1 (422), a field of
+            :data:`UNSUPPORTED` that asks for what the reply cannot give (422).
         PayloadTooLargeError: more than :data:`MAX_MESSAGES` messages (413).
     """
     data = load_json(body)
     if "messages" not in data:
         raise ChatRequestError("messages is missing", "messages",
                                hint='send {"messages": [{"role": "user", "content": "..."}]}')
+    for key, asks in UNSUPPORTED.items():
+        if key in data and asks(data[key]):
+            raise ChatRequestError(f"{key} is not supported by this endpoint (a local model's plain text reply)",
+                                   key, openai_code="unsupported_parameter",
+                                   hint=f"leave {key} out; the reply would not honour it")
     messages = check_messages(data["messages"], "messages")
     sampling = check_sampling(data, "")
     n = data.get("n")
-    if n is not None and (type(n) is not int or n != 1):
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, float)) or n != 1):  # 1 and 1.0
         raise ChatRequestError(f"n is {json.dumps(n)}; this endpoint answers one choice per request (n=1)", "n",
                                hint="leave n out, or send n parallel requests")
     stream = data.get("stream")
@@ -306,5 +326,5 @@ def openai_error(exc: FmhubError) -> dict[str, Any]:
                       "code": getattr(exc, "openai_code", None) or exc.code}}
 
 
-__all__ = ["CLOUD_PARAMETERS", "ChatRequest", "ChatRequestError", "MAX_MESSAGES", "check_messages",
+__all__ = ["CLOUD_PARAMETERS", "ChatRequest", "ChatRequestError", "MAX_MESSAGES", "UNSUPPORTED", "check_messages",
            "check_sampling", "openai_error", "parse_chat_request", "parse_cloud_chat"]

@@ -119,8 +119,9 @@ async def _open(runtime: Any, live: Any, endpoint: str, messages: list[dict[str,
     try:
         await asyncio.wait_for(stream.accepted(), record.request_timeout_ms / 1000.0)
     except PromptRejected as exc:
-        raise ChatRequestError(str(exc), exc.param, exc.code or "invalid_value",
-                               hint="shorten the conversation or lower max_tokens") from None
+        hint = ("shorten the conversation or lower max_tokens" if exc.code == "context_length_exceeded"
+                else "remove the control token's text from the message")
+        raise ChatRequestError(str(exc), exc.param, exc.code or "invalid_value", hint=hint) from None
     except asyncio.TimeoutError:
         stream.close()
         raise ScoringTimeoutError(f"the conversation was not taken within {record.request_timeout_ms:.0f} ms",
@@ -221,6 +222,10 @@ async def score_chat(runtime: Any, live: Any, endpoint: str, body: bytes) -> dic
             try:
                 streams.append(await _open(runtime, live, endpoint, messages, sampling))
             except ChatRequestError as exc:
+                if exc.param == "max_tokens":  # the engine's name for the layout's own parameter
+                    key = next((k for k in ("max_new_tokens", "max_tokens") if k in _parameters(body)), "max_new_tokens")
+                    exc.param = f"parameters.{key}"
+                    exc.message = exc.message.replace("max_tokens", key, 1)
                 if not single:
                     exc.message = f"input_data.input_string[{i}]: {exc.message}"
                 raise
@@ -238,6 +243,17 @@ async def score_chat(runtime: Any, live: Any, endpoint: str, body: bytes) -> dic
     if single:
         out["output"] = predictions[0]["generated_text"]
     return out
+
+
+def _parameters(body: bytes) -> dict[str, Any]:
+    """The ``parameters`` of a cloud-layout body already checked by ``parse_cloud_chat`` (top level or
+    under ``input_data``)."""
+    data = json.loads(body)
+    params: dict[str, Any] = {}
+    for part in (data.get("params"), data.get("parameters"), data.get("input_data"), data.get("inputs")):
+        if isinstance(part, dict):
+            params.update(part.get("parameters") or {} if "input_string" in part else part)
+    return params
 
 
 async def _text(stream: ChatStream) -> str:

@@ -25,6 +25,7 @@ from fmhub.services.specs import DataSpec, EvaluateSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import LabelInfo
 from fmhub.tasks.generation import Seq2SeqTask
+from fmhub.training.precision import inference_copy, use_cpu_bf16_inference
 
 
 CANCEL_CHECK_S = 1.0
@@ -194,11 +195,13 @@ def execute_evaluate(ctx: Context, job: Job, plan: EvaluatePlan | None = None,
                                                       encoding=spec.data.encoding, delimiter=spec.data.delimiter)
             plan.model.to(choose_device(spec.device).device)
             events.event("stage", {"stage": "evaluating test", "model": resolved.ref})
-            metrics = evaluate_split(task, plan.model, plan.tokenizer, plan.examples, plan.info,
-                                     batch_size=spec.per_device_eval_batch_size, max_seq_length=max_seq_length,
-                                     predictions_path=folder / "predictions-test.jsonl", progress=tick,
-                                     **{**generation_options(resolved.card.defaults, task.name),
-                                        **spec.generation.options()})
+            # a causal LM on a CPU with native bf16 generates with a bf16 copy, as a fine-tune's test does
+            with inference_copy(plan.model, use_cpu_bf16_inference(plan.model)) as scorer:
+                metrics = evaluate_split(task, scorer, plan.tokenizer, plan.examples, plan.info,
+                                         batch_size=spec.per_device_eval_batch_size, max_seq_length=max_seq_length,
+                                         predictions_path=folder / "predictions-test.jsonl", progress=tick,
+                                         **{**generation_options(resolved.card.defaults, task.name),
+                                            **spec.generation.options()})
     except BaseException as exc:
         jobs_service.record_outcome(ctx, job, exc=exc)
         if isinstance(exc, KeyboardInterrupt):

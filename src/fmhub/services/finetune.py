@@ -22,9 +22,8 @@ from fmhub.services import registration
 from fmhub.services.context import Context
 from fmhub.services.data_prep import PreparedData, prepare_data, report_error
 from fmhub.services.finetune_checks import cap_evaluated_rows, check_hyperparameters
-from fmhub.services.finetune_eval import (ZERO_SHOT, evaluate_splits, inference_copy, last_validation_loss,
-                                          merged_for_inference, perplexity, record_prediction_warnings,
-                                          zero_shot_metrics)
+from fmhub.services.finetune_eval import (ZERO_SHOT, evaluate_splits, last_validation_loss, merged_for_inference,
+                                          perplexity, record_prediction_warnings, zero_shot_metrics)
 from fmhub.services.finetune_lora import (check_lora, is_peft_model, load_model_to_train, lora_lineage,
                                           save_adapter_or_merged, write_generation_config)
 from fmhub.services.compute_checks import check_compute
@@ -35,6 +34,7 @@ from fmhub.services.specs import FinetuneSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import Task
 from fmhub.training.lora import trainable_parameters
+from fmhub.training.precision import inference_copy, use_cpu_bf16_inference
 from fmhub.training.progress import ProgressSink, SinkFanout
 
 log = logging.getLogger("fmhub.finetune")
@@ -254,6 +254,15 @@ def execute_finetune(ctx: Context, job: Job, sink: ProgressSink | None = None,
     return result
 
 
+def trained_on(device: Any, bf16: bool) -> str:
+    """The device's description with the precision training used, e.g. ``cpu (2 threads, bf16
+    autocast)`` for a CPU run under bf16 autocast (the device itself is described as fp32)."""
+    text = device.description
+    if bf16 and not device.is_cuda:
+        return text.replace("fp32", "bf16 autocast") if "fp32" in text else f"{text}, bf16 autocast"
+    return text
+
+
 def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, resolved: ResolvedModel,
                         tokenizer: Any, hp: Any, prepared: PreparedData, sink: SinkFanout,
                         checkpoint: Path | None = None) -> FinetuneResult:
@@ -305,17 +314,22 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
     train_figures = {"runtime_s": round(outcome.train_runtime_s, 2),
                      "eval_runtime_s": round(outcome.eval_runtime_s, 2),
                      "samples_per_s": round(outcome.train_samples_per_s, 2),
-                     "global_step": outcome.global_step, "device": device.description,
+                     "global_step": outcome.global_step, "device": trained_on(device, outcome.bf16),
                      "workers": outcome.workers,
                      "best_checkpoint": Path(outcome.best_checkpoint).name if outcome.best_checkpoint else None}
     train_figures["stopped_early"] = outcome.stopped_early
     prediction_warnings: list[str] = []
     zero_shot: dict[str, Any] = {}
+    eval_bf16 = use_cpu_bf16_inference(model)  # as `fmhub evaluate` decides, so the figures agree
     if task.zero_shot_baseline and spec.zero_shot and "test" in splits:  # first: the base's exact weights
-        zero_shot = zero_shot_metrics(task, model, lambda: load_resolved(task, resolved, info), tokenizer,
-                                      splits, info, hp, folder, sink, options, bf16=outcome.bf16)
+        try:
+            zero_shot = zero_shot_metrics(task, model, lambda: load_resolved(task, resolved, info), tokenizer,
+                                          splits, info, hp, folder, sink, options, bf16=eval_bf16)
+        except Exception as exc:  # noqa: BLE001 - a comparison only: the trained model is still scored and registered
+            prediction_warnings.append(f"the base model's zero-shot evaluation failed ({type(exc).__name__}: {exc}); "
+                                       "the fine-tuned model's metrics stand alone")
     predicted = ("validation", "test") if task.validation_predictions else ("test",)
-    with merged_for_inference(model) as merged, inference_copy(merged, outcome.bf16) as scorer:
+    with merged_for_inference(model) as merged, inference_copy(merged, eval_bf16) as scorer:
         metrics = evaluate_splits(task, scorer, tokenizer, splits, info, hp, folder, sink, options,
                                   prediction_warnings, split_names=predicted)
     loss = last_validation_loss(outcome.log_history)

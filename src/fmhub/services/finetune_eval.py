@@ -17,6 +17,7 @@ from typing import Any
 from fmhub.data.report import ValidationReport
 from fmhub.evaluation.split import evaluate_split
 from fmhub.tasks.base import Examples, LabelInfo, Task
+from fmhub.training.precision import inference_copy
 from fmhub.training.progress import ProgressSink
 
 log = logging.getLogger("fmhub.finetune")
@@ -89,27 +90,6 @@ def merged_for_inference(model: Any) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def inference_copy(model: Any, bf16: bool) -> Iterator[Any]:
-    """The model that predicts after training: ``model`` itself, or, for a model trained under bf16
-    autocast on the CPU, a bf16 copy of it (:func:`~fmhub.training.precision.bf16_copy`; decoding
-    reads half the bytes). The copy is dropped afterwards; ``model`` is unchanged either way."""
-    import torch
-
-    on_cpu = next(model.parameters()).device.type == "cpu"
-    if not (bf16 and on_cpu) or getattr(model, "is_loaded_in_4bit", False):
-        yield model
-        return
-    from fmhub.training.precision import bf16_copy
-
-    clone = bf16_copy(model)
-    try:
-        with torch.inference_mode():
-            yield clone
-    finally:
-        del clone
-
-
-@contextlib.contextmanager
 def base_model_of(model: Any, load_base: Any) -> Iterator[Any]:
     """The base model of a trained ``model``: the same weights with the LoRA adapters switched off
     (a ``PeftModel``), else a fresh load with ``load_base()`` (a full fine-tune)."""
@@ -130,8 +110,8 @@ def zero_shot_metrics(task: Task, model: Any, load_base: Any, tokenizer: Any, sp
                       info: LabelInfo, hp: Any, folder: Path, sink: ProgressSink,
                       options: dict[str, Any], bf16: bool = False) -> dict[str, Any]:
     """The base model's metrics on the test split with the same generation settings and precision
-    (``{"test_zero_shot": metrics}``; empty without a test split). ``bf16``: as
-    :func:`inference_copy`, so the base and the fine-tuned model are scored alike."""
+    (``{"test_zero_shot": metrics}``; empty without a test split). ``bf16``: predict with a bf16
+    copy (:func:`~fmhub.training.precision.inference_copy`), as the fine-tuned model is scored."""
     if "test" not in splits:
         return {}
     with base_model_of(model, load_base) as base, inference_copy(base, bf16) as scorer:

@@ -128,6 +128,7 @@ def _take(conn: Any, engine: Any, message: dict[str, Any]) -> None:
     try:
         chat = message["chat"]
         sampling = Sampling(**chat.get("sampling") or {})
+        engine.check_text(chat["messages"])
         prompt, limit = engine.prepare(chat["messages"], sampling)
     except PromptRejected as exc:
         conn.send({"type": "rejected", "id": request_id, "error": str(exc), "param": exc.param, "code": exc.code})

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import logging
 import multiprocessing
+import queue
 import threading
 import time
 from typing import Any
@@ -23,6 +24,8 @@ STABLE_S = 60.0
 """An instance that ran this long before dying counts as healthy again (its restart count starts over)."""
 BACKOFF_MAX_S = 30.0
 """Longest wait before a restart (the wait doubles from 0.5 s with each quick restart)."""
+_CLOSE = object()
+"""Ends a writer thread (:meth:`Instance._write`)."""
 
 
 class Instance:
@@ -65,6 +68,8 @@ class Instance:
         self._lock = threading.Lock()
         self._ready = asyncio.Event()
         self._stopping = False
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()  # replaced by each start
+        self._open = True
         self._start()
 
     def _start(self) -> None:
@@ -76,7 +81,37 @@ class Instance:
         self.started_s = time.monotonic()
         child.close()
         self.pid = self.process.pid
+        self._outbox = queue.SimpleQueue()
+        self._open = True  # False from the moment the reader sees the pipe end (under _lock)
         threading.Thread(target=self._read, name=f"fmhub-read {self.name}", daemon=True).start()
+        threading.Thread(target=self._write, args=(self.conn, self._outbox), name=f"fmhub-write {self.name}",
+                         daemon=True).start()
+
+    def _write(self, conn: Any, outbox: queue.SimpleQueue) -> None:
+        """Send the server's messages to the process in order, off the event loop: a message larger
+        than the pipe's buffer (a long conversation) blocks its sender until the process reads it,
+        which a chat instance does only between two decode steps."""
+        while True:
+            message = outbox.get()
+            if message is _CLOSE:
+                return
+            try:
+                conn.send(message)
+            except (OSError, ValueError):  # the reader sees the pipe end and fails what is in flight
+                return
+
+    def _register(self, table: dict[int, Any], value: Any) -> int:
+        """A new id for a batch or conversation in flight, recorded in ``table``.
+
+        Raises:
+            InstanceGone: the process ended (its pipe is closed).
+        """
+        with self._lock:
+            if not self._open:
+                raise InstanceGone(f"instance {self.name} ended")
+            new_id = next(self._ids)
+            table[new_id] = value
+        return new_id
 
     def _read(self) -> None:
         conn = self.conn
@@ -115,18 +150,20 @@ class Instance:
     def _to_stream(self, stream_id: int, message: dict[str, Any], last: bool) -> None:
         """Hand a chat message to its conversation's queue (from the reader thread)."""
         with self._lock:
-            queue = self._streams.pop(stream_id, None) if last else self._streams.get(stream_id)
-        if queue is not None:
-            self.loop.call_soon_threadsafe(queue.put_nowait, message)
+            target = self._streams.pop(stream_id, None) if last else self._streams.get(stream_id)
+        if target is not None:
+            self.loop.call_soon_threadsafe(target.put_nowait, message)
 
     def _on_exit(self) -> None:
         with self._lock:
+            self._open = False
             pending, self._pending = self._pending, {}
             streams, self._streams = self._streams, {}
+        self._outbox.put(_CLOSE)
         for future in pending.values():
             self.loop.call_soon_threadsafe(_fail, future, InstanceGone(f"instance {self.name} ended"))
-        for queue in streams.values():
-            self.loop.call_soon_threadsafe(queue.put_nowait, {"type": "gone", "error": f"instance {self.name} ended"})
+        for target in streams.values():
+            self.loop.call_soon_threadsafe(target.put_nowait, {"type": "gone", "error": f"instance {self.name} ended"})
         if self._stopping or self.state == "failed":
             return
         self.process.join(timeout=5)
@@ -176,15 +213,8 @@ class Instance:
             RuntimeError: the instance reported an error for this batch.
         """
         future = self.loop.create_future()
-        with self._lock:
-            batch_id = next(self._ids)
-            self._pending[batch_id] = future
-        try:
-            self.conn.send({"id": batch_id, "inputs": inputs, "params": params})
-        except (OSError, ValueError) as exc:
-            with self._lock:
-                self._pending.pop(batch_id, None)
-            raise InstanceGone(str(exc)) from exc
+        batch_id = self._register(self._pending, future)
+        self._outbox.put({"id": batch_id, "inputs": inputs, "params": params})
         return await future
 
     def open_chat(self, chat: dict[str, Any]) -> tuple[int, asyncio.Queue]:
@@ -201,37 +231,25 @@ class Instance:
         Raises:
             InstanceGone: the pipe is closed.
         """
-        queue: asyncio.Queue = asyncio.Queue()
-        with self._lock:
-            stream_id = next(self._ids)
-            self._streams[stream_id] = queue
-        try:
-            self.conn.send({"id": stream_id, "chat": chat})
-        except (OSError, ValueError) as exc:
-            with self._lock:
-                self._streams.pop(stream_id, None)
-            raise InstanceGone(str(exc)) from exc
-        return stream_id, queue
+        messages: asyncio.Queue = asyncio.Queue()
+        stream_id = self._register(self._streams, messages)
+        self._outbox.put({"id": stream_id, "chat": chat})  # sent by the writer thread, never blocking the loop
+        return stream_id, messages
 
     def cancel_chat(self, stream_id: int) -> None:
         """Drop a conversation (its client went away): the instance frees its slot at the next step."""
         with self._lock:
             known = self._streams.pop(stream_id, None) is not None
         if known:
-            try:
-                self.conn.send({"cancel": stream_id})
-            except (OSError, ValueError):
-                pass
+            self._outbox.put({"cancel": stream_id})
 
     def stop(self) -> None:
         """End the process (closing the pipe ends its loop; killed after 5 s)."""
         self._stopping = True
         self.state = "stopped"
         self.loop.call_soon_threadsafe(self._ready.set)  # nobody waits for a stopped instance
-        try:
-            self.conn.send(None)
-        except (OSError, ValueError):
-            pass
+        self._outbox.put(None)  # the process's loop ends on None
+        self._outbox.put(_CLOSE)
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()

@@ -30,18 +30,18 @@ DEFAULT_MAX_TOKENS = 2048
 
 
 class PromptRejected(ValueError):
-    """A conversation that cannot run on this model (too long for its context, or ``max_tokens``
-    over it); the message says which limit and what to do.
+    """A conversation that cannot run on this model (too long for its context, ``max_tokens`` over
+    it, or a message holding the text of a control token); the message says which and what to do.
 
     Attributes:
-        param: The request field at fault (``messages`` or ``max_tokens``).
-        code: ``context_length_exceeded``.
+        param: The request field at fault (``messages``, ``messages[2].content`` or ``max_tokens``).
+        code: ``context_length_exceeded``, or ``invalid_value`` for control-token text.
     """
 
-    def __init__(self, message: str, param: str) -> None:
+    def __init__(self, message: str, param: str, code: str = "context_length_exceeded") -> None:
         super().__init__(message)
         self.param = param
-        self.code = "context_length_exceeded"
+        self.code = code
 
 
 @dataclass
@@ -137,12 +137,34 @@ class ChatEngine:
         self._cache: Any = None
         self._mask: Any = None  # [rows, columns] 1 where the cache column is real
         self._cancelled: set[Any] = set()
+        self._markers: list[str] | None = None  # special-token texts (check_text)
         self.steps = 0
         self.max_step_batch = 0
         self.step_rows = 0
         self.active_last_step = 0
 
     # -- requests -----------------------------------------------------------------------------
+    def check_text(self, messages: list[dict[str, str]]) -> None:
+        """Refuse a message whose content holds a special token's text (``<|im_start|>``,
+        ``<|im_end|>`` ...): rendered into the prompt, the tokenizer would read it as a turn marker,
+        and a user could forge a system or assistant turn.
+
+        Raises:
+            PromptRejected: naming ``messages[i].content`` and the token (code ``invalid_value``).
+        """
+        if self._markers is None:
+            from fmhub.tasks.chat_template import special_token_texts
+
+            self._markers = sorted(special_token_texts(self.tokenizer))
+        for i, message in enumerate(messages):
+            content = message.get("content") or ""
+            found = [(content.index(m), m) for m in self._markers if m in content]
+            if found:
+                hit = min(found, key=lambda f: (f[0], -len(f[1])))[1]  # first in the text; longest at a tie
+                raise PromptRejected(f"messages[{i}].content holds {hit!r}, a control token of this model's chat "
+                                     "template; message text may not contain it", f"messages[{i}].content",
+                                     code="invalid_value")
+
     def prepare(self, messages: list[dict[str, str]], sampling: Sampling) -> tuple[list[int], int]:
         """Render and tokenise a conversation and check it fits the context.
 

@@ -62,6 +62,18 @@ def _parse_json_cell(value: Any) -> Any:
     return value
 
 
+def _json_error(value: Any) -> str | None:
+    """Why a text cell that starts like JSON (``[`` or ``{``) does not parse, e.g. ``Expecting ','
+    delimiter at column 41``; None for other values and for JSON that parses."""
+    if not (isinstance(value, str) and value.strip()[:1] in ("[", "{")):
+        return None
+    try:
+        json.loads(value)
+    except ValueError as exc:
+        return f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+    return None
+
+
 def references_of(value: Any) -> tuple[list[str] | None, str | None]:
     """``references`` as a list of texts (None when absent), or why it is malformed."""
     value = _parse_json_cell(value)
@@ -137,6 +149,13 @@ class RowChecker:
     def _messages(self, value: Any, line: int, problems: list[Problem], key: str = "messages"
                   ) -> list[dict[str, Any]] | None:
         col = self._col(key)
+        broken = _json_error(value)
+        if broken:
+            problems.append(self._problem(f"the cell looks like JSON but does not parse: {broken}", line, col, value,
+                                          hint='write the list as JSON with double quotes, e.g. [{"role": "user", '
+                                               '"content": "Hi"}] (in a CSV file, double every quote inside the '
+                                               'quoted cell)'))
+            return None
         value = _parse_json_cell(value)
         if isinstance(value, dict) and isinstance(value.get("messages"), list):
             value = value["messages"]
@@ -156,9 +175,11 @@ class RowChecker:
             role_key = "role" if "role" in item or "from" not in item else "from"
             if isinstance(role, str) and role_key == "from":
                 role = _SHAREGPT_ROLES.get(role.strip().lower(), role)
+            if role == "developer":  # OpenAI's newer name for system (endpoints take it too)
+                role = "system"
             if not isinstance(role, str) or role not in ROLES:
                 problems.append(self._problem(f"unknown role {role!r}", line, f"{where}.{role_key}", role,
-                                              hint="roles are system, user and assistant"))
+                                              hint="roles are system (or developer), user and assistant"))
                 continue
             content_key = "content" if "content" in item or "value" not in item else "value"
             content = _text(item.get(content_key))
