@@ -1,11 +1,11 @@
-"""When training on the CPU uses bfloat16 autocast, and when a model trained that way is evaluated in bf16.
+"""When the CPU trains under bfloat16 autocast, and when evaluation generates with a bf16 copy.
 
 On CUDA the device choice decides (``DeviceChoice.bf16``). On the CPU, autocast converts the frozen
 weights to bf16 in every step, which pays where the CPU multiplies bf16 natively (AVX512-BF16, AMX).
 Measured on a 2-core AVX512-BF16 CPU without AMX, SmolLM2-135M with LoRA on every linear layer,
-batches of 8 x 200 tokens of the shared chat data, two threads, quiet machine
-(``python benchmarks/cpu_bf16.py``): 262-308 trained tokens/s under bf16 autocast against 182-184 in
-fp32 (1.45-1.7x), the loss within ~1% of fp32 after four steps. The rule, :func:`use_cpu_bf16`: a
+batches of 8 x 200 tokens of the shared chat data, two threads, idle machine
+(``python benchmarks/cpu_bf16.py``): 373 trained tokens/s under bf16 autocast against 243 in fp32
+(1.54x), the loss within 0.6% of fp32 after four steps. The rule, :func:`use_cpu_bf16`: a
 LoRA fine-tune of a causal LM (the trainable adapters stay fp32 master weights under autocast) on a
 CPU whose flags include ``avx512_bf16`` or ``amx_bf16``. Other tasks and full fine-tunes stay fp32.
 The environment variable ``FMHUB_CPU_BF16`` overrides it: ``1`` forces bf16 autocast on the CPU
@@ -14,7 +14,7 @@ for every task, ``0`` turns it off.
 Generation by a causal LM for evaluation (a fine-tune's test and zero-shot scores, ``fmhub
 evaluate``) runs on a bf16 copy of the weights on such a CPU (:func:`use_cpu_bf16_inference`,
 :func:`inference_copy`): decoding on the CPU is bound by reading the weights, and half the bytes
-decode ~2x faster (0.86 against 1.79 s per reply, SmolLM2-135M, 32 chat test rows, batches of 16).
+decode ~2x faster (0.79 against 1.66 s per reply, SmolLM2-135M, 32 chat test rows, batches of 16).
 The same rule on both paths keeps a fine-tune's test metrics equal to what ``fmhub evaluate`` gives
 for the registered model. ``FMHUB_CPU_BF16`` overrides it too.
 """
