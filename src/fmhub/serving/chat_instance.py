@@ -80,6 +80,24 @@ def _renderer(tokenizer: Any) -> Any:
     return lambda messages: render(tokenizer, messages, add_generation_prompt=True)
 
 
+def reject_control_text(tokenizer: Any, messages: list[dict[str, str]]) -> None:
+    """Refuse a message whose content holds a special token's text (``<|im_start|>``,
+    ``<|im_end|>`` ...): rendered into the prompt, the tokenizer would read it as a turn marker, and a
+    user could forge a system or assistant turn. Run before a conversation is queued, on either engine.
+
+    Raises:
+        PromptRejected: naming ``messages[i].content`` and the token (code ``invalid_value``).
+    """
+    from fmhub.tasks.chat_template import find_control_text, special_token_texts
+
+    hit = find_control_text(messages, special_token_texts(tokenizer))
+    if hit is not None:
+        i, marker = hit
+        raise PromptRejected(f"messages[{i}].content holds {marker!r}, a control token of this model's chat "
+                             "template; message text may not contain it", f"messages[{i}].content",
+                             code="invalid_value")
+
+
 def serve_chat(conn: Any, config: dict[str, Any]) -> None:
     """The chat instance's main loop: runs until the pipe closes or ``None`` arrives."""
     t0 = time.perf_counter()
@@ -128,7 +146,7 @@ def _take(conn: Any, engine: Any, message: dict[str, Any]) -> None:
     try:
         chat = message["chat"]
         sampling = Sampling(**chat.get("sampling") or {})
-        engine.check_text(chat["messages"])
+        reject_control_text(engine.tokenizer, chat["messages"])
         prompt, limit = engine.prepare(chat["messages"], sampling)
     except PromptRejected as exc:
         conn.send({"type": "rejected", "id": request_id, "error": str(exc), "param": exc.param, "code": exc.code})

@@ -11,7 +11,7 @@ import itertools
 import tempfile
 from typing import Any
 
-from fmhub.tasks.chat_engine import DEFAULT_MAX_TOKENS, ChatEngine, Event, PromptRejected, Sampling
+from fmhub.tasks.chat_engine import DEFAULT_MAX_TOKENS, Event, PromptRejected, Sampling
 
 
 def vllm_problem(device: str) -> str | None:
@@ -60,14 +60,9 @@ class VllmChatEngine:
         self._ids: dict[str, Any] = {}
         self._sent: dict[str, int] = {}
         self._counter = itertools.count()
-        self._markers: list[str] | None = None  # as ChatEngine's (check_text)
         self.steps = 0
         self.max_step_batch = 0
         self.active_last_step = 0
-
-    def check_text(self, messages: list[dict[str, str]]) -> None:
-        """As :meth:`ChatEngine.check_text` (the same check on this engine's tokenizer)."""
-        ChatEngine.check_text(self, messages)  # type: ignore[arg-type]
 
     def prepare(self, messages: list[dict[str, str]], sampling: Sampling) -> tuple[list[int], int]:
         """As :meth:`ChatEngine.prepare`."""

@@ -12,7 +12,6 @@ sampling is asked for) and stops at the model's end-of-turn tokens. Metrics:
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from fmhub.data.labels import lines_text
@@ -24,8 +23,8 @@ from fmhub.tasks.chat_metrics import chat_metrics
 from fmhub.tasks.chat_rows import LAYOUT_HINT, RowChecker, has_layout
 from fmhub.tasks.chat_generation import check_messages, generate_replies, prompt_messages
 from fmhub.tasks.chat_template import (IGNORE_INDEX, ChatTemplateError, EncodedChat, encode_chats, end_of_turn_ids,
-                                       ensure_chat_template, set_end_of_turn, special_token_texts,
-                                       template_description)
+                                       ensure_chat_template, find_control_text, set_end_of_turn,
+                                       special_token_texts, template_description)
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +187,12 @@ class ChatCompletion(Task):
         markers = special_token_texts(tokenizer)
         if not markers:
             return []
-        pattern = re.compile("|".join(re.escape(m) for m in sorted(markers, key=len, reverse=True)))
         lines, found = [], None
         for row, line in zip(examples.rows, examples.lines):
-            hit = next((h for m in row["messages"] if (h := pattern.search(m["content"]))), None)
+            hit = find_control_text(row["messages"], markers)
             if hit:
                 lines.append(line)
-                found = found or hit.group(0)
+                found = found or hit[1]
         if not lines:
             return []
         return [Problem(f"{len(lines)} row(s) hold the text of a special token such as {found!r} in a message: the "

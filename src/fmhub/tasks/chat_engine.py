@@ -137,34 +137,12 @@ class ChatEngine:
         self._cache: Any = None
         self._mask: Any = None  # [rows, columns] 1 where the cache column is real
         self._cancelled: set[Any] = set()
-        self._markers: list[str] | None = None  # special-token texts (check_text)
         self.steps = 0
         self.max_step_batch = 0
         self.step_rows = 0
         self.active_last_step = 0
 
     # -- requests -----------------------------------------------------------------------------
-    def check_text(self, messages: list[dict[str, str]]) -> None:
-        """Refuse a message whose content holds a special token's text (``<|im_start|>``,
-        ``<|im_end|>`` ...): rendered into the prompt, the tokenizer would read it as a turn marker,
-        and a user could forge a system or assistant turn.
-
-        Raises:
-            PromptRejected: naming ``messages[i].content`` and the token (code ``invalid_value``).
-        """
-        if self._markers is None:
-            from fmhub.tasks.chat_template import special_token_texts
-
-            self._markers = sorted(special_token_texts(self.tokenizer))
-        for i, message in enumerate(messages):
-            content = message.get("content") or ""
-            found = [(content.index(m), m) for m in self._markers if m in content]
-            if found:
-                hit = min(found, key=lambda f: (f[0], -len(f[1])))[1]  # first in the text; longest at a tie
-                raise PromptRejected(f"messages[{i}].content holds {hit!r}, a control token of this model's chat "
-                                     "template; message text may not contain it", f"messages[{i}].content",
-                                     code="invalid_value")
-
     def prepare(self, messages: list[dict[str, str]], sampling: Sampling) -> tuple[list[int], int]:
         """Render and tokenise a conversation and check it fits the context.
 

@@ -169,6 +169,18 @@ def special_token_texts(tokenizer: Any) -> set[str]:
     return {t for t in texts if t and len(t) > 1}
 
 
+def find_control_text(messages: list[dict[str, Any]], markers: set[str] | list[str]) -> tuple[int, str] | None:
+    """The first message whose content holds one of ``markers`` (:func:`special_token_texts`), as
+    ``(message index, marker)``: the marker first in that content, the longest where two start at
+    the same place. None when no message holds one."""
+    for i, message in enumerate(messages):
+        content = message.get("content") or ""
+        found = [(content.index(m), -len(m), m) for m in markers if m in content]
+        if found:
+            return i, min(found)[2]
+    return None
+
+
 def set_end_of_turn(model_or_config: Any, tokenizer: Any) -> list[int]:
     """Write :func:`end_of_turn_ids` into a generation config as ``eos_token_id`` (a list when
     several), so that ``generate`` and serving stop at the end of the assistant's turn; also set
