@@ -5,18 +5,21 @@
 2. Starts the baseline: one transformers ``pipeline`` call per request behind a plain FastAPI
    route (``pipeline_server.py``), and measures it with C concurrent clients, one SST-2 test
    sentence per request.
-3. Starts ``fmhub serve``, deploys the same model to an endpoint (dynamic batching; the runtime
-   chosen by ``--runtime``; ``auto`` = int8 when its test accuracy is within 0.5 points of fp32),
-   and measures it the same way. Every answer is checked against the model's label for that
+3. With ``--peer litserve``: LitServe (benchmark-only dependency, ``pip install litserve==0.2.19``)
+   at its best setting for the machine (``litserve_server.py``: one worker per core, batching 32 /
+   10 ms), measured the same way; each answer is checked against the model's fp32 label.
+4. Starts ``fmhub serve``, deploys the same model to an endpoint with the defaults (instances,
+   threads and runtime chosen by fmhub; ``--instances`` and ``--runtime`` override them), and
+   measures it the same way. Every answer is checked against the deployment's own label for that
    sentence (a mixed-up answer counts as wrong).
-4. Soak: twice the measured capacity, open loop, for ``--soak-s`` seconds: counts 5xx, 429, wrong
+5. Soak: twice the measured capacity, open loop, for ``--soak-s`` seconds: counts 5xx, 429, wrong
    answers, and samples the server's memory (its whole process tree) every second.
 
 Prints one JSON line per measurement and the checks: ours >= 4x the baseline's requests/s with a
-lower p99; in the soak no 5xx, no wrong or lost answers, memory growth < 200 MB. Exit code 0 when
-all pass.
+lower p99; with ``--peer litserve`` ours >= 2x LitServe's requests/s with a lower p99; in the soak
+no 5xx, no wrong or lost answers, memory growth < 200 MB. Exit code 0 when all pass.
 
-    python benchmarks/serve.py                  # ~6 min on 2 cores
+    python benchmarks/serve.py --peer litserve  # ~8 min on 2 cores
     python benchmarks/serve.py --quick          # fewer requests, 20 s soak
 """
 
@@ -42,6 +45,13 @@ from loadgen import closed_loop, open_loop  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "text-classification"
+
+
+def lit_version() -> str:
+    """The installed LitServe's version."""
+    from importlib.metadata import version
+
+    return version("litserve")
 
 
 def free_port() -> int:
@@ -78,8 +88,8 @@ def prepare_model(home: Path, env: dict[str, str]) -> None:
     print("fine-tuning the classifier (short run) ...", file=sys.stderr, flush=True)
     subprocess.run([sys.executable, "-m", "fmhub", "finetune", "--model", "all-MiniLM-L6-v2", "--task",
                     "text-classification", "--train", str(DATA / "train.csv"), "--validation", "none", "--test",
-                    "none", "--max-steps", "120", "--max-seq-length", "64", "--registered-model-name", "sst2",
-                    "--json"], env=env, check=True, stdout=subprocess.DEVNULL)
+                    str(DATA / "test.csv"), "--max-steps", "120", "--max-seq-length", "64", "--registered-model-name",
+                    "sst2", "--json"], env=env, check=True, stdout=subprocess.DEVNULL)
 
 
 def measure(label: str, url: str, bodies: list[bytes], n: int, c: int, headers: dict[str, str], check=None) -> dict:
@@ -94,12 +104,15 @@ def main() -> int:
     ap.add_argument("--home", type=Path, help="FMHUB_HOME to use (default: a temporary one)")
     ap.add_argument("-n", type=int, default=2000, help="requests per closed-loop measurement")
     ap.add_argument("-c", type=int, default=64, help="concurrent clients")
-    ap.add_argument("--runtime", default="pytorch", choices=["auto", "pytorch", "pytorch-int8"],
-                    help="auto: int8 when its test accuracy is within 0.5 points of fp32 (int8 answers depend "
-                         "slightly on the batch they share, so the answer check can flag label flips)")
-    ap.add_argument("--instances", type=int, default=2, help="instances of one torch thread each (2: both cores)")
-    ap.add_argument("--max-batch-size", type=int, default=32)
-    ap.add_argument("--max-batch-wait-ms", type=float, default=10.0)
+    ap.add_argument("--runtime", default=None,
+                    choices=["auto", "pytorch", "pytorch-bf16", "pytorch-int8", "onnx"],
+                    help="the deployment's runtime (default: fmhub's default, auto)")
+    ap.add_argument("--instances", type=int, default=None,
+                    help="instances of the deployment (default: fmhub's default, one per core for this model)")
+    ap.add_argument("--peer", choices=["none", "litserve"], default="none",
+                    help="also measure LitServe at its best setting (workers = cores, batching 32 / 10 ms)")
+    ap.add_argument("--max-batch-size", type=int, default=None, help="default: fmhub's (32)")
+    ap.add_argument("--max-batch-wait-ms", type=float, default=None, help="default: fmhub's (10, adaptive)")
     ap.add_argument("--soak-s", type=float, default=60.0)
     ap.add_argument("--quick", action="store_true", help="n=600, 20 s soak")
     a = ap.parse_args()
@@ -127,6 +140,26 @@ def main() -> int:
     finally:
         stop(base)
 
+    # -- the peer ---------------------------------------------------------------------------------
+    peer = None
+    if a.peer == "litserve":
+        from transformers import pipeline
+
+        fp32_labels = [p["label"] for p in pipeline("text-classification", model=str(model_dir), device=-1)(
+            sentences, batch_size=32, truncation=True)]
+        port = free_port()
+        lit = subprocess.Popen([sys.executable, str(Path(__file__).parent / "litserve_server.py"), str(model_dir),
+                                str(port), str(os.cpu_count() or 1)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=open(home / "litserve-bench.log", "ab"))
+        try:
+            wait_http(f"http://127.0.0.1:{port}/health", timeout_s=300)
+            bodies = [json.dumps({"text": s}).encode() for s in sentences]
+            peer = measure(f"LitServe {lit_version()} ({os.cpu_count()} workers, batch 32 / 10 ms)",
+                           f"http://127.0.0.1:{port}/predict", bodies, a.n, a.c, {},
+                           lambda i, body: body["label"] == fp32_labels[i])
+        finally:
+            stop(lit)
+
     # -- fmhub endpoint ---------------------------------------------------------------------------
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "fmhub", "serve", "--port", str(port), "--no-scheduler",
@@ -138,50 +171,33 @@ def main() -> int:
         api = root + "/api/v1"
         httpx.delete(api + "/endpoints/bench", timeout=60)  # a fresh endpoint when --home is reused
         httpx.post(api + "/endpoints", json={"name": "bench"}, timeout=30)
-        settings = {"max_batch_size": a.max_batch_size, "max_batch_wait_ms": a.max_batch_wait_ms,
-                    "instances": a.instances, "max_queue": 512, "request_timeout_ms": 60000}
+        given = {"instances": a.instances, "runtime": a.runtime, "max_batch_size": a.max_batch_size,
+                 "max_batch_wait_ms": a.max_batch_wait_ms}
+        settings = {k: v for k, v in given.items() if v is not None}  # the rest: fmhub's defaults
         key = httpx.get(api + "/endpoints/bench/keys").json()["primary_key"]
         headers = {"Authorization": f"Bearer {key}"}
         score = root + "/endpoints/bench/score"
-
-        def deploy(name: str, runtime: str) -> list[str]:
-            r = httpx.post(api + "/endpoints/bench/deployments", timeout=600,
-                           json={"name": name, "model": "sst2:1", "runtime": runtime, **settings})
-            r.raise_for_status()
-            labels = []
-            for i in range(0, len(sentences), 64):  # the model's answers, 64 sentences per request
-                out = httpx.post(score, headers={**headers, "x-fmhub-deployment": name}, timeout=120,
-                                 json={"input_data": sentences[i:i + 64]}).json()
-                labels.extend(p["label"] for p in out["predictions"])
-            return labels
-
-        fp32 = deploy("fp32", "pytorch")
-        accuracy = {"pytorch": sum(p == g for p, g in zip(fp32, gold)) / len(gold)}
-        runtime = a.runtime
-        expected = fp32
-        if a.runtime in ("auto", "pytorch-int8"):
-            int8 = deploy("int8", "pytorch-int8")
-            accuracy["pytorch-int8"] = sum(p == g for p, g in zip(int8, gold)) / len(gold)
-            if a.runtime == "auto":
-                close = abs(accuracy["pytorch-int8"] - accuracy["pytorch"]) <= 0.005
-                runtime = "pytorch-int8" if close else "pytorch"
-            if runtime == "pytorch-int8":
-                expected = int8
-        chosen = "int8" if runtime == "pytorch-int8" else "fp32"
-        httpx.delete(api + f"/endpoints/bench/deployments/{'fp32' if chosen == 'int8' else 'int8'}", timeout=60)
-        httpx.put(api + "/endpoints/bench/traffic", json={chosen: 100}, timeout=30)
-        print(json.dumps({"test_accuracy": {k: round(v, 4) for k, v in accuracy.items()}, "runtime": runtime}),
-              flush=True)
+        r = httpx.post(api + "/endpoints/bench/deployments", timeout=600,
+                       json={"name": "blue", "model": "sst2:1", **settings})
+        r.raise_for_status()
+        expected = []
+        for i in range(0, len(sentences), 64):  # the deployment's answers, 64 sentences per request
+            out = httpx.post(score, headers=headers, timeout=120, json={"input_data": sentences[i:i + 64]}).json()
+            expected.extend(p["label"] for p in out["predictions"])
+        shown = next(d for d in httpx.get(api + "/endpoints/bench").json()["deployments"] if d["name"] == "blue")
+        accuracy = sum(p == g for p, g in zip(expected, gold)) / len(gold)
+        print(json.dumps({"deployment": {k: shown.get(k) for k in ("instances", "runtime", "max_batch_size",
+                                                                     "max_batch_wait_ms", "runtime_detail")},
+                          "test_accuracy": round(accuracy, 4)}), flush=True)
         bodies = [json.dumps({"input_data": [s]}).encode() for s in sentences]
 
         def check(i: int, body: dict) -> bool:
-            return body["deployment"] == chosen and body["predictions"][0]["label"] == expected[i]
+            return body["deployment"] == "blue" and body["predictions"][0]["label"] == expected[i]
 
-        ours = measure(f"fmhub endpoint ({runtime}, batch {a.max_batch_size}, wait {a.max_batch_wait_ms} ms)",
+        ours = measure(f"fmhub endpoint ({shown['instances']} instances, {shown.get('runtime_detail')})",
                        score, bodies, a.n, a.c, headers, check)
-        shown = next(d for d in httpx.get(api + "/endpoints/bench").json()["deployments"] if d["name"] == chosen)
-        print(json.dumps({"mean_batch_size": shown.get("mean_batch_size"), "runtime": shown.get("runtime_detail")}),
-              flush=True)
+        shown = next(d for d in httpx.get(api + "/endpoints/bench").json()["deployments"] if d["name"] == "blue")
+        print(json.dumps({"mean_batch_size": shown.get("mean_batch_size")}), flush=True)
         rate = 2 * ours["req_per_s"]
         soak = asyncio.run(open_loop(score, bodies, rate, a.soak_s, headers, check, pid=server.pid))
         soak["label"] = f"soak: 2x capacity ({rate:.0f} req/s offered) for {a.soak_s:.0f} s"
@@ -195,6 +211,11 @@ def main() -> int:
         f"throughput >= 4x baseline ({ours['req_per_s']} vs {baseline['req_per_s']} req/s, "
         f"{ours['req_per_s'] / baseline['req_per_s']:.2f}x)": ours["req_per_s"] >= 4 * baseline["req_per_s"],
         f"p99 lower than baseline ({ours['p99_ms']} vs {baseline['p99_ms']} ms)": ours["p99_ms"] < baseline["p99_ms"],
+        **({f"throughput >= 2x LitServe ({ours['req_per_s']} vs {peer['req_per_s']} req/s, "
+            f"{ours['req_per_s'] / peer['req_per_s']:.2f}x)": ours["req_per_s"] >= 2 * peer["req_per_s"],
+            f"p99 lower than LitServe ({ours['p99_ms']} vs {peer['p99_ms']} ms)": ours["p99_ms"] < peer["p99_ms"],
+            f"LitServe: every answer matches the model's label (wrong {peer['wrong_answers']}, ok {peer['ok']})":
+                peer["wrong_answers"] == 0 and peer["ok"] == a.n} if peer else {}),
         "closed loop: every answer matches its request": ours["wrong_answers"] == 0 and ours["ok"] == a.n,
         f"soak: no 5xx ({fivexx})": fivexx == 0,
         f"soak: no wrong or lost answers (wrong {soak['wrong_answers']}, transport errors "

@@ -3,7 +3,9 @@ device and precision for training, evaluation, prediction and serving."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 from fmhub.errors import SpecError
 
@@ -70,3 +72,21 @@ def gpu_count() -> int:
         return torch.cuda.device_count()
     except Exception:  # noqa: BLE001 - no usable CUDA build is zero GPUs
         return 0
+
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+"""CPU flags (``/proc/cpuinfo``) of native bf16 arithmetic (AVX512-BF16, AMX)."""
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when the CPU has AVX512-BF16 or AMX-BF16 (read from ``cpuinfo``; False where it is unreadable)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[-1].split())
+            return any(flag in flags for flag in BF16_FLAGS)
+    return False

@@ -189,7 +189,9 @@ class Deployment(BaseModel):
         task: The task of the model.
         instances: Worker processes.
         device: ``cpu``, ``cuda`` or ``cuda:N`` (``auto``: a GPU when present).
-        runtime: ``pytorch`` or ``pytorch-int8`` (dynamic int8 quantisation of linear layers, CPU).
+        runtime: As the deployment spec named it (``auto``, ``pytorch``, ``pytorch-bf16``,
+            ``pytorch-int8``, ``onnx``, ``vllm``); the runtime ``auto`` chose is in the status's
+            ``runtime_detail``.
         max_batch_size: Inputs per forward pass at most.
         max_batch_wait_ms: How long the first request of a batch waits for others.
         max_queue: Requests waiting at most; beyond, the endpoint answers 429.
@@ -208,7 +210,7 @@ class Deployment(BaseModel):
     task: str
     instances: int = 1
     device: str = "cpu"
-    runtime: str = "pytorch"
+    runtime: str = "auto"
     max_batch_size: int = 32
     max_batch_wait_ms: float = 10.0
     max_queue: int = 256

@@ -130,21 +130,30 @@ def test_cpu_bf16_rule(monkeypatch, tmp_path):
     flags.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
     assert not precision.cpu_has_native_bf16.__wrapped__(str(flags))
 
-    class Lora:
-        peft_config: dict = {}
+    from fmhub.devices import DeviceChoice
+    from fmhub.errors import SpecError
 
+    cpu = DeviceChoice("cpu", False, "cpu")
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     monkeypatch.delenv(precision.ENV_VAR, raising=False)
-    assert precision.use_cpu_bf16(Lora(), causal_lm=True)
-    assert not precision.use_cpu_bf16(object(), causal_lm=True)  # full fine-tuning stays fp32
-    assert not precision.use_cpu_bf16(Lora(), causal_lm=False)
+    assert precision.training_precision("auto", cpu)[0]
+    assert precision.training_precision(None, cpu)[0]
+    assert not precision.training_precision("fp32", cpu)[0]
     monkeypatch.setenv(precision.ENV_VAR, "0")
-    assert not precision.use_cpu_bf16(Lora(), causal_lm=True)
-    monkeypatch.setenv(precision.ENV_VAR, "1")
-    assert precision.use_cpu_bf16(object(), causal_lm=False)
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    bf16, why = precision.training_precision("auto", cpu)
+    assert not bf16 and precision.ENV_VAR in why
+    assert precision.training_precision("bf16", cpu)[0]  # an explicit choice wins over the variable
     monkeypatch.delenv(precision.ENV_VAR)
-    assert not precision.use_cpu_bf16(Lora(), causal_lm=True)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    bf16, why = precision.training_precision("auto", cpu)
+    assert not bf16 and "no native bf16" in why
+    bf16, why = precision.training_precision("bf16", cpu)
+    assert bf16 and "emulated" in why
+    gpu32 = DeviceChoice("cuda:0", False, "cuda:0 (old GPU, fp32)")
+    assert not precision.training_precision("auto", gpu32)[0]
+    with pytest.raises(SpecError, match="no bf16 support"):
+        precision.training_precision("bf16", gpu32)
+    assert precision.training_precision("auto", DeviceChoice("cuda:0", True, "cuda:0 (GPU, bf16)"))[0]
 
 
 def test_cpu_bf16_inference_rule_and_copy(monkeypatch):

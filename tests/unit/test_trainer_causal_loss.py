@@ -49,17 +49,18 @@ def _collate(features):
     return {"input_ids": pad("input_ids", 0), "attention_mask": pad("attention_mask", 0), "labels": pad("labels", -100)}
 
 
-def _build(tmp_path, model, **kwargs):
+def _build(tmp_path, model, precision="auto", **kwargs):
     task = SimpleNamespace(greater_is_better=False, trainer_metrics=lambda info: None,
                            data_collator=lambda tok: _collate)
-    hp = Hyperparameters(per_device_train_batch_size=2, max_steps=1, learning_rate=1e-3).resolve({})
+    hp = Hyperparameters(per_device_train_batch_size=2, max_steps=1, learning_rate=1e-3,
+                         precision=precision).resolve({})
     return build_trainer(task, model, None, _dataset(), None, None, hp, tmp_path, CPU, _Sink(), **kwargs).trainer
 
 
 def test_causal_lm_trains_with_the_labelled_loss_of_the_same_value(tmp_path):
     model = _tiny_llama()
-    ours = _build(tmp_path / "a", model)
-    stock = _build(tmp_path / "b", model, causal_lm_loss=False)
+    ours = _build(tmp_path / "a", model, precision="fp32")  # exact values: fp32 on both sides
+    stock = _build(tmp_path / "b", model, precision="fp32", causal_lm_loss=False)
     assert ours._labelled_loss and not stock._labelled_loss
     batch = _collate([_dataset()[i] for i in range(4)])
     n = torch.tensor(int((batch["labels"][:, 1:] != -100).sum()))
@@ -73,7 +74,9 @@ def test_causal_lm_trains_with_the_labelled_loss_of_the_same_value(tmp_path):
     assert ours.state.global_step == 1 and ours.state.log_history
 
 
-def test_cpu_bf16_only_for_lora_causal_lm_on_native_bf16(tmp_path, monkeypatch):
+def test_precision_rule_reaches_the_trainer(tmp_path, monkeypatch):
+    """auto: bf16 autocast on a CPU with native bf16 for every model (LoRA or full); fp32 without;
+    an explicit --precision wins over both."""
     from peft import LoraConfig, get_peft_model
 
     monkeypatch.delenv(precision.ENV_VAR, raising=False)
@@ -81,9 +84,11 @@ def test_cpu_bf16_only_for_lora_causal_lm_on_native_bf16(tmp_path, monkeypatch):
     lora = get_peft_model(_tiny_llama(), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
                                                     task_type="CAUSAL_LM"))
     assert _build(tmp_path / "a", lora).args.bf16
-    assert not _build(tmp_path / "b", _tiny_llama()).args.bf16  # full fine-tuning: fp32
+    assert _build(tmp_path / "b", _tiny_llama()).args.bf16  # a full fine-tune too
+    assert not _build(tmp_path / "b32", _tiny_llama(), precision="fp32").args.bf16
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     assert not _build(tmp_path / "c", lora).args.bf16
+    assert _build(tmp_path / "d", _tiny_llama(), precision="bf16").args.bf16
 
 
 def test_labelled_loss_runs_the_decoder_under_the_trainers_bf16_autocast(tmp_path, monkeypatch):

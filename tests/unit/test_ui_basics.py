@@ -160,7 +160,7 @@ def test_an_error_put_at_its_field_is_not_listed_again_in_the_box(app_client):
 def test_one_thread_is_not_threads(monkeypatch):
     import torch
 
-    from fmhub.serving.instance import _threads
+    from fmhub.serving.runtimes import threads_text as _threads
     from fmhub.devices import choose_device
 
     assert _threads(1) == "1 thread" and _threads(4) == "4 threads"

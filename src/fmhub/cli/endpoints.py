@@ -68,9 +68,9 @@ def create_cmd(name: str = typer.Argument(..., help="Endpoint name (lower-case l
 def deploy_cmd(name: str = typer.Argument(..., help="Endpoint name."),
                model: str = typer.Option(..., "--model", help="Workspace NAME[:VERSION] or a catalog model (with --task)."),
                deployment: str = typer.Option("blue", "--deployment", help="Deployment name (blue, green ...)."),
-               instances: int = typer.Option(1, "--instances", help="Worker processes, each with its own model copy."),
+               instances: Optional[int] = typer.Option(None, "--instances", help="Worker processes, each with its own model copy (default: chosen from the cores and the model size - one single-threaded instance per core for a model up to 1 GiB - and shown in the deployment)."),
                device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
-               runtime: str = typer.Option("pytorch", "--runtime", help="pytorch, pytorch-int8 (CPU, dynamic int8: faster; check the metric first), or vllm (chat models on a CUDA GPU, extra fmhub[vllm])."),
+               runtime: str = typer.Option("auto", "--runtime", help="auto (default: the fastest CPU runtime whose metric on the model's stored test predictions stays within 0.5 points of fp32, else fp32; the deployment says which and why), pytorch (fp32; bf16 on a GPU), pytorch-bf16 (CPU, bf16 weights), pytorch-int8 (CPU, dynamic int8), onnx (CPU, ONNX Runtime, extra fmhub[onnx]; text and token classification), or vllm (chat models on a CUDA GPU, extra fmhub[vllm])."),
                task: Optional[str] = typer.Option(None, "--task", help="Task (default: the model version's)."),
                max_batch_size: int = typer.Option(32, "--max-batch-size", help="Inputs per forward pass at most."),
                max_batch_wait_ms: float = typer.Option(10.0, "--max-batch-wait-ms", help="How long a batch waits for more requests."),
@@ -85,7 +85,7 @@ def deploy_cmd(name: str = typer.Argument(..., help="Endpoint name."),
     """Deploy a model to an endpoint (replaces the model of an existing deployment of that name).
     Returns when every instance (or Ray Serve replica) has loaded the model. The first deployment
     takes all traffic. With --backend ray and --device cuda each replica gets one GPU of the cluster."""
-    settings = {"instances": instances, "device": device, "runtime": runtime, "max_batch_size": max_batch_size,
+    settings = {**({"instances": instances} if instances is not None else {}), "device": device, "runtime": runtime, "max_batch_size": max_batch_size,
                 "max_batch_wait_ms": max_batch_wait_ms, "max_queue": max_queue,
                 "request_timeout_ms": request_timeout_ms, **({"task": task} if task else {}),
                 **({"backend": backend} if backend != "local" else {}),

@@ -22,7 +22,7 @@ HP_FLAGS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", 
 HP_FLAGS += ("max_eval_samples", "max_predict_samples", "early_stopping_patience", "early_stopping_threshold")
 LABEL_NAME_FLAGS = ("label_names",)
 # -- LoRA and memory (chat LLMs) ---------------------------------------------------------------------
-HP_FLAGS += ("finetuning_type", "lora_r", "lora_alpha", "lora_dropout", "quantization_bit")
+HP_FLAGS += ("finetuning_type", "lora_r", "lora_alpha", "lora_dropout", "quantization_bit", "precision")
 
 
 def relative_to_file(spec: dict[str, Any], job_file: Path) -> dict[str, Any]:
@@ -135,6 +135,7 @@ def finetune_cmd(
     lora_target_modules: Optional[str] = typer.Option(None, "--lora-target-modules", help="Comma-separated module names the adapters wrap, e.g. q_proj,v_proj (default from the model card, else the task, else all-linear: every linear layer but the output head)."),
     quantization_bit: Optional[int] = typer.Option(None, "--quantization-bit", help="4: QLoRA, the frozen base in 4-bit NF4 (needs --finetuning-type lora, a CUDA GPU and bitsandbytes). Default: no quantisation."),
     gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing", help="Recompute activations in the backward pass: less memory, about 30% more compute (default off)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (default: bf16 autocast where the CPU has native bf16 - AVX512-BF16 or AMX - or the GPU supports bf16; else fp32), fp32 or bf16. Autocast keeps fp32 master weights; the job log says which was used and why."),
     merge: bool = typer.Option(False, "--merge", help="LoRA: register the merged full model instead of the adapter (default: the adapter, a few MB that loads on its base)."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="COLUMN of the data files: test metrics per value of that column as well as overall (default: overall only)."),
     no_zero_shot: bool = typer.Option(False, "--no-zero-shot", help="Chat: skip evaluating the base model zero-shot on the test data beside the fine-tuned one (default: evaluated, when there is test data)."),

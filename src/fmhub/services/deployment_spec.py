@@ -15,12 +15,19 @@ class DeploymentSpec(BaseModel):
         name: Deployment name within the endpoint (``blue``, ``green`` ...).
         model: Catalog name or workspace ``name[:version]`` (latest when no version).
         task: The task (default: the model version's task; needed for catalog models).
-        instances: Worker processes, each with its own copy of the model (backend ``local``).
+        instances: Worker processes, each with its own copy of the model (backend ``local``). None
+            (default): chosen from the core count and the model size
+            (:func:`fmhub.serving.sizing.default_instances`: one single-threaded instance per core
+            for a model up to 1 GiB), recorded on the deployment.
         device: ``cpu`` (default), ``cuda``, ``cuda:N`` or ``auto``. With backend ``ray``, ``cuda``
             gives each replica one GPU of the cluster.
-        runtime: ``pytorch``, or ``pytorch-int8`` (CPU; dynamic int8 quantisation of the linear
-            layers: faster, check the metric with ``fmhub evaluate`` first), or ``vllm`` (chat deployments
-            on a CUDA GPU with the ``fmhub[vllm]`` extra: vLLM's engine in the instance).
+        runtime: ``auto`` (default: the fastest CPU runtime whose headline metric on the model's stored
+            test predictions stays within 0.5 points of fp32, else fp32; the deployment says which
+            and why, see :mod:`fmhub.serving.runtimes`), ``pytorch`` (fp32 on the CPU, bf16 on a
+            GPU), ``pytorch-bf16`` (CPU, bf16 weights), ``pytorch-int8`` (CPU; dynamic int8
+            quantisation of the linear layers), ``onnx`` (CPU, ONNX Runtime, extra ``fmhub[onnx]``;
+            text and token classification), or ``vllm`` (chat deployments on a CUDA GPU with the
+            ``fmhub[vllm]`` extra: vLLM's engine in the instance).
         max_batch_size: Inputs per forward pass at most (default 32); for a chat deployment, the
             conversations one instance decodes together.
         max_batch_wait_ms: How long the first request of a batch waits for others (default 10,
@@ -40,9 +47,9 @@ class DeploymentSpec(BaseModel):
     name: str = Field(default="blue", pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
     model: str = Field(min_length=1)
     task: str | None = None
-    instances: int = Field(default=1, ge=1, le=16)
+    instances: int | None = Field(default=None, ge=1, le=16)
     device: str = "cpu"
-    runtime: Literal["pytorch", "pytorch-int8", "vllm"] = "pytorch"
+    runtime: Literal["auto", "pytorch", "pytorch-bf16", "pytorch-int8", "onnx", "vllm"] = "auto"
     max_batch_size: int = Field(default=32, ge=1, le=512)
     max_batch_wait_ms: float = Field(default=10.0, ge=0, le=1000)
     max_queue: int = Field(default=256, ge=1, le=100000)
@@ -60,7 +67,7 @@ class DeploymentSpec(BaseModel):
                                  "runs a fixed number of instance processes: use instances (--instances) "
                                  "or --backend ray")
             return self
-        if self.instances != 1:
+        if self.instances not in (None, 1):
             raise ValueError("instances applies to backend local only; a ray deployment autoscales its replicas: "
                              "use min_replicas and max_replicas (--min-replicas, --max-replicas)")
         if self.min_replicas is None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Any
 
 from fmhub.entities import Deployment, Endpoint
 from fmhub.errors import NotFoundError, SpecError
 from fmhub.services.context import Context
 from fmhub.services.models import resolve_model
+from fmhub.serving.chat_dispatch import serves_conversations
+from fmhub.serving.sizing import default_instances, weights_bytes
 from fmhub.services.specs import DeploymentSpec
 from fmhub.store import endpoint_logs_repo, endpoints_repo
 
@@ -79,15 +82,45 @@ def plan_deployment(ctx: Context, endpoint: str, spec: DeploymentSpec) -> Deploy
         on_gpu = _check_ray_cluster(spec)
     else:
         on_gpu = choose_device(spec.device).is_cuda  # a missing GPU is an error now, not a failed instance later
-    if spec.runtime == "pytorch-int8" and on_gpu:
-        raise SpecError("runtime pytorch-int8 runs on the CPU only", hint="use --device cpu, or --runtime pytorch")
+    if spec.runtime in ("pytorch-int8", "onnx") and on_gpu:
+        raise SpecError(f"runtime {spec.runtime} runs on the CPU only", hint="use --device cpu, or --runtime pytorch")
+    if spec.runtime == "onnx":
+        _check_onnx(task)
     _check_head(resolved.path, resolved.ref, task)
+    if spec.instances is None:
+        spec = spec.model_copy(update={"instances": 1 if spec.backend == "ray" else default_instances(
+            chat=serves_conversations(task), on_gpu=on_gpu, model_bytes=model_weights_bytes(resolved))})
     existing = {d.name: d for d in current.deployments}
     traffic = existing[spec.name].traffic if spec.name in existing else (0 if current.deployments else 100)
     deployment = Deployment(endpoint=endpoint, name=spec.name, model=resolved.ref, task=task, traffic=traffic,
                             **spec.model_dump(exclude={"name", "model", "task"}))
     endpoints_repo.upsert_deployment(ctx.db_url, deployment)
     return deployment
+
+
+def _check_onnx(task: str) -> None:
+    """Refuse ``--runtime onnx`` for a task it does not serve or where ONNX Runtime is missing.
+
+    Raises:
+        SpecError: naming what works instead.
+    """
+    from fmhub.serving.runtimes import onnx_available
+    from fmhub.tasks import get_task
+
+    if not get_task(task).onnx_logits:
+        raise SpecError(f"runtime onnx serves the tasks that predict from logits alone (text and token "
+                        f"classification), not {task}", hint="use --runtime auto (the default) or pytorch")
+    if not onnx_available():
+        raise SpecError("runtime onnx needs ONNX Runtime, which is not installed here",
+                        hint="pip install 'fmhub[onnx]', or use --runtime auto (the default)")
+
+
+def model_weights_bytes(resolved: Any) -> int:
+    """Bytes of a resolved model's weights (its base model's for a LoRA adapter), for the
+    instance count (:func:`fmhub.serving.sizing.default_instances`)."""
+    own = weights_bytes(resolved.path)
+    base = getattr(resolved, "base_path", None)
+    return max(own, weights_bytes(base)) if base else own
 
 
 def _check_chat_runtime(spec: DeploymentSpec, task: str) -> None:
@@ -98,19 +131,17 @@ def _check_chat_runtime(spec: DeploymentSpec, task: str) -> None:
     Raises:
         SpecError: naming what works instead.
     """
-    from fmhub.serving.chat_dispatch import serves_conversations
-
     if not serves_conversations(task):
         if spec.runtime == "vllm":
             raise SpecError(f"runtime vllm serves chat deployments only, not {task}",
-                            hint="use --runtime pytorch (or pytorch-int8 on the CPU)")
+                            hint="use --runtime auto (the default), pytorch, pytorch-bf16, pytorch-int8 or onnx")
         return
     if spec.backend == "ray":
         raise SpecError(f"{task} deployments run on backend local only for now (backend ray does not "
                         "stream replies yet)", hint="deploy with --backend local (the default); add --instances N "
                         "for more throughput, or --device cuda on a machine with a GPU")
-    if spec.runtime == "pytorch-int8":
-        raise SpecError(f"runtime pytorch-int8 serves the classic tasks, not {task}",
+    if spec.runtime in ("pytorch-int8", "pytorch-bf16", "onnx"):
+        raise SpecError(f"runtime {spec.runtime} serves the classic tasks, not {task}",
                         hint="use --runtime pytorch (continuous batching), or --runtime vllm on a CUDA machine")
     if spec.runtime == "vllm":
         from fmhub.serving.vllm_engine import vllm_problem

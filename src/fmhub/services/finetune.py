@@ -34,6 +34,7 @@ from fmhub.services.specs import FinetuneSpec
 from fmhub.tasks import get_task
 from fmhub.tasks.base import Task
 from fmhub.training.lora import trainable_parameters
+from fmhub.serving import runtimes
 from fmhub.training.precision import inference_copy, use_cpu_bf16_inference
 from fmhub.training.progress import ProgressSink, SinkFanout
 
@@ -254,6 +255,18 @@ def execute_finetune(ctx: Context, job: Job, sink: ProgressSink | None = None,
     return result
 
 
+def keep_runtime_check_rows(task: Task, folder: Path, out_dir: Path) -> None:
+    """Keep the first test (else validation) predictions in the model folder, for the check of a
+    deployment's ``--runtime auto`` (:mod:`fmhub.serving.runtimes`); tasks it does not check keep none."""
+    if not task.runtime_checked:
+        return
+    for split in ("test", "validation"):
+        path = folder / f"predictions-{split}.jsonl"
+        if path.is_file() and path.stat().st_size:
+            runtimes.write_check_rows(path, out_dir)
+            return
+
+
 def trained_on(device: Any, bf16: bool) -> str:
     """The device's description with the precision training used, e.g. ``cpu (2 threads, bf16
     autocast)`` for a CPU run under bf16 autocast (the device itself is described as fp32)."""
@@ -375,6 +388,7 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
             registration.save_model(model, tokenizer, out_dir, lineage)
             if options["causal_lm"]:
                 write_generation_config(model, tokenizer, out_dir)
+        keep_runtime_check_rows(task, folder, out_dir)
         if spec.register_model:
             sink.event("stage", {"stage": "registering"})
             version = registration.register_job_folder(ctx, out_dir, spec.output_name(), lineage)

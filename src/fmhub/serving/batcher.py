@@ -1,5 +1,11 @@
-"""Dynamic batching: requests that arrive within ``max_batch_wait_ms`` are grouped (up to
-``max_batch_size`` inputs), run as one batch on a free instance, and answered individually.
+"""Dynamic batching: requests are grouped (up to ``max_batch_size`` inputs), run as one batch on a
+free instance, and answered individually.
+
+The wait adapts to the load: a free instance takes every request already queued at once; it waits
+for more (at most ``max_batch_wait_ms``) only while the batch is not full, no other instance is
+idle, and the recent arrival rate says the next input comes within the wait. So a lone request on
+an idle endpoint runs at once, a full batch never waits, and under load batches fill up from the
+queue that builds while the instances compute.
 
 An input that fails on its own (the instance retries a failed batch in parts until the failing
 inputs stand alone) fails only its request, with :class:`InputFailed`; the other requests of the
@@ -40,7 +46,11 @@ class DynamicBatcher:
 
     Attributes:
         batches: Batches run so far; ``inputs``: inputs run so far (for the mean batch size).
+        waited: Batches that waited for more requests (the others left at once).
     """
+
+    ARRIVAL_SMOOTHING = 0.2
+    """Weight of the newest gap in the moving average of the time between two inputs."""
 
     def __init__(self, instances: list[Instance], max_batch_size: int, max_batch_wait_ms: float,
                  max_queue: int) -> None:
@@ -53,6 +63,9 @@ class DynamicBatcher:
             self.free.put_nowait(instance)
         self.batches = 0
         self.inputs = 0
+        self.waited = 0
+        self._gap_s: float | None = None  # moving average of the time between two arriving inputs
+        self._last_arrival_s: float | None = None
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     def submit(self, inputs: list[Any], params: dict[str, Any]) -> asyncio.Future:
@@ -63,16 +76,42 @@ class DynamicBatcher:
         """
         future = asyncio.get_running_loop().create_future()
         request = _Request(inputs, params, future, json.dumps(params, sort_keys=True))
+        self._arrived(request.enqueued_s, len(inputs))
         try:
             self.queue.put_nowait(request)
         except asyncio.QueueFull:
             raise QueueFull from None
         return future
 
+    def _arrived(self, now_s: float, n: int) -> None:
+        """Update the moving average of the gap between inputs with a request of ``n`` inputs."""
+        if self._last_arrival_s is not None:
+            gap = (now_s - self._last_arrival_s) / max(1, n)
+            a = self.ARRIVAL_SMOOTHING
+            self._gap_s = gap if self._gap_s is None else (1 - a) * self._gap_s + a * gap
+        self._last_arrival_s = now_s
+
+    def fill_wait_s(self, missing: int) -> float:
+        """How long a batch short of ``missing`` inputs waits for them: 0 when another instance is
+        idle or the next input is not expected within ``max_batch_wait_s``; else the expected time
+        to fill the batch, capped at ``max_batch_wait_s``."""
+        gap = self._gap_s
+        if missing <= 0 or not self.free.empty() or gap is None or gap > self.max_batch_wait_s:
+            return 0.0
+        return min(self.max_batch_wait_s, missing * gap)
+
     async def _collect(self) -> list[_Request]:
         first = await self.queue.get()
         batch, size = [first], len(first.inputs)
-        deadline = time.monotonic() + self.max_batch_wait_s
+        while size < self.max_batch_size and not self.queue.empty():  # everything already queued
+            nxt = self.queue.get_nowait()
+            batch.append(nxt)
+            size += len(nxt.inputs)
+        wait = self.fill_wait_s(self.max_batch_size - size)
+        if wait <= 0:
+            return batch
+        self.waited += 1
+        deadline = time.monotonic() + wait
         while size < self.max_batch_size:
             timeout = deadline - time.monotonic()
             if timeout <= 0:

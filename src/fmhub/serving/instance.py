@@ -13,6 +13,8 @@ import os
 import time
 from typing import Any
 
+from fmhub.serving.sizing import threads_per_instance
+
 #: Inputs longer than this many tokens are truncated (or windowed) whatever the model allows.
 MAX_SERVING_TOKENS = 512
 #: Inputs per forward pass on a CPU: a batch is sorted by length and run in chunks this size, which
@@ -32,19 +34,25 @@ def model_max_tokens(model: Any) -> int:
 
 
 def load(config: dict[str, Any]) -> tuple[Any, Any, Any, str]:
-    """Load the model for serving.
+    """Load the model for serving, in the runtime the deployment names (see
+    :mod:`fmhub.serving.runtimes`; ``auto`` checks the faster ones against the model's stored test
+    predictions and keeps the first that holds).
 
     Args:
         config: ``model_path``, ``task``, ``device`` (``cpu``/``cuda``/``cuda:N``/``auto``),
-            ``runtime`` (``pytorch`` or ``pytorch-int8``).
+            ``runtime`` (``auto``, ``pytorch``, ``pytorch-bf16``, ``pytorch-int8`` or ``onnx``).
 
     Returns:
-        (task, model, tokenizer, description of the runtime).
+        (task, model, tokenizer, description of the runtime and, for ``auto``, why it was chosen).
+
+    Raises:
+        ValueError: a runtime this device or model cannot use.
     """
     import torch
     from transformers import AutoTokenizer
 
-    from fmhub.devices import choose_device
+    from fmhub.devices import choose_device, cpu_has_native_bf16
+    from fmhub.serving import runtimes
     from fmhub.tasks import get_task
 
     task = get_task(config["task"])
@@ -52,34 +60,28 @@ def load(config: dict[str, Any]) -> tuple[Any, Any, Any, str]:
     model = task.load_model(config["model_path"], None)
     device = choose_device(config.get("device") or "auto")
     model.eval()
-    runtime = config.get("runtime") or "pytorch"
-    if runtime == "pytorch-int8":
-        if device.is_cuda:
-            raise ValueError("runtime pytorch-int8 runs on the CPU only; use --device cpu")
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        # Per-channel scales: on the SST-2 classifier of benchmarks/serve.py per-tensor int8 lost 1.2
-        # accuracy points, per-channel none (and ran faster).
-        model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-        description = f"pytorch-int8 (dynamic per-channel int8 linear layers, cpu, {_threads(torch.get_num_threads())})"
-    elif device.is_cuda:
+    runtime = config.get("runtime") or "auto"
+    if device.is_cuda:
+        if runtime not in ("auto", "pytorch", "pytorch-bf16"):
+            raise ValueError(f"runtime {runtime} runs on the CPU only; use --device cpu, or --runtime pytorch")
         model = model.to(device.device, dtype=torch.bfloat16)
-        description = f"pytorch (bf16, {device.device})"
-    else:
-        description = f"pytorch (fp32, cpu, {_threads(torch.get_num_threads())})"
-    return task, model, tokenizer, description
-
-
-def _threads(n: int) -> str:
-    """``1 thread``, ``4 threads``."""
-    return f"{n} thread{'' if n == 1 else 's'}"
+        return task, model, tokenizer, f"pytorch (bf16, {device.device})"
+    threads = torch.get_num_threads()
+    if runtime == "auto":
+        choice = runtimes.choose_auto(task, model, tokenizer, config["model_path"], threads=threads,
+                                      native_bf16=cpu_has_native_bf16(), max_tokens=model_max_tokens(model),
+                                      batch_size=CPU_FORWARD_BATCH)
+        return task, choice.model, tokenizer, f"{runtimes.describe(choice.runtime, threads)}; {choice.reason}"
+    served = runtimes.build_runtime(runtime, model, task, threads)
+    return task, served, tokenizer, runtimes.describe(runtime, threads)
 
 
 def serve_instance(conn: Any, config: dict[str, Any]) -> None:
     """The instance process's main loop (runs until the pipe closes or ``None`` arrives).
 
-    ``config["threads"]``: torch threads (default: half the cores per instance, at least one, so
-    that HTTP handling and tokenisation keep a core).
+    ``config["threads"]``: torch threads (default: the cores shared out among the deployment's
+    instances, :func:`~fmhub.serving.sizing.threads_per_instance`; a chat instance: half the cores,
+    so that the server keeps a core to stream replies).
     """
     import warnings
 
@@ -88,7 +90,11 @@ def serve_instance(conn: Any, config: dict[str, Any]) -> None:
     warnings.filterwarnings("ignore")
     import torch
 
-    threads = config.get("threads") or max(1, (os.cpu_count() or 2) // (2 * int(config.get("instances") or 1)))
+    instances = int(config.get("instances") or 1)
+    if config.get("mode") == "chat":  # half the cores: the server streams the replies on the rest
+        threads = config.get("threads") or max(1, (os.cpu_count() or 2) // (2 * instances))
+    else:  # the cores shared out among the instances (fmhub.serving.sizing)
+        threads = config.get("threads") or threads_per_instance(instances)
     torch.set_num_threads(int(threads))
     if config.get("mode") == "chat":  # a chat deployment: continuous batching, streamed replies
         from fmhub.serving.chat_instance import serve_chat

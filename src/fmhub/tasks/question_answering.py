@@ -72,6 +72,7 @@ class QuestionAnswering(Task):
     greater_is_better = False
     metric_names = ()
     headline_metric = "f1"
+    runtime_checked = True
     sample_train_file = ("train.jsonl",
                          'one {"question", "context", "answers": {"text": [...], "answer_start": [...]}} per line')
     # transformers run_qa.py: lr 3e-5..5e-5, batch 12-32, max_seq_length 384, doc_stride 128, 2 epochs.

@@ -45,6 +45,9 @@ class TextClassification(Task):
     metric_for_best_model = "f1_macro"
     metric_names = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "f1_weighted")
     headline_metric = "f1_macro"
+    metric_points = 100.0
+    runtime_checked = True
+    onnx_logits = True
     sample_train_file = ("train.csv", "columns text,label (label names, e.g. neg/pos)")
     label_type_option = True
     labelled_head = True

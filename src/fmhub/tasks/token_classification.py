@@ -76,6 +76,9 @@ class TokenClassification(Task):
     metric_for_best_model = "f1"
     metric_names = ("f1", "precision", "recall", "accuracy")
     headline_metric = "f1"
+    metric_points = 100.0
+    runtime_checked = True
+    onnx_logits = True
     sample_train_file = ("train.jsonl", 'one {"tokens": [...], "tags": [...]} object per line (IOB2 tags)')
     labelled_head = True
     # lr 1e-4, 3 epochs: the CoNLL-2003 reference run in shared/baselines (strict F1 0.817);

@@ -82,6 +82,9 @@ class Hyperparameters(BaseModel):
             a CUDA GPU and ``finetuning_type: lora``). None: no quantisation.
         gradient_checkpointing: Recompute activations in the backward pass (less memory, ~30%
             more compute).
+        precision: ``auto`` (default: bf16 autocast on a CPU with native bf16 or a bf16 GPU, else
+            fp32; the measured rule in :mod:`fmhub.training.precision`), ``fp32`` or ``bf16``
+            (autocast: fp32 master weights, bf16 matrix products).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -117,6 +120,7 @@ class Hyperparameters(BaseModel):
     lora_target_modules: list[str] | None = Field(default=None, min_length=1, max_length=64)
     quantization_bit: Literal[4] | None = None
     gradient_checkpointing: bool = False
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
     @field_validator("warmup_steps")
     @classmethod

@@ -1,15 +1,21 @@
-"""When the CPU trains under bfloat16 autocast, and when evaluation generates with a bf16 copy.
+"""Training precision (``--precision fp32|bf16|auto``), and when evaluation generates with a bf16 copy.
 
-On CUDA the device choice decides (``DeviceChoice.bf16``). On the CPU, autocast converts the frozen
-weights to bf16 in every step, which pays where the CPU multiplies bf16 natively (AVX512-BF16, AMX).
-Measured on a 2-core AVX512-BF16 CPU without AMX, SmolLM2-135M with LoRA on every linear layer,
-batches of 8 x 200 tokens of the shared chat data, two threads, idle machine
-(``python benchmarks/cpu_bf16.py``): 373 trained tokens/s under bf16 autocast against 243 in fp32
-(1.54x), the loss within 0.6% of fp32 after four steps. The rule, :func:`use_cpu_bf16`: a
-LoRA fine-tune of a causal LM (the trainable adapters stay fp32 master weights under autocast) on a
-CPU whose flags include ``avx512_bf16`` or ``amx_bf16``. Other tasks and full fine-tunes stay fp32.
-The environment variable ``FMHUB_CPU_BF16`` overrides it: ``1`` forces bf16 autocast on the CPU
-for every task, ``0`` turns it off.
+On CUDA the device choice decides (``DeviceChoice.bf16``). On the CPU, bf16 autocast pays where the
+CPU multiplies bf16 natively (AVX512-BF16, AMX); elsewhere it is emulated and slower than fp32.
+``auto`` (the default) is a measured rule, :func:`training_precision`: bf16 autocast, for every task
+and for full and LoRA fine-tunes alike, on a CPU whose flags include ``avx512_bf16`` or
+``amx_bf16``; fp32 otherwise. Autocast keeps fp32 master weights and optimizer state: only the
+matrix products run in bf16. Measured on a 2-core AVX512-BF16 CPU without AMX, idle machine:
+
+- SmolLM2-135M, LoRA on every linear layer, batches of 8 x 200 tokens of the shared chat data
+  (``python benchmarks/cpu_bf16.py``): 373 trained tokens/s under bf16 autocast against 243 in fp32
+  (1.54x), the loss within 0.6% of fp32 after four steps.
+- all-MiniLM-L6-v2 on SST-2, full fine-tune, one epoch (``python benchmarks/finetune_cpu.py
+  --configs fmhub-fp32,fmhub``): the figures are in benchmarks/README.md (speed and test accuracy
+  of both precisions in one run).
+
+The environment variable ``FMHUB_CPU_BF16`` overrides ``auto`` on the CPU: ``1`` forces bf16
+autocast, ``0`` keeps fp32. An explicit ``--precision`` is always honoured.
 
 Generation by a causal LM for evaluation (a fine-tune's test and zero-shot scores, ``fmhub
 evaluate``) runs on a bf16 copy of the weights on such a CPU (:func:`use_cpu_bf16_inference`,
@@ -22,49 +28,66 @@ for the registered model. ``FMHUB_CPU_BF16`` overrides it too.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-"""CPU flags (``/proc/cpuinfo``) of native bf16 arithmetic (AVX512-BF16, AMX)."""
+from fmhub.devices import BF16_FLAGS, cpu_has_native_bf16  # noqa: F401 - re-exported
 
 ENV_VAR = "FMHUB_CPU_BF16"
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True when the CPU has AVX512-BF16 or AMX-BF16 (read from ``cpuinfo``; False where it is unreadable)."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[-1].split())
-            return any(flag in flags for flag in BF16_FLAGS)
-    return False
+PRECISIONS = ("auto", "fp32", "bf16")
+"""Values of ``--precision`` (``Hyperparameters.precision``)."""
 
 
-def use_cpu_bf16(model: Any, causal_lm: bool) -> bool:
-    """Whether CPU training of ``model`` runs under bf16 autocast (the rule in this module's docstring).
-
-    Args:
-        model: The model about to be trained (a PEFT model for LoRA).
-        causal_lm: Whether it is a causal LM trained with the labelled-positions loss.
-
-    Returns:
-        True to pass ``bf16=True`` to the CPU ``Trainer``.
-    """
+def _forced() -> bool | None:
+    """``FMHUB_CPU_BF16``: True (``1``), False (``0``) or None (unset or not understood)."""
     forced = os.environ.get(ENV_VAR, "").strip().lower()
     if forced in ("1", "true", "yes", "on"):
         return True
     if forced in ("0", "false", "no", "off"):
         return False
-    is_lora = hasattr(model, "peft_config")
-    return causal_lm and is_lora and cpu_has_native_bf16()
+    return None
+
+
+def training_precision(precision: str | None, device: Any) -> tuple[bool, str]:
+    """Whether training runs under bf16 autocast, and why (the rule in this module's docstring).
+
+    Args:
+        precision: ``auto`` (None: auto), ``fp32`` or ``bf16``.
+        device: The :class:`~fmhub.devices.DeviceChoice` training runs on.
+
+    Returns:
+        ``(bf16, reason)``: True to pass ``bf16=True`` to the ``Trainer``; the reason is a line for
+        the job log, e.g. ``bf16 autocast (auto: this CPU has native bf16, avx512_bf16/amx_bf16)``.
+
+    Raises:
+        SpecError: ``bf16`` on a CUDA GPU without bf16 support, or an unknown value.
+    """
+    from fmhub.errors import SpecError
+
+    precision = precision or "auto"
+    if precision not in PRECISIONS:
+        raise SpecError(f"unknown precision {precision!r}", hint="give --precision auto, fp32 or bf16")
+    if precision == "fp32":
+        return False, "fp32 (--precision fp32)"
+    if device.is_cuda:
+        if precision == "bf16" and not device.bf16:
+            raise SpecError(f"--precision bf16: {device.description} has no bf16 support",
+                            hint="give --precision fp32 or auto")
+        return bool(device.bf16), ("bf16 (the GPU supports it)" if device.bf16 else "fp32 (the GPU has no bf16)")
+    native = cpu_has_native_bf16()
+    if precision == "bf16":
+        return True, "bf16 autocast (--precision bf16)" + (
+            "" if native else "; this CPU has no native bf16, so it is emulated and slower than fp32")
+    forced = _forced()
+    if forced is not None:
+        return forced, f"{'bf16 autocast' if forced else 'fp32'} ({ENV_VAR}={os.environ[ENV_VAR]})"
+    if native:
+        return True, (f"bf16 autocast (auto: this CPU has native bf16; give --precision fp32 or set "
+                      f"{ENV_VAR}=0 to train in fp32)")
+    return False, "fp32 (auto: this CPU has no native bf16 arithmetic, where bf16 autocast is slower)"
 
 
 def use_cpu_bf16_inference(model: Any) -> bool:
@@ -79,8 +102,8 @@ def use_cpu_bf16_inference(model: Any) -> bool:
     """
     from fmhub.training.causal_loss import causal_lm_parts
 
-    forced = os.environ.get(ENV_VAR, "").strip().lower()
-    if forced in ("0", "false", "no", "off"):
+    forced = _forced()
+    if forced is False:
         return False
     try:
         on_cpu = next(model.parameters()).device.type == "cpu"
@@ -88,7 +111,7 @@ def use_cpu_bf16_inference(model: Any) -> bool:
         return False
     if not on_cpu or getattr(model, "is_loaded_in_4bit", False) or causal_lm_parts(model) is None:
         return False
-    return forced in ("1", "true", "yes", "on") or cpu_has_native_bf16()
+    return bool(forced) or cpu_has_native_bf16()
 
 
 @contextlib.contextmanager

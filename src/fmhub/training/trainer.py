@@ -2,8 +2,9 @@
 checkpoint by a named metric, progress through a callback.
 
 Causal LMs train with :func:`fmhub.training.causal_loss.labelled_loss` (the output head only at
-labelled positions: the same loss, less work when the prompt is masked) and, for LoRA on a CPU with
-native bf16, under bf16 autocast (:mod:`fmhub.training.precision`).
+labelled positions: the same loss, less work when the prompt is masked). Every task trains under bf16
+autocast where ``--precision`` (default ``auto``: a CPU with native bf16, or a bf16 GPU) says so
+(:mod:`fmhub.training.precision`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from fmhub.devices import DeviceChoice
 from fmhub.training.cancel import CancelCallback, TrainingCanceled
 from fmhub.training.causal_loss import labelled_loss, supports_labelled_loss
 from fmhub.training.hyperparameters import Hyperparameters
-from fmhub.training.precision import use_cpu_bf16
+from fmhub.training.precision import training_precision
 from fmhub.training.progress import ProgressCallback, ProgressSink
 from fmhub.training.sampler import BucketedLengthSampler
 
@@ -225,8 +226,8 @@ def build_trainer(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds
             (:func:`~fmhub.training.causal_loss.labelled_loss`; same value as the stock loss, the
             output head runs only where labels are not -100). None (default): whenever the model is a
             decoder + linear head causal LM (:func:`~fmhub.training.causal_loss.supports_labelled_loss`);
-            False: the stock loss. It also selects bf16 autocast on a CPU with native bf16 for LoRA
-            (:func:`~fmhub.training.precision.use_cpu_bf16`).
+            False: the stock loss. Precision: ``hp.precision``
+            (:func:`~fmhub.training.precision.training_precision`).
     """
     if eval_ds is not None:  # order does not matter for metrics; sorted batches pad least
         eval_ds = eval_ds.sort("length", reverse=True)
@@ -234,11 +235,10 @@ def build_trainer(task: Task, model: Any, tokenizer: Any, train_ds: Any, eval_ds
     metrics_fn = task.trainer_metrics(info) if eval_ds is not None else None
     causal = supports_labelled_loss(model) if causal_lm_loss is None else (causal_lm_loss and
                                                                            supports_labelled_loss(model))
-    bf16 = device.bf16 if device.is_cuda else use_cpu_bf16(model, causal)
+    bf16, why = training_precision(hp.precision, device)
     args = build_training_arguments(hp, output_dir, device, eval_ds is not None, len(train_ds) // max(world_size, 1),
                                     greater, loss_only=metrics_fn is None, bf16=bf16)
-    if bf16 and not device.is_cuda:
-        log.info("training under bf16 autocast on the CPU (native bf16; set %s=0 to train in fp32)", "FMHUB_CPU_BF16")
+    log.info("precision: %s", why)
     if world_size > 1 and getattr(args, "average_tokens_across_devices", False):
         # Else the Trainer multiplies each process's loss by the process count (meant for losses
         # summed over tokens): a mean loss (classification) would be logged, and clipped, doubled.

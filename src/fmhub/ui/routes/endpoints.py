@@ -113,7 +113,7 @@ def _deploy_context(ctx: Context, task: str | None, model: str = "",
     refs = {m["ref"] for m in models}
     return {"models": models, "chosen": model if model in refs else "", "model_other": "" if model in refs else model,
             "tasks": endpoints_service.served_tasks(), "defaults": _deploy_defaults(existing),
-            "runtimes": ["pytorch", "pytorch-int8", "vllm"], "endpoint_task": task, "ray": ray_target()}
+            "runtimes": ["auto", "pytorch", "pytorch-bf16", "pytorch-int8", "onnx", "vllm"], "endpoint_task": task, "ray": ray_target()}
 
 
 def _catalog_task(ctx: Context, model: str) -> str | None:

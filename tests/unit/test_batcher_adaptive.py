@@ -1,0 +1,87 @@
+"""The batcher's wait adapts to the load: a lone request on an idle endpoint runs at once, a batch
+waits only while more inputs are expected within the wait, and never while another instance idles."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from fmhub.serving.batcher import DynamicBatcher
+
+
+class Instant:
+    """An instance that answers every input with itself at once (no process, no model)."""
+
+    name, state, error = "ep/blue/0", "ready", None
+
+    def __init__(self):
+        self.batches = []
+
+    async def wait_ready(self, timeout_s):
+        return True
+
+    async def run(self, inputs, params):
+        self.batches.append(list(inputs))
+        return list(inputs), {}
+
+
+def _in_thread(coro):
+    """asyncio.run in a thread of its own (a browser test may have left a loop in the main thread)."""
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("v", asyncio.run(coro)))
+    t.start()
+    t.join(30)
+    return out["v"]
+
+
+def test_a_lone_request_on_an_idle_endpoint_does_not_wait():
+    async def go():
+        instance = Instant()
+        batcher = DynamicBatcher([instance], 32, max_batch_wait_ms=2000, max_queue=16)
+        t0 = time.monotonic()
+        answer = await asyncio.wait_for(batcher.submit(["x"], {}), 10)
+        batcher.close()
+        return answer, time.monotonic() - t0
+    answer, took_s = _in_thread(go())
+    assert answer == ["x"]
+    assert took_s < 1.0  # the old fixed wait would have held it for the whole 2 s
+
+
+def test_fill_wait_follows_the_arrival_rate():
+    async def go():
+        a, b = Instant(), Instant()
+        batcher = DynamicBatcher([a, b], 32, max_batch_wait_ms=10, max_queue=16)
+        await batcher.free.get()  # one instance busy: the other is still idle
+        idle_other = batcher.fill_wait_s(4)
+        await batcher.free.get()  # both busy
+        batcher._gap_s = 0.001
+        fast = batcher.fill_wait_s(4)
+        full = batcher.fill_wait_s(0)
+        many = batcher.fill_wait_s(30)
+        batcher._gap_s = 0.05  # the next input is not expected within 10 ms
+        slow = batcher.fill_wait_s(4)
+        batcher.close()
+        return idle_other, fast, full, many, slow
+    idle_other, fast, full, many, slow = _in_thread(go())
+    assert idle_other == 0.0
+    assert abs(fast - 0.004) < 1e-9  # four inputs, one every millisecond
+    assert full == 0.0 and slow == 0.0
+    assert many == 0.010  # capped at max_batch_wait_ms
+
+
+def test_steady_arrivals_are_batched():
+    async def go():
+        instance = Instant()
+        batcher = DynamicBatcher([instance], 8, max_batch_wait_ms=200, max_queue=64)
+        futures = []
+        for i in range(24):
+            futures.append(batcher.submit([i], {}))
+            await asyncio.sleep(0.002)
+        answers = await asyncio.wait_for(asyncio.gather(*futures), 10)
+        batcher.close()
+        return answers, instance.batches, batcher.waited
+    answers, batches, waited = _in_thread(go())
+    assert answers == [[i] for i in range(24)]
+    assert len(batches[0]) == 1  # the first request: no arrivals seen yet, it ran at once
+    assert max(len(b) for b in batches) >= 4 and len(batches) <= 12 and waited >= 1
