@@ -15,7 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)  # this folder's queue.py would shadow the standard library's queue module
+    sys.path.pop(0)  # the scripts of this folder import fmhub, not each other
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import httpx
 
-# this folder holds a queue.py that would shadow the standard library's for torch
+# the scripts of this folder import fmhub, not each other
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 REPO = Path(__file__).resolve().parents[1]

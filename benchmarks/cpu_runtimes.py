@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.pop(0)  # this folder holds queue.py, which would shadow the standard library's
+sys.path.pop(0)  # the scripts of this folder import fmhub, not each other
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "text-classification"
 

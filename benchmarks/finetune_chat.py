@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)  # this folder's queue.py would shadow the standard library's queue module
+    sys.path.pop(0)  # the scripts of this folder import fmhub, not each other
 
 CONFIGS = ("trl", "fmhub")
 TASK = "chat-completion"

@@ -77,8 +77,8 @@ print(json.dumps(what))
 
 
 def build_model(folder: Path, env: dict[str, str]) -> str:
-    """Save a deployable classifier to ``folder`` (in a subprocess: this folder's ``queue.py``
-    shadows the standard module torch imports); returns what it is."""
+    """Save a deployable classifier to ``folder`` (in a subprocess, which imports torch away from
+    this process); returns what it is."""
     out = subprocess.run([sys.executable, "-c", _BUILD, str(folder), str(REPO)], env=env, cwd=folder.parent,
                          capture_output=True, text=True, timeout=300)
     if out.returncode != 0:

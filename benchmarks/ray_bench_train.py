@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-if __name__ == "__main__":  # benchmarks/queue.py would hide the standard library's queue (torch imports it)
+if __name__ == "__main__":  # the scripts of this folder import fmhub, not each other
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 STEPS = 40
 GLOBAL_BATCH = 8

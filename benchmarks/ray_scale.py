@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# benchmarks/queue.py would hide the standard library's queue (torch imports it): drop this folder,
+# Drop this folder,
 # which Python puts first on a script's path, and load the parts by file instead.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]

@@ -47,9 +47,9 @@ def served(tmp_path_factory):
     client = fmhub.Client(url=server.url)
     try:
         client.endpoints.create("iso")
-        # A long batching window: requests sent together surely share one batch.
+        # A long batching window: requests sent together while requests keep coming share one batch.
         shown = client.endpoints.deploy("iso", "tiny-sentiment:1", "blue", max_batch_wait_ms=1000,
-                                        max_batch_size=64)
+                                        max_batch_size=64, instances=1)
         assert shown["deployments"][0]["state"] == "ready", shown
         yield server, client, client.endpoints.keys("iso")["primary_key"]
     finally:
@@ -71,6 +71,8 @@ def test_an_undecodable_string_fails_only_its_own_request_of_the_batch(served):
     good = [f'{{"input_data": ["the movie was good", "request {i}"]}}'.encode() for i in range(7)]
     bad = b'{"input_data": ["fine text", "more text", "x", "\\ud800"]}'  # raw JSON: a lone surrogate at index 3
     bodies = good[:3] + [bad] + good[3:]
+    for _ in range(3):  # requests keep coming: the batcher expects more and waits for them (adaptive wait)
+        assert _post(server, key, b'{"input_data": ["warm"]}').status_code == 200
     before = _batches(client)
     barrier = threading.Barrier(len(bodies))
 

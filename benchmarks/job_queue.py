@@ -3,7 +3,7 @@
 Usage::
 
     scripts/test-services.sh start && eval "$(scripts/test-services.sh env)"
-    python benchmarks/queue.py [--jobs 10000] [--workers 4] [--models 100000] [--runs 25] [--json-out FILE]
+    python benchmarks/job_queue.py [--jobs 10000] [--workers 4] [--models 100000] [--runs 25] [--json-out FILE]
 
 Needs a PostgreSQL role that may create databases: ``--postgres-url`` (default
 ``FMHUB_TEST_POSTGRES_URL``, e.g. ``postgresql+psycopg://fmhub:fmhub@127.0.0.1:55432/fmhub``). The
