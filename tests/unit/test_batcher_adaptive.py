@@ -8,22 +8,7 @@ import threading
 import time
 
 from fmhub.serving.batcher import DynamicBatcher
-
-
-class Instant:
-    """An instance that answers every input with itself at once (no process, no model)."""
-
-    name, state, error = "ep/blue/0", "ready", None
-
-    def __init__(self):
-        self.batches = []
-
-    async def wait_ready(self, timeout_s):
-        return True
-
-    async def run(self, inputs, params):
-        self.batches.append(list(inputs))
-        return list(inputs), {}
+from test_scoring import FakeInstance as Instant  # answers {"label": input} at once
 
 
 def _in_thread(coro):
@@ -44,7 +29,7 @@ def test_a_lone_request_on_an_idle_endpoint_does_not_wait():
         batcher.close()
         return answer, time.monotonic() - t0
     answer, took_s = _in_thread(go())
-    assert answer == ["x"]
+    assert answer == [{"label": "x"}]
     assert took_s < 1.0  # the old fixed wait would have held it for the whole 2 s
 
 
@@ -73,12 +58,12 @@ def test_steady_arrivals_are_batched():
         batcher = DynamicBatcher([instance], 8, max_batch_wait_ms=200, max_queue=64)
         futures = []
         for i in range(24):
-            futures.append(batcher.submit([i], {}))
+            futures.append(batcher.submit([f"r{i}"], {}))
             await asyncio.sleep(0.002)
         answers = await asyncio.wait_for(asyncio.gather(*futures), 10)
         batcher.close()
         return answers, instance.batches, batcher.waited
     answers, batches, waited = _in_thread(go())
-    assert answers == [[i] for i in range(24)]
+    assert answers == [[{"label": f"r{i}"}] for i in range(24)]
     assert len(batches[0]) == 1  # the first request: no arrivals seen yet, it ran at once
     assert max(len(b) for b in batches) >= 4 and len(batches) <= 12 and waited >= 1

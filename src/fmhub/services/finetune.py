@@ -35,7 +35,7 @@ from fmhub.tasks import get_task
 from fmhub.tasks.base import Task
 from fmhub.training.lora import trainable_parameters
 from fmhub.serving import runtimes
-from fmhub.training.precision import inference_copy, use_cpu_bf16_inference
+from fmhub.training.precision import inference_copy, training_precision, use_cpu_bf16_inference
 from fmhub.training.progress import ProgressSink, SinkFanout
 
 log = logging.getLogger("fmhub.finetune")
@@ -283,7 +283,8 @@ def _train_and_register(ctx: Context, spec: FinetuneSpec, job: Job, task: Task, 
 
     folder = Path(job.folder)
     device = choose_device(spec.device)
-    sink.event("stage", {"stage": "preparing", "device": device.description, "model": resolved.ref})
+    bf16, _ = training_precision(hp.precision, device)  # the precision training will use, said up front
+    sink.event("stage", {"stage": "preparing", "device": trained_on(device, bf16), "model": resolved.ref})
     data_assets = []
     for split, file in prepared.files.items():
         asset = assets_service.register_data_file(ctx, file, format=spec.data.format, encoding=spec.data.encoding,
