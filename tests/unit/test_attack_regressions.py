@@ -242,3 +242,36 @@ def test_an_encoding_name_holding_a_nul_is_a_data_error(tmp_path):
     path.write_text("text,label\n")
     with pytest.raises(DataError, match="unknown encoding"):
         read_text(path, "utf\0-8")
+
+
+_QUADRATIC_INPUTS = """
+from fmhub.api.auth import cookie_value
+from fmhub.api.limits import json_too_deep
+body = b'"' + b'\\\\"' * 400_000 + b'[' * 40
+assert json_too_deep(body, 32) is False  # one unterminated string: no brackets outside it
+assert cookie_value({b"cookie": b'fmhub_csrf="' + b'\\\\' * 400_000}, "fmhub_csrf") == ""
+"""
+
+
+def test_unterminated_strings_and_escaped_cookies_are_read_in_linear_time():
+    """A body of one unterminated string full of escaped quotes, and a cookie full of backslashes,
+    once took time quadratic in their size (minutes for 800 KB) before any key was checked."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _QUADRATIC_INPUTS], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("header", "value"), [
+    (b"a=1; fmhub_api_key=abc-DEF_1; x=y", "abc-DEF_1"),
+    (b'fmhub_api_key="abc"', "abc"),
+    (b"fmhub_api_key_2=z", ""),
+    (b"fmhub_api_key", ""),
+    (b'fmhub_api_key="a\\"b"', ""),
+    (b"fmhub_api_key=" + b"k" * 2000, ""),
+])
+def test_cookie_values_are_read_without_unescaping(header, value):
+    from fmhub.api.auth import cookie_value
+
+    assert cookie_value({b"cookie": header}, "fmhub_api_key") == value

@@ -77,3 +77,20 @@ def test_predict_returns_a_span_of_the_context(tiny_bert):
     assert r["windows"] >= 2
     assert r["answer"] == "the movie was fun and the plot was good"[r["start"]:r["end"]]
     assert 0.0 <= r["score"] <= 1.0
+
+
+@pytest.mark.parametrize("question_words", [14, 15, 16, 30, 200])
+def test_a_question_as_long_as_the_window_neither_panics_nor_multiplies_windows(tiny_bert, question_words):
+    """Questions of nearly ``max_seq_length`` tokens once made the Rust tokenizer panic (a
+    BaseException that ended the instance) or cut a short context into one window per token."""
+    from transformers import AutoTokenizer
+
+    task = get_task("question-answering")
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert))
+    model = task.load_model(str(tiny_bert), None)
+    question = " ".join(["movie"] * question_words)
+    context = " ".join(["the plot was good"] * 8)  # 32 words
+    out = task.predict(model, tok, [{"question": question, "context": context}], max_seq_length=32, doc_stride=128)
+    r = out[0]
+    assert r["windows"] <= 32 // (32 // 4) + 1  # each window moves on by a quarter of the length at least
+    assert r["start"] is None or r["answer"] == context[r["start"]:r["end"]]

@@ -133,6 +133,33 @@ def test_isolation_stops_at_its_budget_and_says_so():
     assert any(not isolated for _, isolated in errors.values())
 
 
+def test_a_request_that_spends_its_budget_never_fails_another_requests_inputs():
+    calls = []
+    inputs = ["BAD"] * 10 + ["ok1", "ok2"] + ["BAD"]
+    outputs, errors = predict_isolated(_fake_run(calls), inputs, budget=3, sizes=[10, 2, 1])
+    assert [o["label"] for o in outputs[10:12]] == ["ok1", "ok2"]
+    assert set(errors) == set(range(10)) | {12}
+    assert not any(errors[i][1] for i in range(10)) and errors[12] == ("TypeError: cannot encode", True)
+
+
+class _Panic(BaseException):
+    """Stands for ``pyo3_runtime.PanicException``: a Rust tokenizer's panic derives from BaseException."""
+
+
+def test_a_panic_fails_its_input_and_ctrl_c_still_ends_the_process():
+    def run(part):
+        if "PANIC" in part:
+            raise _Panic("tokenizer panicked")
+        if "STOP" in part:
+            raise KeyboardInterrupt
+        return part
+
+    outputs, errors = predict_isolated(run, ["a", "PANIC", "b"])
+    assert outputs == ["a", None, "b"] and errors == {1: ("_Panic: tokenizer panicked", True)}
+    with pytest.raises(KeyboardInterrupt):
+        predict_isolated(run, ["a", "STOP"])
+
+
 # -- isolation in the batcher -----------------------------------------------------------------------
 
 class FakeInstance:
@@ -146,9 +173,9 @@ class FakeInstance:
     async def wait_ready(self, timeout_s):
         return True
 
-    async def run(self, inputs, params):
+    async def run(self, inputs, params, sizes=None):
         self.batches.append(list(inputs))
-        return predict_isolated(_fake_run([]), inputs)
+        return predict_isolated(_fake_run([]), inputs, sizes=sizes)
 
 
 def _batch(requests, max_batch_size=64):
@@ -168,6 +195,13 @@ def test_one_bad_input_fails_only_its_own_request_of_the_batch():
     assert len(batches) == 1 and len(batches[0]) == 6  # they shared one batch
     assert [o["label"] for o in done[0]] == ["a", "b"] and [o["label"] for o in done[2]] == ["e"]
     assert isinstance(done[1], InputFailed) and done[1].index == 1 and "cannot encode" in done[1].cause
+
+
+def test_a_request_of_many_bad_inputs_fails_alone_and_its_neighbour_is_answered():
+    done, batches = _batch([["BAD"] * 40, ["x"]])
+    assert len(batches) == 1  # they shared one batch; bisecting 40 bad inputs spends the request's budget
+    assert isinstance(done[0], BatchFailed) and "40 of 40 inputs failed" in str(done[0])
+    assert [o["label"] for o in done[1]] == ["x"]
 
 
 def test_a_batch_in_which_every_input_fails_is_the_deployments_fault():

@@ -18,17 +18,31 @@ KEY_COOKIE = "fmhub_api_key"
 """The UI keeps the API key it was given at sign-in in this cookie (HttpOnly, SameSite=Strict)."""
 
 
-def cookie_value(headers: dict[bytes, bytes], name: str) -> str:
-    """The value of cookie ``name`` in the raw ASGI ``headers``, or ``""`` (also for a malformed header)."""
-    from http.cookies import SimpleCookie
+MAX_COOKIE_VALUE_CHARS = 1024
+"""Longest cookie value read; fmhub's own cookies (keys, CSRF tokens) are under 100 characters."""
 
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(headers.get(b"cookie", b"").decode("latin-1"))
-    except Exception:  # noqa: BLE001 - a malformed cookie header is no key
-        return ""
-    morsel = jar.get(name)
-    return morsel.value if morsel else ""
+
+def cookie_value(headers: dict[bytes, bytes], name: str) -> str:
+    """The value of cookie ``name`` in the raw ASGI ``headers``, or ``""`` (also for a malformed or
+    over-long value).
+
+    A linear split on ``;`` and the first ``=`` (RFC 6265's cookie-string); a double-quoted value
+    loses its quotes but is not unescaped: fmhub's cookies hold URL-safe tokens only. (The standard
+    library's ``SimpleCookie`` unquotes backslash escapes in time quadratic in the value on some
+    Python versions, which let one header block the server.)
+    """
+    raw = headers.get(b"cookie", b"").decode("latin-1")
+    for pair in raw.split(";"):
+        key, sep, value = pair.partition("=")
+        if not sep or key.strip() != name:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if len(value) > MAX_COOKIE_VALUE_CHARS or '"' in value or "\\" in value:
+            return ""
+        return value
+    return ""
 
 
 def is_loopback(host: str) -> bool:

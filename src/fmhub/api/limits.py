@@ -47,7 +47,9 @@ JSON_ANY_TYPE_PREFIX = "/endpoints/"
 """Routes that parse their body as JSON whatever its ``Content-Type`` (scoring): the nesting check
 applies to every body they get."""
 
-_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.S)
+"""A JSON string (its closing quote optional: an unterminated string runs to the end of the body,
+so every match succeeds where it starts and the scan stays linear) or one bracket."""
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ class DynamicBatcher:
                 if not ok:
                     why = f": {instance.error}" if instance.error else ""
                     raise NoInstance(f"instance {instance.name} is {instance.state}{why}")
-            outputs, errors = await instance.run(inputs, group[0].params)
+            outputs, errors = await instance.run(inputs, group[0].params, [len(r.inputs) for r in group])
             self.batches += 1
             self.inputs += len(inputs)
             systemic = _systemic(errors, len(inputs))
@@ -182,25 +182,43 @@ def _systemic(errors: dict[int, tuple[str, bool]], n: int) -> str | None:
     """The error of a batch that failed as a whole, or None when its failures are single inputs'.
 
     Every input of a batch of two or more failing alone says the deployment, not the inputs, is
-    broken; so does an input that could not be isolated (the retry budget ran out)."""
-    if any(not isolated for _, isolated in errors.values()):
-        return next(message for message, isolated in errors.values() if not isolated) + \
-            f" ({len(errors)} of {n} inputs failed)"
+    broken. (A request whose inputs could not be isolated, its retry budget spent, fails on its own:
+    see :func:`request_failure`.)"""
     if n > 1 and len(errors) == n:
         return f"every input of the batch failed alone: {next(iter(errors.values()))[0]}"
     return None
 
 
+def request_failure(errors: dict[int, tuple[str, bool]], start: int, n: int, systemic: str | None
+                    ) -> tuple[list[int], str | None]:
+    """One request's failed inputs (indices within it) and, when it fails as a whole, why.
+
+    Args:
+        errors: The batch's ``{index: (error, isolated)}``.
+        start: The request's first index in the batch.
+        n: Its inputs.
+        systemic: The batch's :func:`_systemic` error.
+
+    Returns:
+        (sorted failed indices, the whole request's error or None when single inputs failed).
+    """
+    mine = sorted(i - start for i in errors if start <= i < start + n)
+    unresolved = [errors[start + i][0] for i in mine if not errors[start + i][1]]
+    if mine and unresolved:
+        return mine, f"{unresolved[0]} ({len(mine)} of {n} inputs failed)"
+    return mine, (systemic if mine else None)
+
+
 def _answer(r: _Request, outputs: list[Any], errors: dict[int, tuple[str, bool]], start: int,
             systemic: str | None) -> None:
     """Resolve one request of a batch in which some inputs failed."""
-    mine = sorted(i - start for i in errors if start <= i < start + len(r.inputs))
+    mine, whole = request_failure(errors, start, len(r.inputs), systemic)
     if not mine:
         r.future.set_result(outputs[start:start + len(r.inputs)])
-    elif systemic is not None:
-        r.future.set_exception(BatchFailed(systemic))
+    elif whole is not None:
+        r.future.set_exception(BatchFailed(whole))
     else:
         r.future.set_exception(InputFailed(mine[0], errors[start + mine[0]][0], len(mine)))
 
 
-__all__ = ["BatchFailed", "DynamicBatcher", "InputFailed", "NoInstance", "QueueFull"]
+__all__ = ["BatchFailed", "DynamicBatcher", "InputFailed", "NoInstance", "QueueFull", "request_failure"]

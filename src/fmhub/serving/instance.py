@@ -121,14 +121,18 @@ def serve_instance(conn: Any, config: dict[str, Any]) -> None:
         try:
             inputs, params = message["inputs"], message.get("params") or {}
             chunk = len(inputs) if on_gpu else CPU_FORWARD_BATCH
-            outputs, errors = score_batch(task, model, tokenizer, inputs, params, max_tokens=limit, chunk=chunk)
+            outputs, errors = score_batch(task, model, tokenizer, inputs, params, max_tokens=limit, chunk=chunk,
+                                          sizes=message.get("sizes"))
             conn.send({"type": "result", "id": message["id"], "outputs": outputs, "errors": errors})
-        except Exception as exc:  # one bad batch never ends the instance
+        except BaseException as exc:  # one bad batch never ends the instance (a tokenizer's panic included)
+            if is_fatal(exc):
+                raise
             conn.send({"type": "result", "id": message["id"], "error": f"{type(exc).__name__}: {exc}"})
 
 
 def score_batch(task: Any, model: Any, tokenizer: Any, inputs: list[Any], params: dict[str, Any], *,
-                max_tokens: int, chunk: int) -> tuple[list[Any], dict[int, tuple[str, bool]]]:
+                max_tokens: int, chunk: int, sizes: list[int] | None = None
+                ) -> tuple[list[Any], dict[int, tuple[str, bool]]]:
     """A deployment's predict -> encode of one batch of decoded inputs: the one place every serving
     backend runs a task for an endpoint (inputs are decoded and checked by the endpoint first).
 
@@ -140,6 +144,7 @@ def score_batch(task: Any, model: Any, tokenizer: Any, inputs: list[Any], params
         params: The task's checked params (``top_k``, generation settings ...).
         max_tokens: Longest input in tokens (see :func:`model_max_tokens`).
         chunk: Inputs per forward pass.
+        sizes: Inputs per request of the batch (see :func:`predict_isolated`).
 
     Returns:
         As :func:`predict_isolated`: one response item per input (None where it failed) and
@@ -149,44 +154,81 @@ def score_batch(task: Any, model: Any, tokenizer: Any, inputs: list[Any], params
         raw = task.predict(model, tokenizer, part, batch_size=max(1, chunk), max_seq_length=max_tokens, **params)
         return task.encode_response(raw, task.truncated_flags(tokenizer, part, max_tokens))
 
-    return predict_isolated(run, inputs)
+    return predict_isolated(run, inputs, sizes=sizes)
 
 
-def predict_isolated(run: Any, inputs: list[Any], budget: int = ISOLATION_BUDGET
+def is_fatal(exc: BaseException) -> bool:
+    """True for the exceptions that must end the process (Ctrl-C, ``sys.exit``); False for every other
+    failure, including a Rust tokenizer's panic (``pyo3_runtime.PanicException``, a
+    ``BaseException``), which one input can cause and which must fail only that input."""
+    return isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit))
+
+
+def predict_isolated(run: Any, inputs: list[Any], budget: int = ISOLATION_BUDGET, sizes: list[int] | None = None
                      ) -> tuple[list[Any], dict[int, tuple[str, bool]]]:
     """Run a batch; when it fails, split it in halves and run those, until each failing input is
     found alone: one bad input fails only itself, never its neighbours.
 
+    A batch holds the inputs of several requests (``sizes``): a failing part is split at request
+    boundaries first, and each request has its own ``budget``, so a request full of bad inputs can
+    spend only its own retries, never fail another request's inputs.
+
     Args:
         run: Predicts a list of inputs, returning one output per input (raises on failure).
         inputs: The batch.
-        budget: Calls of ``run`` at most (bisection finds k bad inputs of n in about
-            ``2 k log2 n`` calls); inputs still unresolved when it is spent fail together.
+        budget: Calls of ``run`` per request at most once the failing part lies inside one request
+            (bisection finds k bad inputs of n in about ``2 k log2 n`` calls); that request's
+            inputs still unresolved when it is spent fail together.
+        sizes: Inputs per request, in order (sum ``len(inputs)``); default: one request.
 
     Returns:
         (one output per input, None where it failed; ``{index: (error, isolated)}`` for the failed
-        ones, ``isolated`` True when the input failed alone, False when the budget ran out first).
+        ones, ``isolated`` True when the input failed alone, False when its request's budget ran
+        out first).
     """
+    sizes = list(sizes) if sizes else [len(inputs)]
+    if sum(sizes) != len(inputs):
+        raise ValueError(f"request sizes {sizes} do not add up to {len(inputs)} inputs")
+    starts = [0]
+    for size in sizes:
+        starts.append(starts[-1] + size)
     outputs: list[Any] = [None] * len(inputs)
     errors: dict[int, tuple[str, bool]] = {}
-    calls = 0
+    spent = [0] * len(sizes)
     stack = [(0, len(inputs))]
     while stack:
         start, end = stack.pop()
-        if calls >= budget:
-            for i in range(start, end):
-                errors[i] = ("the batch failed and the failing input was not found in time", False)
+        if start == end:
             continue
-        calls += 1
+        first, last = _request_of(starts, start), _request_of(starts, end - 1)
+        if first == last:  # inside one request: its own budget
+            if spent[first] >= budget:
+                for i in range(start, end):
+                    errors[i] = ("the batch failed and the failing input was not found in time", False)
+                continue
+            spent[first] += 1
         try:
             part = run(inputs[start:end])
             if len(part) != end - start:
                 raise RuntimeError(f"{len(part)} outputs for {end - start} inputs")
             outputs[start:end] = part
-        except Exception as exc:  # noqa: BLE001 - any failure of a part is isolated the same way
+        except BaseException as exc:  # noqa: BLE001 - any failure of a part is isolated the same way
+            if is_fatal(exc):
+                raise
             if end - start == 1:
                 errors[start] = (f"{type(exc).__name__}: {exc}", True)
+            elif first != last:  # split at the request boundary nearest the middle
+                bounds = starts[first + 1:last + 1]
+                middle = min(bounds, key=lambda b: abs(b - (start + end) / 2))
+                stack += [(middle, end), (start, middle)]
             else:
                 middle = (start + end) // 2
                 stack += [(middle, end), (start, middle)]
     return outputs, errors
+
+
+def _request_of(starts: list[int], index: int) -> int:
+    """The request holding input ``index`` (``starts``: each request's first index, then the end)."""
+    import bisect
+
+    return bisect.bisect_right(starts, index) - 1

@@ -200,9 +200,15 @@ class Instance:
             return False
         return self.state == "ready"
 
-    async def run(self, inputs: list[Any], params: dict[str, Any]
+    async def run(self, inputs: list[Any], params: dict[str, Any], sizes: list[int] | None = None
                   ) -> tuple[list[Any], dict[int, tuple[str, bool]]]:
         """Send one batch and await its outputs.
+
+        Args:
+            inputs: The batch's decoded inputs.
+            params: Their shared params.
+            sizes: Inputs per request, in order (failures are isolated per request; see
+                :func:`fmhub.serving.instance.predict_isolated`).
 
         Returns:
             (one output per input, None for an input that failed; ``{index: (error, isolated)}``
@@ -214,7 +220,7 @@ class Instance:
         """
         future = self.loop.create_future()
         batch_id = self._register(self._pending, future)
-        self._outbox.put({"id": batch_id, "inputs": inputs, "params": params})
+        self._outbox.put({"id": batch_id, "inputs": inputs, "params": params, "sizes": sizes})
         return await future
 
     def open_chat(self, chat: dict[str, Any]) -> tuple[int, asyncio.Queue]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ray import serve
 
-from fmhub.serving.batcher import _systemic
+from fmhub.serving.batcher import _systemic, request_failure
 from fmhub.serving.instance import CPU_FORWARD_BATCH, load, model_max_tokens, score_batch
 
 DEFAULT_MAX_BATCH_SIZE = 32
@@ -107,7 +107,7 @@ class FmhubReplica:
         try:
             chunk = len(inputs) if self.on_gpu else CPU_FORWARD_BATCH
             outputs, errors = score_batch(self.task, self.model, self.tokenizer, inputs, group[0][1],
-                                          max_tokens=self.limit, chunk=chunk)
+                                          max_tokens=self.limit, chunk=chunk, sizes=[len(item[0]) for item in group])
         except Exception as exc:  # noqa: BLE001 - one bad batch never ends the replica
             return [{"batch_error": f"{type(exc).__name__}: {exc}"}] * len(group)
         self.batches += 1
@@ -116,11 +116,11 @@ class FmhubReplica:
         answers, start = [], 0
         for item in group:
             n = len(item[0])
-            mine = sorted(i - start for i in errors if start <= i < start + n)
+            mine, whole = request_failure(errors, start, n, systemic)
             if not mine:
                 answers.append({"outputs": outputs[start:start + n]})
-            elif systemic is not None:
-                answers.append({"batch_error": systemic})
+            elif whole is not None:
+                answers.append({"batch_error": whole})
             else:
                 answers.append({"failed": [[i, errors[start + i][0]] for i in mine]})
             start += n

@@ -148,8 +148,27 @@ class QuestionAnswering(Task):
 
     def _windows(self, tokenizer: Any, questions: list[str], contexts: list[str], max_seq_length: int,
                  doc_stride: int) -> Any:
-        stride = min(doc_stride, max(0, max_seq_length // 2))
-        return tokenizer([q.lstrip() for q in questions], contexts, truncation="only_second",
+        """Tokenize (question, context) pairs into windows of ``max_seq_length`` tokens.
+
+        A question keeps at most half of ``max_seq_length`` (longer ones are cut at a token
+        boundary), and the overlap between windows is at most half the room left for the context,
+        so each window moves on by at least a quarter of ``max_seq_length`` tokens: the number of
+        windows stays proportional to the context's length. (Without these bounds a question of
+        nearly ``max_seq_length`` tokens made the Rust tokenizer panic, and one just under it made
+        hundreds of windows of a short context.)
+        """
+        questions = [q.lstrip() for q in questions]
+        specials = tokenizer.num_special_tokens_to_add(pair=True)
+        most = max(1, max_seq_length // 2)
+        asked = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
+        longest = 0
+        for i, offsets in enumerate(asked["offset_mapping"]):
+            if len(offsets) > most:
+                questions[i] = questions[i][:offsets[most - 1][1]]
+            longest = max(longest, min(len(offsets), most))
+        room = max(1, max_seq_length - longest - specials)
+        stride = max(0, min(doc_stride, room // 2))
+        return tokenizer(questions, contexts, truncation="only_second",
                          max_length=max_seq_length, stride=stride, return_overflowing_tokens=True,
                          return_offsets_mapping=True)
 
