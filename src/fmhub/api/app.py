@@ -110,10 +110,15 @@ def create_app(ctx: Context | None = None, *, require_api_key: bool = False, sch
 
     @app.get("/ready", tags=["health"], summary="Readiness")
     def ready() -> Any:
-        """503 until the database answers and the scheduler (when this server runs one) is alive."""
+        """503 until the database answers and the scheduler (when this server runs one) is alive.
+
+        The probe needs no key, so the database's error (which can name hosts and users) goes to the
+        server's log, not into the answer."""
         problem = database_problem(ctx)
         if problem is not None:
-            return error_response(503, "not_ready", f"database not reachable: {problem}")
+            logging.getLogger("fmhub.api").warning("readiness: database not reachable: %s", problem)
+            return error_response(503, "not_ready", "database not reachable",
+                                  "see the server's log for the database's error")
         alive = scheduler is None or scheduler.is_alive()
         if not alive:
             return error_response(503, "not_ready", "the job scheduler is not running")

@@ -5,11 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from fmhub.devices import choose_device
-from fmhub.errors import SpecError
+from fmhub.errors import OverloadedError, SpecError
 from fmhub.services.context import Context
 from fmhub.services.model_loading import load_resolved
 from fmhub.services.models import resolve_model
+from fmhub.serving.held_model import HeldModel
 from fmhub.tasks import get_task
+
+PREDICT_WAIT_S = 30.0
+"""Longest a predict call waits for the one before it (seconds); past it the call is refused with
+429. One process predicts one call at a time: a server's ``POST /api/v1/models/{ref}/predict``
+would otherwise load a model per concurrent request and run out of memory."""
+
+HELD = HeldModel(PREDICT_WAIT_S)
+"""The model the last call loaded, by (version, folder, task, device): the next call for the same
+model reuses it (registered versions never change)."""
 
 
 def predict(ctx: Context, ref: str, inputs: list[Any], *, task: str | None = None, top_k: int = 1,
@@ -31,21 +41,33 @@ def predict(ctx: Context, ref: str, inputs: list[Any], *, task: str | None = Non
 
     Raises:
         SpecError: when the task cannot be known or inputs are empty.
+        OverloadedError: another call held the model for over :data:`PREDICT_WAIT_S` (429).
     """
-    from transformers import AutoTokenizer
-
     resolved = resolve_model(ctx, ref)
     task_name = task or (resolved.version.task if resolved.version else None)
     if task_name is None:
         raise SpecError(f"'{ref}' is a catalog model; say which task to predict with --task")
     t = get_task(task_name)
     inputs = check_inputs(t, inputs, "inputs")
-    tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
-    model = load_resolved(t, resolved)  # an adapter version loads on its base
-    t.require_trained_head(model, resolved.ref)
-    model.to(choose_device(device).device)
-    predictions = t.predict(model, tokenizer, inputs, batch_size=batch_size, top_k=top_k) if inputs else []
+    try:
+        with HELD.use((resolved.ref, str(resolved.path), task_name, device),
+                      lambda: _load(t, resolved, device)) as (tokenizer, model):
+            predictions = t.predict(model, tokenizer, inputs, batch_size=batch_size, top_k=top_k) if inputs else []
+    except TimeoutError as exc:
+        raise OverloadedError(str(exc), "retry later; for concurrent traffic deploy the model to an endpoint "
+                              "(`fmhub endpoints deploy`), which batches requests", headers={"Retry-After": "10"}) from exc
     return {"model": resolved.ref, "task": task_name, "predictions": predictions}
+
+
+def _load(task: Any, resolved: Any, device: str) -> tuple[Any, Any]:
+    """The tokenizer and model of ``resolved`` on ``device``."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
+    model = load_resolved(task, resolved)  # an adapter version loads on its base
+    task.require_trained_head(model, resolved.ref)
+    model.to(choose_device(device).device)
+    return tokenizer, model
 
 
 def check_inputs(task: Any, values: list[Any], field: str) -> list[Any]:

@@ -144,14 +144,17 @@ def threads_text(n: int) -> str:
     return f"{n} thread{'' if n == 1 else 's'}"
 
 
-def read_check_rows(model_path: str | Path) -> list[dict[str, Any]]:
-    """The stored predictions of a model folder (:data:`CHECK_FILE`; empty when there are none)."""
+def read_check_rows(model_path: str | Path, limit: int = CHECK_ROWS) -> list[dict[str, Any]]:
+    """The stored predictions of a model folder (:data:`CHECK_FILE`; empty when there are none), at
+    most ``limit`` rows (an imported folder may hold a longer file than a fine-tune writes)."""
     path = Path(model_path) / CHECK_FILE
     if not path.is_file():
         return []
-    rows = []
+    rows: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as f:
         for line in f:
+            if len(rows) >= limit:
+                break
             if line.strip():
                 rows.append(json.loads(line))
     return rows

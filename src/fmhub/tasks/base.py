@@ -85,6 +85,8 @@ class Task(ABC):
     headline_metric: str | None = None
     """The metric a job list shows (the others are in ``fmhub jobs show``); None: the first one."""
     metric_points: float = 1.0
+    """Points per unit of the headline metric: 100 for a metric in [0, 1] (accuracy, F1), 1 for one
+    already in [0, 100] (ROUGE, BLEU, SQuAD F1)."""
     runtime_checked: bool = False
     """Whether ``--runtime auto`` checks faster deployment runtimes against the model's stored test
     predictions (the tasks that predict in one forward pass; a generating task would decode every
@@ -92,8 +94,6 @@ class Task(ABC):
     onnx_logits: bool = False
     """Whether ``predict`` reads nothing but ``model(**encoding).logits``, so the ``onnx`` runtime
     (an exported graph with one ``logits`` output) can serve the task."""
-    """Points per unit of the headline metric: 100 for a metric in [0, 1] (accuracy, F1), 1 for one
-    already in [0, 100] (ROUGE, BLEU, SQuAD F1)."""
     sample_train_file: tuple[str, str] = ("train.jsonl", "one example per line")
     """The training file of a model card's code samples and what it holds (its columns match
     automatically)."""
