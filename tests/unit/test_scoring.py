@@ -346,3 +346,28 @@ def test_an_instance_that_keeps_dying_is_marked_failed_after_bounded_restarts(mo
     assert sleeps == sorted(sleeps) and sleeps[0] < sleeps[-1] <= pool.BACKOFF_MAX_S  # backoff grows
     assert "not restarted again" in instance.error and "exit code -9" in instance.error
     assert "failed" in notes[-1] and "restarting" in notes[0]
+
+
+def test_requests_that_find_the_routes_stale_share_one_database_read(runtime, monkeypatch):
+    from fmhub.services import endpoints as endpoints_service
+
+    make, auth = runtime
+    reads = []
+    real = endpoints_service.get_endpoint
+
+    def counting(ctx, name):
+        reads.append(name)
+        return real(ctx, name)
+
+    monkeypatch.setattr(endpoints_service, "get_endpoint", counting)
+
+    async def go():
+        rt = make()
+        done = await asyncio.gather(*(rt.score("ep", b'{"inputs": "ok"}', auth) for _ in range(10)))
+        rt.forget_routes("ep")  # a deploy or traffic change: the next request reads again
+        await rt.score("ep", b'{"inputs": "ok"}', auth)
+        return done
+
+    done = run_async(go())
+    assert all(d["predictions"] == [{"label": "ok"}] for d in done)
+    assert reads == ["ep", "ep"]

@@ -84,6 +84,7 @@ class EndpointRuntime:
         self._pending_logs: list[tuple[str, str, str]] = []
         self._request_window: dict[str, tuple[float, int, int]] = {}
         self._routes: dict[str, tuple[float, list[tuple[Deployment, owners_repo.Lease | None]]]] = {}
+        self._route_reads: dict[str, asyncio.Future] = {}  # one database read per endpoint at a time
         self._deploy_locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self.forwarder = Forwarder()
 
@@ -240,8 +241,10 @@ class EndpointRuntime:
         request (after a deploy, a traffic change or a lease change)."""
         if endpoint is None:
             self._routes.clear()
+            self._route_reads.clear()
         else:
             self._routes.pop(endpoint, None)
+            self._route_reads.pop(endpoint, None)  # a read in flight may predate the change
 
     # -- scoring --------------------------------------------------------------------------------
     def _check_key(self, endpoint: str, authorization: str | None) -> None:
@@ -259,12 +262,27 @@ class EndpointRuntime:
         cached = self._routes.get(endpoint)
         if cached is not None and time.monotonic() - cached[0] < self.ROUTES_TTL_S:
             return cached[1]
+        # Requests that find the routes stale together share one read (under load hundreds arrive
+        # in the same millisecond; each reading the database would cost more than scoring).
+        reading = self._route_reads.get(endpoint)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_targets(endpoint))
+            self._route_reads[endpoint] = reading
+        try:
+            targets = await asyncio.shield(reading)
+        finally:
+            if self._route_reads.get(endpoint) is reading and reading.done():
+                del self._route_reads[endpoint]
+                if not reading.cancelled() and reading.exception() is None:
+                    self._routes[endpoint] = (time.monotonic(), reading.result())
+        return targets
+
+    async def _read_targets(self, endpoint: str) -> list[tuple[Deployment, owners_repo.Lease | None]]:
+        """The endpoint's deployments and their owners' leases, from the database."""
         record = await asyncio.to_thread(endpoints_service.get_endpoint, self.ctx, endpoint)
         leases = {lease.name: lease
                   for lease in await asyncio.to_thread(owners_repo.leases, self.ctx.db_url, endpoint)}
-        targets = [(d, leases.get(d.name)) for d in record.deployments]
-        self._routes[endpoint] = (time.monotonic(), targets)
-        return targets
+        return [(d, leases.get(d.name)) for d in record.deployments]
 
     async def _route(self, endpoint: str, wanted: str | None,
                      forwarded: bool) -> tuple[Deployment, LiveDeployment | None, owners_repo.Lease | None]:
