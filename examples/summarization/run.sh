@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fine-tune the MiniLM encoder-decoder for dialogue summarization (DialogSum subset)
+# Fine-tune SmolLM2-135M-Instruct for dialogue summarization (DialogSum subset)
 # on a running fmhub server, as job.yaml says: submit the job, wait for it, show it (metrics,
 # registered model), predict with the new model, then deploy it to an online endpoint,
 # score a request there and delete the endpoint.
