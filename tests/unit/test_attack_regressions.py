@@ -275,3 +275,37 @@ def test_cookie_values_are_read_without_unescaping(header, value):
     from fmhub.api.auth import cookie_value
 
     assert cookie_value({b"cookie": header}, "fmhub_api_key") == value
+
+
+def test_a_scoring_body_over_its_own_limit_is_413_naming_that_limit():
+    from fmhub.services.serving import MAX_BODY_BYTES
+
+    app = _guarded()
+
+    @app.post("/endpoints/ep/score")
+    async def score(request: Request) -> dict:
+        return {"n": len(await request.body())}
+
+    with TestClient(app, base_url="http://localhost") as client:
+        answer = client.post("/endpoints/ep/score", content=b"[" + b" " * (2 * MAX_BODY_BYTES) + b"]",
+                             headers={"content-type": "application/json"})
+        huge = client.post("/endpoints/ep/score", content=b"{}",
+                           headers={"content-type": "application/json", "content-length": "99999999999999999999"})
+    error = answer.json()["error"]
+    assert answer.status_code == 413 and "at most 1 MiB" in error["message"]
+    assert "fewer or shorter inputs" in error["hint"] and "--max-body-mb" not in error["hint"]
+    assert huge.status_code == 413 and "95,367,431,640,625 MiB" in huge.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("value", "expected", "cut"), [
+    ("short", "short", False),
+    ("x" * 5000, "x" * 640, True),
+    (["a" * 700, "b"], ["a" * 640, "b"], True),
+    (["fine", "words"], ["fine", "words"], False),
+    ({"question": "q" * 700, "context": "c" * 5000}, {"question": "q" * 640, "context": "c" * 5000}, True),
+    (42, 42, False),
+])
+def test_texts_are_cut_to_what_the_model_can_see_before_tokenizing(value, expected, cut):
+    from fmhub.tasks.clipping import clip_input
+
+    assert clip_input(value, 10) == (expected, cut)  # 10 tokens x 64 characters

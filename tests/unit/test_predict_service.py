@@ -52,3 +52,16 @@ def test_a_call_that_waits_too_long_is_refused_with_429(ctx, sentiment, monkeypa
         predict_service.HELD._lock.release()
     assert info.value.http_status == 429 and "fmhub endpoints deploy" in info.value.hint
     assert info.value.headers == {"Retry-After": "10"}
+
+
+def test_a_registered_model_predicts_only_its_own_task(ctx, sentiment):
+    from fmhub.errors import SpecError
+
+    with pytest.raises(SpecError) as info:
+        predict_service.predict(ctx, sentiment, ["good movie"], task="summarization")
+    assert "registered for text-classification" in info.value.message and "fine-tune" in info.value.hint
+
+
+def test_an_over_long_text_is_cut_before_the_tokenizer_reads_it(ctx, sentiment):
+    out = predict_service.predict(ctx, sentiment, ["good " * 400_000])  # 2 MB of text
+    assert out["predictions"][0][0]["label"] in ("negative", "positive")

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fmhub.api.errors import error_response
 from fmhub.api.security import refusal, replaying
+from fmhub.services.serving import MAX_BODY_BYTES as SCORING_MAX_BODY_BYTES
 
 MIB = 1024 * 1024
 DEFAULT_MAX_BODY_MB = 4
@@ -97,7 +98,10 @@ def json_too_deep(body: bytes, max_depth: int) -> bool:
 
 
 def _size(n: int) -> str:
-    return f"{n / MIB:g} MiB" if n >= MIB else f"{n} bytes"
+    """``4 MiB``, ``1.5 MiB``, ``95,367,431,640,625 MiB``, ``512 bytes``."""
+    if n < MIB:
+        return f"{n} bytes"
+    return f"{n / MIB:,.1f}".removesuffix(".0") + " MiB"
 
 
 class BodyLimitMiddleware:
@@ -118,6 +122,10 @@ class BodyLimitMiddleware:
         path = scope.get("path", "")
         said = f"is {_size(size)}" if size is not None else "goes on past the limit"
         flag = "--max-upload-mb" if upload else "--max-body-mb"
+        if path.startswith(JSON_ANY_TYPE_PREFIX):
+            return refusal(scope, 413, "payload_too_large",
+                           f"the request body {said}; {path} accepts at most {_size(limit)}",
+                           "send fewer or shorter inputs per request")
         where = ("send fewer or smaller items per request; upload data files with "
                  "`PUT /api/v1/data/{name}/upload`" if not upload else "split the file or leave out columns")
         return refusal(scope, 413, "payload_too_large",
@@ -132,6 +140,8 @@ class BodyLimitMiddleware:
         method, path = scope.get("method", ""), scope.get("path", "")
         upload = any(method == m and rx.match(path) for m, rx in UPLOAD_ROUTES)
         limit = self.limits.max_upload_bytes if upload else self.limits.max_body_bytes
+        if path.startswith(JSON_ANY_TYPE_PREFIX):  # scoring routes take less (named in the 413)
+            limit = min(limit, SCORING_MAX_BODY_BYTES)
         length = headers.get("content-length")
         if length is not None:
             if not length.strip().isdigit():

@@ -194,7 +194,7 @@ def keys_cmd(name: str = typer.Argument(..., help="Endpoint name."),
 def logs_cmd(name: str = typer.Argument(..., help="Endpoint name."), url: Optional[str] = URL_OPTION) -> None:
     """Print the endpoint's log: instance starts, loads, failures and restarts."""
     for line in _client(url).endpoints.logs(name):
-        out.print(line, highlight=False)
+        out.print(escape(line), highlight=False)  # a log line is text, not markup
 
 
 @app.command("delete")

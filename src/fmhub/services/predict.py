@@ -11,6 +11,11 @@ from fmhub.services.model_loading import load_resolved
 from fmhub.services.models import resolve_model
 from fmhub.serving.held_model import HeldModel
 from fmhub.tasks import get_task
+from fmhub.tasks.clipping import clip_input
+
+MAX_PREDICT_TOKENS = 4096
+"""Texts are cut to this many tokens' worth of characters before tokenizing (see
+:mod:`fmhub.tasks.clipping`); every model truncates to its own, smaller limit after."""
 
 PREDICT_WAIT_S = 30.0
 """Longest a predict call waits for the one before it (seconds); past it the call is refused with
@@ -47,16 +52,31 @@ def predict(ctx: Context, ref: str, inputs: list[Any], *, task: str | None = Non
     task_name = task or (resolved.version.task if resolved.version else None)
     if task_name is None:
         raise SpecError(f"'{ref}' is a catalog model; say which task to predict with --task")
+    if task and resolved.version is not None and resolved.version.task and task != resolved.version.task:
+        raise SpecError(f"'{resolved.ref}' was registered for {resolved.version.task}, not {task}",
+                        hint=f"leave out the task, or fine-tune the model for {task} first "
+                             "(its head was not trained for it: its predictions would be noise)")
     t = get_task(task_name)
-    inputs = check_inputs(t, inputs, "inputs")
+    inputs = [clip_input(x, MAX_PREDICT_TOKENS)[0] for x in check_inputs(t, inputs, "inputs")]
     try:
         with HELD.use((resolved.ref, str(resolved.path), task_name, device),
                       lambda: _load(t, resolved, device)) as (tokenizer, model):
-            predictions = t.predict(model, tokenizer, inputs, batch_size=batch_size, top_k=top_k) if inputs else []
+            predictions = t.predict(model, tokenizer, inputs, batch_size=batch_size, top_k=top_k,
+                                    max_seq_length=_max_seq_length(t, model)) if inputs else []
     except TimeoutError as exc:
         raise OverloadedError(str(exc), "retry later; for concurrent traffic deploy the model to an endpoint "
                               "(`fmhub endpoints deploy`), which batches requests", headers={"Retry-After": "10"}) from exc
     return {"model": resolved.ref, "task": task_name, "predictions": predictions}
+
+
+def _max_seq_length(task: Any, model: Any) -> int:
+    """The task's own input length for ``predict``, lowered to the model's position embeddings."""
+    import inspect
+
+    default = inspect.signature(task.predict).parameters["max_seq_length"].default
+    positions = next((v for k in ("max_position_embeddings", "n_positions")
+                      if isinstance(v := getattr(model.config, k, None), int) and v > 0), default)
+    return min(default, positions)
 
 
 def _load(task: Any, resolved: Any, device: str) -> tuple[Any, Any]:

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from fmhub.serving.sizing import threads_per_instance
+from fmhub.tasks.clipping import clip_input
 
 #: Inputs longer than this many tokens are truncated (or windowed) whatever the model allows.
 MAX_SERVING_TOKENS = 512
@@ -151,8 +152,14 @@ def score_batch(task: Any, model: Any, tokenizer: Any, inputs: list[Any], params
         ``{index: (error, isolated)}`` for the failed ones.
     """
     def run(part: list[Any]) -> list[Any]:
+        clipped = [clip_input(x, max_tokens) for x in part]  # never tokenize what the model cannot see
+        part = [x for x, _ in clipped]
         raw = task.predict(model, tokenizer, part, batch_size=max(1, chunk), max_seq_length=max_tokens, **params)
-        return task.encode_response(raw, task.truncated_flags(tokenizer, part, max_tokens))
+        answers = task.encode_response(raw, task.truncated_flags(tokenizer, part, max_tokens))
+        for answer, (_, cut) in zip(answers, clipped):
+            if cut and isinstance(answer, dict):
+                answer["truncated"] = True
+        return answers
 
     return predict_isolated(run, inputs, sizes=sizes)
 
