@@ -112,7 +112,13 @@ def test_a_deployment_runs_once_answers_through_both_servers_and_is_taken_over(t
         assert answer is not None and answer.status_code == 200, answer.text if answer else None
         assert answer.json()["predictions"] == direct.json()["predictions"]
         assert took_s < TAKEOVER_LIMIT_S
+        # B answers once one instance is up; the deployment reads "ready" when all of its instances
+        # (one per core by default) are.
+        settled = time.monotonic() + 60
         on_b = client_b.endpoints.get("ep")["deployments"][0]
+        while on_b["state"] != "ready" and time.monotonic() < settled:
+            time.sleep(0.5)
+            on_b = client_b.endpoints.get("ep")["deployments"][0]
         assert on_b["owner_url"] == b.url and on_b["state"] == "ready", on_b
         assert any("taken by" in line for line in client_b.endpoints.logs("ep"))
     finally:
