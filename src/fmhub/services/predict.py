@@ -10,6 +10,7 @@ from fmhub.services.context import Context
 from fmhub.services.model_loading import load_resolved
 from fmhub.services.models import resolve_model
 from fmhub.serving.held_model import HeldModel
+from fmhub.serving.instance import model_max_tokens
 from fmhub.tasks import get_task
 from fmhub.tasks.clipping import clip_input
 
@@ -74,9 +75,7 @@ def _max_seq_length(task: Any, model: Any) -> int:
     import inspect
 
     default = inspect.signature(task.predict).parameters["max_seq_length"].default
-    positions = next((v for k in ("max_position_embeddings", "n_positions")
-                      if isinstance(v := getattr(model.config, k, None), int) and v > 0), default)
-    return min(default, positions)
+    return model_max_tokens(model, cap=default)
 
 
 def _load(task: Any, resolved: Any, device: str) -> tuple[Any, Any]:

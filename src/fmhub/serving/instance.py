@@ -25,13 +25,14 @@ CPU_FORWARD_BATCH = 8
 ISOLATION_BUDGET = 64
 
 
-def model_max_tokens(model: Any) -> int:
-    """The longest input the model takes: its position embeddings, capped at 512 tokens."""
+def model_max_tokens(model: Any, cap: int = MAX_SERVING_TOKENS) -> int:
+    """The longest input the model takes: its position embeddings, capped at ``cap`` tokens
+    (default 512)."""
     for key in ("max_position_embeddings", "n_positions"):
         value = getattr(model.config, key, None)
         if isinstance(value, int) and value > 0:
-            return min(value, MAX_SERVING_TOKENS)
-    return MAX_SERVING_TOKENS
+            return min(value, cap)
+    return cap
 
 
 def load(config: dict[str, Any]) -> tuple[Any, Any, Any, str]:
